@@ -1,0 +1,253 @@
+//! The backplane: what carries events between replicas, keeps their history and holds
+//! the small records every replica shares.
+//!
+//! # The contract, method by method
+//!
+//! - [`Backplane::append`] stores an event at the end of a stream and returns it with
+//!   the `seq` and `ts` **the backplane** assigned. `seq` is strictly increasing within a
+//!   stream (not promised contiguous). Appends to one stream are totally ordered: the
+//!   order of `seq` is the order of history and the order of live delivery. An append
+//!   that returned `Ok` is durable for as long as retention keeps it.
+//! - [`Backplane::subscribe`] returns a live [`Subscription`] that yields every event
+//!   appended to the stream **after** `subscribe` returned, in `seq` order, with no
+//!   duplicate. When the backplane cannot keep that promise (the subscriber fell behind,
+//!   the connection to the server dropped) the subscription **ends** with a
+//!   [`SubscriptionEnded`] reason instead of skipping events silently; the caller then
+//!   subscribes again and fills the gap with `read(after = last seq it saw)`.
+//! - [`Backplane::read`] returns retained history after a `seq`, oldest first, at most
+//!   `limit` events, with the stream's newest `seq` and a `trimmed` flag that is true
+//!   when retention already removed events the caller asked for.
+//! - Records (`record_*`) are small shared values (sessions, documents, idempotency
+//!   keys) in namespaces, with an optional time to live.
+//!
+//! # Resume without gap or duplicate
+//!
+//! The seam between live and history is where resume bugs live. The rule every caller
+//! follows: **subscribe first, then read history, then drop live events whose `seq` the
+//! replay already delivered.** Events appended between the two calls show up in both;
+//! none can fall between them. The conformance suite checks exactly this.
+//!
+//! Every implementation must pass every function of [`conformance`].
+
+pub mod conformance;
+pub mod error;
+pub mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+pub use error::{AppendError, ErrorKind, ReadError, RecordError, SubscribeError};
+pub use memory::MemoryBackplane;
+pub use switchboard_protocol::{Event, EventBody, Seq, StreamName};
+
+/// How much history a backplane keeps per stream. An event is dropped when it is more
+/// than `max_events` behind the newest or older than `max_age`, whichever comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_events: usize,
+    pub max_age: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            max_events: 1000,
+            max_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// History after a position, as [`Backplane::read`] returns it.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// Retained events with `seq > after`, oldest first, at most `limit` of them.
+    pub events: Vec<Arc<Event>>,
+    /// The newest `seq` of the stream when the read ran (`0` if it never had an event),
+    /// whether or not it is still retained.
+    pub last_seq: Seq,
+    /// True when events with `seq > after` were already removed by retention, so the
+    /// replay starts later than asked.
+    pub trimmed: bool,
+}
+
+/// Why a [`Subscription`] stopped yielding events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionEnded {
+    /// The subscriber did not keep up; events were not delivered live.
+    Lagged,
+    /// The connection to the backplane server was lost.
+    Disconnected,
+    /// The backplane shut down.
+    Closed,
+}
+
+/// Live events of one stream. See [`Backplane::subscribe`] for the promise it keeps.
+/// Dropping it unsubscribes.
+pub struct Subscription {
+    events: mpsc::Receiver<Arc<Event>>,
+    ended: Arc<std::sync::Mutex<Option<SubscriptionEnded>>>,
+    _guard: Option<Box<dyn Send + Sync>>,
+}
+
+/// The producing half of a [`Subscription`], held by a backplane implementation.
+pub struct SubscriptionFeed {
+    events: mpsc::Sender<Arc<Event>>,
+    ended: Arc<std::sync::Mutex<Option<SubscriptionEnded>>>,
+}
+
+/// What [`SubscriptionFeed::offer`] did with an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offered {
+    Delivered,
+    /// The subscriber's queue was full: the subscription is now ended as `Lagged`.
+    Lagged,
+    /// The subscriber dropped its [`Subscription`]; forget this feed.
+    Gone,
+}
+
+impl Subscription {
+    /// A subscription and its feed, with room for `capacity` undelivered events. The
+    /// guard is dropped with the subscription (implementations unsubscribe there).
+    pub fn channel(
+        capacity: usize,
+        guard: Option<Box<dyn Send + Sync>>,
+    ) -> (Subscription, SubscriptionFeed) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let ended = Arc::new(std::sync::Mutex::new(None));
+        (
+            Subscription {
+                events: rx,
+                ended: ended.clone(),
+                _guard: guard,
+            },
+            SubscriptionFeed { events: tx, ended },
+        )
+    }
+
+    /// The next live event, or why the subscription ended. After an `Err` it stays ended.
+    pub async fn next(&mut self) -> Result<Arc<Event>, SubscriptionEnded> {
+        match self.events.recv().await {
+            Some(event) => Ok(event),
+            None => Err(self
+                .ended
+                .lock()
+                .ok()
+                .and_then(|e| *e)
+                .unwrap_or(SubscriptionEnded::Closed)),
+        }
+    }
+}
+
+impl SubscriptionFeed {
+    /// Hand an event to the subscriber without waiting. A full queue ends the
+    /// subscription as `Lagged` rather than blocking the stream or dropping silently.
+    pub fn offer(&mut self, event: Arc<Event>) -> Offered {
+        match self.events.try_send(event) {
+            Ok(()) => Offered::Delivered,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.end(SubscriptionEnded::Lagged);
+                Offered::Lagged
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offered::Gone,
+        }
+    }
+
+    /// End the subscription with `reason`; the subscriber sees it after the events
+    /// already queued. Later offers report `Gone`.
+    pub fn end(&mut self, reason: SubscriptionEnded) {
+        if let Ok(mut ended) = self.ended.lock() {
+            ended.get_or_insert(reason);
+        }
+        // Replace the sender with a closed one so the receiver ends once drained.
+        let (closed, _) = mpsc::channel(1);
+        self.events = closed;
+    }
+
+    /// Whether the subscriber dropped its [`Subscription`].
+    pub fn is_closed(&self) -> bool {
+        self.events.is_closed()
+    }
+}
+
+/// A key in the shared records: a namespace (`sessions`, `idempotency`, `documents`)
+/// and a key within it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    pub namespace: String,
+    pub key: String,
+}
+
+impl RecordKey {
+    pub fn new(namespace: impl Into<String>, key: impl Into<String>) -> RecordKey {
+        RecordKey {
+            namespace: namespace.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// Where events and shared records live. See the crate docs for the contract.
+#[async_trait]
+pub trait Backplane: Send + Sync + 'static {
+    /// A short name for logs and metrics: `memory`, `redis`, `nats`.
+    fn name(&self) -> &'static str;
+
+    /// Append `body` to `stream`; the backplane assigns `seq` and `ts`. Ordered per
+    /// stream with live delivery. On error nothing was stored.
+    async fn append(&self, stream: &StreamName, body: EventBody)
+    -> Result<Arc<Event>, AppendError>;
+
+    /// Live events appended after this call returns, in order, until the subscription
+    /// ends with a reason. One subscription per stream per replica is the intended use.
+    async fn subscribe(&self, stream: &StreamName) -> Result<Subscription, SubscribeError>;
+
+    /// Retained events with `seq > after` (all retained events when `after` is `None`),
+    /// oldest first, at most `limit`. See [`Replay`].
+    async fn read(
+        &self,
+        stream: &StreamName,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Replay, ReadError>;
+
+    /// Store `value` at `key`, replacing any value, expiring after `ttl` if given.
+    async fn record_put(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), RecordError>;
+
+    /// Store `value` at `key` only if no live value is there. Returns whether it stored.
+    /// Atomic across replicas: of two concurrent creates, exactly one returns `true`.
+    async fn record_create(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError>;
+
+    /// The live value at `key`.
+    async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError>;
+
+    /// Remove `key`. Returns whether a live value was there.
+    async fn record_delete(&self, key: &RecordKey) -> Result<bool, RecordError>;
+
+    /// Every live `(key, value)` of a namespace, in no particular order.
+    async fn record_list(&self, namespace: &str) -> Result<Vec<(String, Bytes)>, RecordError>;
+
+    /// Whether the backplane is reachable now (for `/ready`).
+    async fn ping(&self) -> Result<(), ReadError>;
+}
+
+/// Milliseconds since the Unix epoch, for `ts`.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

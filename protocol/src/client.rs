@@ -1,0 +1,182 @@
+//! Frames a client sends (section 3), and [`ClientFrame::parse`], the one way a text
+//! frame becomes a typed frame.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct SessionCreate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionJoin {
+    pub session_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_seq: Option<Seq>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionLeave {
+    pub session_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageSend {
+    pub session_id: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnCancel {
+    pub session_id: String,
+    pub turn_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDecide {
+    pub session_id: String,
+    pub call_id: String,
+    pub approved: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthRefresh {
+    pub token: String,
+}
+
+/// A client frame without its `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ClientFrame {
+    #[serde(rename = "ping")]
+    Ping {},
+    #[serde(rename = "session.create")]
+    SessionCreate(SessionCreate),
+    #[serde(rename = "session.join")]
+    SessionJoin(SessionJoin),
+    #[serde(rename = "session.leave")]
+    SessionLeave(SessionLeave),
+    #[serde(rename = "message.send")]
+    MessageSend(MessageSend),
+    #[serde(rename = "turn.cancel")]
+    TurnCancel(TurnCancel),
+    #[serde(rename = "tool.decide")]
+    ToolDecide(ToolDecide),
+    #[serde(rename = "auth.refresh")]
+    AuthRefresh(AuthRefresh),
+}
+
+/// Every frame `type` a client may send.
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "ping",
+    "session.create",
+    "session.join",
+    "session.leave",
+    "message.send",
+    "turn.cancel",
+    "tool.decide",
+    "auth.refresh",
+];
+
+/// A client frame with its optional `id`, as sent on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParsedFrame {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub frame: ClientFrame,
+}
+
+/// Why a text frame is not a valid client frame. `id` is the frame's id when it could
+/// be read, so the `error` reply can carry `re`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub id: Option<String>,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FrameError {
+    fn bad(id: Option<String>, message: String) -> FrameError {
+        FrameError {
+            id,
+            code: ErrorCode::BadRequest,
+            message,
+        }
+    }
+}
+
+impl ClientFrame {
+    /// The wire `type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientFrame::Ping {} => "ping",
+            ClientFrame::SessionCreate(_) => "session.create",
+            ClientFrame::SessionJoin(_) => "session.join",
+            ClientFrame::SessionLeave(_) => "session.leave",
+            ClientFrame::MessageSend(_) => "message.send",
+            ClientFrame::TurnCancel(_) => "turn.cancel",
+            ClientFrame::ToolDecide(_) => "tool.decide",
+            ClientFrame::AuthRefresh(_) => "auth.refresh",
+        }
+    }
+
+    /// Parse one text frame. Every failure is a `bad_request` whose message names what
+    /// is wrong (not JSON, not an object, a bad `id`, a missing or unknown `type`, or
+    /// the field serde rejected), with the frame's `id` when it had a readable one.
+    pub fn parse(text: &str) -> Result<ParsedFrame, FrameError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| FrameError::bad(None, format!("frame is not valid JSON: {e}")))?;
+        let Value::Object(mut object) = value else {
+            return Err(FrameError::bad(
+                None,
+                "frame must be a JSON object with a \"type\" field".into(),
+            ));
+        };
+        let id = match object.remove("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if id.chars().count() <= MAX_FRAME_ID_CHARS => Some(id),
+            Some(Value::String(_)) => {
+                return Err(FrameError::bad(
+                    None,
+                    format!("\"id\" must be at most {MAX_FRAME_ID_CHARS} characters"),
+                ));
+            }
+            Some(_) => return Err(FrameError::bad(None, "\"id\" must be a string".into())),
+        };
+        let type_name = match object.get("type") {
+            Some(Value::String(t)) => t.clone(),
+            Some(_) => return Err(FrameError::bad(id, "\"type\" must be a string".into())),
+            None => return Err(FrameError::bad(id, "frame has no \"type\" field".into())),
+        };
+        if !CLIENT_FRAME_TYPES.contains(&type_name.as_str()) {
+            return Err(FrameError::bad(
+                id,
+                format!(
+                    "unknown frame type \"{type_name}\"; expected one of: {}",
+                    CLIENT_FRAME_TYPES.join(", ")
+                ),
+            ));
+        }
+        match serde_json::from_value::<ClientFrame>(Value::Object(object)) {
+            Ok(frame) => Ok(ParsedFrame { id, frame }),
+            Err(e) => Err(FrameError::bad(id, format!("{type_name}: {e}"))),
+        }
+    }
+}
+
+impl ParsedFrame {
+    /// Serialize to JSON text (what a client sends).
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and maps only: serializing into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,179 @@
+//! Session events (section 4): what a backplane stores and what every member receives.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Seq;
+
+/// Who wrote a `message`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+    Operator,
+    System,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    Completed,
+    Cancelled,
+    Failed,
+}
+
+impl TurnStatus {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TurnStatus::Completed => "completed",
+            TurnStatus::Cancelled => "cancelled",
+            TurnStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A document a reply drew on. Only documents the asker may read are ever listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub doc_id: String,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// Token counts of a turn, as the model reported them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// The body of an event: everything but its position (`seq`, `ts`) and its stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum EventBody {
+    /// A message in the transcript.
+    #[serde(rename = "message")]
+    Message {
+        message_id: String,
+        role: Role,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
+    },
+    /// An agent turn began, replying to `reply_to` (a `message_id`).
+    #[serde(rename = "turn.start")]
+    TurnStart { turn_id: String, reply_to: String },
+    /// More reply text, appended in order.
+    #[serde(rename = "turn.delta")]
+    TurnDelta { turn_id: String, text: String },
+    /// The model asks to call a tool.
+    #[serde(rename = "tool.request")]
+    ToolRequest {
+        turn_id: String,
+        call_id: String,
+        tool: String,
+        arguments: Value,
+    },
+    /// A tool call's outcome.
+    #[serde(rename = "tool.result")]
+    ToolResult {
+        turn_id: String,
+        call_id: String,
+        ok: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output: Option<Value>,
+    },
+    /// A turn ended; `text` is the whole reply (partial when not completed).
+    #[serde(rename = "turn.end")]
+    TurnEnd {
+        turn_id: String,
+        status: TurnStatus,
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        usage: Option<Usage>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sources: Option<Vec<Source>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    /// An event pushed by a backend.
+    #[serde(rename = "event")]
+    Custom {
+        name: String,
+        data: Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        publisher: Option<String>,
+    },
+}
+
+impl EventBody {
+    /// The wire `type` of this event.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventBody::Message { .. } => "message",
+            EventBody::TurnStart { .. } => "turn.start",
+            EventBody::TurnDelta { .. } => "turn.delta",
+            EventBody::ToolRequest { .. } => "tool.request",
+            EventBody::ToolResult { .. } => "tool.result",
+            EventBody::TurnEnd { .. } => "turn.end",
+            EventBody::Custom { .. } => "event",
+        }
+    }
+}
+
+/// An event as a backplane stores it: its body plus the position the backplane gave it.
+///
+/// JSON: `{"seq":7,"ts":1700000000000,"type":"message",…}` — the body's fields inline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in its stream, assigned by the backplane.
+    pub seq: Seq,
+    /// Milliseconds since the Unix epoch, assigned by the backplane on append.
+    pub ts: u64,
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// An event as it travels on a socket: session events carry `session_id`, events of
+/// `user:` and `org:` streams carry `stream` instead (section 4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame<'a> {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Cow<'a, str>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<Cow<'a, str>>,
+    pub seq: Seq,
+    pub ts: u64,
+    #[serde(flatten)]
+    pub body: Cow<'a, EventBody>,
+}
+
+impl<'a> EventFrame<'a> {
+    /// The socket form of `event` from `stream`, borrowing both.
+    pub fn new(stream: &'a crate::StreamName, event: &'a Event) -> EventFrame<'a> {
+        let (session_id, stream) = match stream.kind() {
+            crate::StreamKind::Session => (Some(Cow::Borrowed(stream.id())), None),
+            _ => (None, Some(Cow::Borrowed(stream.as_str()))),
+        };
+        EventFrame {
+            session_id,
+            stream,
+            seq: event.seq,
+            ts: event.ts,
+            body: Cow::Borrowed(&event.body),
+        }
+    }
+
+    /// Serialize to the JSON text sent on sockets.
+    pub fn to_json(&self) -> String {
+        // Serializing a tree of strings, numbers and `Value`s into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

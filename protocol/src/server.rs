@@ -1,0 +1,114 @@
+//! Frames the server sends that are not session events: `welcome`, direct replies,
+//! `error` and `goaway`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ErrorCode, Seq};
+
+/// Who a connection is, as fixed at the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    /// `None` for anonymous connections.
+    pub user_id: Option<String>,
+    pub org_id: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    pub anonymous: bool,
+}
+
+/// Limits announced in `welcome`, so a client can stay within them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    pub max_frame_bytes: usize,
+    pub max_text_chars: usize,
+    pub max_frames_per_second: u32,
+    pub max_sessions_per_connection: usize,
+}
+
+/// A server frame other than a session event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum ServerFrame {
+    /// The first frame on every connection.
+    #[serde(rename = "welcome")]
+    Welcome {
+        protocol: u32,
+        connection_id: String,
+        server_id: String,
+        principal: Principal,
+        heartbeat_ms: u64,
+        limits: Limits,
+    },
+    #[serde(rename = "pong")]
+    Pong {},
+    #[serde(rename = "session.created")]
+    SessionCreated {
+        session_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_key: Option<String>,
+        seq: Seq,
+    },
+    /// Sent before the replay; `last_seq` is the stream's newest `seq` at join time.
+    #[serde(rename = "session.joined")]
+    SessionJoined {
+        session_id: String,
+        last_seq: Seq,
+        recovered: bool,
+    },
+    #[serde(rename = "session.left")]
+    SessionLeft { session_id: String },
+    #[serde(rename = "message.accepted")]
+    MessageAccepted {
+        session_id: String,
+        message_id: String,
+        seq: Seq,
+    },
+    #[serde(rename = "tool.decided")]
+    ToolDecided {
+        session_id: String,
+        call_id: String,
+        approved: bool,
+    },
+    #[serde(rename = "auth.refreshed")]
+    AuthRefreshed { expires_at: u64 },
+    #[serde(rename = "error")]
+    Error { code: ErrorCode, message: String },
+    /// The replica is draining: reconnect (elsewhere) and resume with `after_seq`.
+    #[serde(rename = "goaway")]
+    Goaway { reason: String },
+}
+
+/// A server frame with the `re` of the client frame it answers, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerReply {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub re: Option<String>,
+    #[serde(flatten)]
+    pub frame: ServerFrame,
+}
+
+impl ServerReply {
+    /// A reply to the client frame whose id was `re`.
+    pub fn new(re: Option<String>, frame: ServerFrame) -> ServerReply {
+        ServerReply { re, frame }
+    }
+
+    /// An `error` frame.
+    pub fn error(re: Option<String>, code: ErrorCode, message: impl Into<String>) -> ServerReply {
+        ServerReply {
+            re,
+            frame: ServerFrame::Error {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+
+    /// Serialize to the JSON text sent on sockets.
+    pub fn to_json(&self) -> String {
+        // Strings, numbers and maps only: serializing into a String cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

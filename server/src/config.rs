@@ -1,0 +1,306 @@
+//! Command line and `SWITCHBOARD_*` environment configuration.
+//!
+//! Every limit is documented here in one sentence: its default, and what a client sees
+//! when it is exceeded. A value that cannot work fails at boot with a message naming
+//! the flag and its environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Switchboard: a WebSocket-first realtime chat gateway with a pluggable backplane.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway: /ws, the HTTP API, /health, /ready and /metrics.
+    Serve(ServeConfig),
+}
+
+/// Configuration of `switchboard serve`. Every flag can also be set through the
+/// environment variable named in its help.
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on. Port 0 picks a free port; the chosen address is printed
+    /// on stdout as `listening on http://ADDR`.
+    #[arg(long, env = "SWITCHBOARD_BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+
+    /// This replica's name in `welcome.server_id`, logs and metrics. Default: a
+    /// random `replica-…` name.
+    #[arg(long, env = "SWITCHBOARD_SERVER_ID")]
+    pub server_id: Option<String>,
+
+    /// Where events, history and shared records live: `memory` (one replica only).
+    #[arg(long, env = "SWITCHBOARD_BACKPLANE", default_value = "memory")]
+    pub backplane: String,
+
+    /// History kept per stream, in events (default 1000). Older events are trimmed;
+    /// a client resuming from before them gets `recovered: false`.
+    #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_EVENTS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub history_max_events: u64,
+
+    /// History kept per stream, in time (default 24h), e.g. `30m`, `24h`, `7d`.
+    #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
+    pub history_max_age: Duration,
+
+    /// Largest WebSocket frame a client may send, in bytes (default 65536). Larger:
+    /// `error` `too_large`, then close 1009.
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = 65536,
+          value_parser = clap::value_parser!(u64).range(256..=16 * 1024 * 1024))]
+    pub max_frame_bytes: u64,
+
+    /// Longest `message.send` text, in characters (default 8000). Longer: `error`
+    /// `too_large`; the connection stays open.
+    #[arg(long, env = "SWITCHBOARD_MAX_TEXT_CHARS", default_value_t = 8000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_text_chars: u64,
+
+    /// Frames a connection may send per second, with bursts of as many (default 20).
+    /// Faster: each extra frame gets `error` `rate_limited` and is not processed.
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAMES_PER_SECOND", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_frames_per_second: u32,
+
+    /// Bad or rate-limited frames in a row before the server closes with 4029
+    /// (default 10). Any good frame resets the count.
+    #[arg(long, env = "SWITCHBOARD_MAX_BAD_FRAMES", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_bad_frames: u32,
+
+    /// Bytes waiting to be written to one socket before the client counts as a slow
+    /// consumer and is closed with 4008 (default 1 MiB). Bounds server memory per
+    /// connection; the client loses nothing and resumes with `after_seq`.
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(4096..=1024 * 1024 * 1024))]
+    pub outbound_queue_bytes: u64,
+
+    /// How often the server pings each connection (default 25s).
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT", default_value = "25s", value_parser = parse_duration)]
+    pub heartbeat: Duration,
+
+    /// A connection that sends nothing (not even a pong) for this long is closed with
+    /// 4000 (default 60s). Must exceed `--heartbeat`.
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Org of anonymous connections (default `default`).
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_ORG", default_value = "default")]
+    pub default_org: String,
+
+    /// Whether connections without a token are accepted as anonymous (default true).
+    /// When false, they get `error` `unauthorized` and close 4401.
+    #[arg(long, env = "SWITCHBOARD_ALLOW_ANONYMOUS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_anonymous: bool,
+
+    /// Seed the knowledge base with demo documents (public, in the default org) so
+    /// the offline agent has something to answer from.
+    #[arg(long, env = "SWITCHBOARD_DEMO_SEED", default_value_t = false)]
+    pub demo_seed: bool,
+
+    /// Load documents into the knowledge base at boot from a JSON array of
+    /// `{"doc_id","org_id"?,"title","text","uri"?,"acl"?}`.
+    #[arg(long, env = "SWITCHBOARD_KNOWLEDGE_FILE")]
+    pub knowledge_file: Option<PathBuf>,
+
+    /// Sessions one connection may join at once (default 16). One more: `conflict`.
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS_PER_CONNECTION", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_sessions_per_connection: u64,
+
+    /// Open WebSocket connections this replica accepts (default 100000). More: the
+    /// upgrade is refused with HTTP 503.
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections: u64,
+
+    /// Turns that may wait behind the running one in a session (default 8). One more
+    /// `message.send`: `rate_limited`, and nothing is appended.
+    #[arg(long, env = "SWITCHBOARD_MAX_QUEUED_TURNS", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_queued_turns: u64,
+
+    /// Longest a turn may run (default 120s); then it ends `failed`.
+    #[arg(long, env = "SWITCHBOARD_TURN_DEADLINE", default_value = "120s", value_parser = parse_duration)]
+    pub turn_deadline: Duration,
+
+    /// On SIGTERM, how long turns in flight may take to finish before they are ended
+    /// `failed` and the process exits (default 25s). Keep it below the orchestrator's
+    /// termination grace period.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_GRACE", default_value = "25s", value_parser = parse_duration)]
+    pub drain_grace: Duration,
+
+    /// Pause between the offline agent's `turn.delta` events (default 40ms), so its
+    /// answers stream like a model's.
+    #[arg(long, env = "SWITCHBOARD_OFFLINE_AGENT_DELAY", default_value = "40ms", value_parser = parse_duration)]
+    pub offline_agent_delay: Duration,
+
+    /// Log format: `text` or `json`. Levels come from `RUST_LOG` (default `info`).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text",
+          value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Which backplane `--backplane` selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackplaneChoice {
+    Memory,
+}
+
+/// A configuration that parsed but cannot work.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for {flag} ({env}): {reason}")]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub env: &'static str,
+    pub reason: String,
+}
+
+impl ServeConfig {
+    /// Check what clap cannot: relations between settings and the backplane URL.
+    pub fn validate(&self) -> Result<BackplaneChoice, ConfigError> {
+        if self.heartbeat.is_zero() {
+            return Err(ConfigError {
+                flag: "--heartbeat",
+                env: "SWITCHBOARD_HEARTBEAT",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if self.heartbeat_timeout <= self.heartbeat {
+            return Err(ConfigError {
+                flag: "--heartbeat-timeout",
+                env: "SWITCHBOARD_HEARTBEAT_TIMEOUT",
+                reason: format!(
+                    "must be longer than --heartbeat ({}), or every client would time out between pings",
+                    humantime::format_duration(self.heartbeat)
+                ),
+            });
+        }
+        if self.history_max_age.is_zero() {
+            return Err(ConfigError {
+                flag: "--history-max-age",
+                env: "SWITCHBOARD_HISTORY_MAX_AGE",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if self.turn_deadline.is_zero() {
+            return Err(ConfigError {
+                flag: "--turn-deadline",
+                env: "SWITCHBOARD_TURN_DEADLINE",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if !switchboard_protocol::StreamName::valid_id(&self.default_org) {
+            return Err(ConfigError {
+                flag: "--default-org",
+                env: "SWITCHBOARD_DEFAULT_ORG",
+                reason: format!(
+                    "'{}' is not a valid org id: use 1 to 128 characters of A-Z, a-z, 0-9, '_', '-', '@'",
+                    self.default_org
+                ),
+            });
+        }
+        if let Some(id) = &self.server_id
+            && (id.is_empty() || id.len() > 64)
+        {
+            return Err(ConfigError {
+                flag: "--server-id",
+                env: "SWITCHBOARD_SERVER_ID",
+                reason: "must be 1 to 64 characters".into(),
+            });
+        }
+        match self.backplane.as_str() {
+            "memory" => Ok(BackplaneChoice::Memory),
+            other => Err(ConfigError {
+                flag: "--backplane",
+                env: "SWITCHBOARD_BACKPLANE",
+                reason: format!(
+                    "'{}' is not a backplane this build supports; use 'memory'",
+                    redact_url(other)
+                ),
+            }),
+        }
+    }
+
+    /// The replica name: `--server-id` or a random `replica-…`.
+    pub fn resolved_server_id(&self) -> String {
+        self.server_id.clone().unwrap_or_else(|| {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            format!("replica-{}", &id[..8])
+        })
+    }
+}
+
+/// A backplane URL with any password removed, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 500ms, 30s, 5m, 24h"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ServeConfig, String> {
+        let mut full = vec!["switchboard", "serve"];
+        full.extend_from_slice(args);
+        match Cli::try_parse_from(full) {
+            Ok(Cli {
+                command: Command::Serve(c),
+            }) => Ok(c),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.validate().unwrap(), BackplaneChoice::Memory);
+        assert_eq!(c.history_max_events, 1000);
+        assert!(c.allow_anonymous);
+    }
+
+    #[test]
+    fn a_heartbeat_timeout_shorter_than_the_heartbeat_names_the_setting() {
+        let c = parse(&["--heartbeat", "10s", "--heartbeat-timeout", "5s"]).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("--heartbeat-timeout"), "{e}");
+        assert!(e.contains("SWITCHBOARD_HEARTBEAT_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_duration_says_how_to_write_one() {
+        let e = parse(&["--history-max-age", "soon"]).unwrap_err();
+        assert!(e.contains("--history-max-age"), "{e}");
+        assert!(e.contains("24h"), "{e}");
+    }
+
+    #[test]
+    fn backplane_passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("redis://user:secret@host:6379"),
+            "redis://***@host:6379"
+        );
+        let c = parse(&["--backplane", "redis://u:hunter2@h"]).unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("--backplane"), "{e}");
+    }
+}

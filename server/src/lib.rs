@@ -1,0 +1,40 @@
+//! Switchboard: a WebSocket-first realtime chat gateway.
+//!
+//! # Layout
+//!
+//! - [`config`]: `switchboard serve` flags and `SWITCHBOARD_*` variables; every limit
+//!   with its default and what a client sees when it is exceeded.
+//! - [`routes`]: the HTTP router (`/ws`, `/health`, `/ready`, `/metrics`); reads all a
+//!   handshake can tell before the upgrade.
+//! - [`connection`]: one socket — a reader task and a writer task joined by a bounded
+//!   outbound queue; the client frames of protocol section 3.
+//! - [`registry`]: which local connections are in which stream; one backplane
+//!   subscription per stream, each event serialized once for all its recipients.
+//! - [`events`]: the single path by which every event is appended to a stream.
+//! - [`session`]: session records, who may join, `client_message_id` idempotency.
+//! - [`turn`]: agent turns, one at a time per session, owned by the session.
+//! - [`agent`]: the `ModelProvider` trait and the built-in offline agent.
+//! - [`knowledge`]: documents, who may read them (section 7), and search.
+//! - [`auth`]: the access context fixed at the handshake.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`shutdown`]: the replica's lifecycle (running, draining, closing).
+//! - [`state`]: the shared state, and the heartbeat sweeper.
+//! - [`error`]: errors that reach a client, always with a protocol code.
+
+pub mod agent;
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod events;
+pub mod knowledge;
+pub mod metrics;
+pub mod registry;
+pub mod routes;
+pub mod session;
+pub mod shutdown;
+pub mod state;
+pub mod turn;
+
+pub use routes::app;
+pub use state::AppState;

@@ -1,0 +1,116 @@
+//! The `switchboard` binary.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use switchboard::config::{Cli, Command, ServeConfig};
+use switchboard::shutdown::termination_signal;
+use switchboard::{AppState, app};
+use tracing_subscriber::EnvFilter;
+
+/// How long `main` waits for sockets to send their close frames after closing.
+const SOCKETS_EXIT_PATIENCE: Duration = Duration::from_secs(10);
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => serve(config),
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let backplane = match config.validate() {
+        Ok(choice) => choice,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(config, backplane))
+}
+
+async fn run(
+    config: ServeConfig,
+    backplane: switchboard::config::BackplaneChoice,
+) -> anyhow::Result<()> {
+    let bind = config.bind;
+    let drain_grace = config.drain_grace;
+    let state = AppState::build(config, backplane)?;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("--bind (SWITCHBOARD_BIND): cannot listen on {bind}"))?;
+    let local = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    tracing::info!(
+        address = %local,
+        server_id = %state.server_id,
+        backplane = state.backplane.name(),
+        "switchboard listening"
+    );
+    // The one line on stdout: tools and tests read the chosen port from it.
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on http://{local}").context("cannot write to stdout")?;
+        stdout.flush().context("cannot write to stdout")?;
+    }
+
+    let sweeper = tokio::spawn(switchboard::state::heartbeat_sweeper(state.clone()));
+    let shutdown = state.shutdown.clone();
+    let server = {
+        let shutdown = shutdown.clone();
+        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move { shutdown.closed().await })
+                .await
+        })
+    };
+
+    termination_signal().await;
+    // Draining: /ready 503, goaway + 1012 to every open socket, no new work.
+    shutdown.start_drain();
+    tracing::info!(
+        turns = state.turns.busy_sessions(),
+        "draining: finishing turns in flight"
+    );
+    state.turns.drain(drain_grace).await;
+    // Closing: the stragglers that connected during the drain leave too.
+    shutdown.close();
+    state.tracker.close();
+    if tokio::time::timeout(SOCKETS_EXIT_PATIENCE, state.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some sockets did not close in time");
+    }
+    sweeper.abort();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
+        Err(_) => tracing::warn!("HTTP server did not stop in time"),
+    }
+    tracing::info!("drained; bye");
+    Ok(())
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics, registered once and rendered by the `prometheus` crate.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric the gateway exports. Names start with `switchboard_`.
+pub struct Metrics {
+    registry: Registry,
+    /// Open WebSocket connections.
+    pub connections: IntGauge,
+    /// Client frames received, by `type` (`invalid` for unparseable ones).
+    pub frames_received: IntCounterVec,
+    /// Events appended to the backplane by this replica, by event `type`.
+    pub events_appended: IntCounterVec,
+    /// Event frames handed to local connections' outbound queues.
+    pub events_delivered: IntCounter,
+    /// Streams this replica is subscribed to (one subscription per stream).
+    pub streams_subscribed: IntGauge,
+    /// Turns ended, by `status`.
+    pub turns: IntCounterVec,
+    /// Connections closed by the server, by close `code`.
+    pub disconnects: IntCounterVec,
+    /// Errors sent to clients, by `code`.
+    pub errors_sent: IntCounterVec,
+    /// Backplane operation latency, by `op`.
+    pub backplane_seconds: HistogramVec,
+    /// Backplane operation failures, by `op`.
+    pub backplane_errors: IntCounterVec,
+}
+
+impl Metrics {
+    /// Register every metric. Fails only on a duplicate name, a bug caught by tests.
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let connections = IntGauge::new("switchboard_connections", "Open WebSocket connections")?;
+        let frames_received = IntCounterVec::new(
+            Opts::new(
+                "switchboard_frames_received_total",
+                "Client frames received, by type",
+            ),
+            &["type"],
+        )?;
+        let events_appended = IntCounterVec::new(
+            Opts::new(
+                "switchboard_events_appended_total",
+                "Events appended to the backplane by this replica, by type",
+            ),
+            &["type"],
+        )?;
+        let events_delivered = IntCounter::new(
+            "switchboard_events_delivered_total",
+            "Event frames queued to local connections",
+        )?;
+        let streams_subscribed = IntGauge::new(
+            "switchboard_streams_subscribed",
+            "Streams this replica holds a backplane subscription for",
+        )?;
+        let turns = IntCounterVec::new(
+            Opts::new("switchboard_turns_total", "Agent turns ended, by status"),
+            &["status"],
+        )?;
+        let disconnects = IntCounterVec::new(
+            Opts::new(
+                "switchboard_disconnects_total",
+                "Connections closed by the server, by close code",
+            ),
+            &["code"],
+        )?;
+        let errors_sent = IntCounterVec::new(
+            Opts::new(
+                "switchboard_errors_sent_total",
+                "Error frames sent, by code",
+            ),
+            &["code"],
+        )?;
+        let backplane_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_backplane_op_seconds",
+                "Backplane operation latency, by operation",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+            &["op"],
+        )?;
+        let backplane_errors = IntCounterVec::new(
+            Opts::new(
+                "switchboard_backplane_errors_total",
+                "Backplane operation failures, by operation",
+            ),
+            &["op"],
+        )?;
+        registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(frames_received.clone()))?;
+        registry.register(Box::new(events_appended.clone()))?;
+        registry.register(Box::new(events_delivered.clone()))?;
+        registry.register(Box::new(streams_subscribed.clone()))?;
+        registry.register(Box::new(turns.clone()))?;
+        registry.register(Box::new(disconnects.clone()))?;
+        registry.register(Box::new(errors_sent.clone()))?;
+        registry.register(Box::new(backplane_seconds.clone()))?;
+        registry.register(Box::new(backplane_errors.clone()))?;
+        Ok(Metrics {
+            registry,
+            connections,
+            frames_received,
+            events_appended,
+            events_delivered,
+            streams_subscribed,
+            turns,
+            disconnects,
+            errors_sent,
+            backplane_seconds,
+            backplane_errors,
+        })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+
+    /// Record one backplane operation's latency and outcome.
+    pub fn observe_backplane<T, E>(
+        &self,
+        op: &str,
+        started: std::time::Instant,
+        result: &Result<T, E>,
+    ) {
+        self.backplane_seconds
+            .with_label_values(&[op])
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_err() {
+            self.backplane_errors.with_label_values(&[op]).inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_as_prometheus_text() {
+        let m = Metrics::new().unwrap();
+        m.connections.set(3);
+        m.turns.with_label_values(&["completed"]).inc();
+        let text = m.render().unwrap();
+        assert!(text.contains("switchboard_connections 3"), "{text}");
+        assert!(
+            text.contains("switchboard_turns_total{status=\"completed\"} 1"),
+            "{text}"
+        );
+    }
+}

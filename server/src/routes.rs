@@ -1,0 +1,133 @@
+//! HTTP routes: `/ws`, `/health`, `/ready`, `/metrics`. [`app`] builds the router for
+//! `main` and for tests alike.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Credentials, authenticate};
+use crate::connection::{self, Handshake};
+use crate::state::AppState;
+
+/// Bytes the WebSocket codec reads per socket read. The library default (128 KiB)
+/// would dominate an idle connection's memory; frames larger than this still arrive,
+/// in several reads.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Bytes the codec gathers before writing to the socket.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+/// The router with every route, over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON error body: `{"error":{"code","message"}}`.
+pub fn json_error(code: ErrorCode, message: &str) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let body = serde_json::json!({"error": {"code": code.as_str(), "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+/// Everything HTTP can tell is read here, before the upgrade: credentials, peer,
+/// limits and the connection permit.
+async fn ws_upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.connection_limit.clone().try_acquire_owned() else {
+        return json_error(
+            ErrorCode::Unavailable,
+            "this replica holds its maximum number of connections; retry another replica or later",
+        );
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let credentials = Credentials {
+        token: query.token.or(bearer),
+    };
+    let access = authenticate(
+        &credentials,
+        state.config.allow_anonymous,
+        &state.config.default_org,
+    );
+    let max_frame = state.config.max_frame_bytes as usize;
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(
+            WRITE_BUFFER_BYTES + max_frame.max(state.config.outbound_queue_bytes as usize),
+        )
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            let tracker = state.tracker.clone();
+            let handshake = Handshake {
+                access,
+                peer: Some(peer),
+            };
+            tracker.track_future(connection::serve(sink, stream, state, handshake, permit))
+        })
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_draining() {
+        return json_error(ErrorCode::Unavailable, "draining");
+    }
+    match state.backplane.ping().await {
+        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: backplane unreachable");
+            json_error(ErrorCode::Unavailable, "the backplane is unreachable")
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    match state.metrics.render() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render metrics");
+            json_error(ErrorCode::Internal, "metrics could not be rendered")
+        }
+    }
+}
