@@ -276,14 +276,13 @@ impl Registry {
         match self.replay(&hub, outbound, after, joined).await {
             Ok(threshold) => {
                 let mut state = hub.lock();
-                if let Some(member) = state.members.get_mut(&connection) {
-                    if let MemberState::Pending(buffer) =
+                if let Some(member) = state.members.get_mut(&connection)
+                    && let MemberState::Pending(buffer) =
                         std::mem::replace(&mut member.state, MemberState::Live { after: threshold })
-                    {
-                        for (seq, frame) in buffer {
-                            if seq > threshold && member.outbound.enqueue(frame).is_err() {
-                                break;
-                            }
+                {
+                    for (seq, frame) in buffer {
+                        if seq > threshold && member.outbound.enqueue(frame).is_err() {
+                            break;
                         }
                     }
                 }
