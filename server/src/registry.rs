@@ -378,3 +378,188 @@ fn closing() -> ClientError {
         "the connection is closing",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use switchboard_backplane::{
+        AppendError, MemoryBackplane, ReadError, RecordError, RecordKey, Retention, SubscribeError,
+        Subscription,
+    };
+    use switchboard_protocol::EventBody;
+
+    use super::*;
+    use crate::connection::outbound::{OutboundReceiver, Outgoing};
+
+    /// A memory backplane that counts subscriptions.
+    struct Counting {
+        inner: MemoryBackplane,
+        subscribes: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Backplane for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
+            self.inner.append(s, b).await
+        }
+        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
+            self.subscribes.fetch_add(1, Ordering::SeqCst);
+            self.inner.subscribe(s).await
+        }
+        async fn read(
+            &self,
+            s: &StreamName,
+            a: Option<Seq>,
+            l: usize,
+        ) -> Result<Replay, ReadError> {
+            self.inner.read(s, a, l).await
+        }
+        async fn record_put(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<(), RecordError> {
+            self.inner.record_put(k, v, t).await
+        }
+        async fn record_create(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.inner.record_create(k, v, t).await
+        }
+        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+            self.inner.record_get(k).await
+        }
+        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
+            self.inner.record_delete(k).await
+        }
+        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+            self.inner.record_list(n).await
+        }
+        async fn ping(&self) -> Result<(), ReadError> {
+            self.inner.ping().await
+        }
+    }
+
+    fn setup() -> (Arc<Counting>, Registry) {
+        let backplane = Arc::new(Counting {
+            inner: MemoryBackplane::new(Retention::default()),
+            subscribes: AtomicUsize::new(0),
+        });
+        let registry = Registry::new(backplane.clone(), Arc::new(Metrics::new().unwrap()));
+        (backplane, registry)
+    }
+
+    fn delta(i: usize) -> EventBody {
+        EventBody::TurnDelta {
+            turn_id: "t".into(),
+            text: format!("{i} "),
+        }
+    }
+
+    async fn next_text(rx: &mut OutboundReceiver) -> Utf8Bytes {
+        match tokio::time::timeout(Duration::from_secs(10), rx.rx.recv()).await {
+            Ok(Some(Outgoing::Text(text))) => text,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    fn seq_of(frame: &Utf8Bytes) -> u64 {
+        let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        value["seq"].as_u64().unwrap()
+    }
+
+    /// Three local members of one stream share one backplane subscription, and every
+    /// member receives the very same bytes for an event: it was serialized once.
+    #[tokio::test]
+    async fn one_subscription_per_stream_and_one_serialization_per_event() {
+        let (backplane, registry) = setup();
+        let stream = StreamName::session("s_1").unwrap();
+        let mut members = Vec::new();
+        for connection in 0..3 {
+            let (outbound, mut rx) = Outbound::new(1 << 20);
+            registry
+                .join_with_replay(&stream, connection, &outbound, None, |_| "joined".into())
+                .await
+                .unwrap();
+            assert_eq!(next_text(&mut rx).await.as_str(), "joined");
+            members.push((outbound, rx));
+        }
+        assert_eq!(backplane.subscribes.load(Ordering::SeqCst), 1);
+        assert_eq!(registry.stream_count(), 1);
+
+        backplane.append(&stream, delta(1)).await.unwrap();
+        let mut frames = Vec::new();
+        for (_, rx) in &mut members {
+            frames.push(next_text(rx).await);
+        }
+        assert_eq!(seq_of(&frames[0]), 1);
+        let first = frames[0].as_str().as_ptr();
+        assert!(
+            frames.iter().all(|f| f.as_str().as_ptr() == first),
+            "every member got the same allocation"
+        );
+
+        for connection in 0..3 {
+            registry.leave(&stream, connection);
+        }
+        assert_eq!(registry.stream_count(), 0, "the last leave drops the hub");
+    }
+
+    /// A member joining while events are being appended receives every event exactly
+    /// once, in order: replay and live meet with no gap and no duplicate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joining_during_appends_has_no_gap_and_no_duplicate() {
+        let (backplane, registry) = setup();
+        let registry = Arc::new(registry);
+        let stream = StreamName::session("s_2").unwrap();
+        // An existing member keeps the hub alive throughout.
+        let (keeper, _keeper_rx) = Outbound::new(1 << 24);
+        registry
+            .join_with_replay(&stream, 0, &keeper, None, |_| "joined".into())
+            .await
+            .unwrap();
+        const TOTAL: usize = 400;
+        let writer = {
+            let backplane = backplane.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                for i in 1..=TOTAL {
+                    backplane.append(&stream, delta(i)).await.unwrap();
+                    if i % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut joiners = Vec::new();
+        for connection in 1..=5 {
+            tokio::task::yield_now().await;
+            let (outbound, rx) = Outbound::new(1 << 24);
+            registry
+                .join_with_replay(&stream, connection, &outbound, None, |_| "joined".into())
+                .await
+                .unwrap();
+            joiners.push((outbound, rx));
+        }
+        writer.await.unwrap();
+        for (_, rx) in &mut joiners {
+            assert_eq!(next_text(rx).await.as_str(), "joined");
+            let mut seqs = Vec::new();
+            while seqs.last() != Some(&(TOTAL as u64)) {
+                seqs.push(seq_of(&next_text(rx).await));
+            }
+            let expected: Vec<u64> = (1..=TOTAL as u64).collect();
+            assert_eq!(seqs, expected);
+        }
+    }
+}
