@@ -3,7 +3,7 @@
 //!
 //! # Usage
 //!
-//! An adapter crate implements [`BackplaneFactory`] and expands [`conformance_tests!`]
+//! An adapter crate implements [`BackplaneFactory`] and expands [`conformance_tests!`](crate::conformance_tests)
 //! (exported at the crate root) in its own `tests/conformance.rs`:
 //!
 //! ```ignore
@@ -105,7 +105,7 @@ pub trait BackplaneFactory: Send + Sync {
 }
 
 /// Runs one conformance test under [`TEST_TIMEOUT`], failing with the test's name if it
-/// hangs. The [`conformance_tests!`] macro wraps every test in it.
+/// hangs. The [`conformance_tests!`](crate::conformance_tests) macro wraps every test in it.
 pub async fn run<F: Future<Output = ()>>(name: &str, test: F) {
     if tokio::time::timeout(TEST_TIMEOUT, test).await.is_err() {
         panic!("conformance test `{name}` did not finish within {TEST_TIMEOUT:?}");
@@ -139,6 +139,7 @@ macro_rules! conformance_tests {
             order_is_kept_under_concurrency
             streams_are_independent
             empty_stream_reads_empty
+            read_with_zero_limit_reports_the_head
             history_retention_by_count
             history_retention_by_age
             read_paging_and_after
@@ -429,6 +430,22 @@ pub async fn empty_stream_reads_empty(factory: &dyn BackplaneFactory) {
     assert!(replay.events.is_empty());
     assert_eq!(replay.last_seq, 0);
     assert!(!replay.trimmed);
+}
+
+/// `read` with `limit` 0 returns no events but still the stream's newest `seq`: the
+/// gateway reads the head this way when it first subscribes to a stream, so a later
+/// resubscribe knows where to fill the gap from.
+pub async fn read_with_zero_limit_reports_the_head(factory: &dyn BackplaneFactory) {
+    let bp = factory.make(roomy()).await;
+    let s = stream("head");
+    let mut last = 0;
+    for i in 0..3 {
+        last = bp.append(&s, delta(i)).await.unwrap().seq;
+    }
+    let head = bp.read(&s, None, 0).await.unwrap();
+    assert!(head.events.is_empty());
+    assert_eq!(head.last_seq, last);
+    assert!(!head.trimmed);
 }
 
 /// Count retention keeps exactly the newest `max_events`; `trimmed` is true exactly

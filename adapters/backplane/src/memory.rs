@@ -235,11 +235,9 @@ impl Backplane for MemoryBackplane {
         // `offer` never waits: a full queue ends that subscription as `Lagged` (it
         // drains what it has, then reports why), so one slow reader cannot stall the
         // stream. Ended and dropped subscriptions are forgotten here.
-        let mut feeds = std::mem::take(&mut state.feeds);
-        drop(state);
-        std::thread::yield_now();
-        feeds.retain_mut(|feed| feed.offer(event.clone()) == Offered::Delivered);
-        lock(&self.stream_state(stream)).feeds.extend(feeds);
+        state
+            .feeds
+            .retain_mut(|feed| feed.offer(event.clone()) == Offered::Delivered);
         Ok(event)
     }
 
