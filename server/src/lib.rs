@@ -27,6 +27,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod jwt;
 pub mod knowledge;
 pub mod metrics;
 pub mod registry;
