@@ -55,7 +55,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     let bind = config.bind;
     let drain_grace = config.drain_grace;
-    let state = AppState::build(config, backplane)?;
+    let state = AppState::build(config, backplane).await?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("--bind (SWITCHBOARD_BIND): cannot listen on {bind}"))?;

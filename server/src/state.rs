@@ -12,7 +12,7 @@ use crate::agent::{ModelProvider, OfflineAgent};
 use crate::config::{BackplaneChoice, ServeConfig};
 use crate::connection::outbound::Outbound;
 use crate::events::Events;
-use crate::knowledge::{Document, KnowledgeIndex, MemoryIndex, demo_documents};
+use crate::knowledge::{Document, KnowledgeBase, demo_documents};
 use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::session::SessionStore;
@@ -29,7 +29,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub sessions: Arc<SessionStore>,
     pub turns: Arc<Turns>,
-    pub knowledge: Arc<dyn KnowledgeIndex>,
+    pub knowledge: Arc<KnowledgeBase>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
     /// Open connections' outbound queues, for the heartbeat sweeper.
@@ -45,7 +45,7 @@ pub struct AppState {
 impl AppState {
     /// Build the state for a validated configuration. Fails on a knowledge file that
     /// cannot be read.
-    pub fn build(
+    pub async fn build(
         config: ServeConfig,
         backplane_choice: BackplaneChoice,
     ) -> anyhow::Result<AppState> {
@@ -57,16 +57,17 @@ impl AppState {
             BackplaneChoice::Memory => Arc::new(MemoryBackplane::new(retention)),
         };
         let metrics = Arc::new(Metrics::new()?);
-        let knowledge: Arc<dyn KnowledgeIndex> = Arc::new(MemoryIndex::new());
+        let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
         if config.demo_seed {
-            for document in demo_documents(&config.default_org) {
-                knowledge.upsert(document);
-            }
+            knowledge
+                .ingest_all(demo_documents(&config.default_org))
+                .await?;
         }
         if let Some(path) = &config.knowledge_file {
-            for document in load_knowledge_file(path, &config.default_org)? {
-                knowledge.upsert(document);
-            }
+            let documents = load_knowledge_file(path, &config.default_org)?;
+            knowledge.ingest_all(documents).await.map_err(|e| {
+                anyhow::anyhow!("--knowledge-file (SWITCHBOARD_KNOWLEDGE_FILE): {e}")
+            })?;
         }
         let provider: Arc<dyn ModelProvider> =
             Arc::new(OfflineAgent::new(config.offline_agent_delay));

@@ -19,7 +19,7 @@ use crate::agent::{ModelChunk, ModelProvider, TurnRequest};
 use crate::auth::AccessContext;
 use crate::error::ClientError;
 use crate::events::Events;
-use crate::knowledge::KnowledgeIndex;
+use crate::knowledge::KnowledgeBase;
 use crate::metrics::Metrics;
 use crate::session::new_id;
 
@@ -63,7 +63,7 @@ pub struct Turns {
     /// A session is in the map exactly while its worker task runs.
     sessions: Mutex<HashMap<String, SessionTurns>>,
     events: Events,
-    knowledge: Arc<dyn KnowledgeIndex>,
+    knowledge: Arc<KnowledgeBase>,
     provider: Arc<dyn ModelProvider>,
     metrics: Arc<Metrics>,
     limits: TurnLimits,
@@ -75,7 +75,7 @@ pub struct Turns {
 impl Turns {
     pub fn new(
         events: Events,
-        knowledge: Arc<dyn KnowledgeIndex>,
+        knowledge: Arc<KnowledgeBase>,
         provider: Arc<dyn ModelProvider>,
         metrics: Arc<Metrics>,
         limits: TurnLimits,
@@ -207,10 +207,17 @@ impl Turns {
             self.metrics.turns.with_label_values(&["failed"]).inc();
             return;
         }
-        let hits = self
+        let documents: Vec<_> = match self
             .knowledge
-            .search(&job.question, &job.access, DOCUMENTS_PER_TURN);
-        let documents: Vec<_> = hits.into_iter().map(|h| h.document).collect();
+            .search(&job.question, &job.access, DOCUMENTS_PER_TURN)
+            .await
+        {
+            Ok(hits) => hits.into_iter().map(|h| h.document).collect(),
+            Err(e) => {
+                tracing::warn!(session_id = %job.session_id, error = %e, "knowledge search failed; answering without documents");
+                Vec::new()
+            }
+        };
         let sources: Vec<Source> = documents
             .iter()
             .map(|d| Source {
