@@ -11,11 +11,23 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 /// Switchboard: a WebSocket-first realtime chat gateway with a pluggable backplane.
+///
+/// With no subcommand, `switchboard` runs the gateway (the same as `switchboard
+/// serve`), so the flags below are the gateway's.
 #[derive(Debug, Parser)]
-#[command(name = "switchboard", version, about, long_about = None)]
+#[command(name = "switchboard", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeConfig,
+}
+
+impl Cli {
+    /// The command to run: a subcommand, or `serve` with the top-level flags.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,12 +273,17 @@ mod tests {
     fn parse(args: &[&str]) -> Result<ServeConfig, String> {
         let mut full = vec!["switchboard", "serve"];
         full.extend_from_slice(args);
-        match Cli::try_parse_from(full) {
-            Ok(Cli {
-                command: Command::Serve(c),
-            }) => Ok(c),
+        match Cli::try_parse_from(full).map(Cli::into_command) {
+            Ok(Command::Serve(c)) => Ok(c),
             Err(e) => Err(e.to_string()),
         }
+    }
+
+    #[test]
+    fn bare_switchboard_serves_with_top_level_flags() {
+        let cli = Cli::try_parse_from(["switchboard", "--history-max-events", "7"]).unwrap();
+        let Command::Serve(c) = cli.into_command();
+        assert_eq!(c.history_max_events, 7);
     }
 
     #[test]

@@ -15,8 +15,7 @@ use tracing_subscriber::EnvFilter;
 const SOCKETS_EXIT_PATIENCE: Duration = Duration::from_secs(10);
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().into_command() {
         Command::Serve(config) => serve(config),
     }
 }
