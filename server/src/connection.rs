@@ -132,8 +132,9 @@ pub async fn serve<W, R>(
         Err(e) => {
             tracing::info!(peer = ?handshake.peer, code = %e.code, "connection refused: {}", e.message);
             send_error(&state, &outbound, None, &e);
-            close(&state, &outbound, CloseCode::Unauthorized);
+            close(&outbound, CloseCode::Unauthorized);
             let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
+            count_disconnect(&state, &outbound);
             return;
         }
     };
@@ -181,7 +182,7 @@ pub async fn serve<W, R>(
                 said_goaway = true;
                 let frame = ServerReply::new(None, ServerFrame::Goaway { reason: "draining".into() });
                 let _ = outbound.enqueue(frame.to_json().into());
-                close(&state, &outbound, CloseCode::Draining);
+                close(&outbound, CloseCode::Draining);
             }
             message = stream.next() => match message {
                 Some(Ok(message)) => connection.on_message(message).await,
@@ -201,7 +202,19 @@ pub async fn serve<W, R>(
     state.connections.remove(&id);
     state.metrics.connections.dec();
     let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
+    count_disconnect(&state, &outbound);
     tracing::debug!(connection_id = %public_id, close = ?outbound.close_code(), "disconnected");
+}
+
+/// Count a server-initiated close by its code (peer-initiated closes have none).
+fn count_disconnect(state: &AppState, outbound: &Outbound) {
+    if let Some(code) = outbound.close_code() {
+        state
+            .metrics
+            .disconnects
+            .with_label_values(&[&code.code().to_string()])
+            .inc();
+    }
 }
 
 /// Send an `error` frame and count it.
@@ -218,15 +231,8 @@ fn send_error(state: &AppState, outbound: &Outbound, re: Option<String>, e: &Cli
     );
 }
 
-/// Close with `code` and count it.
-fn close(state: &AppState, outbound: &Outbound, code: CloseCode) {
-    if outbound.close_code().is_none() {
-        state
-            .metrics
-            .disconnects
-            .with_label_values(&[&code.code().to_string()])
-            .inc();
-    }
+/// Close with `code` (counted once, at teardown, whatever chose the code).
+fn close(outbound: &Outbound, code: CloseCode) {
     outbound.close_with(code);
 }
 
@@ -290,7 +296,7 @@ impl Connection {
             ),
         );
         send_error(&self.state, &self.outbound, None, &e);
-        close(&self.state, &self.outbound, CloseCode::MessageTooBig);
+        close(&self.outbound, CloseCode::MessageTooBig);
     }
 
     /// Count a bad or rate-limited frame; too many in a row closes with 4029.
@@ -298,7 +304,7 @@ impl Connection {
         send_error(&self.state, &self.outbound, re, &e);
         self.bad_in_a_row += 1;
         if self.bad_in_a_row >= self.state.config.max_bad_frames {
-            close(&self.state, &self.outbound, CloseCode::TooManyBadFrames);
+            close(&self.outbound, CloseCode::TooManyBadFrames);
         }
     }
 
@@ -337,7 +343,9 @@ impl Connection {
                 .frames_received
                 .with_label_values(&["rate_limited"])
                 .inc();
-            self.strike(None, rate_limited(self.state.config.max_frames_per_second));
+            // Not processed, but the refusal still answers the frame it refuses.
+            let re = frame_id(text.as_str());
+            self.strike(re, rate_limited(self.state.config.max_frames_per_second));
             return;
         }
         if text.len() > self.state.config.max_frame_bytes as usize {
@@ -625,6 +633,18 @@ impl Connection {
         });
         Ok(())
     }
+}
+
+/// The `id` of a frame, read without interpreting the rest (for refusals).
+fn frame_id(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct IdOnly {
+        id: Option<String>,
+    }
+    serde_json::from_str::<IdOnly>(text)
+        .ok()
+        .and_then(|f| f.id)
+        .filter(|id| id.chars().count() <= switchboard_protocol::MAX_FRAME_ID_CHARS)
 }
 
 fn rate_limited(rate: u32) -> ClientError {

@@ -94,6 +94,8 @@ async fn run(
         "draining: finishing turns in flight"
     );
     state.turns.drain(drain_grace).await;
+    // Let the turns' last events reach sockets before `goaway` is queued behind them.
+    state.registry.settle(Duration::from_secs(2)).await;
     // Closing: the stragglers that connected during the drain leave too.
     shutdown.close();
     state.tracker.close();

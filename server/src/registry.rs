@@ -60,6 +60,9 @@ struct HubState {
     /// The newest seq delivered to members; later duplicates (from a gap fill) are
     /// dropped.
     last_delivered: Option<Seq>,
+    /// Every event up to here has reached the members: the stream's head when the
+    /// hub first subscribed, then each delivered seq.
+    covered: Seq,
 }
 
 struct HubShared {
@@ -103,6 +106,7 @@ impl HubShared {
             return;
         }
         state.last_delivered = Some(event.seq);
+        state.covered = state.covered.max(event.seq);
         let mut delivered = 0;
         for member in state.members.values_mut() {
             match &mut member.state {
@@ -159,7 +163,11 @@ async fn run_hub(shared: Arc<HubShared>, backplane: Arc<dyn Backplane>) {
                 }
             }
             None => match backplane.read(&shared.stream, None, 0).await {
-                Ok(head) => floor = Some(head.last_seq),
+                Ok(head) => {
+                    floor = Some(head.last_seq);
+                    let mut state = shared.lock();
+                    state.covered = state.covered.max(head.last_seq);
+                }
                 Err(e) => {
                     tracing::warn!(stream = %shared.stream, error = %e, "reading the stream head failed; resubscribing");
                     tokio::time::sleep(backoff).await;
@@ -228,6 +236,7 @@ impl Registry {
                 state: Mutex::new(HubState {
                     members: HashMap::new(),
                     last_delivered: None,
+                    covered: 0,
                 }),
                 subscribed,
                 metrics: self.metrics.clone(),
@@ -363,6 +372,22 @@ impl Registry {
         });
         if removed.is_some() {
             self.metrics.streams_subscribed.dec();
+        }
+    }
+
+    /// Wait (up to `patience`) until every hub has handed its members every event
+    /// appended to its stream so far. Drain calls this after the last turn ends, so
+    /// the `goaway` that follows cannot overtake a turn's final events.
+    pub async fn settle(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        let hubs: Vec<Arc<HubShared>> = self.hubs.iter().map(|h| h.shared.clone()).collect();
+        for hub in hubs {
+            let Ok(head) = self.backplane.read(&hub.stream, None, 0).await else {
+                continue;
+            };
+            while hub.lock().covered < head.last_seq && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
     }
 

@@ -50,16 +50,23 @@ async fn metrics_expose_connections_frames_events_turns_and_disconnects() {
     let s = client.create_session().await;
     client.send_message(&s.id, "hello metrics").await;
     client.collect_turns(1).await;
-    let leaver = Client::connect(&gw.ws_url()).await;
-    leaver.close().await;
+    // A connection the server closes (bad token: 4401) is a counted disconnect.
+    let mut refused = Client::connect_raw(&format!("{}?token=bad", gw.ws_url())).await;
+    assert_eq!(refused.expect_close().await.0, 4401);
 
-    // The disconnect is counted once the gateway has seen it: poll for it.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    // The refused connection is counted (and gone from the gauge) once the gateway has
+    // finished with it: poll for that.
     let metrics = loop {
         let metrics = gw.metrics().await;
-        if metric_sum(&metrics, "switchboard_disconnects_total", None).is_some_and(|v| v >= 1.0)
-            || tokio::time::Instant::now() > deadline
-        {
+        let counted = metric_sum(
+            &metrics,
+            "switchboard_disconnects_total",
+            Some("code=\"4401\""),
+        )
+        .is_some_and(|v| v >= 1.0);
+        let one_left = metric_sum(&metrics, "switchboard_connections", None) == Some(1.0);
+        if (counted && one_left) || tokio::time::Instant::now() > deadline {
             break metrics;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -90,7 +97,15 @@ async fn metrics_expose_connections_frames_events_turns_and_disconnects() {
     );
     assert!(value("switchboard_events_delivered_total") >= 5.0);
     assert!(value("switchboard_turns_total") >= 1.0);
-    assert!(value("switchboard_disconnects_total") >= 1.0);
+    assert!(
+        metric_sum(
+            &metrics,
+            "switchboard_disconnects_total",
+            Some("code=\"4401\"")
+        )
+        .is_some_and(|v| v >= 1.0),
+        "the 4401 close is counted under its code:\n{metrics}"
+    );
     assert!(
         metrics
             .lines()

@@ -4,7 +4,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Client, Gateway, ty};
+use support::{Client, Gateway, RawClient, RawEvent, ty};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -172,7 +172,11 @@ async fn session_metadata_over_4_kib_is_too_large() {
 /// `too_large` and close 1009.
 #[tokio::test]
 async fn frame_over_max_frame_bytes_is_too_large_then_closed_1009() {
-    let (_gw, mut client) = connected(&["--max-frame-bytes", "1024"]).await;
+    let gw = Gateway::start(&["--max-frame-bytes", "1024"]);
+    // Hand-written client: it reads what the server sent before hanging up, even if the
+    // server does not wait for the closing handshake.
+    let mut client = RawClient::connect(gw.addr(), "/ws").await;
+    assert!(matches!(client.next().await, RawEvent::Text(w) if w["type"] == "welcome"));
     let padded = |len: usize, id: &str| {
         let base = json!({"type": "ping", "id": id, "pad": ""}).to_string();
         let frame =
@@ -180,21 +184,25 @@ async fn frame_over_max_frame_bytes_is_too_large_then_closed_1009() {
         assert_eq!(frame.len(), len);
         frame
     };
-    client.send_text(padded(1024, "at")).await;
+    client.send_text(&padded(1024, "at")).await.unwrap();
     assert_eq!(
-        client.next_frame().await,
-        json!({"type": "pong", "re": "at"})
+        client.next().await,
+        RawEvent::Text(json!({"type": "pong", "re": "at"})),
+        "a frame of exactly max_frame_bytes is served"
     );
 
-    client.send_text(padded(1025, "over")).await;
-    let (frames, code, _) = client.frames_until_close().await;
+    client.send_text(&padded(1025, "over")).await.unwrap();
+    let (frames, _, end) = client.until_close().await;
     assert!(
         frames
             .iter()
             .any(|f| ty(f) == "error" && f["code"] == "too_large"),
-        "expected error too_large before the close: {frames:?}"
+        "expected error too_large before the close, got {frames:?} then {end:?}"
     );
-    assert_eq!(code, 1009, "close code after an oversize frame");
+    assert!(
+        matches!(end, RawEvent::Close(Some(1009), _)),
+        "expected close 1009 after an oversize frame, got {end:?} (frames {frames:?})"
+    );
 }
 
 /// Frames over `--max-frames-per-second` each get `error` `rate_limited` (with `re`)
@@ -209,22 +217,44 @@ async fn frames_over_the_rate_are_refused_with_rate_limited() {
             .send_json(json!({"type": "ping", "id": format!("r{i}")}))
             .await;
     }
-    let (mut pongs, mut limited) = (0, 0);
-    for i in 0..n {
-        let reply = client.reply_to(&format!("r{i}")).await;
-        match (ty(&reply), reply["code"].as_str()) {
-            ("pong", _) => pongs += 1,
-            ("error", Some("rate_limited")) => limited += 1,
-            _ => panic!("unexpected reply to r{i}: {reply}"),
-        }
+    // One reply per frame: a pong when served, an error rate_limited when refused.
+    let mut replies = Vec::new();
+    for _ in 0..n {
+        replies.push(client.next_frame().await);
     }
-    eprintln!("burst of {n} pings at 5/s: {pongs} served, {limited} rate limited");
-    assert!(pongs >= 1, "the first frames are within the rate");
-    assert!(
-        pongs <= 12,
-        "at most about a second's worth are served, got {pongs}"
+    let pongs: Vec<&Value> = replies.iter().filter(|f| ty(f) == "pong").collect();
+    let limited: Vec<&Value> = replies
+        .iter()
+        .filter(|f| ty(f) == "error" && f["code"] == "rate_limited")
+        .collect();
+    eprintln!(
+        "burst of {n} pings at 5/s: {} served, {} rate limited",
+        pongs.len(),
+        limited.len()
     );
-    assert_eq!(pongs + limited, n);
+    assert_eq!(
+        pongs.len() + limited.len(),
+        n,
+        "only pongs and rate_limited errors: {replies:?}"
+    );
+    assert!(!pongs.is_empty(), "the first frames are within the rate");
+    assert!(
+        pongs.len() <= 12,
+        "at most about a second's worth are served, got {}",
+        pongs.len()
+    );
+    // Each refused frame's error is its direct reply: it carries the frame's id.
+    let mut ids: Vec<&str> = replies.iter().filter_map(|f| f["re"].as_str()).collect();
+    ids.sort_unstable();
+    let mut expected: Vec<String> = (0..n).map(|i| format!("r{i}")).collect();
+    expected.sort_unstable();
+    assert_eq!(
+        ids,
+        expected,
+        "every reply (pong or rate_limited error) must carry re = its frame's id; \
+         the first rate_limited error was {:?}",
+        limited.first()
+    );
     // Still open: once the rate allows it again, a ping is served.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {

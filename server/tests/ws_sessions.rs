@@ -430,13 +430,13 @@ async fn turn_cancel_ends_the_turn_cancelled_without_an_assistant_message() {
     client.send_message(&s.id, REFUND_QUESTION).await;
     let start = client.next_of_type("turn.start").await;
     let turn_id = start["turn_id"].clone();
-    client.next_of_type("turn.delta").await;
+    let first_delta = client.next_of_type("turn.delta").await;
     client
         .send_json(
             json!({"type": "turn.cancel", "id": "x-1", "session_id": s.id, "turn_id": turn_id}),
         )
         .await;
-    let mut frames = vec![start.clone()];
+    let mut frames = vec![start.clone(), first_delta];
     frames.extend(client.collect_until(|f| ty(f) == "turn.end").await);
     let end = frames.last().unwrap().clone();
     assert_eq!(end["turn_id"], turn_id);

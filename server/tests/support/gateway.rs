@@ -115,6 +115,11 @@ impl Gateway {
         }
     }
 
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
     /// `ws://127.0.0.1:PORT/ws`
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
@@ -209,6 +214,8 @@ impl Drop for Gateway {
                 self.log.display(),
                 tail(&self.log, 60)
             );
+        } else {
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod gateway;
 pub mod knowledge;
+pub mod raw;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 pub use client::{Client, Incoming, Session};
 pub use gateway::{Gateway, run_to_exit};
+pub use raw::{RawClient, RawEvent};
 
 /// How long a single wait (a frame, a reply, a connect) may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -72,7 +74,7 @@ pub fn summary(frames: &[Value]) -> String {
     frames
         .iter()
         .map(|f| {
-            let mut s = format!("{}", ty(f));
+            let mut s = ty(f).to_string();
             if let Some(q) = f.get("seq") {
                 s.push_str(&format!("#{q}"));
             }
