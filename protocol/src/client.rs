@@ -7,12 +7,14 @@ use serde_json::{Map, Value};
 use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionJoin {
     pub session_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -22,11 +24,13 @@ pub struct SessionJoin {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct SessionLeave {
     pub session_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct MessageSend {
     pub session_id: String,
     pub text: String,
@@ -35,12 +39,14 @@ pub struct MessageSend {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TurnCancel {
     pub session_id: String,
     pub turn_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ToolDecide {
     pub session_id: String,
     pub call_id: String,
@@ -48,28 +54,38 @@ pub struct ToolDecide {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuthRefresh {
     pub token: String,
 }
 
 /// A client frame without its `id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum ClientFrame {
+    /// Answered by `pong`.
     #[serde(rename = "ping")]
     Ping {},
+    /// Creates a session and joins it; answered by `session.created`.
     #[serde(rename = "session.create")]
     SessionCreate(SessionCreate),
+    /// Joins a session, replaying events after `after_seq`; answered by `session.joined`.
     #[serde(rename = "session.join")]
     SessionJoin(SessionJoin),
+    /// Leaves a session; answered by `session.left`.
     #[serde(rename = "session.leave")]
     SessionLeave(SessionLeave),
+    /// Appends a user `message` and starts a turn; answered by `message.accepted`.
     #[serde(rename = "message.send")]
     MessageSend(MessageSend),
+    /// Cancels a running turn; it ends with a `turn.end` event of status `cancelled`.
     #[serde(rename = "turn.cancel")]
     TurnCancel(TurnCancel),
+    /// Approves or refuses a tool call; answered by `tool.decided`.
     #[serde(rename = "tool.decide")]
     ToolDecide(ToolDecide),
+    /// Replaces the connection's token before it expires; answered by `auth.refreshed`.
     #[serde(rename = "auth.refresh")]
     AuthRefresh(AuthRefresh),
 }
@@ -88,8 +104,11 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
 
 /// A client frame with its optional `id`, as sent on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ParsedFrame {
+    /// Echoed as `re` by the direct reply.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_FRAME_ID_CHARS)))]
     pub id: Option<String>,
     #[serde(flatten)]
     pub frame: ClientFrame,

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `code` of an `error` frame (WebSocket) or of an HTTP error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Not JSON, an unknown `type`, or a missing or mistyped field.

@@ -9,6 +9,7 @@ use crate::Seq;
 
 /// Who wrote a `message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     User,
@@ -19,6 +20,7 @@ pub enum Role {
 
 /// How a turn ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TurnStatus {
     Completed,
@@ -39,6 +41,7 @@ impl TurnStatus {
 
 /// A document a reply drew on. Only documents the asker may read are ever listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Source {
     pub doc_id: String,
     pub title: String,
@@ -48,6 +51,7 @@ pub struct Source {
 
 /// Token counts of a turn, as the model reported them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
@@ -56,6 +60,7 @@ pub struct Usage {
 
 /// The body of an event: everything but its position (`seq`, `ts`) and its stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum EventBody {
     /// A message in the transcript.
@@ -132,6 +137,7 @@ impl EventBody {
 ///
 /// JSON: `{"seq":7,"ts":1700000000000,"type":"message",…}` — the body's fields inline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Event {
     /// Position in its stream, assigned by the backplane.
     pub seq: Seq,
@@ -144,9 +150,19 @@ pub struct Event {
 /// An event as it travels on a socket: session events carry `session_id`, events of
 /// `user:` and `org:` streams carry `stream` instead (section 4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "schema",
+    schemars(extend("allOf" = [{"oneOf": [
+        {"required": ["session_id"], "properties": {"session_id": {"type": "string"}}},
+        {"required": ["stream"], "properties": {"stream": {"type": "string"}}}
+    ]}]))
+)]
 pub struct EventFrame<'a> {
+    /// The session, for events of a `session:` stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Cow<'a, str>>,
+    /// The stream (`user:<user_id>`, `org:<org_id>`), for events of other streams.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream: Option<Cow<'a, str>>,
     pub seq: Seq,
@@ -160,7 +176,7 @@ impl<'a> EventFrame<'a> {
     pub fn new(stream: &'a crate::StreamName, event: &'a Event) -> EventFrame<'a> {
         let (session_id, stream) = match stream.kind() {
             crate::StreamKind::Session => (Some(Cow::Borrowed(stream.id())), None),
-            _ => (None, Some(Cow::Borrowed(stream.as_str()))),
+            _ => (None, Some(stream.wire_name())),
         };
         EventFrame {
             session_id,

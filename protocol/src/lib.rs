@@ -10,12 +10,16 @@
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code.
+//! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
+//!   `docs/schemas/`.
 //!
 //! serde only, no I/O: the widget, SDKs and backends can depend on this crate alone.
 
 pub mod client;
 pub mod close;
 pub mod event;
+#[cfg(feature = "schema")]
+pub mod schema;
 pub mod server;
 pub mod stream;
 

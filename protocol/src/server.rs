@@ -7,6 +7,7 @@ use crate::{ErrorCode, Seq};
 
 /// Who a connection is, as fixed at the handshake.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Principal {
     /// `None` for anonymous connections.
     pub user_id: Option<String>,
@@ -20,6 +21,7 @@ pub struct Principal {
 
 /// Limits announced in `welcome`, so a client can stay within them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Limits {
     pub max_frame_bytes: usize,
     pub max_text_chars: usize,
@@ -29,6 +31,7 @@ pub struct Limits {
 
 /// A server frame other than a session event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(tag = "type")]
 pub enum ServerFrame {
     /// The first frame on every connection.
@@ -41,8 +44,10 @@ pub enum ServerFrame {
         heartbeat_ms: u64,
         limits: Limits,
     },
+    /// The reply to `ping`.
     #[serde(rename = "pong")]
     Pong {},
+    /// The reply to `session.create`; `seq` is the new stream's last `seq`.
     #[serde(rename = "session.created")]
     SessionCreated {
         session_id: String,
@@ -57,22 +62,27 @@ pub enum ServerFrame {
         last_seq: Seq,
         recovered: bool,
     },
+    /// The reply to `session.leave`.
     #[serde(rename = "session.left")]
     SessionLeft { session_id: String },
+    /// The reply to `message.send`: the `message` event's id and `seq`.
     #[serde(rename = "message.accepted")]
     MessageAccepted {
         session_id: String,
         message_id: String,
         seq: Seq,
     },
+    /// The reply to `tool.decide`.
     #[serde(rename = "tool.decided")]
     ToolDecided {
         session_id: String,
         call_id: String,
         approved: bool,
     },
+    /// The reply to `auth.refresh`; `expires_at` is the new token's `exp` (Unix seconds).
     #[serde(rename = "auth.refreshed")]
     AuthRefreshed { expires_at: u64 },
+    /// A frame could not be carried out; the connection stays open unless a close follows.
     #[serde(rename = "error")]
     Error { code: ErrorCode, message: String },
     /// The replica is draining: reconnect (elsewhere) and resume with `after_seq`.
@@ -82,7 +92,9 @@ pub enum ServerFrame {
 
 /// A server frame with the `re` of the client frame it answers, if any.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ServerReply {
+    /// The `id` of the client frame this answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub re: Option<String>,
     #[serde(flatten)]

@@ -1,8 +1,12 @@
 //! Stream names: `session:<id>`, `user:<id>`, `org:<id>`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Which kind of stream a name denotes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,7 +50,7 @@ impl fmt::Display for StreamNameError {
 impl std::error::Error for StreamNameError {}
 
 /// The longest id a stream may have (ids end up in Redis keys and NATS subjects).
-pub const MAX_STREAM_ID_CHARS: usize = 128;
+pub const MAX_STREAM_ID_CHARS: usize = 256;
 
 impl StreamName {
     /// A stream of `kind` with `id`. The id must be 1–128 characters of
@@ -69,9 +73,41 @@ impl StreamName {
         Self::new(StreamKind::Session, id)
     }
 
-    /// `user:<id>`.
+    /// `user:<id>`, for an id already in stream form (see [`StreamName::user_in_org`]).
     pub fn user(id: &str) -> Result<StreamName, StreamNameError> {
         Self::new(StreamKind::User, id)
+    }
+
+    /// The stream of user `user_id` within org `org_id`: `user:<org>@<base64url(user_id)>`.
+    ///
+    /// User streams belong to an org, so a publisher of one org can never reach a user
+    /// of another that happens to share an id. The user id is base64url-encoded (no
+    /// padding) so any `sub` — emails, `auth0|123` — makes a valid Redis key and NATS
+    /// subject token; on sockets the stream still reads `user:<user_id>`.
+    pub fn user_in_org(org_id: &str, user_id: &str) -> Result<StreamName, StreamNameError> {
+        if org_id.contains('@') || !Self::valid_id(org_id) {
+            return Err(StreamNameError(format!("'{org_id}' is not a valid org id")));
+        }
+        if user_id.is_empty() {
+            return Err(StreamNameError("a user id may not be empty".into()));
+        }
+        Self::new(
+            StreamKind::User,
+            &format!("{org_id}@{}", URL_SAFE_NO_PAD.encode(user_id.as_bytes())),
+        )
+    }
+
+    /// The name shown on sockets: `user:<user_id>` for user streams (the org and the
+    /// encoding are internal), the full name otherwise.
+    pub fn wire_name(&self) -> Cow<'_, str> {
+        if self.kind == StreamKind::User
+            && let Some((_, encoded)) = self.id().split_once('@')
+            && let Ok(bytes) = URL_SAFE_NO_PAD.decode(encoded)
+            && let Ok(user_id) = String::from_utf8(bytes)
+        {
+            return Cow::Owned(format!("user:{user_id}"));
+        }
+        Cow::Borrowed(&self.full)
     }
 
     /// `org:<id>`.
@@ -153,8 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn user_streams_are_per_org_and_show_the_plain_user_id() {
+        let a = StreamName::user_in_org("acme", "alice@example.com").unwrap();
+        let b = StreamName::user_in_org("globex", "alice@example.com").unwrap();
+        assert_ne!(a, b, "the same user id in two orgs is two streams");
+        assert_eq!(a.as_str(), "user:acme@YWxpY2VAZXhhbXBsZS5jb20");
+        assert_eq!(a.wire_name(), "user:alice@example.com");
+        assert_eq!(
+            StreamName::user_in_org("acme", "auth0|42")
+                .unwrap()
+                .wire_name(),
+            "user:auth0|42"
+        );
+        assert!(StreamName::user_in_org("ac@me", "u").is_err());
+        assert_eq!(StreamName::org("acme").unwrap().wire_name(), "org:acme");
+    }
+
+    #[test]
     fn ids_that_would_break_keys_or_subjects_are_refused() {
-        for bad in ["", "a.b", "a b", "a*", "a>", "a:b", &"x".repeat(129)] {
+        for bad in ["", "a.b", "a b", "a*", "a>", "a:b", &"x".repeat(257)] {
             assert!(StreamName::session(bad).is_err(), "{bad:?} accepted");
         }
         assert!("topic:x".parse::<StreamName>().is_err());

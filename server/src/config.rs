@@ -155,10 +155,155 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_OFFLINE_AGENT_DELAY", default_value = "40ms", value_parser = parse_duration)]
     pub offline_agent_delay: Duration,
 
+    /// Shared secret for HS256 tokens. Prefer the environment variable: command lines
+    /// show in process lists.
+    #[arg(long, env = "SWITCHBOARD_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<Secret>,
+
+    /// PEM file of the public key that verifies tokens (with `--jwt-algorithm`).
+    #[arg(long, env = "SWITCHBOARD_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Algorithm of `--jwt-public-key-file`: `RS256`, `ES256` or `EdDSA`.
+    #[arg(long, env = "SWITCHBOARD_JWT_ALGORITHM")]
+    pub jwt_algorithm: Option<String>,
+
+    /// A JWKS document (file) whose keys verify tokens, chosen by `kid`.
+    #[arg(long, env = "SWITCHBOARD_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// A JWKS URL, fetched at boot and again on an unknown `kid`.
+    #[arg(long, env = "SWITCHBOARD_JWKS_URL")]
+    pub jwks_url: Option<String>,
+
+    /// Least time between two JWKS refetches caused by unknown `kid`s (default 30s).
+    #[arg(long, env = "SWITCHBOARD_JWKS_MIN_REFRESH", default_value = "30s", value_parser = parse_duration)]
+    pub jwks_min_refresh: Duration,
+
+    /// Required `iss` of tokens, if set.
+    #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required `aud` of tokens, if set.
+    #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock skew allowed on `exp` and `nbf` (default 30s).
+    #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", default_value = "30s", value_parser = parse_duration)]
+    pub jwt_leeway: Duration,
+
+    /// Token claim holding the org id (default `org_id`).
+    #[arg(long, env = "SWITCHBOARD_JWT_ORG_CLAIM", default_value = "org_id")]
+    pub jwt_org_claim: String,
+
+    /// Token claim holding the groups (default `groups`).
+    #[arg(long, env = "SWITCHBOARD_JWT_GROUPS_CLAIM", default_value = "groups")]
+    pub jwt_groups_claim: String,
+
+    /// Token claim holding the roles (default `roles`).
+    #[arg(long, env = "SWITCHBOARD_JWT_ROLES_CLAIM", default_value = "roles")]
+    pub jwt_roles_claim: String,
+
+    /// Publisher API keys, `name:secret` comma-separated: trusted backends that may
+    /// publish into any session, user or org.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_PUBLISHER_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub publisher_keys: Vec<ApiKey>,
+
+    /// Admin API keys, `name:secret` comma-separated: manage any org's documents and
+    /// read any session's history.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ADMIN_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    pub admin_keys: Vec<ApiKey>,
+
+    /// Browser origins allowed to call the HTTP API (CORS), comma-separated. Default:
+    /// none.
+    #[arg(long, env = "SWITCHBOARD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Browser origins allowed to open /ws, comma-separated. A listed-origins gateway
+    /// refuses other browsers' upgrades with 403. Default: any origin.
+    #[arg(long, env = "SWITCHBOARD_WS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub ws_allowed_origins: Vec<String>,
+
+    /// Largest `POST /v1/publish` body, in bytes (default 262144). Larger: 413
+    /// `too_large`.
+    #[arg(long, env = "SWITCHBOARD_MAX_PUBLISH_BYTES", default_value_t = 262_144,
+          value_parser = clap::value_parser!(u64).range(256..=16 * 1024 * 1024))]
+    pub max_publish_bytes: u64,
+
     /// Log format: `text` or `json`. Levels come from `RUST_LOG` (default `info`).
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", default_value = "text",
           value_parser = ["text", "json"])]
     pub log_format: String,
+}
+
+/// A secret from the configuration. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Secret, String> {
+        if s.is_empty() {
+            return Err("must not be empty".into());
+        }
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// An API key: a name (shown as the `publisher` of events, and in logs) and a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub name: String,
+    pub secret: Secret,
+}
+
+impl std::str::FromStr for ApiKey {
+    type Err = String;
+
+    /// `name:secret`, or a bare secret named `publisher`. Keys shorter than 16
+    /// characters are refused: they can be guessed.
+    fn from_str(s: &str) -> Result<ApiKey, String> {
+        let (name, secret) = match s.split_once(':') {
+            Some((name, secret)) => (name.trim(), secret.trim()),
+            None => ("publisher", s.trim()),
+        };
+        if name.is_empty() || name.len() > 64 {
+            return Err("a key's name must be 1 to 64 characters (write name:secret)".into());
+        }
+        if secret.chars().count() < 16 {
+            return Err(format!(
+                "the key named '{name}' is shorter than 16 characters; use a long random secret"
+            ));
+        }
+        Ok(ApiKey {
+            name: name.to_string(),
+            secret: Secret(secret.to_string()),
+        })
+    }
 }
 
 /// Which backplane `--backplane` selects.
@@ -210,12 +355,14 @@ impl ServeConfig {
                 reason: "must be greater than zero".into(),
             });
         }
-        if !switchboard_protocol::StreamName::valid_id(&self.default_org) {
+        if self.default_org.contains('@')
+            || !switchboard_protocol::StreamName::valid_id(&self.default_org)
+        {
             return Err(ConfigError {
                 flag: "--default-org",
                 env: "SWITCHBOARD_DEFAULT_ORG",
                 reason: format!(
-                    "'{}' is not a valid org id: use 1 to 128 characters of A-Z, a-z, 0-9, '_', '-', '@'",
+                    "'{}' is not a valid org id: use 1 to 128 characters of A-Z, a-z, 0-9, '_', '-'",
                     self.default_org
                 ),
             });
@@ -307,6 +454,31 @@ mod tests {
         let e = parse(&["--history-max-age", "soon"]).unwrap_err();
         assert!(e.contains("--history-max-age"), "{e}");
         assert!(e.contains("24h"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = parse(&[
+            "--jwt-hs256-secret",
+            "s3cr3t-value-for-hs256",
+            "--publisher-keys",
+            "orders:pk_0123456789abcdef,crm:pk_fedcba9876543210",
+        ])
+        .unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(!shown.contains("pk_0123"), "{shown}");
+        assert_eq!(c.publisher_keys.len(), 2);
+        assert_eq!(c.publisher_keys[1].name, "crm");
+    }
+
+    #[test]
+    fn short_api_keys_are_refused_at_boot() {
+        let e = parse(&["--admin-keys", "ops:short"]).unwrap_err();
+        assert!(
+            e.contains("--admin-keys") && e.contains("16 characters"),
+            "{e}"
+        );
     }
 
     #[test]

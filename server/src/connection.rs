@@ -59,7 +59,7 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// What the `/ws` handler learned before the upgrade.
 pub struct Handshake {
     /// The principal, or why the credentials were refused.
-    pub access: Result<AccessContext, ClientError>,
+    pub access: Result<crate::auth::Authenticated, ClientError>,
     /// The peer address, for logs.
     pub peer: Option<std::net::SocketAddr>,
 }
@@ -107,6 +107,8 @@ struct Connection {
     rate: RateLimit,
     /// Bad or rate-limited frames in a row.
     bad_in_a_row: u32,
+    /// When the token expires (seconds since the epoch); `None` for anonymous.
+    expires_at: Option<u64>,
 }
 
 /// Serve one upgraded socket until it closes. Generic over the socket halves so tests
@@ -127,12 +129,17 @@ pub async fn serve<W, R>(
     outbound.touch();
     let writer = state.tracker.spawn(writer::write_loop(sink, receiver));
 
-    let access = match handshake.access {
-        Ok(access) => access,
+    let (access, expires_at) = match handshake.access {
+        Ok(authenticated) => (authenticated.access, authenticated.expires_at),
         Err(e) => {
             tracing::info!(peer = ?handshake.peer, code = %e.code, "connection refused: {}", e.message);
             send_error(&state, &outbound, None, &e);
-            close(&outbound, CloseCode::Unauthorized);
+            let code = if e.code == ErrorCode::Unavailable {
+                CloseCode::InternalError
+            } else {
+                CloseCode::Unauthorized
+            };
+            close(&outbound, code);
             let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
             count_disconnect(&state, &outbound);
             return;
@@ -169,15 +176,25 @@ pub async fn serve<W, R>(
         sessions: HashSet::new(),
         live_streams: Vec::new(),
         bad_in_a_row: 0,
+        expires_at,
     };
     connection.join_live_streams();
 
     let goaway = state.shutdown.goaway_signal();
     let mut said_goaway = false;
     loop {
+        let expiry = token_deadline(connection.expires_at);
         tokio::select! {
             biased;
             () = outbound.closing() => break,
+            () = sleep_until_deadline(expiry), if expiry.is_some() => {
+                let e = ClientError::new(
+                    ErrorCode::TokenExpired,
+                    "the token expired: send auth.refresh with a new token before exp, then reconnect",
+                );
+                send_error(&state, &outbound, None, &e);
+                close(&outbound, CloseCode::Unauthorized);
+            }
             () = goaway.cancelled(), if !said_goaway => {
                 said_goaway = true;
                 let frame = ServerReply::new(None, ServerFrame::Goaway { reason: "draining".into() });
@@ -217,6 +234,21 @@ fn count_disconnect(state: &AppState, outbound: &Outbound) {
     }
 }
 
+/// The instant a token with `exp` = `expires_at` (seconds since the epoch) expires.
+fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
+    let expires_at = expires_at?;
+    let now = switchboard_backplane::now_ms() / 1000;
+    let left = Duration::from_secs(expires_at.saturating_sub(now));
+    Some(tokio::time::Instant::now() + left)
+}
+
+async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Send an `error` frame and count it.
 fn send_error(state: &AppState, outbound: &Outbound, re: Option<String>, e: &ClientError) {
     state
@@ -252,7 +284,7 @@ impl Connection {
     fn join_live_streams(&mut self) {
         let mut streams = Vec::new();
         if let Some(user) = &self.access.user_id
-            && let Ok(stream) = StreamName::user(user)
+            && let Ok(stream) = StreamName::user_in_org(&self.access.org_id, user)
         {
             streams.push(stream);
         }
@@ -434,11 +466,26 @@ impl Connection {
                 ErrorCode::Unsupported,
                 "tool calls are not enabled on this gateway",
             )),
-            ClientFrame::AuthRefresh(_) => Err(ClientError::new(
-                ErrorCode::Unsupported,
-                "auth.refresh needs a JWT key, and this gateway has none configured",
-            )),
+            ClientFrame::AuthRefresh(refresh) => self.refresh(id, &refresh.token).await,
         }
+    }
+
+    /// Replace the token: same `sub` and org only; groups and roles may change.
+    async fn refresh(&mut self, id: Option<String>, token: &str) -> Result<(), ClientError> {
+        let renewed = self.state.auth.verify(token).await?;
+        if self.access.anonymous
+            || renewed.access.user_id != self.access.user_id
+            || renewed.access.org_id != self.access.org_id
+        {
+            return Err(ClientError::forbidden(
+                "auth.refresh must carry a token for the same user (sub) and org as the connection; reconnect to change identity",
+            ));
+        }
+        let expires_at = renewed.expires_at.unwrap_or(0);
+        self.access = renewed.access;
+        self.expires_at = renewed.expires_at;
+        self.reply(id, ServerFrame::AuthRefreshed { expires_at });
+        Ok(())
     }
 
     fn require_member(&self, session_id: &str) -> Result<(), ClientError> {
@@ -595,7 +642,7 @@ impl Connection {
                 id,
                 ServerFrame::MessageAccepted {
                     session_id: send.session_id,
-                    message_id: earlier.message_id,
+                    message_id: earlier.id,
                     seq: earlier.seq.unwrap_or(0),
                 },
             );

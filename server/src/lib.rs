@@ -11,7 +11,10 @@
 //! - [`registry`]: which local connections are in which stream; one backplane
 //!   subscription per stream, each event serialized once for all its recipients.
 //! - [`events`]: the single path by which every event is appended to a stream.
-//! - [`session`]: session records, who may join, `client_message_id` idempotency.
+//! - [`session`]: session records, who may join.
+//! - [`idempotency`]: `client_message_id` and `idempotency_key`: retries append nothing.
+//! - [`api`]: the `/v1` HTTP API (publish, operator messages, history, documents).
+//! - [`jwt`]: JWT verification (HS256, RS256, ES256, EdDSA, JWKS).
 //! - [`turn`]: agent turns, one at a time per session, owned by the session.
 //! - [`agent`]: the `ModelProvider` trait and the built-in offline agent.
 //! - [`knowledge`]: documents, who may read them (section 7), and search.
@@ -22,11 +25,13 @@
 //! - [`error`]: errors that reach a client, always with a protocol code.
 
 pub mod agent;
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod jwt;
 pub mod knowledge;
 pub mod metrics;

@@ -78,7 +78,7 @@ async fn run(
     let shutdown = state.shutdown.clone();
     let server = {
         let shutdown = shutdown.clone();
-        let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let router = app(state.clone())?.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { shutdown.closed().await })

@@ -14,7 +14,6 @@ use serde::Deserialize;
 use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
 use tower_http::trace::TraceLayer;
 
-use crate::auth::{Credentials, authenticate};
 use crate::connection::{self, Handshake};
 use crate::state::AppState;
 
@@ -26,14 +25,16 @@ const READ_BUFFER_BYTES: usize = 4 * 1024;
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 
 /// The router with every route, over `state`.
-pub fn app(state: AppState) -> Router {
-    Router::new()
+pub fn app(state: AppState) -> anyhow::Result<Router> {
+    Ok(Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
+        .route("/openapi.json", get(crate::api::openapi))
+        .merge(crate::api::router(&state)?)
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state))
 }
 
 /// A JSON error body: `{"error":{"code","message"}}`.
@@ -64,19 +65,14 @@ async fn ws_upgrade(
             "this replica holds its maximum number of connections; retry another replica or later",
         );
     };
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
-    let credentials = Credentials {
-        token: query.token.or(bearer),
-    };
-    let access = authenticate(
-        &credentials,
-        state.config.allow_anonymous,
-        &state.config.default_org,
-    );
+    if !origin_allowed(&state.config.ws_allowed_origins, &headers) {
+        return json_error(
+            ErrorCode::Forbidden,
+            "this page's origin may not open a WebSocket to this gateway (see --ws-allowed-origins)",
+        );
+    }
+    let token = query.token.or_else(|| bearer(&headers));
+    let access = state.auth.authenticate(token.as_deref()).await;
     let max_frame = state.config.max_frame_bytes as usize;
     upgrade
         .protocols([SUBPROTOCOL])
@@ -96,6 +92,28 @@ async fn ws_upgrade(
             };
             tracker.track_future(connection::serve(sink, stream, state, handshake, permit))
         })
+}
+
+/// The credential of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_string())
+}
+
+/// Browsers always send `Origin` on a WebSocket upgrade; servers and CLIs usually do
+/// not, and they are not what an origin allowlist protects against.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(origin)) => allowed.iter().any(|a| a.trim_end_matches('/') == origin),
+        Some(Err(_)) => false,
+    }
 }
 
 async fn health() -> Response {

@@ -13,13 +13,12 @@ use switchboard_backplane::{Backplane, RecordKey, Seq};
 
 use crate::auth::{AccessContext, ROLE_ADMIN, ROLE_OPERATOR, has_role};
 use crate::error::ClientError;
+use crate::idempotency;
 
 /// Records namespace of sessions.
 const SESSIONS: &str = "sessions";
 /// Records namespace of `client_message_id` reservations.
 const MESSAGE_IDS: &str = "message-ids";
-/// How long a `client_message_id` is remembered.
-pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// A session as every replica sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,13 +54,6 @@ impl SessionRecord {
             }
         }
     }
-}
-
-/// What a `client_message_id` is bound to once its message is appended.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MessageReservation {
-    pub message_id: String,
-    pub seq: Option<Seq>,
 }
 
 /// Sessions and idempotency keys, stored in the backplane.
@@ -156,42 +148,16 @@ impl SessionStore {
         }
     }
 
-    /// Reserve `client_message_id` in `session_id` for a new `message_id`. Returns
-    /// `None` when this call made the reservation (go ahead and append), or the
-    /// earlier reservation when the id was seen before.
+    /// Reserve `client_message_id` in `session_id` for a new `message_id` (see
+    /// [`crate::idempotency`]): `None` means go ahead and append.
     pub async fn reserve_message(
         &self,
         session_id: &str,
         client_message_id: &str,
         message_id: &str,
-    ) -> Result<Option<MessageReservation>, ClientError> {
-        let key = RecordKey::new(MESSAGE_IDS, format!("{session_id}/{client_message_id}"));
-        let reservation = MessageReservation {
-            message_id: message_id.to_string(),
-            seq: None,
-        };
-        let value = Bytes::from(serde_json::to_vec(&reservation).unwrap_or_default());
-        if self
-            .backplane
-            .record_create(&key, value, Some(IDEMPOTENCY_TTL))
-            .await?
-        {
-            return Ok(None);
-        }
-        // Someone else reserved it; its seq appears once its append completes.
-        for _ in 0..50 {
-            if let Some(bytes) = self.backplane.record_get(&key).await?
-                && let Ok(earlier) = serde_json::from_slice::<MessageReservation>(&bytes)
-                && earlier.seq.is_some()
-            {
-                return Ok(Some(earlier));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(ClientError::new(
-            switchboard_protocol::ErrorCode::Conflict,
-            "a message with this client_message_id is still being accepted; retry shortly",
-        ))
+    ) -> Result<Option<idempotency::Reservation>, ClientError> {
+        let key = message_key(session_id, client_message_id);
+        idempotency::reserve(self.backplane.as_ref(), &key, message_id).await
     }
 
     /// Record the seq of a reserved message, or release the reservation if the append
@@ -203,24 +169,13 @@ impl SessionStore {
         message_id: &str,
         seq: Option<Seq>,
     ) -> Result<(), ClientError> {
-        let key = RecordKey::new(MESSAGE_IDS, format!("{session_id}/{client_message_id}"));
-        match seq {
-            Some(seq) => {
-                let reservation = MessageReservation {
-                    message_id: message_id.to_string(),
-                    seq: Some(seq),
-                };
-                let value = Bytes::from(serde_json::to_vec(&reservation).unwrap_or_default());
-                self.backplane
-                    .record_put(&key, value, Some(IDEMPOTENCY_TTL))
-                    .await?;
-            }
-            None => {
-                self.backplane.record_delete(&key).await?;
-            }
-        }
-        Ok(())
+        let key = message_key(session_id, client_message_id);
+        idempotency::settle(self.backplane.as_ref(), &key, message_id, seq).await
     }
+}
+
+fn message_key(session_id: &str, client_message_id: &str) -> RecordKey {
+    RecordKey::new(MESSAGE_IDS, format!("{session_id}/{client_message_id}"))
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ pub struct AppState {
     pub sessions: Arc<SessionStore>,
     pub turns: Arc<Turns>,
     pub knowledge: Arc<KnowledgeBase>,
+    /// Verifies tokens and API keys.
+    pub auth: Arc<crate::auth::Authenticator>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
     /// Open connections' outbound queues, for the heartbeat sweeper.
@@ -82,7 +84,9 @@ impl AppState {
                 deadline: config.turn_deadline,
             },
         );
+        let auth = Arc::new(crate::auth::Authenticator::from_config(&config).await?);
         Ok(AppState {
+            auth,
             server_id: Arc::from(config.resolved_server_id()),
             registry: Arc::new(Registry::new(backplane.clone(), metrics.clone())),
             sessions: Arc::new(SessionStore::new(backplane.clone(), config.history_max_age)),
