@@ -7,8 +7,9 @@
 //! contract for backends; `/openapi.json` describes it for machines.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -149,8 +150,18 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
     Ok(router.layer(cors))
 }
 
-async fn caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    Ok(state.auth.caller(bearer(headers).as_deref()).await?)
+/// The authenticated caller. As an extractor it runs before the body is read, so a
+/// request with bad credentials is `401` whatever its body.
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Authed(
+            state.auth.caller(bearer(&parts.headers).as_deref()).await?,
+        ))
+    }
 }
 
 fn forbidden(what: &str) -> ApiError {
@@ -238,11 +249,10 @@ fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     security(("bearer" = [])))]
 async fn publish(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     ApiJson(request): ApiJson<PublishRequest>,
 ) -> Result<(StatusCode, Json<PublishResponse>), ApiError> {
-    // Credentials first: an anonymous caller learns nothing about the body's validity.
-    let (publisher, own_org) = match caller(&state, &headers).await? {
+    let (publisher, own_org) = match caller {
         Caller::PublisherKey { name } => (name, None),
         Caller::Token(access) if has_role(&access, ROLE_PUBLISHER) => (
             access.user_id.clone().unwrap_or_else(|| "publisher".into()),
@@ -255,6 +265,11 @@ async fn publish(
         }
     };
     check_len("name", &request.name, 128)?;
+    if let (Some(own), Some(given)) = (&own_org, &request.org_id)
+        && own != given
+    {
+        return Err(forbidden("publish on behalf of another org"));
+    }
     if let Some(key) = &request.idempotency_key {
         check_len("idempotency_key", key, 128)?;
     }
@@ -268,9 +283,6 @@ async fn publish(
         }
         PublishTarget::User(user_id) => {
             let org = match (&own_org, &request.org_id) {
-                (Some(own), Some(given)) if own != given => {
-                    return Err(forbidden("publish to users of another org"));
-                }
                 (Some(own), _) => own.clone(),
                 (None, given) => given
                     .clone()
@@ -352,10 +364,9 @@ pub struct MessageResponse {
 async fn operator_message(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     ApiJson(request): ApiJson<OperatorMessage>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
-    let caller = caller(&state, &headers).await?;
     let (default_author, org) = match &caller {
         Caller::PublisherKey { name } => (name.clone(), None),
         Caller::Token(access)
@@ -438,9 +449,8 @@ async fn history(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
     Query(query): Query<HistoryQuery>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
 ) -> Result<Json<HistoryResponse>, ApiError> {
-    let caller = caller(&state, &headers).await?;
     visible_session(&state, &session_id, |record| match &caller {
         Caller::PublisherKey { .. } | Caller::AdminKey { .. } => true,
         Caller::Token(access) => {
@@ -580,10 +590,9 @@ pub struct OrgQuery {
     security(("bearer" = [])))]
 async fn put_document(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     ApiJson(request): ApiJson<DocumentRequest>,
 ) -> Result<Json<DocumentRef>, ApiError> {
-    let caller = caller(&state, &headers).await?;
     let org_id = admin_org(&caller, Some(&request.org_id))?;
     let document = Document {
         doc_id: request.doc_id,
@@ -612,10 +621,9 @@ async fn put_document(
     security(("bearer" = [])))]
 async fn list_documents(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Query(query): Query<OrgQuery>,
 ) -> Result<Json<DocumentList>, ApiError> {
-    let caller = caller(&state, &headers).await?;
     let org_id = admin_org(&caller, query.org_id.as_deref())?;
     let documents = state.knowledge.list(&org_id).await?;
     Ok(Json(DocumentList {
@@ -632,11 +640,10 @@ async fn list_documents(
     security(("bearer" = [])))]
 async fn delete_document(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    Authed(caller): Authed,
     Path(doc_id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = caller(&state, &headers).await?;
     let org_id = admin_org(&caller, query.org_id.as_deref())?;
     if state.knowledge.delete(&org_id, &doc_id).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -701,7 +701,15 @@ fn rate_limited(rate: u32) -> ClientError {
     )
 }
 
+/// The longest session id a client may send (server-made ids are 34 characters).
+const MAX_SESSION_ID_CHARS: usize = 128;
+
 fn session_stream(session_id: &str) -> Result<StreamName, ClientError> {
+    if session_id.chars().count() > MAX_SESSION_ID_CHARS {
+        return Err(ClientError::bad_request(format!(
+            "session_id: at most {MAX_SESSION_ID_CHARS} characters"
+        )));
+    }
     StreamName::session(session_id)
         .map_err(|e| ClientError::bad_request(format!("session_id: {e}")))
 }

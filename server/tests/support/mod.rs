@@ -11,6 +11,8 @@
 
 pub mod client;
 pub mod gateway;
+pub mod http;
+pub mod jwt;
 pub mod knowledge;
 pub mod raw;
 
