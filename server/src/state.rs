@@ -75,6 +75,7 @@ impl AppState {
             Arc::new(OfflineAgent::new(config.offline_agent_delay));
         let events = Events::new(backplane.clone(), metrics.clone());
         let turns = Turns::new(
+            backplane.clone(),
             events.clone(),
             knowledge.clone(),
             provider,

@@ -9,8 +9,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
-use switchboard_backplane::StreamName;
+use switchboard_backplane::{Backplane, RecordKey, StreamName};
 use switchboard_protocol::{ErrorCode, EventBody, Role, Source, TurnStatus, Usage};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -25,6 +26,10 @@ use crate::session::new_id;
 
 /// Documents retrieved per turn.
 const DOCUMENTS_PER_TURN: usize = 3;
+/// Records namespace of per-session turn leases.
+const TURN_LEASES: &str = "turn-leases";
+/// How much longer than the turn deadline a lease lives.
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 /// How long a turn keeps retrying to record its end through a backplane outage.
 const END_PATIENCE: Duration = Duration::from_secs(30);
 
@@ -62,6 +67,8 @@ pub struct TurnLimits {
 pub struct Turns {
     /// A session is in the map exactly while its worker task runs.
     sessions: Mutex<HashMap<String, SessionTurns>>,
+    /// For turn leases (one turn per session across replicas).
+    backplane: Arc<dyn Backplane>,
     events: Events,
     knowledge: Arc<KnowledgeBase>,
     provider: Arc<dyn ModelProvider>,
@@ -74,6 +81,7 @@ pub struct Turns {
 
 impl Turns {
     pub fn new(
+        backplane: Arc<dyn Backplane>,
         events: Events,
         knowledge: Arc<KnowledgeBase>,
         provider: Arc<dyn ModelProvider>,
@@ -81,6 +89,7 @@ impl Turns {
         limits: TurnLimits,
     ) -> Arc<Turns> {
         Arc::new(Turns {
+            backplane,
             sessions: Mutex::new(HashMap::new()),
             events,
             knowledge,
@@ -185,9 +194,59 @@ impl Turns {
                 }
             };
             let (job, turn_id, cancel) = next;
+            // Another replica may be running a turn of this session: wait for its lease.
+            let lease = self.acquire_lease(&session_id).await;
             self.run(job, turn_id, cancel).await;
+            if let Some(lease) = lease {
+                self.release_lease(&session_id, &lease).await;
+            }
             if let Some(session) = self.lock().get_mut(&session_id) {
                 session.running = None;
+            }
+        }
+    }
+
+    /// Take the session's turn lease in the shared records, so that across replicas
+    /// at most one turn of a session runs at a time. The lease outlives the turn
+    /// deadline a little, so a replica that dies mid-turn frees it by expiry. Returns
+    /// `None` only when the drain grace ran out while waiting.
+    async fn acquire_lease(&self, session_id: &str) -> Option<String> {
+        let key = RecordKey::new(TURN_LEASES, session_id);
+        let holder = new_id("lease");
+        let ttl = self.limits.deadline + LEASE_MARGIN;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            match self
+                .backplane
+                .record_create(&key, Bytes::from(holder.clone()), Some(ttl))
+                .await
+            {
+                Ok(true) => return Some(holder),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(session_id, error = %e, "turn lease unavailable; retrying")
+                }
+            }
+            tokio::select! {
+                () = self.abort_all.cancelled() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// Give the lease back, if it is still ours.
+    async fn release_lease(&self, session_id: &str, holder: &str) {
+        let key = RecordKey::new(TURN_LEASES, session_id);
+        match self.backplane.record_get(&key).await {
+            Ok(Some(value)) if value.as_ref() == holder.as_bytes() => {
+                if let Err(e) = self.backplane.record_delete(&key).await {
+                    tracing::warn!(session_id, error = %e, "could not release a turn lease; it will expire");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(session_id, error = %e, "could not release a turn lease; it will expire")
             }
         }
     }
@@ -311,5 +370,87 @@ impl Turns {
             .turns
             .with_label_values(&[status.as_str()])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_backplane::{MemoryBackplane, Retention};
+
+    use super::*;
+    use crate::agent::OfflineAgent;
+
+    fn replica(backplane: &Arc<dyn Backplane>) -> Arc<Turns> {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        Turns::new(
+            backplane.clone(),
+            Events::new(backplane.clone(), metrics.clone()),
+            Arc::new(KnowledgeBase::new(backplane.clone())),
+            Arc::new(OfflineAgent::new(Duration::from_millis(5))),
+            metrics,
+            TurnLimits {
+                max_queued: 8,
+                deadline: Duration::from_secs(30),
+            },
+        )
+    }
+
+    fn job(stream: &StreamName, n: usize) -> TurnJob {
+        TurnJob {
+            session_id: stream.id().to_string(),
+            stream: stream.clone(),
+            message_id: format!("m_{n}"),
+            question: "anything at all".into(),
+            access: AccessContext {
+                user_id: None,
+                org_id: "default".into(),
+                groups: vec![],
+                roles: vec![],
+                anonymous: true,
+            },
+        }
+    }
+
+    /// Two replicas accepting messages for one session run its turns one at a time:
+    /// every `turn.start` is followed by its own `turn.end` before the next starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_never_run_two_turns_of_one_session_at_once() {
+        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+        let (a, b) = (replica(&backplane), replica(&backplane));
+        let stream = StreamName::session("s_lease").unwrap();
+        for n in 0..3 {
+            a.enqueue(job(&stream, 2 * n));
+            b.enqueue(job(&stream, 2 * n + 1));
+        }
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while a.busy_sessions() + b.busy_sessions() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("all turns finish");
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        let mut running: Option<String> = None;
+        let mut ended = 0;
+        for event in &history.events {
+            match &event.body {
+                EventBody::TurnStart { turn_id, .. } => {
+                    assert!(
+                        running.is_none(),
+                        "turn {turn_id} started while {running:?} ran"
+                    );
+                    running = Some(turn_id.clone());
+                }
+                EventBody::TurnDelta { turn_id, .. } => {
+                    assert_eq!(running.as_ref(), Some(turn_id), "a delta outside its turn");
+                }
+                EventBody::TurnEnd { turn_id, .. } => {
+                    assert_eq!(running.take().as_ref(), Some(turn_id));
+                    ended += 1;
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(ended, 6);
     }
 }
