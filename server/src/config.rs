@@ -50,9 +50,16 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_SERVER_ID")]
     pub server_id: Option<String>,
 
-    /// Where events, history and shared records live: `memory` (one replica only).
+    /// Where events, history and shared records live: `memory` (one replica only),
+    /// `redis://…` / `rediss://…` (Redis, TLS), or `nats://…` / `tls://…` (NATS with
+    /// JetStream). Credentials go in the URL. Unreachable at boot: the gateway exits.
     #[arg(long, env = "SWITCHBOARD_BACKPLANE", default_value = "memory")]
     pub backplane: String,
+
+    /// Prefix of every Redis key, NATS subject, stream and bucket this deployment
+    /// uses (default `sb`), so several deployments can share one server.
+    #[arg(long, env = "SWITCHBOARD_BACKPLANE_PREFIX", default_value = "sb")]
+    pub backplane_prefix: String,
 
     /// History kept per stream, in events (default 1000). Older events are trimmed;
     /// a client resuming from before them gets `recovered: false`.
@@ -310,6 +317,8 @@ impl std::str::FromStr for ApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackplaneChoice {
     Memory,
+    Redis(String),
+    Nats(String),
 }
 
 /// A configuration that parsed but cannot work.
@@ -376,17 +385,20 @@ impl ServeConfig {
                 reason: "must be 1 to 64 characters".into(),
             });
         }
-        match self.backplane.as_str() {
-            "memory" => Ok(BackplaneChoice::Memory),
-            other => Err(ConfigError {
-                flag: "--backplane",
-                env: "SWITCHBOARD_BACKPLANE",
-                reason: format!(
-                    "'{}' is not a backplane this build supports; use 'memory'",
-                    redact_url(other)
-                ),
-            }),
+        if self.backplane_prefix.is_empty()
+            || self.backplane_prefix.len() > 32
+            || !self
+                .backplane_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError {
+                flag: "--backplane-prefix",
+                env: "SWITCHBOARD_BACKPLANE_PREFIX",
+                reason: "must be 1 to 32 characters of A-Z, a-z, 0-9, '_', '-'".into(),
+            });
         }
+        parse_backplane(&self.backplane)
     }
 
     /// The replica name: `--server-id` or a random `replica-…`.
@@ -395,6 +407,24 @@ impl ServeConfig {
             let id = uuid::Uuid::new_v4().simple().to_string();
             format!("replica-{}", &id[..8])
         })
+    }
+}
+
+/// The backplane a `--backplane` value names.
+pub fn parse_backplane(value: &str) -> Result<BackplaneChoice, ConfigError> {
+    let scheme = value.split_once("://").map(|(scheme, _)| scheme);
+    match (value, scheme) {
+        ("memory", _) => Ok(BackplaneChoice::Memory),
+        (_, Some("redis" | "rediss")) => Ok(BackplaneChoice::Redis(value.to_string())),
+        (_, Some("nats" | "tls")) => Ok(BackplaneChoice::Nats(value.to_string())),
+        _ => Err(ConfigError {
+            flag: "--backplane",
+            env: "SWITCHBOARD_BACKPLANE",
+            reason: format!(
+                "'{}' is not a backplane: use memory, redis://host:6379, rediss://…, nats://host:4222 or tls://…",
+                redact_url(value)
+            ),
+        }),
     }
 }
 
@@ -487,9 +517,17 @@ mod tests {
             redact_url("redis://user:secret@host:6379"),
             "redis://***@host:6379"
         );
-        let c = parse(&["--backplane", "redis://u:hunter2@h"]).unwrap();
+        let c = parse(&["--backplane", "bogus://u:hunter2@h"]).unwrap();
         let e = c.validate().unwrap_err().to_string();
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("--backplane"), "{e}");
+        assert_eq!(
+            parse_backplane("rediss://u:p@h:6380").unwrap(),
+            BackplaneChoice::Redis("rediss://u:p@h:6380".into())
+        );
+        assert!(matches!(
+            parse_backplane("nats://h:4222"),
+            Ok(BackplaneChoice::Nats(_))
+        ));
     }
 }

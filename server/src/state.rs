@@ -57,6 +57,10 @@ impl AppState {
         };
         let backplane: Arc<dyn Backplane> = match backplane_choice {
             BackplaneChoice::Memory => Arc::new(MemoryBackplane::new(retention)),
+            BackplaneChoice::Redis(url) | BackplaneChoice::Nats(url) => anyhow::bail!(
+                "--backplane (SWITCHBOARD_BACKPLANE): {} is not wired into this build yet; use memory",
+                crate::config::redact_url(&url)
+            ),
         };
         let metrics = Arc::new(Metrics::new()?);
         let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
