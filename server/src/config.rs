@@ -34,6 +34,8 @@ impl Cli {
 pub enum Command {
     /// Run the gateway: /ws, the HTTP API, /health, /ready and /metrics.
     Serve(ServeConfig),
+    /// Publish an event straight onto the backplane (Redis or NATS), no gateway needed.
+    Publish(crate::publish::PublishArgs),
 }
 
 /// Configuration of `switchboard serve`. Every flag can also be set through the
@@ -438,7 +440,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("'{text}' is not a duration ({e}); write e.g. 500ms, 30s, 5m, 24h"))
 }
@@ -452,6 +454,7 @@ mod tests {
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).map(Cli::into_command) {
             Ok(Command::Serve(c)) => Ok(c),
+            Ok(_) => Err("not serve".into()),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -459,7 +462,9 @@ mod tests {
     #[test]
     fn bare_switchboard_serves_with_top_level_flags() {
         let cli = Cli::try_parse_from(["switchboard", "--history-max-events", "7"]).unwrap();
-        let Command::Serve(c) = cli.into_command();
+        let Command::Serve(c) = cli.into_command() else {
+            panic!("expected serve")
+        };
         assert_eq!(c.history_max_events, 7);
     }
 

@@ -18,6 +18,8 @@
 //! - [`turn`]: agent turns, one at a time per session, owned by the session.
 //! - [`agent`]: the `ModelProvider` trait and the built-in offline agent.
 //! - [`knowledge`]: documents, who may read them (section 7), and search.
+//! - [`backplanes`]: connects the configured backplane (memory, Redis, NATS).
+//! - [`publish`]: `switchboard publish`, straight onto the backplane.
 //! - [`auth`]: the access context fixed at the handshake.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`shutdown`]: the replica's lifecycle (running, draining, closing).
@@ -27,6 +29,7 @@
 pub mod agent;
 pub mod api;
 pub mod auth;
+pub mod backplanes;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -35,6 +38,7 @@ pub mod idempotency;
 pub mod jwt;
 pub mod knowledge;
 pub mod metrics;
+pub mod publish;
 pub mod registry;
 pub mod routes;
 pub mod session;

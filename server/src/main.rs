@@ -14,9 +14,25 @@ use tracing_subscriber::EnvFilter;
 /// How long `main` waits for sockets to send their close frames after closing.
 const SOCKETS_EXIT_PATIENCE: Duration = Duration::from_secs(10);
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line (with its causes), not a Debug dump with a backtrace.
+            eprintln!("switchboard: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> anyhow::Result<()> {
     match Cli::parse().into_command() {
         Command::Serve(config) => serve(config),
+        Command::Publish(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(switchboard::publish::run(args)),
     }
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use switchboard_backplane::{Backplane, MemoryBackplane, Retention};
+use switchboard_backplane::{Backplane, Retention};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
@@ -55,13 +55,9 @@ impl AppState {
             max_events: config.history_max_events as usize,
             max_age: config.history_max_age,
         };
-        let backplane: Arc<dyn Backplane> = match backplane_choice {
-            BackplaneChoice::Memory => Arc::new(MemoryBackplane::new(retention)),
-            BackplaneChoice::Redis(url) | BackplaneChoice::Nats(url) => anyhow::bail!(
-                "--backplane (SWITCHBOARD_BACKPLANE): {} is not wired into this build yet; use memory",
-                crate::config::redact_url(&url)
-            ),
-        };
+        let backplane =
+            crate::backplanes::connect(&backplane_choice, &config.backplane_prefix, retention)
+                .await?;
         let metrics = Arc::new(Metrics::new()?);
         let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
         if config.demo_seed {

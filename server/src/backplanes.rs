@@ -1,0 +1,26 @@
+//! Building the configured backplane: the one place that knows every adapter.
+
+use std::sync::Arc;
+
+use switchboard_backplane::{Backplane, MemoryBackplane, Retention};
+
+use crate::config::{BackplaneChoice, redact_url};
+
+/// Connect to the backplane `choice` names. A wrong URL or an unreachable server
+/// fails here, at boot, with a message naming the setting (and no password).
+pub async fn connect(
+    choice: &BackplaneChoice,
+    prefix: &str,
+    retention: Retention,
+) -> anyhow::Result<Arc<dyn Backplane>> {
+    match choice {
+        BackplaneChoice::Memory => Ok(Arc::new(MemoryBackplane::new(retention))),
+        BackplaneChoice::Redis(url) | BackplaneChoice::Nats(url) => {
+            let _ = prefix;
+            anyhow::bail!(
+                "--backplane (SWITCHBOARD_BACKPLANE): {} is not wired into this build yet; use memory",
+                redact_url(url)
+            )
+        }
+    }
+}
