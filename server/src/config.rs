@@ -26,14 +26,14 @@ pub struct Cli {
 impl Cli {
     /// The command to run: a subcommand, or `serve` with the top-level flags.
     pub fn into_command(self) -> Command {
-        self.command.unwrap_or(Command::Serve(self.serve))
+        self.command.unwrap_or(Command::Serve(Box::new(self.serve)))
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the gateway: /ws, the HTTP API, /health, /ready and /metrics.
-    Serve(ServeConfig),
+    Serve(Box<ServeConfig>),
     /// Publish an event straight onto the backplane (Redis or NATS), no gateway needed.
     Publish(crate::publish::PublishArgs),
 }
@@ -453,7 +453,7 @@ mod tests {
         let mut full = vec!["switchboard", "serve"];
         full.extend_from_slice(args);
         match Cli::try_parse_from(full).map(Cli::into_command) {
-            Ok(Command::Serve(c)) => Ok(c),
+            Ok(Command::Serve(c)) => Ok(*c),
             Ok(_) => Err("not serve".into()),
             Err(e) => Err(e.to_string()),
         }

@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
 
 fn run_command() -> anyhow::Result<()> {
     match Cli::parse().into_command() {
-        Command::Serve(config) => serve(config),
+        Command::Serve(config) => serve(*config),
         Command::Publish(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
