@@ -35,7 +35,7 @@ pub enum Command {
     /// Run the gateway: /ws, the HTTP API, /health, /ready and /metrics.
     Serve(Box<ServeConfig>),
     /// Publish an event straight onto the backplane (Redis or NATS), no gateway needed.
-    Publish(crate::publish::PublishArgs),
+    Publish(Box<crate::publish::PublishArgs>),
 }
 
 /// Configuration of `switchboard serve`. Every flag can also be set through the

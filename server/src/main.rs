@@ -32,7 +32,7 @@ fn run_command() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?
-            .block_on(switchboard::publish::run(args)),
+            .block_on(switchboard::publish::run(*args)),
     }
 }
 
