@@ -15,7 +15,14 @@ pub async fn connect(
 ) -> anyhow::Result<Arc<dyn Backplane>> {
     match choice {
         BackplaneChoice::Memory => Ok(Arc::new(MemoryBackplane::new(retention))),
-        BackplaneChoice::Redis(url) | BackplaneChoice::Nats(url) => {
+        BackplaneChoice::Redis(url) => {
+            let redis = switchboard_redis::RedisBackplane::connect(url, prefix, retention)
+                .await
+                .map_err(|e| anyhow::anyhow!("--backplane (SWITCHBOARD_BACKPLANE): {e}"))?;
+            tracing::info!(target = %redact_url(url), prefix, "connected to the Redis backplane");
+            Ok(Arc::new(redis))
+        }
+        BackplaneChoice::Nats(url) => {
             let _ = prefix;
             anyhow::bail!(
                 "--backplane (SWITCHBOARD_BACKPLANE): {} is not wired into this build yet; use memory",
