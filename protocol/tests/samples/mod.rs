@@ -1,0 +1,212 @@
+//! One sample of every frame and event, shared by the round-trip and schema tests.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use switchboard_protocol::client::{
+    AuthRefresh, MessageSend, SessionCreate, SessionJoin, SessionLeave, ToolDecide, TurnCancel,
+};
+use switchboard_protocol::{
+    ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnStatus,
+    Usage,
+};
+
+pub fn every_client_frame() -> Vec<ClientFrame> {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("page".into(), json!("/pricing"));
+    vec![
+        ClientFrame::Ping {},
+        ClientFrame::SessionCreate(SessionCreate { metadata: None }),
+        ClientFrame::SessionCreate(SessionCreate {
+            metadata: Some(metadata),
+        }),
+        ClientFrame::SessionJoin(SessionJoin {
+            session_id: "s_1".into(),
+            after_seq: Some(41),
+            session_key: Some("k_x".into()),
+        }),
+        ClientFrame::SessionJoin(SessionJoin {
+            session_id: "s_1".into(),
+            after_seq: None,
+            session_key: None,
+        }),
+        ClientFrame::SessionLeave(SessionLeave {
+            session_id: "s_1".into(),
+        }),
+        ClientFrame::MessageSend(MessageSend {
+            session_id: "s_1".into(),
+            text: "héllo \"world\" <b>".into(),
+            client_message_id: Some("cm-1".into()),
+        }),
+        ClientFrame::TurnCancel(TurnCancel {
+            session_id: "s_1".into(),
+            turn_id: "t_1".into(),
+        }),
+        ClientFrame::ToolDecide(ToolDecide {
+            session_id: "s_1".into(),
+            call_id: "call_1".into(),
+            approved: true,
+        }),
+        ClientFrame::AuthRefresh(AuthRefresh {
+            token: "eyJ...".into(),
+        }),
+    ]
+}
+
+pub fn every_server_frame() -> Vec<ServerFrame> {
+    vec![
+        ServerFrame::Welcome {
+            protocol: 1,
+            connection_id: "c_1".into(),
+            server_id: "replica-a".into(),
+            principal: Principal {
+                user_id: Some("u1".into()),
+                org_id: "acme".into(),
+                groups: vec!["support".into()],
+                roles: vec!["operator".into()],
+                anonymous: false,
+            },
+            heartbeat_ms: 25000,
+            limits: Limits {
+                max_frame_bytes: 65536,
+                max_text_chars: 8000,
+                max_frames_per_second: 20,
+                max_sessions_per_connection: 16,
+            },
+        },
+        ServerFrame::Welcome {
+            protocol: 1,
+            connection_id: "c_2".into(),
+            server_id: "replica-a".into(),
+            principal: Principal {
+                user_id: None,
+                org_id: "acme".into(),
+                groups: vec![],
+                roles: vec![],
+                anonymous: true,
+            },
+            heartbeat_ms: 25000,
+            limits: Limits {
+                max_frame_bytes: 65536,
+                max_text_chars: 8000,
+                max_frames_per_second: 20,
+                max_sessions_per_connection: 16,
+            },
+        },
+        ServerFrame::Pong {},
+        ServerFrame::SessionCreated {
+            session_id: "s_1".into(),
+            session_key: Some("k_1".into()),
+            seq: 0,
+        },
+        ServerFrame::SessionCreated {
+            session_id: "s_1".into(),
+            session_key: None,
+            seq: 3,
+        },
+        ServerFrame::SessionJoined {
+            session_id: "s_1".into(),
+            last_seq: 9,
+            recovered: false,
+        },
+        ServerFrame::SessionLeft {
+            session_id: "s_1".into(),
+        },
+        ServerFrame::MessageAccepted {
+            session_id: "s_1".into(),
+            message_id: "m_1".into(),
+            seq: 4,
+        },
+        ServerFrame::ToolDecided {
+            session_id: "s_1".into(),
+            call_id: "call_1".into(),
+            approved: false,
+        },
+        ServerFrame::AuthRefreshed {
+            expires_at: 1_900_000_000,
+        },
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: "slow down".into(),
+        },
+        ServerFrame::Goaway {
+            reason: "draining".into(),
+        },
+    ]
+}
+
+pub fn every_event_body() -> Vec<EventBody> {
+    vec![
+        EventBody::Message {
+            message_id: "m_1".into(),
+            role: Role::User,
+            text: "Où est ma commande? 📦".into(),
+            author: Some("u1".into()),
+        },
+        EventBody::Message {
+            message_id: "m_2".into(),
+            role: Role::Operator,
+            text: "<img src=x onerror=alert(1)>".into(),
+            author: None,
+        },
+        EventBody::TurnStart {
+            turn_id: "t_1".into(),
+            reply_to: "m_1".into(),
+        },
+        EventBody::TurnDelta {
+            turn_id: "t_1".into(),
+            text: "Hello, ".into(),
+        },
+        EventBody::ToolRequest {
+            turn_id: "t_1".into(),
+            call_id: "call_1".into(),
+            tool: "lookup_order".into(),
+            arguments: json!({"order_id": 42, "nested": {"a": [1, 2]}}),
+        },
+        EventBody::ToolResult {
+            turn_id: "t_1".into(),
+            call_id: "call_1".into(),
+            ok: true,
+            output: Some(json!({"status": "shipped"})),
+        },
+        EventBody::ToolResult {
+            turn_id: "t_1".into(),
+            call_id: "call_2".into(),
+            ok: false,
+            output: None,
+        },
+        EventBody::TurnEnd {
+            turn_id: "t_1".into(),
+            status: TurnStatus::Completed,
+            text: "Hello, world".into(),
+            usage: Some(Usage {
+                prompt_tokens: 10,
+                completion_tokens: 2,
+                total_tokens: 12,
+            }),
+            sources: Some(vec![Source {
+                doc_id: "d1".into(),
+                title: "Shipping".into(),
+                uri: Some("https://example.com/shipping".into()),
+            }]),
+            error: None,
+        },
+        EventBody::TurnEnd {
+            turn_id: "t_2".into(),
+            status: TurnStatus::Failed,
+            text: "Hel".into(),
+            usage: None,
+            sources: None,
+            error: Some("upstream closed early".into()),
+        },
+        EventBody::Custom {
+            name: "order.shipped".into(),
+            data: json!({"order": 42, "items": ["a", "b"], "ok": true, "none": null}),
+            publisher: Some("orders".into()),
+        },
+        EventBody::Custom {
+            name: "ping".into(),
+            data: Value::Null,
+            publisher: None,
+        },
+    ]
+}
