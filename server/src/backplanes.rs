@@ -23,11 +23,11 @@ pub async fn connect(
             Ok(Arc::new(redis))
         }
         BackplaneChoice::Nats(url) => {
-            let _ = prefix;
-            anyhow::bail!(
-                "--backplane (SWITCHBOARD_BACKPLANE): {} is not wired into this build yet; use memory",
-                redact_url(url)
-            )
+            let nats = switchboard_nats::NatsBackplane::connect(url, prefix, retention)
+                .await
+                .map_err(|e| anyhow::anyhow!("--backplane (SWITCHBOARD_BACKPLANE): {e}"))?;
+            tracing::info!(target = %redact_url(url), prefix, "connected to the NATS backplane");
+            Ok(Arc::new(nats))
         }
     }
 }

@@ -1,0 +1,445 @@
+//! What is particular to the NATS backplane, beyond the shared conformance suite:
+//! booting (errors, credentials, concurrent replicas), the layout on the server, direct
+//! publishers, unsubscribing, and sweeping records.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use support::{NatsServer, unique_prefix};
+use switchboard_backplane::{Backplane, EventBody, RecordKey, Retention, StreamName};
+use switchboard_nats::{ConnectErrorKind, NatsBackplane, NatsOptions};
+
+fn roomy() -> Retention {
+    Retention {
+        max_events: 1000,
+        max_age: Duration::from_secs(3600),
+    }
+}
+
+async fn connect(server: &NatsServer, prefix: &str) -> NatsBackplane {
+    NatsBackplane::connect(&server.url(), prefix, roomy())
+        .await
+        .unwrap()
+}
+
+fn custom(name: &str, i: i64) -> EventBody {
+    EventBody::Custom {
+        name: name.into(),
+        data: serde_json::json!(i),
+        publisher: None,
+    }
+}
+
+/// An unreachable server fails `connect` at once, and the error names the server
+/// without its password.
+#[tokio::test]
+async fn connect_fails_fast_when_nothing_listens_and_hides_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port(); // closed again when the listener drops here
+    let url = format!("nats://alice:hunter2-secret@127.0.0.1:{port}");
+    let started = Instant::now();
+    let err = NatsBackplane::connect(&url, "sb", roomy())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(err.kind, ConnectErrorKind::Unreachable, "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains(&format!("nats://***@127.0.0.1:{port}")),
+        "{text}"
+    );
+}
+
+/// A peer that accepts TCP but never speaks NATS cannot hold the boot past
+/// `connect_timeout`.
+#[tokio::test]
+async fn connect_is_bounded_by_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mute = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut options = NatsOptions::new(format!("nats://127.0.0.1:{port}"), "sb", roomy());
+    options.connect_timeout = Duration::from_secs(1);
+    let started = Instant::now();
+    let err = NatsBackplane::connect_with(options).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "boot took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(
+            err.kind,
+            ConnectErrorKind::Timeout | ConnectErrorKind::Unreachable
+        ),
+        "{err}"
+    );
+    mute.abort();
+}
+
+/// A server without JetStream fails `connect` loudly, saying what to do.
+#[tokio::test]
+async fn connect_fails_loud_without_jetstream() {
+    let server = NatsServer::start_without_jetstream();
+    let started = Instant::now();
+    let err = NatsBackplane::connect(&server.url(), "sb", roomy())
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(err.kind, ConnectErrorKind::NoJetStream, "{err}");
+    assert!(err.to_string().contains("-js"), "{err}");
+}
+
+/// Wrong credentials are refused without being echoed; right ones, in the URL or as a
+/// token option, work.
+#[tokio::test]
+async fn credentials_are_used_and_never_echoed() {
+    let server = NatsServer::start_with_args(&["--user", "alice", "--pass", "right-pass-42"]);
+    let err = NatsBackplane::connect(&server.url_with("alice:wrong-pass-42"), "sb", roomy())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectErrorKind::Unauthorized, "{err}");
+    assert!(!err.to_string().contains("wrong-pass-42"), "{err}");
+    let bp = NatsBackplane::connect(&server.url_with("alice:right-pass-42"), "sb", roomy())
+        .await
+        .unwrap();
+    bp.ping().await.unwrap();
+
+    let server = NatsServer::start_with_args(&["--auth", "token-abc-123"]);
+    let mut options = NatsOptions::new(server.url(), "sb", roomy());
+    options.token = Some("token-wrong-456".into());
+    let err = NatsBackplane::connect_with(options.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectErrorKind::Unauthorized, "{err}");
+    assert!(!err.to_string().contains("token-wrong-456"), "{err}");
+    options.token = Some("token-abc-123".into());
+    NatsBackplane::connect_with(options)
+        .await
+        .unwrap()
+        .ping()
+        .await
+        .unwrap();
+}
+
+/// A prefix that is not a subject token, or a URL that is not one, is a configuration
+/// error before anything is sent.
+#[tokio::test]
+async fn bad_prefix_and_bad_url_are_config_errors() {
+    for prefix in ["", "a.b", "a b", "x>"] {
+        let err = NatsBackplane::connect("nats://127.0.0.1:4222", prefix, roomy())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.kind,
+            ConnectErrorKind::InvalidConfig,
+            "{prefix:?}: {err}"
+        );
+    }
+    let err = NatsBackplane::connect("redis://u:p4ss@host:1", "sb", roomy())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectErrorKind::InvalidConfig, "{err}");
+    assert!(!err.to_string().contains("p4ss"), "{err}");
+}
+
+/// Replicas booting at once on one prefix all succeed (creating the stream and the
+/// bucket is idempotent), and one booting later with another retention updates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_boot_at_once_and_share_the_stream() {
+    let server = NatsServer::start();
+    let prefix = unique_prefix("boot");
+    let boots: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, prefix) = (server.url(), prefix.clone());
+            tokio::spawn(async move { NatsBackplane::connect(&url, &prefix, roomy()).await })
+        })
+        .collect();
+    let mut replicas = Vec::new();
+    for boot in boots {
+        replicas.push(boot.await.unwrap().unwrap());
+    }
+    let s = StreamName::session("boot").unwrap();
+    let event = replicas[0].append(&s, custom("x", 1)).await.unwrap();
+    let replay = replicas[3].read(&s, None, 10).await.unwrap();
+    assert_eq!(replay.events, vec![event]);
+
+    let changed = Retention {
+        max_events: 5,
+        max_age: Duration::from_secs(60),
+    };
+    NatsBackplane::connect(&server.url(), &prefix, changed)
+        .await
+        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js
+        .get_stream(replicas[0].layout().stream_name())
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.info().await.unwrap().config.max_messages_per_subject,
+        6
+    );
+}
+
+/// The server holds exactly the documented layout: one stream per prefix over
+/// `<prefix>.ev.>`, `max_events + 1` per subject, `max_age + grace`, republished to
+/// `<prefix>.live.>`; a KV-style bucket `<prefix>_records`.
+#[tokio::test]
+async fn the_layout_on_the_server_is_the_documented_one() {
+    let server = NatsServer::start();
+    let prefix = unique_prefix("layout");
+    let retention = Retention {
+        max_events: 50,
+        max_age: Duration::from_secs(600),
+    };
+    let bp = NatsBackplane::connect(&server.url(), &prefix, retention)
+        .await
+        .unwrap();
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+
+    let mut stream = js
+        .get_stream(format!("SWITCHBOARD_{prefix}"))
+        .await
+        .unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.subjects, vec![format!("{prefix}.ev.>")]);
+    assert_eq!(config.max_messages_per_subject, 51);
+    assert_eq!(config.max_age, Duration::from_secs(1200), "max_age + grace");
+    let republish = config.republish.unwrap();
+    assert_eq!(republish.source, format!("{prefix}.ev.>"));
+    assert_eq!(republish.destination, format!("{prefix}.live.>"));
+    assert!(!republish.headers_only);
+
+    let mut bucket = js.get_stream(format!("KV_{prefix}_records")).await.unwrap();
+    let config = bucket.info().await.unwrap().config.clone();
+    assert_eq!(config.subjects, vec![format!("$KV.{prefix}_records.>")]);
+    assert_eq!(config.max_messages_per_subject, 1);
+
+    // A record is a KV entry `<namespace>.<key>`, its value the caller's bytes.
+    bp.record_put(
+        &RecordKey::new("sessions", "s_1"),
+        Bytes::from_static(b"v1"),
+        None,
+    )
+    .await
+    .unwrap();
+    let kv = js.get_key_value(format!("{prefix}_records")).await.unwrap();
+    assert_eq!(
+        kv.get("sessions.s_1").await.unwrap(),
+        Some(Bytes::from_static(b"v1"))
+    );
+}
+
+/// A backend publishing straight onto NATS (no gateway, no headers: what
+/// `nats pub <prefix>.ev.session.<id> '<body>'` sends) reaches history and live
+/// subscribers with a seq, in order; a payload that is not an event body is skipped by
+/// both, without breaking the order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_publisher_reaches_history_and_live_with_a_seq() {
+    let server = NatsServer::start();
+    let prefix = unique_prefix("direct");
+    let bp = connect(&server, &prefix).await;
+    let s = StreamName::session("direct").unwrap();
+    let mut sub = bp.subscribe(&s).await.unwrap();
+    let subject = format!("{prefix}.ev.session.direct");
+
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let first = bp.append(&s, custom("from.gateway", 0)).await.unwrap();
+    // Core publish, no ack (`nats pub`).
+    client
+        .publish(
+            subject.clone(),
+            r#"{"type":"event","name":"order.updated","data":{"id":7},"publisher":"billing"}"#
+                .into(),
+        )
+        .await
+        .unwrap();
+    client
+        .publish(subject.clone(), "not json at all".into())
+        .await
+        .unwrap();
+    // Request, which returns JetStream's ack with the seq (`nats req`).
+    let ack = client
+        .request(
+            subject.clone(),
+            r#"{"type":"message","message_id":"m_1","role":"operator","text":"hi"}"#.into(),
+        )
+        .await
+        .unwrap();
+    let ack: serde_json::Value = serde_json::from_slice(&ack.payload).unwrap();
+    let acked_seq = ack["seq"].as_u64().unwrap();
+
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(
+            tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("no live event")
+                .expect("subscription ended"),
+        );
+    }
+    assert_eq!(live[0], first);
+    assert_eq!(
+        live[1].body,
+        EventBody::Custom {
+            name: "order.updated".into(),
+            data: serde_json::json!({"id": 7}),
+            publisher: Some("billing".into()),
+        }
+    );
+    assert_eq!(live[2].seq, acked_seq);
+    assert!(live[1].seq > first.seq && live[2].seq > live[1].seq + 1);
+
+    let replay = bp.read(&s, None, 100).await.unwrap();
+    let seqs: Vec<_> = replay.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, live.iter().map(|e| e.seq).collect::<Vec<_>>());
+    assert_eq!(replay.events[1].body, live[1].body);
+    // Without the gateway's ts header, live uses arrival time and read the stored time.
+    assert!(replay.events[1].ts.abs_diff(live[1].ts) < 1000);
+    assert_eq!(replay.last_seq, acked_seq);
+}
+
+/// Dropping the last subscription of a stream unsubscribes from NATS; others of the
+/// same stream share one NATS subscription.
+#[tokio::test]
+async fn one_nats_subscription_per_stream_dropped_with_the_last() {
+    let server = NatsServer::start();
+    let bp = connect(&server, &unique_prefix("refs")).await;
+    let (a, b) = (
+        StreamName::session("a").unwrap(),
+        StreamName::session("b").unwrap(),
+    );
+    let first = bp.subscribe(&a).await.unwrap();
+    let second = bp.subscribe(&a).await.unwrap();
+    let other = bp.subscribe(&b).await.unwrap();
+    assert_eq!(bp.subscribed_streams(), 2);
+    drop(first);
+    assert_eq!(bp.subscribed_streams(), 2);
+    drop(second);
+    assert_eq!(bp.subscribed_streams(), 1);
+    drop(other);
+    assert_eq!(bp.subscribed_streams(), 0);
+    // And a new one works.
+    let mut again = bp.subscribe(&a).await.unwrap();
+    let event = bp.append(&a, custom("x", 1)).await.unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), again.next())
+            .await
+            .unwrap()
+            .unwrap(),
+        event
+    );
+}
+
+/// Dropping the backplane ends its subscriptions as `Closed`.
+#[tokio::test]
+async fn dropping_the_backplane_closes_its_subscriptions() {
+    let server = NatsServer::start();
+    let bp = connect(&server, &unique_prefix("drop")).await;
+    let mut sub = bp
+        .subscribe(&StreamName::session("a").unwrap())
+        .await
+        .unwrap();
+    drop(bp);
+    let ended = tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .unwrap();
+    assert_eq!(
+        ended.unwrap_err(),
+        switchboard_backplane::SubscriptionEnded::Closed
+    );
+}
+
+/// Record namespaces and keys may be any text: dots, spaces, unicode, empty.
+#[tokio::test]
+async fn record_keys_may_be_any_text() {
+    let server = NatsServer::start();
+    let bp = connect(&server, &unique_prefix("keys")).await;
+    let odd = ["a.b", "with space", "ünï 🚀", "", "*", ">", "=x"];
+    for ns in ["plain", "dotted.ns", ""] {
+        for (i, key) in odd.iter().enumerate() {
+            bp.record_put(&RecordKey::new(ns, *key), Bytes::from(i.to_string()), None)
+                .await
+                .unwrap();
+        }
+        let mut listed = bp.record_list(ns).await.unwrap();
+        listed.sort();
+        let mut expected: Vec<(String, Bytes)> = odd
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (key.to_string(), Bytes::from(i.to_string())))
+            .collect();
+        expected.sort();
+        assert_eq!(listed, expected, "namespace {ns:?}");
+        for (i, key) in odd.iter().enumerate() {
+            assert_eq!(
+                bp.record_get(&RecordKey::new(ns, *key)).await.unwrap(),
+                Some(Bytes::from(i.to_string()))
+            );
+        }
+    }
+}
+
+/// The sweep purges expired records and delete markers (NATS 2.9 has no per-key TTL),
+/// leaves live records alone, and a swept key can be created again.
+#[tokio::test]
+async fn the_record_sweep_purges_expired_records_and_delete_markers() {
+    let server = NatsServer::start();
+    let mut options = NatsOptions::new(server.url(), unique_prefix("sweep"), roomy());
+    options.record_sweep_interval = None;
+    let bp = NatsBackplane::connect_with(options).await.unwrap();
+    let key = |k: &str| RecordKey::new("ns", k);
+    let ttl = Some(Duration::from_millis(100));
+    for k in ["t1", "t2", "t3"] {
+        bp.record_put(&key(k), Bytes::from_static(b"x"), ttl)
+            .await
+            .unwrap();
+    }
+    bp.record_put(&key("live"), Bytes::from_static(b"keep"), None)
+        .await
+        .unwrap();
+    bp.record_put(&key("gone"), Bytes::from_static(b"x"), None)
+        .await
+        .unwrap();
+    assert!(bp.record_delete(&key("gone")).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    assert_eq!(
+        bp.sweep_records().await.unwrap(),
+        4,
+        "three expired, one marker"
+    );
+    assert_eq!(bp.sweep_records().await.unwrap(), 0);
+    assert_eq!(
+        bp.record_list("ns").await.unwrap(),
+        vec![("live".to_string(), Bytes::from_static(b"keep"))]
+    );
+    assert!(
+        bp.record_create(&key("t1"), Bytes::from_static(b"again"), None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !bp.record_create(&key("live"), Bytes::from_static(b"no"), None)
+            .await
+            .unwrap()
+    );
+}
