@@ -132,10 +132,7 @@ async fn main() {
         .subscribe(format!("{prefix}.live.session.hot0"))
         .await
         .unwrap();
-    let mut all = client
-        .subscribe(format!("{prefix}.live.>"))
-        .await
-        .unwrap();
+    let mut all = client.subscribe(format!("{prefix}.live.>")).await.unwrap();
     client.flush().await.unwrap();
     let t = Instant::now();
     let writers: Vec<_> = (0..100)

@@ -31,12 +31,18 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::stream::{LastRawMessageErrorKind, Stream};
 use futures_util::StreamExt;
+use serde_json::json;
 use switchboard_backplane::{
     AppendError, ErrorKind, Event, EventBody, ReadError, Replay, Retention, Seq, StreamName,
 };
 
 use crate::Shared;
 use crate::layout::TS_HEADER;
+
+/// JetStream's error code for "no message found".
+const NO_MESSAGE_FOUND: u64 = 10037;
+
+type OpResult<T> = Result<T, (ErrorKind, String)>;
 
 /// The most messages one fetch asks for.
 const MAX_FETCH: usize = 1024;
@@ -102,6 +108,147 @@ pub(crate) async fn head(
     }
 }
 
+/// What `STREAM.MSG.GET` says about one message: its seq and when JetStream stored it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    seq: Seq,
+    /// `None` if the server's time did not parse (then it is never taken as expired).
+    stored_ms: Option<u64>,
+}
+
+/// One `STREAM.MSG.GET` on the events stream (`last_by_subj` or `next_by_subj` +
+/// `seq`), from the stream leader. Raw JSON: only the seq and the time are needed, and
+/// reading the time here keeps it independent of the client's datetime backend.
+async fn message_get(shared: &Shared, request: serde_json::Value) -> OpResult<Option<Stored>> {
+    let response: serde_json::Value = shared
+        .js
+        .request(
+            format!("STREAM.MSG.GET.{}", shared.layout.stream_name()),
+            &request,
+        )
+        .await
+        .map_err(|err| (crate::error::classify(&err), err.to_string()))?;
+    if let Some(error) = response.get("error") {
+        if error.get("err_code").and_then(|code| code.as_u64()) == Some(NO_MESSAGE_FOUND) {
+            return Ok(None);
+        }
+        return Err((ErrorKind::Rejected, format!("JetStream: {error}")));
+    }
+    let message = response.get("message");
+    let seq = message
+        .and_then(|m| m.get("seq"))
+        .and_then(|seq| seq.as_u64())
+        .ok_or_else(|| {
+            (
+                ErrorKind::InvalidData,
+                format!("unexpected answer: {response}"),
+            )
+        })?;
+    let stored_ms = message
+        .and_then(|m| m.get("time"))
+        .and_then(|time| time.as_str())
+        .and_then(rfc3339_ms);
+    Ok(Some(Stored { seq, stored_ms }))
+}
+
+/// How many messages JetStream holds for `subject` (`STREAM.INFO` with a subject filter).
+async fn subject_count(shared: &Shared, subject: &str) -> OpResult<u64> {
+    let response: serde_json::Value = shared
+        .js
+        .request(
+            format!("STREAM.INFO.{}", shared.layout.stream_name()),
+            &json!({ "subjects_filter": subject }),
+        )
+        .await
+        .map_err(|err| (crate::error::classify(&err), err.to_string()))?;
+    if let Some(error) = response.get("error") {
+        return Err((ErrorKind::Rejected, format!("JetStream: {error}")));
+    }
+    Ok(response
+        .get("state")
+        .and_then(|state| state.get("subjects"))
+        .and_then(|subjects| subjects.get(subject))
+        .and_then(|count| count.as_u64())
+        .unwrap_or(0))
+}
+
+/// `read` with `limit` 0 (the gateway's head read): no consumer, three concurrent
+/// requests (the head, the oldest retained message, the subject's count), plus one
+/// when `after` falls inside the retained history. `trimmed` comes from the same rule
+/// as a full read: the first message after `after` is unreturnable (the count witness
+/// when the subject holds `max_events + 1`, or older than `max_age`).
+async fn read_head(shared: &Shared, subject: &str, after: Seq) -> OpResult<Replay> {
+    let (head, oldest, count) = tokio::try_join!(
+        message_get(shared, json!({ "last_by_subj": subject })),
+        message_get(shared, json!({ "next_by_subj": subject, "seq": 0 })),
+        subject_count(shared, subject),
+    )?;
+    let Some(head) = head else {
+        return Ok(Replay::default());
+    };
+    let mut replay = Replay {
+        events: Vec::new(),
+        last_seq: head.seq,
+        trimmed: false,
+    };
+    if head.seq <= after {
+        return Ok(replay);
+    }
+    let Some(oldest) = oldest else {
+        // Removed between the two requests: so was everything after `after`.
+        replay.trimmed = true;
+        return Ok(replay);
+    };
+    let max_events = u64::try_from(shared.retention.max_events).unwrap_or(u64::MAX);
+    if oldest.seq > after && count > max_events {
+        replay.trimmed = true;
+        return Ok(replay);
+    }
+    let first_after = if oldest.seq > after {
+        Some(oldest)
+    } else {
+        message_get(shared, json!({ "next_by_subj": subject, "seq": after + 1 })).await?
+    };
+    replay.trimmed = match first_after {
+        Some(first) => first
+            .stored_ms
+            .is_some_and(|stored| stored < age_cutoff_ms(&shared.retention)),
+        None => true,
+    };
+    Ok(replay)
+}
+
+/// Events stored before this (ms since the Unix epoch) are older than `max_age`.
+fn age_cutoff_ms(retention: &Retention) -> u64 {
+    let max_age_ms = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
+    switchboard_backplane::now_ms().saturating_sub(max_age_ms)
+}
+
+/// Milliseconds since the Unix epoch of an RFC 3339 UTC time as JetStream writes it
+/// (`2024-05-01T12:34:56.123456789Z`).
+fn rfc3339_ms(text: &str) -> Option<u64> {
+    let text = text
+        .strip_suffix('Z')
+        .or_else(|| text.strip_suffix("+00:00"))?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(|part| part.parse::<i64>().ok());
+    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    let mut clock = clock.splitn(3, ':').map(|part| part.parse::<i64>().ok());
+    let (hour, minute, second) = (clock.next()??, clock.next()??, clock.next()??);
+    let millis = format!("{fraction:0<3}").get(..3)?.parse::<i64>().ok()?;
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second;
+    u64::try_from(seconds * 1000 + millis).ok()
+}
+
 pub(crate) async fn append(
     shared: &Shared,
     stream: &StreamName,
@@ -150,15 +297,18 @@ async fn read_inner(
     limit: usize,
 ) -> Result<Replay, (ErrorKind, String)> {
     let subject = shared.layout.event_subject(stream);
+    if limit == 0 {
+        return read_head(shared, &subject, after).await;
+    }
     // Round trip 1: the head. Nothing after `after` (a caught-up resume, the end of
     // paging, a stream never written) needs nothing more.
-    let Some(head) = head(&shared.events, &subject).await? else {
+    let Some(head) = message_get(shared, json!({ "last_by_subj": subject })).await? else {
         return Ok(Replay::default());
     };
-    if head.sequence <= after {
+    if head.seq <= after {
         return Ok(Replay {
             events: Vec::new(),
-            last_seq: head.sequence,
+            last_seq: head.seq,
             trimmed: false,
         });
     }
@@ -197,7 +347,7 @@ async fn read_inner(
     let (events, trimmed, newest) = scanned?;
     Ok(Replay {
         events,
-        last_seq: head.sequence.max(newest),
+        last_seq: head.seq.max(newest),
         // Nothing left after `after` although the head was after it: removed meanwhile.
         trimmed: trimmed || total == 0,
     })
@@ -214,8 +364,7 @@ async fn scan(
     subject: &str,
 ) -> Result<(Vec<Arc<Event>>, bool, Seq), (ErrorKind, String)> {
     let max_events = u64::try_from(retention.max_events).unwrap_or(u64::MAX);
-    let max_age_ms = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
-    let cutoff_ms = switchboard_backplane::now_ms().saturating_sub(max_age_ms);
+    let cutoff_ms = age_cutoff_ms(retention);
     let mut events = Vec::new();
     let mut trimmed = false;
     let mut newest = 0;
@@ -226,7 +375,7 @@ async fn scan(
         let want = if limit == 0 {
             1
         } else {
-            limit - events.len() + 1
+            (limit - events.len()).saturating_add(1)
         };
         let batch = want.min(total - fetched).min(MAX_FETCH);
         let mut messages = consumer
@@ -295,6 +444,22 @@ mod tests {
         assert_eq!(delivery(v2), delivery(v1));
         assert_eq!(delivery("_INBOX.abc"), None);
         assert_eq!(delivery("$JS.ACK.s.c.1.x.7.1.3"), None);
+    }
+
+    #[test]
+    fn jetstream_times_parse() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_ms("2026-11-22T05:01:51.426429221Z"),
+            Some(1_795_323_711_426)
+        );
+        assert_eq!(rfc3339_ms("2000-02-29T23:59:59.5Z"), Some(951_868_799_500));
+        assert_eq!(
+            rfc3339_ms("2024-01-01T00:00:00+00:00"),
+            Some(1_704_067_200_000)
+        );
+        assert_eq!(rfc3339_ms("2024-01-01T00:00:00+02:00"), None);
+        assert_eq!(rfc3339_ms("garbage"), None);
     }
 
     #[test]

@@ -1,7 +1,166 @@
 //! The NATS backplane: many gateway replicas share streams, live delivery and records
-//! through one NATS server or cluster with JetStream (nats-server 2.9 or newer).
+//! through one NATS server or cluster with JetStream (nats-server 2.9 or newer; 2.9
+//! has no per-message or per-key TTL, and nothing here needs one).
 //!
-//! DOCS_PLACEHOLDER
+//! ```rust,ignore
+//! // SWITCHBOARD_BACKPLANE=nats://[user:password@]host:4222  (tls:// for TLS)
+//! let backplane = NatsBackplane::connect(&url, "sb", retention).await?; // fails loud at boot
+//! let backplane: Arc<dyn Backplane> = Arc::new(backplane);
+//! ```
+//!
+//! # Layout
+//!
+//! - `lib.rs`: [`NatsBackplane`]: booting (connect, check JetStream, create or update
+//!   the stream and the bucket), the [`Backplane`] methods.
+//! - `options.rs`: [`NatsOptions`], every knob with its default; URL redaction.
+//! - `layout.rs`: every name on the server ([`Layout`]), and how record keys become KV
+//!   keys.
+//! - `history.rs`: `append` and `read`, and how [`Retention`] maps onto JetStream.
+//! - `subscriber.rs`: live delivery: one NATS subscription per subscribed stream, its
+//!   dispatcher, putting republished messages back in order, and every way a
+//!   subscription ends.
+//! - `records.rs`: records in a KV bucket, their time to live, the sweep.
+//! - `error.rs`: [`ConnectError`], and how `async-nats` errors map onto [`ErrorKind`]s.
+//!
+//! # On the server
+//!
+//! Every name starts with the deployment prefix (here `sb`, the gateway's
+//! `--backplane-prefix`). `<kind>:<id>` is a Switchboard stream (`session:s_42`,
+//! `org:acme`, `user:acme@YWxpY2U`); ids are `[A-Za-z0-9_@-]`, valid subject tokens.
+//!
+//! | Name | What | Holds | Kept |
+//! |------|------|-------|------|
+//! | `SWITCHBOARD_sb` | JetStream stream: limits retention, discard old, file storage, 1 replica ([`NatsOptions`] changes the last two) | every event of the deployment, on subjects `sb.ev.>` | `max_msgs_per_subject` = `max_events + 1`, `max_age` = `max_age` + [`history_grace`](NatsOptions::history_grace) |
+//! | `sb.ev.<kind>.<id>` | a subject of that stream (`session:s_42` → `sb.ev.session.s_42`) | the events of one Switchboard stream; payload = the event body JSON, header `Switchboard-Ts` = its `ts` | as above |
+//! | `sb.live.<kind>.<id>` | core NATS subject the stream **republishes** every stored message to | the same message plus headers `Nats-Sequence` (the seq), `Nats-Last-Sequence` (the previous seq of the same subject), `Nats-Subject`, `Nats-Stream` | not stored |
+//! | `sb_records` | KV bucket (stream `KV_sb_records`, subjects `$KV.sb_records.>`, history 1, leader reads) | records: key `<namespace>.<key>`, value the caller's bytes, header `Switchboard-Expires-At` (ms) for a TTL | until deleted or expired and swept |
+//! | (ephemeral) | pull consumers, memory, 1 replica | none: one per `read` with events to return and per `record_list`, deleted right after (30 s inactivity at worst) | |
+//!
+//! `seq` is JetStream's stream sequence, shared by every subject of the deployment:
+//! strictly increasing per Switchboard stream, not contiguous (allowed by the
+//! protocol), and it never restarts, not even after a stream's whole history expired.
+//! `ts` is the appending replica's clock in ms (the `Switchboard-Ts` header).
+//!
+//! # Publishing without the gateway (protocol section 8)
+//!
+//! A backend publishes an event body (the JSON of a session event, section 4, with no
+//! `seq` or `ts`) to `sb.ev.<kind>.<id>`. JetStream stores it and gives it its seq;
+//! every replica with members on that stream delivers it live, in order, and `read`
+//! replays it. With the `nats` CLI:
+//!
+//! ```text
+//! # With the ack (it carries the seq):
+//! nats req sb.ev.session.s_42 '{"type":"event","name":"order.updated","data":{"order":7},"publisher":"billing"}'
+//! {"stream":"SWITCHBOARD_sb","seq":1234}
+//!
+//! # Fire and forget (JetStream still stores it, with a seq):
+//! nats pub sb.ev.session.s_42 '{"type":"message","message_id":"m_1","role":"operator","text":"On it."}'
+//!
+//! # Optionally carry your own ts (ms since the epoch):
+//! nats req -H Switchboard-Ts:1700000000000 sb.ev.session.s_42 '{"type":"event","name":"ping","data":null}'
+//! ```
+//!
+//! Without `Switchboard-Ts`, `read` reports the time JetStream stored the event and live
+//! delivery the time it arrived (the two differ by the delivery latency, milliseconds).
+//! A user stream's id is `<org>@<base64url(user id)>` (see
+//! `StreamName::user_in_org`), so the subject of user `alice@example.com` of org
+//! `acme` is `sb.ev.user.acme@YWxpY2VAZXhhbXBsZS5jb20`. A payload that is not an event
+//! body is skipped (and logged) by `read` and live delivery alike; its seq is simply
+//! never seen. An error answer from `nats req` (503: no stream leader right now) means
+//! nothing was stored.
+//!
+//! # What each operation costs
+//!
+//! | Operation | Round trips |
+//! |-----------|-------------|
+//! | `append` | 1: one JetStream publish and its ack (the ack carries the seq) |
+//! | `subscribe` | 1: SUBSCRIBE (the first local subscriber of a stream only) and a read of the stream's head |
+//! | `read(after, 0)` (the head) | 1–2: three requests at once (head, oldest, count), plus one if `after` is inside the history; no consumer |
+//! | `read(after ≥ head, n)` | 1: the head says there is nothing after `after` |
+//! | `read(after, n)` otherwise | 3 + 1 per 1024 events: head, create a consumer from `after + 1`, fetch; the consumer is deleted without waiting |
+//! | records | see `records.rs`: 1 for `put`, `get`, `create` of a fresh key; 2 for `delete`, `list` |
+//! | `ping` | 1: the event stream's info (ready means JetStream answers for it) |
+//!
+//! # Retention, `last_seq` and `trimmed`
+//!
+//! JetStream keeps one message more per subject than `read` may return, and keeps
+//! messages `history_grace` longer than `max_age`; `read` applies the exact retention
+//! itself (by the count of messages after each one, and by JetStream's stored time).
+//! The extra message, and the expired-but-kept ones, are the proof that something was
+//! trimmed, so `trimmed` is exact, and `last_seq` survives the expiry of a stream's
+//! whole history, at no cost on `append`. A stream idle for longer than `max_age` +
+//! `history_grace` is forgotten: it then reads like a new one (`last_seq` 0). Details
+//! in `history.rs`.
+//!
+//! # Live delivery
+//!
+//! A replica holds one core NATS subscription per stream with local subscribers (on
+//! `sb.live.<kind>.<id>`, shared by all of them, unsubscribed with the last), and hands
+//! every event to each [`Subscription`] with a non-blocking `offer`. A subscription
+//! ends instead of skipping: `Lagged` when its queue is full or an event was lost on
+//! the way (`Nats-Last-Sequence` names each event's predecessor, so a missing one is
+//! noticed, and the reordering nats-server 2.9 does for concurrent publishers is
+//! undone exactly), `Disconnected` when the connection drops, `Closed` when the
+//! backplane is dropped. Details in `subscriber.rs`.
+//!
+//! **Per-stream subscriptions, not one wildcard.** Measured with the `nats_bench`
+//! example: 20,000 events on 100 streams, a replica whose members watch one of them
+//! receives 200 messages with per-stream subscriptions and all 20,000 with a wildcard
+//! (`sb.live.>`), every replica paying for the whole deployment's traffic (15 ms of
+//! client time here just to receive and discard them; it grows with replicas × total
+//! traffic). A per-stream subscription costs one SUBSCRIBE, made together with the head
+//! read `subscribe` needs anyway (p50 160 µs).
+//!
+//! # Failures
+//!
+//! - **Boot** fails within [`NatsOptions::connect_timeout`] (5 s) with a
+//!   [`ConnectError`] when the server is unreachable, refuses the credentials, has no
+//!   JetStream, or refuses the stream or bucket. Messages never contain credentials.
+//!   Credentials: `user:password@` or `token@` in the URL, [`NatsOptions::token`], or
+//!   [`NatsOptions::creds_file`].
+//! - **Several replicas booting at once** all succeed: creating the stream and the
+//!   bucket is idempotent; a replica with another retention updates the stream (with a
+//!   warning). Every replica of a deployment must use the same retention.
+//! - **At run time** the client reconnects by itself (at once, then backing off from
+//!   50 ms to [`NatsOptions::max_reconnect_delay`], 2 s, with jitter) and resubscribes.
+//!   While disconnected every operation fails at once with `Unavailable`, and every live
+//!   subscription ends `Disconnected`, so the gateway resubscribes and fills the gap
+//!   with `read`. An operation in flight when the connection drops waits at most
+//!   [`NatsOptions::op_timeout`] (5 s): it succeeds if the client reconnects and resends
+//!   it in time, else fails with `Timeout`, which for `append` means *unknown* (the
+//!   server may have stored the event before the link broke).
+//! - **Durability**: an `append` that returned `Ok` is in JetStream's store; the outage
+//!   test kills the server (SIGKILL) while appending and finds every acked event after
+//!   the restart. With 1 replica an event lives on one server's disk; run 3 replicas
+//!   ([`NatsOptions::stream_replicas`]) on a cluster to survive losing a server.
+//!
+//! # Measured
+//!
+//! On this project's 2-core test machine, local nats-server 2.9.10, file storage,
+//! release build (`cargo run --release -p switchboard-nats --example nats_bench`):
+//!
+//! | What | p50 | p99 |
+//! |------|-----|-----|
+//! | `append`, one writer | 119 µs | 214 µs |
+//! | `append` → event on a live subscription | 116 µs | 184 µs |
+//! | `subscribe` to a new stream | 160 µs | 257 µs |
+//! | `read` caught up (`after` = head) | 114 µs | 171 µs |
+//! | `read(None, 0)` (head) | 250 µs | 473 µs |
+//! | `read` 100 of 1,000 | 1.1 ms | 3.1 ms |
+//! | `read` 1,000 | 3.9 ms | 6.8 ms |
+//!
+//! 16 concurrent writers on 16 streams: ~38,000 appends/s. After the server is
+//! restarted, the backplane is usable again ~100 ms later (outage test).
+//!
+//! # Caveats
+//!
+//! - Age retention compares JetStream's stored time (the server's clock) with the
+//!   gateway's clock: keep clocks in sync (NTP); a skew shifts expiry by the skew.
+//! - `ts` is the appending replica's clock, so across replicas with skewed clocks it
+//!   can go backwards between consecutive events (seq never does).
+//! - On a cluster, each `read` that returns events creates an ephemeral consumer,
+//!   which JetStream places through its meta leader: fine for joins and resumes, not
+//!   for a hot loop. Head reads and caught-up reads create none.
 
 mod error;
 mod history;
@@ -354,6 +513,16 @@ fn per_subject_limit(max_events: usize) -> i64 {
         .unwrap_or(-1)
 }
 
+/// JetStream's `max_age` for `age`: zero (no age limit) when it would not fit the
+/// server's nanosecond counter.
+fn physical_max_age(age: Duration) -> Duration {
+    if age.as_nanos() >= i64::MAX as u128 {
+        Duration::ZERO
+    } else {
+        age
+    }
+}
+
 fn storage_type(storage: Storage) -> stream::StorageType {
     match storage {
         Storage::File => stream::StorageType::File,
@@ -376,7 +545,7 @@ fn events_config(names: &Names, options: &NatsOptions) -> stream::Config {
         retention: stream::RetentionPolicy::Limits,
         discard: stream::DiscardPolicy::Old,
         max_messages_per_subject: per_subject_limit(options.retention.max_events),
-        max_age: options.retention.max_age.saturating_add(grace),
+        max_age: physical_max_age(options.retention.max_age.saturating_add(grace)),
         storage: storage_type(options.storage),
         num_replicas: options.stream_replicas.max(1),
         republish: Some(stream::Republish {
@@ -617,6 +786,15 @@ mod tests {
         assert!(reconnect_delay(2, max) < Duration::from_millis(61));
         assert!(reconnect_delay(100, max) >= max);
         assert!(reconnect_delay(100, max) <= max.mul_f64(1.2));
+    }
+
+    #[test]
+    fn an_unbounded_age_is_no_age_limit() {
+        assert_eq!(physical_max_age(Duration::MAX), Duration::ZERO);
+        assert_eq!(
+            physical_max_age(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! booting (errors, credentials, concurrent replicas), the layout on the server, direct
 //! publishers, unsubscribing, and sweeping records.
 
+// Test code: a failed step should stop the test loudly, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use support::{NatsServer, unique_prefix};
 use switchboard_backplane::{Backplane, EventBody, RecordKey, Retention, StreamName};
 use switchboard_nats::{ConnectErrorKind, NatsBackplane, NatsOptions};
@@ -442,4 +444,85 @@ async fn the_record_sweep_purges_expired_records_and_delete_markers() {
             .await
             .unwrap()
     );
+}
+
+/// `read` with `limit` 0 (answered without a consumer) reports the same `last_seq` and
+/// `trimmed` as a full read, for every `after`, under count and age retention.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_reads_agree_with_full_reads() {
+    async fn compare(bp: &NatsBackplane, s: &StreamName, afters: &[u64], what: &str) {
+        for &after in afters {
+            let after = (after > 0).then_some(after);
+            let head = bp.read(s, after, 0).await.unwrap();
+            let full = bp.read(s, after, 100_000).await.unwrap();
+            assert!(head.events.is_empty());
+            assert_eq!(
+                head.last_seq, full.last_seq,
+                "{what}: last_seq after {after:?}"
+            );
+            assert_eq!(
+                head.trimmed, full.trimmed,
+                "{what}: trimmed after {after:?}"
+            );
+        }
+    }
+    let server = NatsServer::start();
+    let count = Retention {
+        max_events: 5,
+        max_age: Duration::from_secs(3600),
+    };
+    let bp = NatsBackplane::connect(&server.url(), &unique_prefix("head"), count)
+        .await
+        .unwrap();
+    let (s, other) = (
+        StreamName::session("count").unwrap(),
+        StreamName::session("other").unwrap(),
+    );
+    let mut seqs = vec![0];
+    for i in 0..12 {
+        seqs.push(bp.append(&s, custom("x", i)).await.unwrap().seq);
+        bp.append(&other, custom("y", i)).await.unwrap(); // interleaved seqs
+    }
+    let mut afters = seqs.clone();
+    afters.extend(seqs.iter().map(|seq| seq + 1));
+    compare(&bp, &s, &afters, "count").await;
+    assert!(bp.read(&s, None, 0).await.unwrap().trimmed);
+    compare(
+        &bp,
+        &StreamName::session("never").unwrap(),
+        &[0, 3],
+        "empty",
+    )
+    .await;
+
+    let age = Retention {
+        max_events: 100,
+        max_age: Duration::from_millis(300),
+    };
+    let bp = NatsBackplane::connect(&server.url(), &unique_prefix("head"), age)
+        .await
+        .unwrap();
+    let s = StreamName::session("age").unwrap();
+    let mut seqs = vec![0];
+    for i in 0..3 {
+        seqs.push(bp.append(&s, custom("x", i)).await.unwrap().seq);
+    }
+    compare(&bp, &s, &seqs, "young").await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    compare(&bp, &s, &seqs, "expired").await;
+    assert!(bp.read(&s, None, 0).await.unwrap().trimmed);
+    seqs.push(bp.append(&s, custom("x", 3)).await.unwrap().seq);
+    compare(&bp, &s, &seqs, "expired then appended").await;
+}
+
+/// A `limit` as large as it gets reads everything and does not overflow.
+#[tokio::test]
+async fn the_largest_limit_reads_everything() {
+    let server = NatsServer::start();
+    let bp = connect(&server, &unique_prefix("limit")).await;
+    let s = StreamName::session("limit").unwrap();
+    for i in 0..3 {
+        bp.append(&s, custom("x", i)).await.unwrap();
+    }
+    assert_eq!(bp.read(&s, None, usize::MAX).await.unwrap().events.len(), 3);
 }

@@ -1,6 +1,9 @@
 //! A NATS outage at run time: the server is killed (SIGKILL) while events flow and
 //! restarted on the same port and store directory.
 
+// Test code: a failed step should stop the test loudly, helpers included.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::sync::Arc;
