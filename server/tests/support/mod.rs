@@ -14,7 +14,10 @@ pub mod gateway;
 pub mod http;
 pub mod jwt;
 pub mod knowledge;
+pub mod nats_server;
 pub mod raw;
+pub mod redis_server;
+pub mod replicas;
 
 use std::time::Duration;
 
