@@ -139,7 +139,7 @@ pub async fn serve<W, R>(
             } else {
                 CloseCode::Unauthorized
             };
-            close(&outbound, code);
+            outbound.close_with(code);
             let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
             count_disconnect(&state, &outbound);
             return;
@@ -193,13 +193,13 @@ pub async fn serve<W, R>(
                     "the token expired: send auth.refresh with a new token before exp, then reconnect",
                 );
                 send_error(&state, &outbound, None, &e);
-                close(&outbound, CloseCode::Unauthorized);
+                outbound.close_with(CloseCode::Unauthorized);
             }
             () = goaway.cancelled(), if !said_goaway => {
                 said_goaway = true;
                 let frame = ServerReply::new(None, ServerFrame::Goaway { reason: "draining".into() });
                 let _ = outbound.enqueue(frame.to_json().into());
-                close(&outbound, CloseCode::Draining);
+                outbound.close_with(CloseCode::Draining);
             }
             message = stream.next() => match message {
                 Some(Ok(message)) => connection.on_message(message).await,
@@ -263,11 +263,6 @@ fn send_error(state: &AppState, outbound: &Outbound, re: Option<String>, e: &Cli
     );
 }
 
-/// Close with `code` (counted once, at teardown, whatever chose the code).
-fn close(outbound: &Outbound, code: CloseCode) {
-    outbound.close_with(code);
-}
-
 /// Whether a read error is tungstenite refusing a frame over the size limit.
 fn is_too_large(e: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
@@ -328,7 +323,7 @@ impl Connection {
             ),
         );
         send_error(&self.state, &self.outbound, None, &e);
-        close(&self.outbound, CloseCode::MessageTooBig);
+        self.outbound.close_with(CloseCode::MessageTooBig);
     }
 
     /// Count a bad or rate-limited frame; too many in a row closes with 4029.
@@ -336,7 +331,7 @@ impl Connection {
         send_error(&self.state, &self.outbound, re, &e);
         self.bad_in_a_row += 1;
         if self.bad_in_a_row >= self.state.config.max_bad_frames {
-            close(&self.outbound, CloseCode::TooManyBadFrames);
+            self.outbound.close_with(CloseCode::TooManyBadFrames);
         }
     }
 
