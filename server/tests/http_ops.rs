@@ -206,6 +206,37 @@ async fn unknown_backplane_is_rejected_naming_the_setting() {
     assert_config_rejected(&["--backplane", "bogus://x"], &[], "backplane").await;
 }
 
+/// A Redis or NATS backplane nobody answers on stops the gateway at boot: it exits
+/// non-zero naming the backplane setting, never listens, and never prints the URL's
+/// password.
+#[tokio::test]
+async fn unreachable_backplane_fails_at_boot_without_leaking_the_password() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    for scheme in ["redis", "nats"] {
+        let url = format!("{scheme}://user:hunter2-secret@127.0.0.1:{port}");
+        let started = std::time::Instant::now();
+        assert_config_rejected(&["--backplane", &url], &[], "backplane").await;
+        let output = run_to_exit(
+            &["serve", "--bind", "127.0.0.1:0", "--backplane", &url],
+            &[],
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("hunter2"),
+            "{scheme}: the password leaked:\n{stderr}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(19),
+            "{scheme}: boot failure took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
 /// Other bad settings are refused, each naming its setting: a bad duration, a
 /// missing knowledge file, a non-boolean `--allow-anonymous`.
 #[tokio::test]
