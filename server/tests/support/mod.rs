@@ -18,6 +18,7 @@ pub mod nats_server;
 pub mod raw;
 pub mod redis_server;
 pub mod replicas;
+pub mod server_process;
 
 use std::time::Duration;
 

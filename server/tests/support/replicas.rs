@@ -11,8 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::http::{ADMIN_KEYS, PUBLISHER_KEYS};
-use super::nats_server::NatsServer;
-use super::redis_server::RedisServer;
+use super::server_process::ServerProcess;
 use super::{Gateway, is_event, knowledge, run_to_exit};
 
 /// Which backplane a test runs over.
@@ -23,41 +22,29 @@ pub enum Backing {
 }
 
 /// A running backplane server.
-pub enum Backplane {
-    Redis(RedisServer),
-    Nats(NatsServer),
-}
+pub struct Backplane(ServerProcess);
 
 impl Backplane {
     pub fn start(backing: Backing) -> Backplane {
-        match backing {
-            Backing::Redis => Backplane::Redis(RedisServer::start()),
-            Backing::Nats => Backplane::Nats(NatsServer::start()),
-        }
+        Backplane(match backing {
+            Backing::Redis => super::redis_server::start(),
+            Backing::Nats => super::nats_server::start(),
+        })
     }
 
     /// The URL for `--backplane`.
     pub fn url(&self) -> String {
-        match self {
-            Backplane::Redis(s) => s.url(),
-            Backplane::Nats(s) => s.url(),
-        }
+        self.0.url()
     }
 
     /// Kill the server (SIGKILL).
     pub fn stop(&mut self) {
-        match self {
-            Backplane::Redis(s) => s.stop(),
-            Backplane::Nats(s) => s.stop(),
-        }
+        self.0.stop()
     }
 
     /// Start it again on the same port with the same data; returns once it serves.
     pub fn restart(&mut self) {
-        match self {
-            Backplane::Redis(s) => s.restart(),
-            Backplane::Nats(s) => s.restart(),
-        }
+        self.0.restart()
     }
 }
 
