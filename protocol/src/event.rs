@@ -85,6 +85,10 @@ pub enum EventBody {
         call_id: String,
         tool: String,
         arguments: Value,
+        /// Whether the call waits for a member's `tool.decide` (approve or deny).
+        /// False: the gateway runs it at once and `tool.result` follows.
+        #[serde(default)]
+        requires_approval: bool,
     },
     /// A tool call's outcome.
     #[serde(rename = "tool.result")]

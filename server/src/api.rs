@@ -24,9 +24,11 @@ use crate::auth::{AccessContext, Caller, ROLE_ADMIN, ROLE_OPERATOR, ROLE_PUBLISH
 use crate::error::ClientError;
 use crate::idempotency;
 use crate::knowledge::{Acl, Document, KnowledgeError};
+use crate::model_settings::OrgModelSettings;
 use crate::routes::{bearer, json_error};
 use crate::session::{SessionRecord, new_id};
 use crate::state::AppState;
+use crate::tools::ToolSpec;
 
 /// Largest document body (`POST /v1/admin/documents`): 1 MiB of text plus the rest.
 const MAX_DOCUMENT_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -126,7 +128,14 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
                 .get(list_documents)
                 .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY_BYTES)),
         )
-        .route("/v1/admin/documents/{doc_id}", delete(delete_document));
+        .route("/v1/admin/documents/{doc_id}", delete(delete_document))
+        .route(
+            "/v1/admin/model-settings",
+            get(get_model_settings)
+                .put(put_model_settings)
+                .delete(delete_model_settings)
+                .layer(DefaultBodyLimit::max(MAX_SETTINGS_BODY_BYTES)),
+        );
     if state.config.cors_origins.is_empty() {
         return Ok(router);
     }
@@ -144,7 +153,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600));
     Ok(router.layer(cors))
@@ -502,7 +511,7 @@ fn admin_org(caller: &Caller, requested: Option<&str>) -> Result<String, ApiErro
             _ => Ok(access.org_id.clone()),
         },
         _ => Err(forbidden(
-            "administer documents (needs an admin key or role admin)",
+            "administer an org (needs an admin key or role admin)",
         )),
     }
 }
@@ -656,6 +665,70 @@ async fn delete_document(
 }
 
 // ---------------------------------------------------------------------------------
+// Model settings
+// ---------------------------------------------------------------------------------
+
+/// Largest model-settings body (a long system prompt and a few dozen tools).
+const MAX_SETTINGS_BODY_BYTES: usize = 256 * 1024;
+
+/// An org's model settings, with the org they belong to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelSettingsBody {
+    pub org_id: String,
+    /// The org's own settings (empty: it uses the gateway's defaults).
+    pub settings: OrgModelSettings,
+}
+
+/// An org's model settings (what it set; unset fields use the gateway's flags).
+#[utoipa::path(get, path = "/v1/admin/model-settings", params(OrgQuery),
+    responses((status = 200, body = ModelSettingsBody), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn get_model_settings(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Query(query): Query<OrgQuery>,
+) -> Result<Json<ModelSettingsBody>, ApiError> {
+    let org_id = admin_org(&caller, query.org_id.as_deref())?;
+    let settings = state.model_settings.get(&org_id).await?.unwrap_or_default();
+    Ok(Json(ModelSettingsBody { org_id, settings }))
+}
+
+/// Replace an org's model settings: model, system prompt, sampling, tools. Used by
+/// every replica from the next turn on.
+#[utoipa::path(put, path = "/v1/admin/model-settings", params(OrgQuery),
+    request_body = OrgModelSettings,
+    responses((status = 200, body = ModelSettingsBody), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn put_model_settings(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Query(query): Query<OrgQuery>,
+    ApiJson(settings): ApiJson<OrgModelSettings>,
+) -> Result<Json<ModelSettingsBody>, ApiError> {
+    let org_id = admin_org(&caller, query.org_id.as_deref())?;
+    state.model_settings.put(&org_id, &settings).await?;
+    Ok(Json(ModelSettingsBody { org_id, settings }))
+}
+
+/// Forget an org's model settings; it uses the gateway's defaults again.
+#[utoipa::path(delete, path = "/v1/admin/model-settings", params(OrgQuery),
+    responses((status = 204, description = "deleted (or there were none)"),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+async fn delete_model_settings(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Query(query): Query<OrgQuery>,
+) -> Result<StatusCode, ApiError> {
+    let org_id = admin_org(&caller, query.org_id.as_deref())?;
+    state.model_settings.delete(&org_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------------------------------------------------------------------------------
 // OpenAPI
 // ---------------------------------------------------------------------------------
 
@@ -682,11 +755,12 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; manage the knowledge base. See docs/http-api.md."),
-    paths(publish, operator_message, history, put_document, list_documents, delete_document),
+    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; manage the knowledge base and per-org model settings. See docs/http-api.md."),
+    paths(publish, operator_message, history, put_document, list_documents, delete_document,
+        get_model_settings, put_model_settings, delete_model_settings),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
-        DocumentRef, DocumentBody, DocumentList)),
+        DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -164,6 +164,99 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_OFFLINE_AGENT_DELAY", default_value = "40ms", value_parser = parse_duration)]
     pub offline_agent_delay: Duration,
 
+    /// Who writes replies: `offline` (default: answers from the knowledge base, no
+    /// key, no network) or `openai` (any OpenAI-compatible chat-completions server:
+    /// OpenAI, vLLM, Ollama, LiteLLM…, see the `--model-*` flags).
+    #[arg(long, env = "SWITCHBOARD_MODEL_PROVIDER", default_value = "offline")]
+    pub model_provider: ModelProviderChoice,
+
+    /// Base URL of the OpenAI-compatible API; the gateway POSTs
+    /// `{base}/chat/completions` (default https://api.openai.com/v1).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MODEL_BASE_URL",
+        default_value = "https://api.openai.com/v1"
+    )]
+    pub model_base_url: String,
+
+    /// API key sent as `Authorization: Bearer`; optional for local servers. Prefer
+    /// the environment variable.
+    #[arg(long, env = "SWITCHBOARD_MODEL_API_KEY", hide_env_values = true)]
+    pub model_api_key: Option<Secret>,
+
+    /// Model name sent upstream (default gpt-4o-mini); an org's settings may override it.
+    #[arg(long, env = "SWITCHBOARD_MODEL", default_value = "gpt-4o-mini")]
+    pub model: String,
+
+    /// Sampling temperature sent upstream (default: the upstream's own).
+    #[arg(long, env = "SWITCHBOARD_MODEL_TEMPERATURE")]
+    pub model_temperature: Option<f32>,
+
+    /// Most tokens a reply may have (default: the upstream's own limit).
+    #[arg(long, env = "SWITCHBOARD_MODEL_MAX_TOKENS")]
+    pub model_max_tokens: Option<u32>,
+
+    /// Longest wait to connect to the model (default 5s).
+    #[arg(long, env = "SWITCHBOARD_MODEL_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub model_connect_timeout: Duration,
+
+    /// Longest silence from the model, before its first byte or between two chunks
+    /// (default 30s); longer and the turn ends `failed`.
+    #[arg(long, env = "SWITCHBOARD_MODEL_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub model_idle_timeout: Duration,
+
+    /// Retries of a request that failed before its first token (connection refused,
+    /// HTTP 429 or 5xx), with exponential backoff (default 2). Never after a token.
+    #[arg(long, env = "SWITCHBOARD_MODEL_RETRIES", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(0..=10))]
+    pub model_retries: u32,
+
+    /// The system prompt: who the assistant is and how it answers (default: a short
+    /// prompt that asks it to answer from the documents given). An org may override it.
+    #[arg(long, env = "SWITCHBOARD_SYSTEM_PROMPT")]
+    pub system_prompt: Option<String>,
+
+    /// Tokens of earlier messages kept in the prompt, newest first (default 2000,
+    /// estimated at 4 characters per token).
+    #[arg(long, env = "SWITCHBOARD_TRANSCRIPT_TOKEN_BUDGET", default_value_t = 2000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub transcript_token_budget: u32,
+
+    /// Documents retrieved into each prompt (default 3), only ones the asker may read.
+    #[arg(long, env = "SWITCHBOARD_PROMPT_DOCUMENTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub prompt_documents: u32,
+
+    /// JSON file of tools offered to the model: `[{"name","description","parameters",
+    /// "endpoint","requires_approval"}]` (see docs/tools.md). Needs `--model-provider openai`.
+    #[arg(long, env = "SWITCHBOARD_TOOLS_FILE")]
+    pub tools_file: Option<PathBuf>,
+
+    /// Origins (`scheme://host:port`) that tools set through the admin API may call, comma
+    /// separated. The tools file's own endpoints are always allowed. Default: none.
+    #[arg(long, env = "SWITCHBOARD_TOOL_ENDPOINT_ORIGINS", value_delimiter = ',')]
+    pub tool_endpoint_origins: Vec<String>,
+
+    /// Key that signs the `X-Switchboard-Identity` token sent to tool endpoints (HS256,
+    /// at least 32 characters). Required when tools are configured.
+    #[arg(long, env = "SWITCHBOARD_TOOL_SIGNING_KEY", hide_env_values = true)]
+    pub tool_signing_key: Option<Secret>,
+
+    /// How long a tool call that needs approval waits for `tool.decide` (default 2m);
+    /// no decision by then counts as denied.
+    #[arg(long, env = "SWITCHBOARD_TOOL_APPROVAL_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub tool_approval_timeout: Duration,
+
+    /// Longest a tool endpoint may take to answer (default 15s).
+    #[arg(long, env = "SWITCHBOARD_TOOL_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    pub tool_timeout: Duration,
+
+    /// Model rounds per turn at most (default 4): a model that keeps calling tools is
+    /// stopped, and the turn ends `failed`.
+    #[arg(long, env = "SWITCHBOARD_TOOL_MAX_ROUNDS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub tool_max_rounds: u32,
+
     /// Shared secret for HS256 tokens. Prefer the environment variable: command lines
     /// show in process lists.
     #[arg(long, env = "SWITCHBOARD_JWT_HS256_SECRET", hide_env_values = true)]
@@ -283,6 +376,15 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// `--model-provider`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModelProviderChoice {
+    /// The built-in offline agent.
+    Offline,
+    /// An OpenAI-compatible chat-completions server.
+    Openai,
+}
+
 /// An API key: a name (shown as the `publisher` of events, and in logs) and a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiKey {
@@ -398,6 +500,58 @@ impl ServeConfig {
                 flag: "--backplane-prefix",
                 env: "SWITCHBOARD_BACKPLANE_PREFIX",
                 reason: "must be 1 to 32 characters of A-Z, a-z, 0-9, '_', '-'".into(),
+            });
+        }
+        if self.model_provider == ModelProviderChoice::Openai {
+            let base = reqwest::Url::parse(&self.model_base_url).ok();
+            if !base.is_some_and(|u| matches!(u.scheme(), "http" | "https")) {
+                return Err(ConfigError {
+                    flag: "--model-base-url",
+                    env: "SWITCHBOARD_MODEL_BASE_URL",
+                    reason: format!(
+                        "'{}' is not an http(s) URL; write e.g. https://api.openai.com/v1",
+                        self.model_base_url
+                    ),
+                });
+            }
+        }
+        if let Some(t) = self.model_temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ConfigError {
+                flag: "--model-temperature",
+                env: "SWITCHBOARD_MODEL_TEMPERATURE",
+                reason: "must be between 0 and 2".into(),
+            });
+        }
+        if self.model_idle_timeout.is_zero() || self.model_connect_timeout.is_zero() {
+            return Err(ConfigError {
+                flag: "--model-idle-timeout / --model-connect-timeout",
+                env: "SWITCHBOARD_MODEL_IDLE_TIMEOUT / SWITCHBOARD_MODEL_CONNECT_TIMEOUT",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if let Some(key) = &self.tool_signing_key
+            && key.expose().len() < 32
+        {
+            return Err(ConfigError {
+                flag: "--tool-signing-key",
+                env: "SWITCHBOARD_TOOL_SIGNING_KEY",
+                reason: "must be at least 32 characters".into(),
+            });
+        }
+        if self.tools_file.is_some() && self.model_provider != ModelProviderChoice::Openai {
+            return Err(ConfigError {
+                flag: "--tools-file",
+                env: "SWITCHBOARD_TOOLS_FILE",
+                reason: "tools need a model that can call them: set --model-provider openai".into(),
+            });
+        }
+        if self.tools_file.is_some() && self.tool_signing_key.is_none() {
+            return Err(ConfigError {
+                flag: "--tool-signing-key",
+                env: "SWITCHBOARD_TOOL_SIGNING_KEY",
+                reason: "is required with --tools-file: tool endpoints get the caller's identity signed with it".into(),
             });
         }
         parse_backplane(&self.backplane)

@@ -447,7 +447,12 @@ impl Connection {
                 turn_id,
             }) => {
                 self.require_member(&session_id)?;
-                if self.state.turns.cancel(&session_id, &turn_id) {
+                if self
+                    .state
+                    .turns
+                    .cancel_anywhere(&session_id, &turn_id)
+                    .await?
+                {
                     // The answer is the turn's `turn.end` (status cancelled), a session event.
                     Ok(())
                 } else {
@@ -457,10 +462,27 @@ impl Connection {
                     ))
                 }
             }
-            ClientFrame::ToolDecide(_) => Err(ClientError::new(
-                ErrorCode::Unsupported,
-                "tool calls are not enabled on this gateway",
-            )),
+            ClientFrame::ToolDecide(decide) => {
+                self.require_member(&decide.session_id)?;
+                self.state
+                    .approvals
+                    .decide(
+                        &self.access,
+                        &decide.session_id,
+                        &decide.call_id,
+                        decide.approved,
+                    )
+                    .await?;
+                self.reply(
+                    id,
+                    ServerFrame::ToolDecided {
+                        session_id: decide.session_id,
+                        call_id: decide.call_id,
+                        approved: decide.approved,
+                    },
+                );
+                Ok(())
+            }
             ClientFrame::AuthRefresh(refresh) => self.refresh(id, &refresh.token).await,
         }
     }

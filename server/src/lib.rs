@@ -16,7 +16,11 @@
 //! - [`api`]: the `/v1` HTTP API (publish, operator messages, history, documents).
 //! - [`jwt`]: JWT verification (HS256, RS256, ES256, EdDSA, JWKS).
 //! - [`turn`]: agent turns, one at a time per session, owned by the session.
-//! - [`agent`]: the `ModelProvider` trait and the built-in offline agent.
+//! - [`agent`]: the `ModelProvider` trait, the offline agent, the OpenAI-compatible
+//!   client, and the prompt (documents the asker may read, recent transcript).
+//! - [`tools`]: tools the model may call, and the client that runs them.
+//! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
+//! - [`model_settings`]: per-org model, system prompt and tools.
 //! - [`knowledge`]: documents, who may read them (section 7), and search.
 //! - [`backplanes`]: connects the configured backplane (memory, Redis, NATS).
 //! - [`publish`]: `switchboard publish`, straight onto the backplane.
@@ -28,6 +32,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod approvals;
 pub mod auth;
 pub mod backplanes;
 pub mod config;
@@ -38,12 +43,14 @@ pub mod idempotency;
 pub mod jwt;
 pub mod knowledge;
 pub mod metrics;
+pub mod model_settings;
 pub mod publish;
 pub mod registry;
 pub mod routes;
 pub mod session;
 pub mod shutdown;
 pub mod state;
+pub mod tools;
 pub mod turn;
 
 pub use routes::app;

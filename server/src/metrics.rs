@@ -20,6 +20,7 @@ pub struct Metrics {
     pub streams_subscribed: IntGauge,
     /// Turns ended, by `status`.
     pub turns: IntCounterVec,
+    pub tool_calls: IntCounterVec,
     /// Connections closed by the server, by close `code`.
     pub disconnects: IntCounterVec,
     /// Errors sent to clients, by `code`.
@@ -61,6 +62,13 @@ impl Metrics {
             Opts::new("switchboard_turns_total", "Agent turns ended, by status"),
             &["status"],
         )?;
+        let tool_calls = IntCounterVec::new(
+            Opts::new(
+                "switchboard_tool_calls_total",
+                "Tool calls the model asked for, by outcome (ok, failed: denied, timed out, unknown tool or endpoint error)",
+            ),
+            &["outcome"],
+        )?;
         let disconnects = IntCounterVec::new(
             Opts::new(
                 "switchboard_disconnects_total",
@@ -98,6 +106,7 @@ impl Metrics {
         registry.register(Box::new(events_delivered.clone()))?;
         registry.register(Box::new(streams_subscribed.clone()))?;
         registry.register(Box::new(turns.clone()))?;
+        registry.register(Box::new(tool_calls.clone()))?;
         registry.register(Box::new(disconnects.clone()))?;
         registry.register(Box::new(errors_sent.clone()))?;
         registry.register(Box::new(backplane_seconds.clone()))?;
@@ -110,6 +119,7 @@ impl Metrics {
             events_delivered,
             streams_subscribed,
             turns,
+            tool_calls,
             disconnects,
             errors_sent,
             backplane_seconds,

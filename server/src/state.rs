@@ -2,22 +2,26 @@
 //! everything built on it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use switchboard_backplane::{Backplane, Retention};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use crate::agent::{ModelProvider, OfflineAgent};
-use crate::config::{BackplaneChoice, ServeConfig};
+use crate::agent::{ModelOptions, ModelProvider, OfflineAgent, OpenAiConfig, OpenAiProvider};
+use crate::approvals::Approvals;
+use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
 use crate::connection::outbound::Outbound;
 use crate::events::Events;
 use crate::knowledge::{Document, KnowledgeBase, demo_documents};
 use crate::metrics::Metrics;
+use crate::model_settings::{ModelDefaults, ModelSettingsStore};
 use crate::registry::Registry;
 use crate::session::SessionStore;
 use crate::shutdown::Shutdown;
-use crate::turn::{TurnLimits, Turns};
+use crate::tools::ToolRunner;
+use crate::turn::{TurnLimits, TurnServices, Turns};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -28,6 +32,10 @@ pub struct AppState {
     pub events: Events,
     pub registry: Arc<Registry>,
     pub sessions: Arc<SessionStore>,
+    /// Per-org model settings (admin API).
+    pub model_settings: Arc<ModelSettingsStore>,
+    /// Tool calls waiting for a decision (`tool.decide`).
+    pub approvals: Arc<Approvals>,
     pub turns: Arc<Turns>,
     pub knowledge: Arc<KnowledgeBase>,
     /// Verifies tokens and API keys.
@@ -71,18 +79,64 @@ impl AppState {
                 anyhow::anyhow!("--knowledge-file (SWITCHBOARD_KNOWLEDGE_FILE): {e}")
             })?;
         }
-        let provider: Arc<dyn ModelProvider> =
-            Arc::new(OfflineAgent::new(config.offline_agent_delay));
+        let provider: Arc<dyn ModelProvider> = match config.model_provider {
+            ModelProviderChoice::Offline => Arc::new(OfflineAgent::new(config.offline_agent_delay)),
+            ModelProviderChoice::Openai => Arc::new(OpenAiProvider::new(OpenAiConfig {
+                base_url: config.model_base_url.clone(),
+                api_key: config.model_api_key.clone(),
+                default_model: config.model.clone(),
+                temperature: config.model_temperature,
+                max_tokens: config.model_max_tokens,
+                connect_timeout: config.model_connect_timeout,
+                idle_timeout: config.model_idle_timeout,
+                retries: config.model_retries,
+                retry_backoff: Duration::from_millis(250),
+                coalesce_window: Duration::from_millis(5),
+            })?),
+        };
         let events = Events::new(backplane.clone(), metrics.clone());
+        let tools = match &config.tools_file {
+            Some(path) => crate::tools::load_file(path)?,
+            None => Vec::new(),
+        };
+        let defaults = ModelDefaults::new(
+            config.system_prompt.clone(),
+            ModelOptions {
+                model: None,
+                temperature: config.model_temperature,
+                max_tokens: config.model_max_tokens,
+            },
+            tools,
+            &config.tool_endpoint_origins,
+        );
+        let model_settings = Arc::new(ModelSettingsStore::new(backplane.clone(), defaults));
+        let sessions = Arc::new(SessionStore::new(backplane.clone(), config.history_max_age));
+        let services = TurnServices {
+            settings: model_settings.clone(),
+            tools: Arc::new(ToolRunner::new(
+                config.tool_signing_key.clone(),
+                config.tool_timeout,
+            )?),
+            approvals: Arc::new(Approvals::new(
+                backplane.clone(),
+                config.tool_approval_timeout,
+            )),
+            sessions: sessions.clone(),
+        };
+        let approvals = services.approvals.clone();
         let turns = Turns::new(
             backplane.clone(),
             events.clone(),
             knowledge.clone(),
             provider,
+            services,
             metrics.clone(),
             TurnLimits {
                 max_queued: config.max_queued_turns as usize,
                 deadline: config.turn_deadline,
+                prompt_documents: config.prompt_documents as usize,
+                transcript_budget: config.transcript_token_budget as usize,
+                max_rounds: config.tool_max_rounds as usize,
             },
         );
         let auth = Arc::new(crate::auth::Authenticator::from_config(&config).await?);
@@ -90,7 +144,9 @@ impl AppState {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
             registry: Arc::new(Registry::new(backplane.clone(), metrics.clone())),
-            sessions: Arc::new(SessionStore::new(backplane.clone(), config.history_max_age)),
+            sessions,
+            model_settings,
+            approvals,
             connection_limit: Arc::new(Semaphore::new(config.max_connections as usize)),
             config: Arc::new(config),
             backplane,

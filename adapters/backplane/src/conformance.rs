@@ -800,6 +800,7 @@ fn every_body() -> Vec<EventBody> {
             call_id: "call_1".into(),
             tool: "search".into(),
             arguments: json!({"query": "refund policy", "limit": 5, "filters": {"tags": ["a", "b"], "since": null}}),
+            requires_approval: false,
         },
         EventBody::ToolResult {
             turn_id: "t_1".into(),

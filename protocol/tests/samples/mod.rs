@@ -161,6 +161,7 @@ pub fn every_event_body() -> Vec<EventBody> {
             call_id: "call_1".into(),
             tool: "lookup_order".into(),
             arguments: json!({"order_id": 42, "nested": {"a": [1, 2]}}),
+            requires_approval: true,
         },
         EventBody::ToolResult {
             turn_id: "t_1".into(),

@@ -1,35 +1,94 @@
-//! Who writes the assistant's replies: the [`ModelProvider`] trait, and the built-in
-//! offline agent that answers from the knowledge base with no model at all.
+//! Who writes the assistant's replies: the [`ModelProvider`] trait, the built-in
+//! offline agent that answers from the knowledge base with no model at all, and the
+//! OpenAI-compatible streaming client.
 
 pub mod offline;
+pub mod openai;
+pub mod prompt;
 
 use futures_util::stream::BoxStream;
-use switchboard_protocol::{Role, Usage};
+use serde::{Deserialize, Serialize};
+use switchboard_protocol::Usage;
 
 use crate::auth::AccessContext;
 use crate::knowledge::Document;
 
 pub use offline::OfflineAgent;
+pub use openai::{OpenAiConfig, OpenAiProvider};
 
-/// One line of the transcript given to a model.
-#[derive(Debug, Clone)]
-pub struct TranscriptEntry {
-    pub role: Role,
-    pub text: String,
+/// Who wrote one message of a prompt, in the chat-completions sense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+    Tool,
 }
 
-/// Everything a provider needs to write one reply.
+/// One message of the prompt sent to a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+    /// Tool calls the assistant asked for (role `assistant` only).
+    pub tool_calls: Vec<ToolCall>,
+    /// The call a `tool` message answers.
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatMessage {
+    pub fn new(role: ChatRole, content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+}
+
+/// A tool call the model asked for. `arguments` is the model's JSON text, unparsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// A tool as the model sees it: name, description and JSON-schema parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    pub parameters: serde_json::Value,
+}
+
+/// Per-turn model settings (per org, falling back to the gateway's flags).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelOptions {
+    pub model: Option<String>,
+    pub temperature: Option<f32>,
+    pub max_tokens: Option<u32>,
+}
+
+/// Everything a provider needs to write one reply (or one round of a reply that
+/// uses tools).
 #[derive(Debug, Clone)]
 pub struct TurnRequest {
     pub session_id: String,
     pub turn_id: String,
     /// The user message this turn answers.
     pub question: String,
-    /// Earlier messages of the session, oldest first.
-    pub transcript: Vec<TranscriptEntry>,
-    /// Documents retrieved for the asker, already filtered by `access`. The reply's
-    /// `sources` are exactly these.
+    /// The whole prompt: system prompt with the documents, the recent transcript, the
+    /// question, then any tool calls and their results of earlier rounds.
+    pub messages: Vec<ChatMessage>,
+    /// Documents retrieved for the asker, already filtered by `access`; the ones the
+    /// prompt carries. The reply's `sources` are exactly these.
     pub documents: Vec<Document>,
+    /// Tools the model may call in this round (empty: none).
+    pub tools: Vec<ToolDefinition>,
+    pub options: ModelOptions,
     pub access: AccessContext,
 }
 
@@ -40,6 +99,8 @@ pub enum ModelChunk {
     Delta(String),
     /// Token counts, usually last.
     Usage(Usage),
+    /// The model wants these tools called before it goes on; the round ends here.
+    ToolCalls(Vec<ToolCall>),
 }
 
 /// Why a provider could not finish a reply. The message reaches the user in
@@ -54,6 +115,12 @@ pub trait ModelProvider: Send + Sync {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 
-    /// Stream the reply to `request`. The stream ends when the reply is complete.
+    /// Whether the provider can call tools; tools are offered only when it can.
+    fn supports_tools(&self) -> bool {
+        false
+    }
+
+    /// Stream the reply to `request`. The stream ends when the reply (or this round
+    /// of it, after [`ModelChunk::ToolCalls`]) is complete.
     fn reply(&self, request: TurnRequest) -> BoxStream<'static, Result<ModelChunk, ModelError>>;
 }

@@ -171,7 +171,9 @@ mod tests {
             session_id: "s".into(),
             turn_id: "t".into(),
             question: question.into(),
-            transcript: vec![],
+            messages: vec![],
+            tools: vec![],
+            options: Default::default(),
             documents: docs,
             access: crate::auth::AccessContext {
                 user_id: None,
