@@ -3,9 +3,11 @@ Kubernetes schemas (strict: no unknown fields) accept, for the oldest and newest
 Kubernetes the chart supports."""
 
 import copy
+import re
 
 import helm_python as helm
 import pytest
+import yaml
 
 import chart
 
@@ -71,3 +73,29 @@ def test_the_schema_validator_catches_broken_manifests():
 
     unknown_kind = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}}
     assert chart.validate_manifest(unknown_kind) != []
+
+
+def leaf_paths(values, prefix=""):
+    for key, value in values.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            yield from leaf_paths(value, path)
+        else:
+            yield path
+
+
+def test_chart_readme_documents_every_value():
+    readme = (chart.CHART / "README.md").read_text()
+    readme = readme.split("\n## Values\n", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Za-z0-9_.]+)` \|", readme, re.MULTILINE))
+    values = yaml.safe_load((chart.CHART / "values.yaml").read_text())
+    missing = sorted(set(leaf_paths(values)) - documented)
+    assert missing == []
+    # And documents nothing that is not a value.
+    schema_top = set(chart.chart().schema["properties"]) - {"global"}
+    assert {p.split(".")[0] for p in documented} <= schema_top
+
+
+def test_schema_describes_every_top_level_value():
+    values = yaml.safe_load((chart.CHART / "values.yaml").read_text())
+    assert set(values) <= set(chart.chart().schema["properties"])
