@@ -1,0 +1,231 @@
+//! `switchboard-bench`: the load tool. It starts gateways (or measures running ones),
+//! opens N WebSocket connections from worker processes, joins M sessions, drives
+//! publishes or agent turns at a target rate, and reports delivered events per second,
+//! publish → socket latency (HDR histogram: p50/p90/p99/p99.9), errors and
+//! disconnects, and the gateways' resident memory and CPU seconds — as a table and as
+//! JSON. Every run is bounded in count and time and stops by itself; it only ever
+//! connects to loopback addresses.
+//!
+//! ```text
+//!  coordinator (this process) ── spawns ──► gateways (switchboard serve), redis/nats
+//!      │  creates sessions, publishes over HTTP, samples /proc/<pid> of the gateways
+//!      └─ spawns ──► workers (this binary, `worker`): ≤ ~16k client sockets each,
+//!                    commands on stdin, JSON events (ready, report) on stdout
+//! ```
+
+mod client;
+mod coordinator;
+mod processes;
+mod publisher;
+mod report;
+mod stats;
+mod worker;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::processes::BackplaneKind;
+
+/// Load tool for Switchboard: connections, fan-out, token streaming, cross-replica and
+/// reconnect storms, with latency, throughput, memory and CPU figures.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-bench", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Idle connections: gateway resident memory per connection.
+    Idle(IdleArgs),
+    /// Fan-out: publish into sessions over HTTP; delivered events/s, publish → socket
+    /// latency, gateway CPU per million deliveries. With `--replicas 2 --backplane
+    /// redis|nats`: across replicas.
+    Fanout(FanoutArgs),
+    /// Token streaming: concurrent agent turns (the offline agent), first-delta time
+    /// and delta latency.
+    Turns(TurnsArgs),
+    /// Reconnect storm: every connection dropped at once and resumed with
+    /// `after_seq` while publishing goes on; time to resume all, and losses.
+    Storm(StormArgs),
+    /// (internal) hold a share of the client connections.
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        spec: PathBuf,
+    },
+}
+
+/// What every scenario shares: the gateways, the clients, the output.
+#[derive(Debug, Clone, Args)]
+struct Setup {
+    /// The `switchboard` binary to spawn (default: next to this binary, then PATH).
+    #[arg(long)]
+    gateway_binary: Option<PathBuf>,
+    /// Gateway processes to spawn.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    /// Backplane of the spawned gateways; redis and nats servers are started by the
+    /// tool on free loopback ports with a temporary store.
+    #[arg(long, value_enum, default_value = "memory")]
+    backplane: BackplaneKind,
+    /// Extra flag for every spawned gateway (repeat), e.g. `--gateway-arg=--outbound-queue-bytes=65536`.
+    #[arg(long = "gateway-arg", allow_hyphen_values = true)]
+    gateway_args: Vec<String>,
+    /// Measure running gateways instead (repeat; loopback only). Needs `--pid` for each
+    /// and `--publisher-key` for publishing scenarios.
+    #[arg(long = "url")]
+    urls: Vec<String>,
+    /// Pids of the `--url` gateways, in the same order (memory and CPU from /proc).
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+    /// Publisher key of the `--url` gateways (name:secret or secret).
+    #[arg(long)]
+    publisher_key: Option<String>,
+    /// Client worker processes (default: one per 15,000 connections, at least 2).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Source addresses 127.0.0.2 … 127.0.0.(1+N) the clients bind, so that more
+    /// connections than one address has ephemeral ports can be opened.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=250))]
+    source_addresses: u8,
+    /// Connections each worker opens at once.
+    #[arg(long, default_value_t = 256)]
+    connect_concurrency: usize,
+    /// Hard bound on the whole run: past it everything is stopped and the run fails.
+    #[arg(long, default_value = "300s", value_parser = humantime_duration)]
+    max_runtime: Duration,
+    /// Write the report as JSON here (the table goes to stdout either way).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A label for the report (e.g. `before: 4 KiB read buffer`).
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Clone, Args)]
+struct IdleArgs {
+    #[command(flatten)]
+    setup: Setup,
+    /// Connections to open (spread over the replicas).
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Wait after the last connection before reading memory.
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
+    settle: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+struct FanoutArgs {
+    #[command(flatten)]
+    setup: Setup,
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    /// Sessions; connection i joins session i mod M. M = connections: each connection
+    /// creates its own session (one member each).
+    #[arg(long, default_value_t = 1)]
+    sessions: usize,
+    /// Publishes per second, all sessions together (round robin).
+    #[arg(long, default_value_t = 100.0)]
+    rate: f64,
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    duration: Duration,
+    /// HTTP publish requests in flight at most.
+    #[arg(long, default_value_t = 32)]
+    publishers: usize,
+    /// Pause between connecting and measuring.
+    #[arg(long, default_value = "1s", value_parser = humantime_duration)]
+    warmup: Duration,
+    /// Wait after the last publish for deliveries in flight.
+    #[arg(long, default_value = "2s", value_parser = humantime_duration)]
+    drain: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+struct TurnsArgs {
+    #[command(flatten)]
+    setup: Setup,
+    /// Concurrent turns: one connection and one session each.
+    #[arg(long, default_value_t = 1000)]
+    connections: usize,
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    duration: Duration,
+    /// `--offline-agent-delay` of the spawned gateways (pause between deltas).
+    #[arg(long, default_value = "40ms", value_parser = humantime_duration)]
+    agent_delay: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+struct StormArgs {
+    #[command(flatten)]
+    setup: Setup,
+    #[arg(long, default_value_t = 2000)]
+    connections: usize,
+    #[arg(long, default_value_t = 100)]
+    sessions: usize,
+    /// Publishes per second during the whole run.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+    /// Publishing before the storm.
+    #[arg(long, default_value = "2s", value_parser = humantime_duration)]
+    before: Duration,
+    /// Publishing after the storm started.
+    #[arg(long, default_value = "5s", value_parser = humantime_duration)]
+    after: Duration,
+    /// Longest a storm may take to resume every connection.
+    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+    resume_timeout: Duration,
+    #[arg(long, default_value_t = 32)]
+    publishers: usize,
+}
+
+fn humantime_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 10s, 2m)"))
+}
+
+fn main() -> std::process::ExitCode {
+    raise_open_files_limit();
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Worker { spec } => worker::run(&spec),
+        command => coordinator::run(command),
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Lift the soft open-files limit to the hard one (here 20,000: one process holds at
+/// most that many sockets, which is why clients live in several workers). Gateways
+/// spawned by the tool inherit it.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_gateways() {
+        assert_eq!(
+            humantime_duration("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(humantime_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(humantime_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(humantime_duration("soon").is_err());
+    }
+}

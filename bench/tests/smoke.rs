@@ -1,0 +1,153 @@
+//! Smoke test of the load tool: short runs (seconds) against gateways it spawns. They
+//! prove the tool works end to end and that its numbers are sane — no timing
+//! assertions: the figures themselves are for docs/benchmarks.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The `switchboard` binary cargo built next to the bench binary
+/// (`cargo test --workspace` builds both).
+fn gateway_binary() -> PathBuf {
+    let bench = Path::new(env!("CARGO_BIN_EXE_switchboard-bench"));
+    let gateway = bench.with_file_name("switchboard");
+    assert!(
+        gateway.is_file(),
+        "{} is missing: build the gateway first (cargo build -p switchboard, or run \
+         cargo test --workspace, which builds it)",
+        gateway.display()
+    );
+    gateway
+}
+
+/// Run the tool with `args`, return its JSON report.
+fn bench(name: &str, args: &[&str]) -> Value {
+    let json = std::env::temp_dir().join(format!(
+        "switchboard-bench-smoke-{name}-{}.json",
+        std::process::id()
+    ));
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
+        .args(args)
+        .arg("--gateway-binary")
+        .arg(gateway_binary())
+        .arg("--max-runtime")
+        .arg("60s")
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run switchboard-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "switchboard-bench {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("== switchboard-bench"),
+        "the table is printed: {stdout}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("the JSON report is written"))
+            .expect("the report is JSON");
+    let _ = std::fs::remove_file(&json);
+    report
+}
+
+fn number(report: &Value, pointer: &str) -> f64 {
+    report
+        .pointer(pointer)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{pointer} missing from the report: {report:#}"))
+}
+
+/// Fan-out: every published event reaches every member once, with a latency, and the
+/// gateway's memory and CPU are read.
+#[test]
+fn a_short_fanout_run_delivers_every_event_and_reports_sane_figures() {
+    let report = bench(
+        "fanout",
+        &[
+            "fanout",
+            "--connections",
+            "40",
+            "--sessions",
+            "4",
+            "--rate",
+            "40",
+            "--duration",
+            "2s",
+            "--warmup",
+            "200ms",
+            "--drain",
+            "1s",
+        ],
+    );
+    assert_eq!(number(&report, "/connections/connected"), 40.0);
+    assert_eq!(number(&report, "/connections/failed"), 0.0);
+    let published = number(&report, "/publish/published");
+    assert!(published > 0.0, "events were published");
+    assert_eq!(number(&report, "/publish/errors"), 0.0);
+    // 4 sessions of 10 members: each event reaches 10 sockets.
+    assert_eq!(number(&report, "/delivered"), published * 10.0);
+    assert_eq!(number(&report, "/delivery_check/members_checked"), 40.0);
+    assert_eq!(number(&report, "/delivery_check/lost"), 0.0);
+    assert_eq!(number(&report, "/delivery_check/duplicates"), 0.0);
+    assert_eq!(number(&report, "/errors/connect"), 0.0);
+    assert_eq!(number(&report, "/errors/error_frames"), 0.0);
+    assert_eq!(number(&report, "/disconnects"), 0.0);
+    let p50 = number(&report, "/latency_us/p50");
+    let p99 = number(&report, "/latency_us/p99");
+    assert!(
+        p50 > 0.0 && p99 >= p50,
+        "latency percentiles: {p50} ≤ {p99}"
+    );
+    assert_eq!(number(&report, "/latency_us/count"), published * 10.0);
+    assert!(number(&report, "/gateways/0/rss_kib") > 0.0);
+    assert!(number(&report, "/gateway_cpu_secs") > 0.0);
+    assert!(number(&report, "/cpu_secs_per_million_events") > 0.0);
+}
+
+/// Reconnect storm: every connection is dropped and resumed, and nothing published
+/// meanwhile is lost or repeated.
+#[test]
+fn a_short_storm_resumes_every_connection_without_loss() {
+    let report = bench(
+        "storm",
+        &[
+            "storm",
+            "--connections",
+            "60",
+            "--sessions",
+            "6",
+            "--rate",
+            "60",
+            "--before",
+            "1s",
+            "--after",
+            "2s",
+        ],
+    );
+    assert_eq!(number(&report, "/storm/resumed"), 60.0);
+    assert_eq!(number(&report, "/storm/failed"), 0.0);
+    assert!(number(&report, "/storm/resume_us/count") == 60.0);
+    assert!(number(&report, "/publish/published") > 0.0);
+    assert_eq!(number(&report, "/delivery_check/members_checked"), 60.0);
+    assert_eq!(number(&report, "/delivery_check/lost"), 0.0);
+    assert_eq!(number(&report, "/delivery_check/duplicates"), 0.0);
+    assert_eq!(number(&report, "/connections/connected_at_end"), 60.0);
+}
+
+/// Idle connections: memory per connection is measured.
+#[test]
+fn a_short_idle_run_reports_memory_per_connection() {
+    let report = bench(
+        "idle",
+        &["idle", "--connections", "200", "--settle", "500ms"],
+    );
+    assert_eq!(number(&report, "/connections/connected"), 200.0);
+    assert_eq!(number(&report, "/gateways/0/connections"), 200.0);
+    assert!(number(&report, "/gateways/0/rss_kib") > 0.0);
+    assert!(number(&report, "/rss_per_connection_bytes") > 0.0);
+}
