@@ -12,7 +12,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::agent::{ToolCall, ToolDefinition};
+use crate::agent::ToolDefinition;
 use crate::auth::AccessContext;
 use crate::config::Secret;
 
@@ -176,6 +176,8 @@ pub struct CallContext<'a> {
     pub access: &'a AccessContext,
     pub session_id: &'a str,
     pub turn_id: &'a str,
+    /// The gateway's id of the call (`tool.request.call_id`), not the model's.
+    pub call_id: &'a str,
 }
 
 impl ToolRunner {
@@ -188,7 +190,7 @@ impl ToolRunner {
         Ok(ToolRunner { http, signing_key })
     }
 
-    fn identity(&self, tool: &ToolSpec, call: &ToolCall, ctx: &CallContext<'_>) -> Option<String> {
+    fn identity(&self, tool: &ToolSpec, ctx: &CallContext<'_>) -> Option<String> {
         let key = self.signing_key.as_ref()?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -203,7 +205,7 @@ impl ToolRunner {
             roles: ctx.access.roles.clone(),
             anonymous: ctx.access.anonymous,
             session_id: ctx.session_id.to_string(),
-            call_id: call.id.clone(),
+            call_id: ctx.call_id.to_string(),
             iat: now,
             exp: now + IDENTITY_TTL.as_secs(),
         };
@@ -220,18 +222,17 @@ impl ToolRunner {
     pub async fn run(
         &self,
         tool: &ToolSpec,
-        call: &ToolCall,
         arguments: &Value,
         ctx: &CallContext<'_>,
     ) -> ToolOutcome {
-        let Some(identity) = self.identity(tool, call, ctx) else {
+        let Some(identity) = self.identity(tool, ctx) else {
             return ToolOutcome::failed(
                 "the gateway has no --tool-signing-key, so it calls no tools",
             );
         };
         let body = json!({
             "tool": tool.name,
-            "call_id": call.id,
+            "call_id": ctx.call_id,
             "session_id": ctx.session_id,
             "turn_id": ctx.turn_id,
             "arguments": arguments,

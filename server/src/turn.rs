@@ -555,8 +555,9 @@ impl Turns {
                             access: &job.access,
                             session_id: &job.session_id,
                             turn_id,
+                            call_id: &call_id,
                         };
-                        self.services.tools.run(spec, call, arguments, &ctx).await
+                        self.services.tools.run(spec, arguments, &ctx).await
                     }
                     Decision::Denied => ToolOutcome::failed("the user denied this tool call"),
                     Decision::TimedOut => ToolOutcome::failed(
