@@ -29,6 +29,7 @@
 //! - [`shutdown`]: the replica's lifecycle (running, draining, closing).
 //! - [`state`]: the shared state, and the heartbeat sweeper.
 //! - [`error`]: errors that reach a client, always with a protocol code.
+//! - [`widget`]: `/widget.js` and the demo page `/`, embedded from `widget/dist/`.
 
 pub mod agent;
 pub mod api;
@@ -52,6 +53,7 @@ pub mod shutdown;
 pub mod state;
 pub mod tools;
 pub mod turn;
+pub mod widget;
 
 pub use routes::app;
 pub use state::AppState;

@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(crate::api::openapi))
         .merge(crate::api::router(&state)?)
+        .merge(crate::widget::router())
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

@@ -1,0 +1,168 @@
+// Real processes for the browser tests: the gateway binary that `cargo test` built,
+// and redis-server, each on a free 127.0.0.1 port, each killed when the test ends.
+
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(here, '../../..');
+export const ARTIFACTS = resolve(process.env.BROWSER_ARTIFACTS || join(REPO, 'target/browser-artifacts'));
+mkdirSync(ARTIFACTS, { recursive: true });
+
+const TARGET = process.env.CARGO_TARGET_DIR ? resolve(REPO, process.env.CARGO_TARGET_DIR) : join(REPO, 'target');
+export const GATEWAY_BIN = process.env.SWITCHBOARD_BIN || join(TARGET, 'debug/switchboard');
+
+const STARTUP_MS = 30_000;
+const live = new Set();
+
+// A test that fails or times out must not leave processes behind.
+process.on('exit', () => {
+  for (const child of live) child.kill('SIGKILL');
+});
+
+/** A free TCP port on 127.0.0.1 (the OS picks; the listener is closed at once). */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+let logNumber = 0;
+
+/**
+ * A running `switchboard serve`. `start()` binds `127.0.0.1:0` unless `port` is given
+ * (a restart reuses the port, so the browser reconnects to the same URL).
+ */
+export class Gateway {
+  constructor(args = [], { name = 'gateway', env = {} } = {}) {
+    this.args = args;
+    this.name = name;
+    this.env = env;
+    this.child = null;
+    this.port = null;
+  }
+
+  static async start(args = [], options = {}) {
+    const gateway = new Gateway(args, options);
+    await gateway.start();
+    return gateway;
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  async start(port = this.port ?? 0) {
+    const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...this.env };
+    for (const key of Object.keys(env)) {
+      if (key.startsWith('SWITCHBOARD_') && !(key in this.env)) delete env[key];
+    }
+    logNumber += 1;
+    this.logPath = join(ARTIFACTS, `${this.name}-${process.pid}-${logNumber}.log`);
+    const log = createWriteStream(this.logPath);
+    const child = spawn(GATEWAY_BIN, ['serve', '--bind', `127.0.0.1:${port}`, ...this.args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    live.add(child);
+    child.stderr.pipe(log);
+    this.exited = new Promise((resolveExit) => {
+      child.on('exit', (code, signal) => {
+        live.delete(child);
+        resolveExit({ code, signal });
+      });
+    });
+    const address = await withTimeout(
+      new Promise((resolveAddress, reject) => {
+        let buffered = '';
+        child.stdout.on('data', (chunk) => {
+          buffered += chunk;
+          const match = /listening on http:\/\/(\S+)/.exec(buffered);
+          if (match) resolveAddress(match[1]);
+        });
+        child.on('error', reject);
+        child.on('exit', (code) => reject(new Error(`${GATEWAY_BIN} exited with ${code} before listening; see ${this.logPath}`)));
+      }),
+      STARTUP_MS,
+      `${this.name} to print "listening on"`,
+    );
+    this.port = Number(address.split(':').pop());
+    return this;
+  }
+
+  /** SIGTERM (drain), then wait for the exit. Returns `{code, signal}`. */
+  async terminate(timeoutMs = 40_000) {
+    if (!this.child || this.child.exitCode !== null) return this.exited;
+    this.child.kill('SIGTERM');
+    return withTimeout(this.exited, timeoutMs, `${this.name} to drain and exit`);
+  }
+
+  kill() {
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+/** A throwaway `redis-server` (no persistence) on a free port. */
+export class Redis {
+  static async start() {
+    const redis = new Redis();
+    redis.port = await freePort();
+    const child = spawn('redis-server', ['--port', String(redis.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    redis.child = child;
+    live.add(child);
+    child.on('exit', () => live.delete(child));
+    const deadline = Date.now() + STARTUP_MS;
+    while (!(await redis.#answersPing())) {
+      if (Date.now() > deadline) throw new Error('redis-server did not answer PING');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return redis;
+  }
+
+  get url() {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  #answersPing() {
+    return new Promise((resolvePing) => {
+      const socket = connect(this.port, '127.0.0.1');
+      socket.setTimeout(500);
+      socket.on('connect', () => socket.write('PING\r\n'));
+      socket.on('data', (data) => {
+        resolvePing(data.toString().startsWith('+PONG'));
+        socket.destroy();
+      });
+      socket.on('error', () => resolvePing(false));
+      socket.on('timeout', () => {
+        resolvePing(false);
+        socket.destroy();
+      });
+    });
+  }
+
+  kill() {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
