@@ -4,6 +4,7 @@
 //! - [`Client`]: a WebSocket client that speaks JSON frames; every wait is bounded by
 //!   `tokio::time::timeout` and panics with a clear message when it runs out.
 //! - [`knowledge`]: knowledge files for the offline agent.
+//! - [`upstream`]: a fake OpenAI-compatible model server, scripted per request.
 //!
 //! Each test binary compiles this module on its own and uses a part of it, hence
 //! `dead_code` is allowed here.
@@ -19,6 +20,7 @@ pub mod raw;
 pub mod redis_server;
 pub mod replicas;
 pub mod server_process;
+pub mod upstream;
 
 use std::time::Duration;
 
