@@ -155,7 +155,7 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
 .typing span:nth-child(3) { animation-delay: 0.4s; }
 @keyframes sb-blink { 0%, 80%, 100% { opacity: 0.25; } 40% { opacity: 1; } }
 @media (prefers-reduced-motion: reduce) { .typing span { animation: none; opacity: 0.7; } }
-.msg[data-state="streaming"] .body > p:last-child::after {
+.msg[data-state="streaming"] .body.current > p:last-child::after {
   content: "▍"; margin-left: 1px; color: var(--_muted);
 }
 .turn-note { display: block; margin-top: 6px; font-size: 0.85em; color: var(--_muted); }
@@ -165,8 +165,9 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
 .sources h3 { margin: 0 0 2px; font-size: 1em; font-weight: 600; }
 .sources ol { margin: 0; padding-left: 1.3em; }
 
+.body:empty { display: none; }
 .tool {
-  margin-top: 8px; padding: 8px 10px; border: 1px solid var(--_border); border-radius: 8px;
+  margin: 4px 0 8px; padding: 8px 10px; border: 1px solid var(--_border); border-radius: 8px;
   background: var(--_bg); font-size: 0.92em;
 }
 .tool h3 { margin: 0 0 4px; font-size: 1em; font-weight: 600; }

@@ -613,18 +613,26 @@ export class SwitchboardChat extends HTMLElement {
   #turnView(turnId) {
     let turn = this.#turns.get(turnId);
     if (turn) return turn;
-    const body = el(document, 'div', { className: 'body' });
     const typing = el(document, 'span', { className: 'typing', 'aria-label': 'The assistant is typing' }, [
       el(document, 'span'),
       el(document, 'span'),
       el(document, 'span'),
     ]);
-    const tools = el(document, 'div', { className: 'tools' });
-    const bubble = el(document, 'div', { className: 'msg', 'aria-busy': 'true', dataset: { role: 'assistant', turnId, state: 'streaming' } }, [typing, body, tools]);
-    turn = { id: turnId, el: bubble, body, typing, tools, text: '', status: null, messageId: null };
+    const bubble = el(document, 'div', { className: 'msg', 'aria-busy': 'true', dataset: { role: 'assistant', turnId, state: 'streaming' } }, [typing]);
+    // The reply's text in segments: a tool card splits it, so what the model says after
+    // the tool ran reads below the card. `start` is the segment's offset in the text.
+    turn = { id: turnId, el: bubble, typing, segments: [], text: '', status: null, messageId: null };
+    this.#addSegment(turn);
     this.#turns.set(turnId, turn);
     this.#ui.log.appendChild(bubble);
     return turn;
+  }
+
+  #addSegment(turn) {
+    const body = el(document, 'div', { className: 'body current' });
+    turn.segments.at(-1)?.body.classList.remove('current');
+    turn.segments.push({ body, start: turn.text.length });
+    turn.el.insertBefore(body, turn.typing);
   }
 
   /** Re-render a streaming reply at most once per frame, however fast deltas come. */
@@ -640,8 +648,18 @@ export class SwitchboardChat extends HTMLElement {
   }
 
   #renderTurn(turn) {
-    turn.typing.hidden = turn.text.length > 0 || turn.status !== null;
-    turn.body.replaceChildren(renderMarkdown(turn.text));
+    const { segments } = turn;
+    segments.forEach((segment, i) => {
+      const end = i + 1 < segments.length ? segments[i + 1].start : turn.text.length;
+      segment.body.replaceChildren(renderMarkdown(turn.text.slice(segment.start, end)));
+    });
+    // Typing dots while the newest part has no words yet.
+    turn.typing.hidden = turn.status !== null || turn.text.length > segments.at(-1).start;
+  }
+
+  /** The reply as plain text (for the live region), without its tool cards. */
+  #turnText(turn) {
+    return turn.segments.map((segment) => segment.body.textContent).join(' ').trim();
   }
 
   #onTurnEnd(event) {
@@ -665,7 +683,7 @@ export class SwitchboardChat extends HTMLElement {
     }
     if (this.#runningTurnId === event.turn_id) this.#setRunningTurn(null);
     this.#lastEndedTurn = turn;
-    if (event.status === 'completed') this.#announce(`${this.chatTitle}: ${turn.body.textContent}`);
+    if (event.status === 'completed') this.#announce(`${this.chatTitle}: ${this.#turnText(turn)}`);
     this.#dispatch('switchboard:turn-end', { ...event });
   }
 
@@ -711,9 +729,13 @@ export class SwitchboardChat extends HTMLElement {
     ]);
     const view = { el: card, callId: event.call_id, turnId: event.turn_id, buttons: [approve, deny], state, settled: false };
     this.#toolCards.set(event.call_id, view);
-    turn.tools.appendChild(card);
+    turn.el.insertBefore(card, turn.typing);
+    this.#addSegment(turn);
     const decide = (approved) => {
+      // A disabled button drops focus to the page; keep it in the widget instead.
+      const hadFocus = view.buttons.includes(this.#root.activeElement);
       for (const button of view.buttons) button.disabled = true;
+      if (hadFocus) this.#ui.input.focus();
       state.textContent = approved ? 'Approving…' : 'Denying…';
       const frameId = this.#client?.decideTool(event.call_id, approved);
       if (typeof frameId === 'string') this.#decisionFrames.set(frameId, view);
