@@ -607,6 +607,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
                         / connections as f64
                 }),
                 cpu_secs: after.cpu_secs - before.cpu_secs,
+                system_secs: after.system_secs - before.system_secs,
             }
         })
         .collect();

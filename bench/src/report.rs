@@ -102,6 +102,8 @@ pub struct GatewayFigures {
     pub rss_kib: u64,
     pub rss_per_connection_bytes: Option<f64>,
     pub cpu_secs: f64,
+    /// Of `cpu_secs`, in the kernel.
+    pub system_secs: f64,
 }
 
 fn micros(value: u64) -> String {
@@ -224,7 +226,7 @@ impl Report {
         for g in &self.gateways {
             let _ = writeln!(
                 out,
-                "  gateway {:<20} pid {:<7} {:>6} conns  RSS {:>8} KiB (from {} KiB){}  CPU {:.2} s",
+                "  gateway {:<20} pid {:<7} {:>6} conns  RSS {:>8} KiB (from {} KiB){}  CPU {:.2} s ({:.2} s system)",
                 g.addr,
                 g.pid,
                 g.connections,
@@ -233,7 +235,8 @@ impl Report {
                 g.rss_per_connection_bytes
                     .map(|b| format!(", {:.0} B/conn", b))
                     .unwrap_or_default(),
-                g.cpu_secs
+                g.cpu_secs,
+                g.system_secs
             );
         }
         if let Some(b) = &self.backplane_server {

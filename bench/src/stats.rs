@@ -90,6 +90,9 @@ pub struct ProcessSample {
     pub rss_kib: u64,
     /// User + system CPU seconds since the process started.
     pub cpu_secs: f64,
+    /// Of those, in the kernel (on loopback this includes the TCP receive path of
+    /// the peer: a socket write runs it in the writer's context).
+    pub system_secs: f64,
 }
 
 /// Read `/proc/<pid>/status` (VmRSS) and `/proc/<pid>/stat` (utime + stime).
@@ -118,11 +121,13 @@ pub fn sample_process(pid: u32) -> anyhow::Result<ProcessSample> {
             .and_then(|f| f.parse().ok())
             .with_context(|| format!("field {index} of /proc/{pid}/stat"))
     };
-    let total_ticks = ticks(14)? + ticks(15)?;
-    let per_second = rustix::param::clock_ticks_per_second();
+    let system_ticks = ticks(15)?;
+    let total_ticks = ticks(14)? + system_ticks;
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
     Ok(ProcessSample {
         rss_kib,
-        cpu_secs: total_ticks as f64 / per_second as f64,
+        cpu_secs: total_ticks as f64 / per_second,
+        system_secs: system_ticks as f64 / per_second,
     })
 }
 

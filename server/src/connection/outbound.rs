@@ -6,13 +6,14 @@
 //! (`--outbound-queue-bytes`) and in frames; overflowing either makes the client a
 //! slow consumer, closed with 4008, and its memory is released instead of growing.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use switchboard_protocol::CloseCode;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 /// What the writer task writes.
@@ -38,11 +39,75 @@ pub enum NotQueued {
 const MIN_FRAME_CAPACITY: usize = 256;
 /// Bytes per queued frame assumed when sizing the frame bound from the byte bound.
 const TYPICAL_FRAME_BYTES: usize = 128;
+/// Slots an empty queue keeps; after a burst the rest is given back. (Profile: a
+/// tokio mpsc channel allocated a 32-slot block per connection up front, ~1 KiB of
+/// every idle connection's memory; this queue allocates on first use and shrinks.)
+const RETAINED_SLOTS: usize = 16;
+
+/// The frames waiting for the writer. A plain deque under a mutex: the fan-out
+/// pushes one frame, the writer takes a batch; neither holds the lock across I/O.
+struct Queue {
+    frames: VecDeque<Outgoing>,
+    /// The writer stopped: nothing more is accepted.
+    closed: bool,
+}
+
+/// The writer's end of the queue.
+pub struct FrameReceiver {
+    outbound: Arc<Outbound>,
+}
+
+/// Why [`FrameReceiver::try_recv`] returned nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryRecvError {
+    Empty,
+    Closed,
+}
+
+impl FrameReceiver {
+    /// The next frame, waiting for one; `None` once the receiver closed the queue.
+    pub async fn recv(&mut self) -> Option<Outgoing> {
+        loop {
+            // Registered before looking, so a push in between still wakes us.
+            let pushed = self.outbound.pushed.notified();
+            match self.try_recv() {
+                Ok(frame) => return Some(frame),
+                Err(TryRecvError::Closed) => return None,
+                Err(TryRecvError::Empty) => pushed.await,
+            }
+        }
+    }
+
+    /// The next frame if one is queued.
+    pub fn try_recv(&self) -> Result<Outgoing, TryRecvError> {
+        let mut queue = self.outbound.queue();
+        match queue.frames.pop_front() {
+            Some(frame) => {
+                if queue.frames.is_empty() && queue.frames.capacity() > RETAINED_SLOTS {
+                    queue.frames.shrink_to(RETAINED_SLOTS);
+                }
+                Ok(frame)
+            }
+            None if queue.closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// Accept nothing more; what is queued can still be taken (and dropped).
+    pub fn close(&self) {
+        self.outbound.queue().closed = true;
+    }
+}
 
 /// The sending half: shared by the reader task, the registry's fan-out and the
 /// heartbeat sweeper.
 pub struct Outbound {
-    tx: mpsc::Sender<Outgoing>,
+    queue: Mutex<Queue>,
+    /// Signalled when a frame lands in the queue (a permit is kept if the writer is
+    /// not waiting yet, so no wake-up is lost).
+    pushed: Notify,
+    /// Frames the queue holds at most.
+    limit_frames: usize,
     queued_bytes: AtomicUsize,
     limit_bytes: usize,
     /// Orderly close: the writer sends what is queued, then the close frame.
@@ -60,7 +125,7 @@ pub struct Outbound {
 
 /// The receiving half, owned by the writer task.
 pub struct OutboundReceiver {
-    pub(crate) rx: mpsc::Receiver<Outgoing>,
+    pub(crate) rx: FrameReceiver,
     pub(crate) outbound: Arc<Outbound>,
 }
 
@@ -68,9 +133,13 @@ impl Outbound {
     /// A queue holding at most `limit_bytes` of frames.
     pub fn new(limit_bytes: usize) -> (Arc<Outbound>, OutboundReceiver) {
         let capacity = (limit_bytes / TYPICAL_FRAME_BYTES).max(MIN_FRAME_CAPACITY);
-        let (tx, rx) = mpsc::channel(capacity);
         let outbound = Arc::new(Outbound {
-            tx,
+            queue: Mutex::new(Queue {
+                frames: VecDeque::new(),
+                closed: false,
+            }),
+            pushed: Notify::new(),
+            limit_frames: capacity,
             queued_bytes: AtomicUsize::new(0),
             limit_bytes,
             close: CancellationToken::new(),
@@ -83,10 +152,35 @@ impl Outbound {
         (
             outbound.clone(),
             OutboundReceiver {
-                rx,
+                rx: FrameReceiver {
+                    outbound: outbound.clone(),
+                },
                 outbound: outbound.clone(),
             },
         )
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Append a frame unless the queue is closed or holds its maximum of frames.
+    fn push(&self, frame: Outgoing) -> Result<(), NotQueued> {
+        let mut queue = self.queue();
+        if queue.closed {
+            return Err(NotQueued::Closed);
+        }
+        if queue.frames.len() >= self.limit_frames {
+            return Err(NotQueued::SlowConsumer);
+        }
+        let was_empty = queue.frames.is_empty();
+        queue.frames.push_back(frame);
+        drop(queue);
+        // A non-empty queue already has a wake-up pending or a writer draining it.
+        if was_empty {
+            self.pushed.notify_one();
+        }
+        Ok(())
     }
 
     /// Queue a text frame without waiting. On overflow the connection is closed with
@@ -102,14 +196,14 @@ impl Outbound {
             self.close_with(CloseCode::SlowConsumer);
             return Err(NotQueued::SlowConsumer);
         }
-        match self.tx.try_send(Outgoing::Text(frame)) {
+        match self.push(Outgoing::Text(frame)) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(NotQueued::SlowConsumer) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 self.close_with(CloseCode::SlowConsumer);
                 Err(NotQueued::SlowConsumer)
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
+            Err(NotQueued::Closed) => {
                 self.queued_bytes.fetch_sub(len, Ordering::AcqRel);
                 Err(NotQueued::Closed)
             }
@@ -127,7 +221,7 @@ impl Outbound {
         loop {
             let room = self.space.notified();
             let fits = self.queued_bytes.load(Ordering::Acquire) + frame.len() <= self.limit_bytes
-                && self.tx.capacity() > 0;
+                && self.queue().frames.len() < self.limit_frames;
             if fits || self.close.is_cancelled() {
                 return self.enqueue(frame);
             }
@@ -142,7 +236,7 @@ impl Outbound {
         if self.close.is_cancelled() {
             return;
         }
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(Outgoing::Ping) {
+        if let Err(NotQueued::SlowConsumer) = self.push(Outgoing::Ping) {
             self.close_with(CloseCode::SlowConsumer);
         }
     }
@@ -232,6 +326,37 @@ mod tests {
         out.close_with(CloseCode::Draining);
         out.close_with(CloseCode::SlowConsumer);
         assert_eq!(out.close_code(), Some(CloseCode::Draining));
+    }
+
+    #[tokio::test]
+    async fn a_writer_waiting_on_an_empty_queue_wakes_for_the_next_frame() {
+        let (out, mut rx) = Outbound::new(1000);
+        let waiting = tokio::spawn(async move { rx.rx.recv().await.map(|f| format!("{f:?}")) });
+        tokio::task::yield_now().await;
+        out.enqueue(Utf8Bytes::from("hello")).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the writer woke up")
+            .unwrap();
+        assert!(got.is_some_and(|f| f.contains("hello")));
+    }
+
+    #[test]
+    fn a_flood_of_tiny_frames_is_bounded_by_count_too() {
+        let (out, rx) = Outbound::new(4096);
+        let mut queued = 0;
+        while out.enqueue(Utf8Bytes::from("x")).is_ok() {
+            queued += 1;
+        }
+        assert_eq!(queued, MIN_FRAME_CAPACITY);
+        assert_eq!(out.close_code(), Some(CloseCode::SlowConsumer));
+        let mut drained = 0;
+        while rx.rx.try_recv().is_ok() {
+            drained += 1;
+        }
+        assert_eq!(drained, MIN_FRAME_CAPACITY);
+        rx.rx.close();
+        assert_eq!(rx.rx.try_recv().unwrap_err(), TryRecvError::Closed);
     }
 
     #[tokio::test]

@@ -2,12 +2,10 @@
 
 use std::time::Duration;
 
+use super::outbound::{OutboundReceiver, Outgoing, TryRecvError};
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt};
 use switchboard_protocol::CloseCode;
-use tokio::sync::mpsc::error::TryRecvError;
-
-use super::outbound::{OutboundReceiver, Outgoing};
 
 /// Frames written per flush at most: batching amortizes syscalls under fan-out.
 const MAX_BATCH: usize = 64;
@@ -102,7 +100,7 @@ where
     for _ in 1..MAX_BATCH {
         match receiver.rx.try_recv() {
             Ok(next) => feed(sink, next, receiver).await?,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         }
     }
     sink.flush().await
