@@ -1,0 +1,135 @@
+"""Charts for docs/benchmarks.md, drawn from switchboard-bench JSON reports.
+
+    python bench/charts.py RESULTS_DIR OUT_DIR
+
+- bench-latency.png: publish -> socket latency distribution (percentile spectrum)
+  of every fan-out report (fanout-*, cross-*), and the storm's drop -> resumed.
+- bench-memory.png: gateway memory per connection against connections per gateway,
+  from idle-*.json (and RESULTS_DIR/before/idle-*.json when present).
+"""
+
+import glob
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def load(pattern):
+    reports = []
+    for path in sorted(glob.glob(pattern)):
+        with open(path) as f:
+            report = json.load(f)
+        report["_name"] = os.path.splitext(os.path.basename(path))[0]
+        reports.append(report)
+    return reports
+
+
+def spectrum(ax, summary, label):
+    points = [(q, v) for q, v in summary.get("spectrum", []) if q < 1.0]
+    if not points:
+        return
+    xs = [1.0 / (1.0 - q) for q, _ in points]
+    ys = [v / 1000.0 for _, v in points]
+    ax.plot(xs, ys, marker="o", markersize=3, label=label)
+
+
+def latency_chart(results, out):
+    reports = load(os.path.join(results, "fanout-*.json")) + load(
+        os.path.join(results, "cross-*.json")
+    )
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for r in reports:
+        if r["latency_us"]["count"] == 0:
+            continue
+        label = "{} ({:.0f} deliveries/s, {} replica{})".format(
+            r["_name"], r["delivered_per_sec"], r["replicas"], "s" if r["replicas"] > 1 else ""
+        )
+        spectrum(ax, r["latency_us"], label)
+    for r in load(os.path.join(results, "storm-*.json")):
+        if r.get("storm"):
+            spectrum(ax, r["storm"]["resume_us"], r["_name"] + ": drop -> resumed")
+    ax.axhline(5, color="grey", linestyle="--", linewidth=1)
+    ax.text(1.05, 5.3, "target p99 5 ms (one replica)", color="grey", fontsize=8)
+    ax.axhline(15, color="grey", linestyle=":", linewidth=1)
+    ax.text(1.05, 16, "target p99 15 ms (two replicas)", color="grey", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["p0", "p50", "p90", "p99", "p99.9", "p99.99", "p99.999"])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("publish -> socket latency (ms)")
+    ax.set_title("Latency distribution (HDR histogram, every delivery)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bench-latency.png"), dpi=110)
+    plt.close(fig)
+
+
+def memory_points(pattern):
+    points = []
+    for r in load(pattern):
+        for g in r["gateways"]:
+            if g.get("rss_per_connection_bytes"):
+                points.append(
+                    (
+                        g["connections"],
+                        g["rss_per_connection_bytes"] / 1024.0,
+                        r["connections"]["target"],
+                    )
+                )
+    return sorted(points)
+
+
+def memory_chart(results, out):
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for pattern, label, style in [
+        (os.path.join(results, "before", "idle-*.json"), "before", "s--"),
+        (os.path.join(results, "idle-*.json"), "now", "o-"),
+    ]:
+        points = memory_points(pattern)
+        if not points:
+            continue
+        xs = [p[0] for p in points]
+        ys = [p[1] for p in points]
+        ax.plot(xs, ys, style, label=label + " (each point: one gateway process)")
+        annotated = False
+        for x, y, total in points:
+            if total >= 50000 and not annotated:
+                annotated = True
+                ax.annotate(
+                    "{}k run, 3 gateways".format(total // 1000),
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(5, 8),
+                    fontsize=8,
+                )
+    ax.axhline(5, color="grey", linestyle="--", linewidth=1)
+    ax.text(0, 5.15, " target 5 KiB", color="grey", fontsize=8)
+    ax.set_xlabel("connections held by the gateway process")
+    ax.set_ylabel("gateway RSS per connection (KiB)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Idle memory per connection")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bench-memory.png"), dpi=110)
+    plt.close(fig)
+
+
+def main():
+    results, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    latency_chart(results, out)
+    memory_chart(results, out)
+    print("charts written to", out)
+
+
+if __name__ == "__main__":
+    main()
