@@ -96,6 +96,13 @@ async fn run(
         let shutdown = shutdown.clone();
         let router = app(state.clone())?.into_make_service_with_connect_info::<SocketAddr>();
         tokio::spawn(async move {
+            // Frames are written in batches and flushed on purpose: Nagle's algorithm
+            // would hold a small event back until the previous one is acknowledged.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+                }
+            });
             axum::serve(listener, router)
                 .with_graceful_shutdown(async move { shutdown.closed().await })
                 .await
