@@ -3,7 +3,8 @@
     python bench/charts.py RESULTS_DIR OUT_DIR
 
 - bench-latency.png: publish -> socket latency distribution (percentile spectrum)
-  of every fan-out report (fanout-*, cross-*), and the storm's drop -> resumed.
+  of every fan-out report (fanout-*, cross-*).
+- bench-storm.png: the reconnect storm's drop -> resumed, per connection.
 - bench-memory.png: gateway memory per connection against connections per gateway,
   from idle-*.json (and RESULTS_DIR/before/idle-*.json when present).
 """
@@ -42,7 +43,8 @@ def latency_chart(results, out):
     reports = load(os.path.join(results, "fanout-*.json")) + load(
         os.path.join(results, "cross-*.json")
     )
-    fig, ax = plt.subplots(figsize=(9, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 6))
+    ax.set_prop_cycle(color=plt.cm.tab10.colors + plt.cm.Dark2.colors)
     for r in reports:
         if r["latency_us"]["count"] == 0:
             continue
@@ -50,9 +52,6 @@ def latency_chart(results, out):
             r["_name"], r["delivered_per_sec"], r["replicas"], "s" if r["replicas"] > 1 else ""
         )
         spectrum(ax, r["latency_us"], label)
-    for r in load(os.path.join(results, "storm-*.json")):
-        if r.get("storm"):
-            spectrum(ax, r["storm"]["resume_us"], r["_name"] + ": drop -> resumed")
     ax.axhline(5, color="grey", linestyle="--", linewidth=1)
     ax.text(1.05, 5.3, "target p99 5 ms (one replica)", color="grey", fontsize=8)
     ax.axhline(15, color="grey", linestyle=":", linewidth=1)
@@ -69,6 +68,31 @@ def latency_chart(results, out):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "bench-latency.png"), dpi=110)
+    plt.close(fig)
+
+
+def storm_chart(results, out):
+    reports = [r for r in load(os.path.join(results, "storm-*.json")) if r.get("storm")]
+    if not reports:
+        return
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    for r in reports:
+        label = "{}: {} connections dropped at once".format(r["_name"], r["connections"]["target"])
+        spectrum(ax, r["storm"]["resume_us"], label)
+    ax.axhline(10000, color="grey", linestyle="--", linewidth=1)
+    ax.text(1.05, 10500, "target: all resumed within 10 s", color="grey", fontsize=8)
+    ax.set_xscale("log")
+    ticks = [1, 2, 10, 100, 1000, 10000]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["p0", "p50", "p90", "p99", "p99.9", "p99.99"])
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("percentile of connections")
+    ax.set_ylabel("drop -> resumed, replay caught up (ms)")
+    ax.set_title("Reconnect storm: time to resume")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bench-storm.png"), dpi=110)
     plt.close(fig)
 
 
@@ -127,6 +151,7 @@ def main():
     results, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
     latency_chart(results, out)
+    storm_chart(results, out)
     memory_chart(results, out)
     print("charts written to", out)
 
