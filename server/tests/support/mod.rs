@@ -20,6 +20,7 @@ pub mod raw;
 pub mod redis_server;
 pub mod replicas;
 pub mod server_process;
+pub mod tool_backend;
 pub mod upstream;
 
 use std::time::Duration;
