@@ -10,9 +10,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{MethodRouter, delete, get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_backplane::{RecordKey, StreamName};
@@ -95,10 +97,9 @@ where
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(ApiJson(value)),
             Err(rejection) => Err(ApiError(match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ClientError::new(
-                    ErrorCode::TooLarge,
-                    "the request body is larger than this route accepts",
-                ),
+                StatusCode::PAYLOAD_TOO_LARGE => {
+                    ClientError::new(ErrorCode::TooLarge, TOO_LARGE_MESSAGE)
+                }
                 StatusCode::UNSUPPORTED_MEDIA_TYPE => ClientError::new(
                     ErrorCode::Unsupported,
                     "send the body as JSON with Content-Type: application/json",
@@ -109,32 +110,85 @@ where
     }
 }
 
+/// The most of an oversize body the gateway reads, and throws away, before it answers
+/// 413. Answering first and closing would leave the rest of the body unread in the
+/// socket, and the kernel then resets the connection: the client would see
+/// "connection reset" instead of the 413 it needs to act on. A body declared larger
+/// than this is refused without reading it (the client may then see the reset).
+const OVERSIZE_BODY_DRAIN_BYTES: u64 = 1024 * 1024;
+
+const TOO_LARGE_MESSAGE: &str = "the request body is larger than this route accepts";
+
+/// `route` accepting bodies of at most `limit` bytes.
+fn body_limit(route: MethodRouter<AppState>, limit: usize) -> MethodRouter<AppState> {
+    route
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            refuse_declared_oversize(limit, request, next)
+        }))
+}
+
+/// A body whose `Content-Length` is over `limit` (and at most
+/// [`OVERSIZE_BODY_DRAIN_BYTES`]) is read to its end before the route answers; the
+/// route then sees its first `limit + 1` bytes, so credentials are still checked
+/// before the size (401 whatever the body) and the size refusal is the usual 413.
+/// A larger one is answered unread, with `Connection: close`.
+async fn refuse_declared_oversize(limit: usize, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let oversize = declared.is_some_and(|len| len > limit as u64);
+    if !oversize {
+        return next.run(request).await;
+    }
+    if declared.is_some_and(|len| len > OVERSIZE_BODY_DRAIN_BYTES) {
+        // Not read: the connection cannot carry another request, and saying so keeps
+        // the client from reusing it.
+        let mut response = next.run(request).await;
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let (parts, body) = request.into_parts();
+    let mut body = body.into_data_stream();
+    let mut kept = Vec::with_capacity(limit + 1);
+    while let Some(Ok(chunk)) = body.next().await {
+        let room = (limit + 1).saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(kept)))
+        .await
+}
+
 /// The `/v1` routes, with body limits and CORS for `--cors-origins`.
 pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
     let publish_limit = state.config.max_publish_bytes as usize;
     let router = Router::new()
-        .route(
-            "/v1/publish",
-            post(publish).layer(DefaultBodyLimit::max(publish_limit)),
-        )
+        .route("/v1/publish", body_limit(post(publish), publish_limit))
         .route(
             "/v1/sessions/{session_id}/messages",
-            post(operator_message).layer(DefaultBodyLimit::max(publish_limit)),
+            body_limit(post(operator_message), publish_limit),
         )
         .route("/v1/sessions/{session_id}/events", get(history))
         .route(
             "/v1/admin/documents",
-            post(put_document)
-                .get(list_documents)
-                .layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY_BYTES)),
+            body_limit(
+                post(put_document).get(list_documents),
+                MAX_DOCUMENT_BODY_BYTES,
+            ),
         )
         .route("/v1/admin/documents/{doc_id}", delete(delete_document))
         .route(
             "/v1/admin/model-settings",
-            get(get_model_settings)
-                .put(put_model_settings)
-                .delete(delete_model_settings)
-                .layer(DefaultBodyLimit::max(MAX_SETTINGS_BODY_BYTES)),
+            body_limit(
+                get(get_model_settings)
+                    .put(put_model_settings)
+                    .delete(delete_model_settings),
+                MAX_SETTINGS_BODY_BYTES,
+            ),
         );
     if state.config.cors_origins.is_empty() {
         return Ok(router);

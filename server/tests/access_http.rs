@@ -232,6 +232,68 @@ async fn publisher_key_cannot_use_the_admin_api() {
 
 /// A publish body over `--max-publish-bytes` (1024) is 413 with JSON
 /// `{"error":{"code":"too_large",…}}` and delivers nothing; one just under it is 202.
+/// A client that sends a body over the limit and only then reads must get the 413. If
+/// the gateway answered as soon as it saw `Content-Length` and closed, the rest of the
+/// body would hit a closed socket, the kernel would reset the connection, and the
+/// client would see "connection reset" (or a failed write) instead of the answer. So
+/// the gateway reads the oversize body to its end first; nothing is answered while
+/// the body is still arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversize_body_is_read_to_its_end_before_the_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let gw = gateway();
+    let (_owner, _op, sid) = two_members(&gw).await;
+    let body = session_event(&sid, "too.big", json!({"blob": "x".repeat(64 * 1024)})).to_string();
+    let head = format!(
+        "POST /v1/publish HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {PUBLISHER_SECRET}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        gw.addr(),
+        body.len()
+    );
+    let mut socket = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body.as_bytes()[..1024]).await.unwrap();
+
+    let mut early = [0u8; 64];
+    let answered_early =
+        tokio::time::timeout(Duration::from_millis(300), socket.read(&mut early)).await;
+    assert!(
+        answered_early.is_err(),
+        "the gateway answered (or closed) before the body had arrived: {:?}",
+        answered_early.map(|r| r.map(|n| String::from_utf8_lossy(&early[..n]).into_owned()))
+    );
+
+    socket.write_all(&body.as_bytes()[1024..]).await.unwrap();
+    let mut reply = Vec::new();
+    tokio::time::timeout(support::WAIT, async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&reply).contains("}}") {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => reply.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(reply.contains(r#""code":"too_large""#), "{reply}");
+
+    // Credentials are still checked before the size.
+    let api = Api::new(&gw);
+    let big = session_event(&sid, "too.big", json!({"blob": "x".repeat(2000)}));
+    api.try_run(
+        api.builder(Method::POST, "/v1/publish")
+            .bearer_auth("not-a-key")
+            .json(&big),
+    )
+    .await
+    .unwrap()
+    .assert_error(401, "unauthorized", "an oversize body with a wrong key");
+}
+
 #[tokio::test]
 async fn oversize_publish_body_is_413_too_large() {
     let gw = gateway();

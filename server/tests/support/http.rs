@@ -96,7 +96,7 @@ impl Api {
         let response = tokio::time::timeout(WAIT, self.client.execute(request))
             .await
             .unwrap_or_else(|_| panic!("{what} timed out after {WAIT:?}"))
-            .map_err(|e| format!("{what} failed: {e}"))?;
+            .map_err(|e| format!("{what} failed: {e:?}"))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let text = tokio::time::timeout(WAIT, response.text())
