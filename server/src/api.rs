@@ -139,11 +139,10 @@ async fn refuse_declared_oversize(limit: usize, request: Request, next: Next) ->
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let oversize = declared.is_some_and(|len| len > limit as u64);
-    if !oversize {
+    let Some(declared) = declared.filter(|&len| len > limit as u64) else {
         return next.run(request).await;
-    }
-    if declared.is_some_and(|len| len > OVERSIZE_BODY_DRAIN_BYTES) {
+    };
+    if declared > OVERSIZE_BODY_DRAIN_BYTES {
         // Not read: the connection cannot carry another request, and saying so keeps
         // the client from reusing it.
         let mut response = next.run(request).await;
