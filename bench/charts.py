@@ -39,6 +39,25 @@ def spectrum(ax, summary, label):
     ax.plot(xs, ys, marker="o", markersize=3, label=label)
 
 
+PERCENTILE_LABELS = ["p0", "p50", "p90", "p99", "p99.9", "p99.99", "p99.999"]
+
+
+def percentile_axis(ax, points):
+    """A log x axis of percentiles (the spectrum's 1/(1-q)), `points` ticks."""
+    ax.set_xscale("log")
+    ax.set_xticks([1, 2] + [10**n for n in range(1, points - 1)])
+    ax.set_xticklabels(PERCENTILE_LABELS[:points])
+
+
+def finish(fig, ax, out, name, title, grid_which="major"):
+    ax.set_title(title)
+    ax.grid(True, which=grid_which, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, name), dpi=110)
+    plt.close(fig)
+
+
 def latency_chart(results, out):
     reports = load(os.path.join(results, "fanout-*.json")) + load(
         os.path.join(results, "cross-*.json")
@@ -56,19 +75,12 @@ def latency_chart(results, out):
     ax.text(1.05, 5.3, "target p99 5 ms (one replica)", color="grey", fontsize=8)
     ax.axhline(15, color="grey", linestyle=":", linewidth=1)
     ax.text(1.05, 16, "target p99 15 ms (two replicas)", color="grey", fontsize=8)
-    ax.set_xscale("log")
+    percentile_axis(ax, 7)
     ax.set_yscale("log")
-    ticks = [1, 2, 10, 100, 1000, 10000, 100000]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(["p0", "p50", "p90", "p99", "p99.9", "p99.99", "p99.999"])
     ax.set_xlabel("percentile")
     ax.set_ylabel("publish -> socket latency (ms)")
-    ax.set_title("Latency distribution (HDR histogram, every delivery)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "bench-latency.png"), dpi=110)
-    plt.close(fig)
+    finish(fig, ax, out, "bench-latency.png",
+           "Latency distribution (HDR histogram, every delivery)", grid_which="both")
 
 
 def storm_chart(results, out):
@@ -81,19 +93,11 @@ def storm_chart(results, out):
         spectrum(ax, r["storm"]["resume_us"], label)
     ax.axhline(10000, color="grey", linestyle="--", linewidth=1)
     ax.text(1.05, 10500, "target: all resumed within 10 s", color="grey", fontsize=8)
-    ax.set_xscale("log")
-    ticks = [1, 2, 10, 100, 1000, 10000]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels(["p0", "p50", "p90", "p99", "p99.9", "p99.99"])
+    percentile_axis(ax, 6)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("percentile of connections")
     ax.set_ylabel("drop -> resumed, replay caught up (ms)")
-    ax.set_title("Reconnect storm: time to resume")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "bench-storm.png"), dpi=110)
-    plt.close(fig)
+    finish(fig, ax, out, "bench-storm.png", "Reconnect storm: time to resume", grid_which="both")
 
 
 def memory_points(pattern):
@@ -139,12 +143,7 @@ def memory_chart(results, out):
     ax.set_xlabel("connections held by the gateway process")
     ax.set_ylabel("gateway RSS per connection (KiB)")
     ax.set_ylim(bottom=0)
-    ax.set_title("Idle memory per connection")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "bench-memory.png"), dpi=110)
-    plt.close(fig)
+    finish(fig, ax, out, "bench-memory.png", "Idle memory per connection")
 
 
 def main():

@@ -99,8 +99,27 @@ async fn ask_until_end(client: &mut Client, session: &str, text: &str) -> Vec<Va
     client.collect_until(|f| ty(f) == "turn.end").await
 }
 
+/// The first frame of type `frame_type` among `frames`.
+fn first_of<'a>(frames: &'a [Value], frame_type: &str) -> &'a Value {
+    frames
+        .iter()
+        .find(|f| ty(f) == frame_type)
+        .unwrap_or_else(|| panic!("no {frame_type} among {frames:?}"))
+}
+
 fn end_of(frames: &[Value]) -> &Value {
-    frames.iter().find(|f| ty(f) == "turn.end").unwrap()
+    first_of(frames, "turn.end")
+}
+
+/// `client` answers tool call `call_id` of `session`; the `tool.decided` reply.
+async fn decide(client: &mut Client, session: &str, call_id: &str, approved: bool) -> Value {
+    client
+        .request_ok(
+            "tool.decide",
+            json!({"session_id": session, "call_id": call_id, "approved": approved}),
+            "tool.decided",
+        )
+        .await
 }
 
 fn cited(end: &Value) -> Vec<String> {
@@ -376,19 +395,13 @@ async fn an_approved_tool_call_runs_the_endpoint_as_the_asker() {
     assert!(backend.hits().is_empty(), "the tool ran before approval");
 
     let call_id = request["call_id"].as_str().unwrap();
-    let decided = client
-        .request_ok(
-            "tool.decide",
-            json!({"session_id": s.id, "call_id": call_id, "approved": true}),
-            "tool.decided",
-        )
-        .await;
+    let decided = decide(&mut client, &s.id, call_id, true).await;
     assert_eq!(decided["approved"], true);
     let frames = client.collect_until(is_assistant_message).await;
-    let result = frames.iter().find(|f| ty(f) == "tool.result").unwrap();
+    let result = first_of(&frames, "tool.result");
     assert_eq!(result["ok"], true, "{result}");
     assert_eq!(result["output"], json!({"refunded": true, "amount": 42}));
-    let end = frames.iter().find(|f| ty(f) == "turn.end").unwrap();
+    let end = end_of(&frames);
     assert_eq!(end["status"], "completed", "{end}");
     assert_eq!(end["text"], "Refunded order 42.");
 
@@ -468,13 +481,13 @@ async fn a_denied_call_does_not_run_and_outsiders_cannot_decide() {
     owner.send_message(&s.id, "refund order 7").await;
     let request = tool_request(&mut owner).await;
     let call_id = request["call_id"].as_str().unwrap().to_string();
-    let decide = json!({"session_id": s.id, "call_id": call_id, "approved": true});
+    let approve = json!({"session_id": s.id, "call_id": call_id, "approved": true});
 
     // An operator of another org: cannot join, cannot decide.
     let mut outsider = connect(&gw, &token("eve", "globex", &[], &["operator", "admin"])).await;
     let joined = outsider.join_reply(&s.id, None, None).await;
     assert_eq!(joined["code"], "not_found", "{joined}");
-    let refused = outsider.request("tool.decide", decide.clone()).await;
+    let refused = outsider.request("tool.decide", approve.clone()).await;
     assert_eq!(ty(&refused), "error", "{refused}");
     assert!(
         matches!(refused["code"].as_str(), Some("forbidden" | "not_found")),
@@ -482,23 +495,17 @@ async fn a_denied_call_does_not_run_and_outsiders_cannot_decide() {
     );
     // A colleague without the operator role cannot join the owner's session either.
     let mut colleague = connect(&gw, &token("bob", "acme", &[], &[])).await;
-    let refused = colleague.request("tool.decide", decide.clone()).await;
+    let refused = colleague.request("tool.decide", approve.clone()).await;
     assert_eq!(ty(&refused), "error", "{refused}");
     assert!(
         backend.hits().is_empty(),
         "an outsider's decision ran the tool"
     );
 
-    let denied = owner
-        .request_ok(
-            "tool.decide",
-            json!({"session_id": s.id, "call_id": call_id, "approved": false}),
-            "tool.decided",
-        )
-        .await;
+    let denied = decide(&mut owner, &s.id, &call_id, false).await;
     assert_eq!(denied["approved"], false);
     let frames = owner.collect_until(is_assistant_message).await;
-    let result = frames.iter().find(|f| ty(f) == "tool.result").unwrap();
+    let result = first_of(&frames, "tool.result");
     assert_eq!(result["ok"], false, "{result}");
     assert!(result["output"].to_string().contains("denied"), "{result}");
     assert_eq!(end_of(&frames)["status"], "completed");
@@ -514,7 +521,7 @@ async fn a_denied_call_does_not_run_and_outsiders_cannot_decide() {
         "{tool_message}"
     );
 
-    let again = owner.request("tool.decide", decide).await;
+    let again = owner.request("tool.decide", approve).await;
     assert_eq!(again["code"], "conflict", "{again}");
 }
 
@@ -532,18 +539,10 @@ async fn an_operator_of_the_org_may_decide() {
     operator.join(&s.id, None, None).await;
     owner.send_message(&s.id, "refund it").await;
     let request = tool_request(&mut operator).await;
-    operator
-        .request_ok(
-            "tool.decide",
-            json!({"session_id": s.id, "call_id": request["call_id"], "approved": true}),
-            "tool.decided",
-        )
-        .await;
+    let call_id = request["call_id"].as_str().unwrap();
+    decide(&mut operator, &s.id, call_id, true).await;
     let frames = owner.collect_until(is_assistant_message).await;
-    assert_eq!(
-        frames.iter().find(|f| ty(f) == "tool.result").unwrap()["ok"],
-        true
-    );
+    assert_eq!(first_of(&frames, "tool.result")["ok"], true);
     assert_eq!(backend.hits().len(), 1);
 }
 
