@@ -40,7 +40,9 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Fanout(a) => a.setup.clone(),
         Command::Turns(a) => a.setup.clone(),
         Command::Storm(a) => a.setup.clone(),
-        Command::Worker { .. } => bail!("not a scenario"),
+        Command::Worker { .. } | Command::Floor(_) | Command::FloorSink { .. } => {
+            bail!("not a gateway scenario")
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -70,7 +72,9 @@ async fn scenario(command: Command) -> anyhow::Result<Report> {
         Command::Fanout(args) => fanout(args).await,
         Command::Turns(args) => turns(args).await,
         Command::Storm(args) => storm(args).await,
-        Command::Worker { .. } => bail!("not a scenario"),
+        Command::Worker { .. } | Command::Floor(_) | Command::FloorSink { .. } => {
+            bail!("not a gateway scenario")
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod client;
 mod coordinator;
+mod floor;
 mod processes;
 mod publisher;
 mod report;
@@ -51,6 +52,17 @@ enum Command {
     /// Reconnect storm: every connection dropped at once and resumed with
     /// `after_seq` while publishing goes on; time to resume all, and losses.
     Storm(StormArgs),
+    /// The machine's floor: CPU per small write to each of many loopback TCP sockets,
+    /// with no gateway. No gateway here can deliver an event for less.
+    Floor(FloorArgs),
+    /// (internal) the reading side of `floor`.
+    #[command(hide = true)]
+    FloorSink {
+        #[arg(long)]
+        connect: std::net::SocketAddr,
+        #[arg(long)]
+        sockets: usize,
+    },
     /// (internal) hold a share of the client connections.
     #[command(hide = true)]
     Worker {
@@ -182,6 +194,28 @@ struct StormArgs {
     publishers: usize,
 }
 
+#[derive(Debug, Clone, Args)]
+struct FloorArgs {
+    /// Sockets written to in turn.
+    #[arg(long, default_value_t = 5000)]
+    sockets: usize,
+    /// Rounds: one write to every socket each.
+    #[arg(long, default_value_t = 100)]
+    rounds: usize,
+    /// Bytes per write (a small event frame is about 120).
+    #[arg(long, default_value_t = 120)]
+    bytes: usize,
+    /// Pause after each round, so each write finds its reader idle, as a fan-out does.
+    #[arg(long, default_value = "10ms", value_parser = humantime_duration)]
+    pause: Duration,
+    #[arg(long, default_value = "120s", value_parser = humantime_duration)]
+    max_runtime: Duration,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
 fn humantime_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| format!("{text:?}: {e} (e.g. 500ms, 10s, 2m)"))
 }
@@ -191,6 +225,16 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Worker { spec } => worker::run(&spec),
+        Command::Floor(args) => floor::run(&floor::FloorParams {
+            sockets: args.sockets,
+            rounds: args.rounds,
+            bytes: args.bytes,
+            pause: args.pause,
+            max_runtime: args.max_runtime,
+            label: &args.label,
+            json: args.json.as_deref(),
+        }),
+        Command::FloorSink { connect, sockets } => floor::sink(connect, sockets),
         command => coordinator::run(command),
     };
     match outcome {

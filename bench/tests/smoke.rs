@@ -22,16 +22,26 @@ fn gateway_binary() -> PathBuf {
     gateway
 }
 
-/// Run the tool with `args`, return its JSON report.
+/// Run a gateway scenario with `args`, return its JSON report.
 fn bench(name: &str, args: &[&str]) -> Value {
+    let gateway = gateway_binary();
+    let gateway = gateway.to_str().expect("a UTF-8 path");
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--gateway-binary", gateway])
+        .collect();
+    run_tool(name, &args)
+}
+
+/// Run the tool with `args`, return its JSON report.
+fn run_tool(name: &str, args: &[&str]) -> Value {
     let json = std::env::temp_dir().join(format!(
         "switchboard-bench-smoke-{name}-{}.json",
         std::process::id()
     ));
     let output = Command::new(env!("CARGO_BIN_EXE_switchboard-bench"))
         .args(args)
-        .arg("--gateway-binary")
-        .arg(gateway_binary())
         .arg("--max-runtime")
         .arg("60s")
         .arg("--json")
@@ -150,4 +160,32 @@ fn a_short_idle_run_reports_memory_per_connection() {
     assert_eq!(number(&report, "/gateways/0/connections"), 200.0);
     assert!(number(&report, "/gateways/0/rss_kib") > 0.0);
     assert!(number(&report, "/rss_per_connection_bytes") > 0.0);
+}
+
+/// The floor: every byte written reaches the reader, and both sides' CPU is read.
+#[test]
+fn a_short_floor_run_delivers_every_byte_and_reports_cpu_per_write() {
+    let report = run_tool(
+        "floor",
+        &[
+            "floor",
+            "--sockets",
+            "50",
+            "--rounds",
+            "20",
+            "--bytes",
+            "100",
+            "--pause",
+            "1ms",
+        ],
+    );
+    assert_eq!(number(&report, "/writes"), 1000.0);
+    assert_eq!(number(&report, "/bytes_received"), 100_000.0);
+    assert!(number(&report, "/writer_cpu_secs") >= 0.0);
+    assert!(number(&report, "/reader_cpu_secs") >= 0.0);
+    let per_write = number(&report, "/writer_cpu_us_per_write");
+    assert!(
+        per_write.is_finite() && per_write >= 0.0,
+        "CPU per write {per_write}"
+    );
 }

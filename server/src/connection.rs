@@ -33,6 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
+use futures_util::future::Either;
 use futures_util::{Sink, Stream, StreamExt};
 use switchboard_backplane::StreamName;
 use switchboard_protocol::client::{MessageSend, SessionCreate, SessionJoin, TurnCancel};
@@ -97,6 +98,8 @@ impl RateLimit {
 /// The reader side's state for one connection.
 struct Connection {
     id: u64,
+    /// The `connection_id` the client was told, for logs.
+    public_id: String,
     state: AppState,
     access: AccessContext,
     outbound: Arc<Outbound>,
@@ -113,24 +116,31 @@ struct Connection {
 
 /// Serve one upgraded socket until it closes. Generic over the socket halves so tests
 /// and other transports can drive it.
-pub async fn serve<W, R>(
+///
+/// The opening (the writer task, then the welcome or the refusal) runs here, before
+/// the returned future exists. That future is the socket's task for the connection's
+/// whole life, and every idle connection carries every byte of it, so it holds only
+/// what the read loop needs (docs/benchmarks.md: the future was 2.5 KiB while it
+/// also held the handshake and the opening's state).
+pub fn serve<W, R>(
     sink: W,
-    mut stream: R,
+    stream: R,
     state: AppState,
     handshake: Handshake,
-    _permit: OwnedSemaphorePermit,
-) where
+    permit: OwnedSemaphorePermit,
+) -> impl Future<Output = ()>
+where
     W: Sink<Message> + Unpin + Send + 'static,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
-    let public_id = new_id("c");
     let (outbound, receiver) = Outbound::new(state.config.outbound_queue_bytes as usize);
     outbound.touch();
     let writer = state.tracker.spawn(writer::write_loop(sink, receiver));
-
-    let (access, expires_at) = match handshake.access {
-        Ok(authenticated) => (authenticated.access, authenticated.expires_at),
+    match handshake.access {
+        Ok(authenticated) => {
+            let connection = Connection::open(state, outbound, authenticated, handshake.peer);
+            Either::Left(connection.read_until_closed(stream, writer, permit))
+        }
         Err(e) => {
             tracing::info!(peer = ?handshake.peer, code = %e.code, "connection refused: {}", e.message);
             send_error(&state, &outbound, None, &e);
@@ -140,90 +150,13 @@ pub async fn serve<W, R>(
                 CloseCode::Unauthorized
             };
             outbound.close_with(code);
-            let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
-            count_disconnect(&state, &outbound);
-            return;
-        }
-    };
-
-    let welcome = ServerReply::new(
-        None,
-        ServerFrame::Welcome {
-            protocol: PROTOCOL_VERSION,
-            connection_id: public_id.clone(),
-            server_id: state.server_id.to_string(),
-            principal: access.clone(),
-            heartbeat_ms: state.config.heartbeat.as_millis() as u64,
-            limits: Limits {
-                max_frame_bytes: state.config.max_frame_bytes as usize,
-                max_text_chars: state.config.max_text_chars as usize,
-                max_frames_per_second: state.config.max_frames_per_second,
-                max_sessions_per_connection: state.config.max_sessions_per_connection as usize,
-            },
-        },
-    );
-    let _ = outbound.enqueue(welcome.to_json().into());
-    state.connections.insert(id, outbound.clone());
-    state.metrics.connections.inc();
-    tracing::debug!(connection_id = %public_id, peer = ?handshake.peer, "connected");
-
-    let mut connection = Connection {
-        id,
-        rate: RateLimit::new(state.config.max_frames_per_second),
-        state: state.clone(),
-        access,
-        outbound: outbound.clone(),
-        sessions: HashSet::new(),
-        live_streams: Vec::new(),
-        bad_in_a_row: 0,
-        expires_at,
-    };
-    connection.join_live_streams();
-
-    let goaway = state.shutdown.goaway_signal();
-    let mut said_goaway = false;
-    loop {
-        let expiry = token_deadline(connection.expires_at);
-        tokio::select! {
-            biased;
-            () = outbound.closing() => break,
-            () = sleep_until_deadline(expiry), if expiry.is_some() => {
-                let e = ClientError::new(
-                    ErrorCode::TokenExpired,
-                    "the token expired: send auth.refresh with a new token before exp, then reconnect",
-                );
-                send_error(&state, &outbound, None, &e);
-                outbound.close_with(CloseCode::Unauthorized);
-            }
-            () = goaway.cancelled(), if !said_goaway => {
-                said_goaway = true;
-                let frame = ServerReply::new(None, ServerFrame::Goaway { reason: "draining".into() });
-                let _ = outbound.enqueue(frame.to_json().into());
-                outbound.close_with(CloseCode::Draining);
-            }
-            message = stream.next() => match message {
-                // Boxed: handling a frame is a deep future (join, replay, append) that
-                // an idle connection would otherwise carry inline in its task (profile:
-                // 1.3 KiB of RSS each); boxed, it exists only while a frame is handled.
-                Some(Ok(message)) => Box::pin(connection.on_message(message)).await,
-                Some(Err(e)) => {
-                    connection.on_read_error(e);
-                    break;
-                }
-                None => {
-                    outbound.peer_gone();
-                    break;
-                }
-            },
+            Either::Right(async move {
+                let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
+                count_disconnect(&state, &outbound);
+                drop(permit);
+            })
         }
     }
-
-    connection.leave_everything();
-    state.connections.remove(&id);
-    state.metrics.connections.dec();
-    let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
-    count_disconnect(&state, &outbound);
-    tracing::debug!(connection_id = %public_id, close = ?outbound.close_code(), "disconnected");
 }
 
 /// Count a server-initiated close by its code (peer-initiated closes have none).
@@ -279,6 +212,119 @@ fn is_too_large(e: &axum::Error) -> bool {
 }
 
 impl Connection {
+    /// Welcome an authenticated socket and register it.
+    fn open(
+        state: AppState,
+        outbound: Arc<Outbound>,
+        authenticated: crate::auth::Authenticated,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Connection {
+        let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let public_id = new_id("c");
+        let access = authenticated.access;
+        let welcome = ServerReply::new(
+            None,
+            ServerFrame::Welcome {
+                protocol: PROTOCOL_VERSION,
+                connection_id: public_id.clone(),
+                server_id: state.server_id.to_string(),
+                principal: access.clone(),
+                heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+                limits: Limits {
+                    max_frame_bytes: state.config.max_frame_bytes as usize,
+                    max_text_chars: state.config.max_text_chars as usize,
+                    max_frames_per_second: state.config.max_frames_per_second,
+                    max_sessions_per_connection: state.config.max_sessions_per_connection as usize,
+                },
+            },
+        );
+        let _ = outbound.enqueue(welcome.to_json().into());
+        state.connections.insert(id, outbound.clone());
+        state.metrics.connections.inc();
+        tracing::debug!(connection_id = %public_id, peer = ?peer, "connected");
+        let mut connection = Connection {
+            id,
+            public_id,
+            rate: RateLimit::new(state.config.max_frames_per_second),
+            state,
+            access,
+            outbound,
+            sessions: HashSet::new(),
+            live_streams: Vec::new(),
+            bad_in_a_row: 0,
+            expires_at: authenticated.expires_at,
+        };
+        connection.join_live_streams();
+        connection
+    }
+
+    /// Read and handle frames until the socket or the queue closes, then leave every
+    /// stream and wait for the writer's close frame.
+    ///
+    /// Not an `async fn`: one stores its arguments twice in its future (rust-lang/rust
+    /// #62958), and a `Connection` is 416 bytes of every idle connection. The block
+    /// below uses its captures in place.
+    #[allow(clippy::manual_async_fn)]
+    fn read_until_closed<R>(
+        mut self,
+        mut stream: R,
+        writer: tokio::task::JoinHandle<()>,
+        permit: OwnedSemaphorePermit,
+    ) -> impl Future<Output = ()>
+    where
+        R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+    {
+        async move {
+            let outbound = self.outbound.clone();
+            let goaway = self.state.shutdown.goaway_signal();
+            let mut said_goaway = false;
+            loop {
+                let expiry = token_deadline(self.expires_at);
+                tokio::select! {
+                    biased;
+                    () = outbound.closing() => break,
+                    () = sleep_until_deadline(expiry), if expiry.is_some() => {
+                        let e = ClientError::new(
+                            ErrorCode::TokenExpired,
+                            "the token expired: send auth.refresh with a new token before exp, then reconnect",
+                        );
+                        send_error(&self.state, &outbound, None, &e);
+                        outbound.close_with(CloseCode::Unauthorized);
+                    }
+                    () = goaway.cancelled(), if !said_goaway => {
+                        said_goaway = true;
+                        let frame = ServerReply::new(None, ServerFrame::Goaway { reason: "draining".into() });
+                        let _ = outbound.enqueue(frame.to_json().into());
+                        outbound.close_with(CloseCode::Draining);
+                    }
+                    message = stream.next() => match message {
+                        // Boxed: handling a frame is a deep future (join, replay, append)
+                        // that an idle connection would otherwise carry inline in its task
+                        // (profile: 1.3 KiB of RSS each); boxed, it exists only while a
+                        // frame is handled.
+                        Some(Ok(message)) => Box::pin(self.on_message(message)).await,
+                        Some(Err(e)) => {
+                            self.on_read_error(e);
+                            break;
+                        }
+                        None => {
+                            outbound.peer_gone();
+                            break;
+                        }
+                    },
+                }
+            }
+
+            self.leave_everything();
+            self.state.connections.remove(&self.id);
+            self.state.metrics.connections.dec();
+            let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
+            count_disconnect(&self.state, &outbound);
+            tracing::debug!(connection_id = %self.public_id, close = ?outbound.close_code(), "disconnected");
+            drop(permit);
+        }
+    }
+
     fn join_live_streams(&mut self) {
         let mut streams = Vec::new();
         if let Some(user) = &self.access.user_id

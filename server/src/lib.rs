@@ -4,6 +4,8 @@
 //!
 //! - [`config`]: `switchboard serve` flags and `SWITCHBOARD_*` variables; every limit
 //!   with its default and what a client sees when it is exceeded.
+//! - [`lingering_close`]: accepted connections read their peer's unread input before
+//!   closing, so a refusal is not lost to a TCP reset.
 //! - [`routes`]: the HTTP router (`/ws`, `/health`, `/ready`, `/metrics`); reads all a
 //!   handshake can tell before the upgrade.
 //! - [`connection`]: one socket — a reader task and a writer task joined by a bounded
@@ -43,6 +45,7 @@ pub mod events;
 pub mod idempotency;
 pub mod jwt;
 pub mod knowledge;
+pub mod lingering_close;
 pub mod metrics;
 pub mod model_settings;
 pub mod publish;

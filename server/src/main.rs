@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use switchboard::config::{Cli, Command, ServeConfig};
+use switchboard::lingering_close::LingeringListener;
 use switchboard::shutdown::termination_signal;
 use switchboard::{AppState, app};
 use tracing_subscriber::EnvFilter;
@@ -98,8 +99,9 @@ async fn run(
         tokio::spawn(async move {
             // Frames are written in batches and flushed on purpose: Nagle's algorithm
             // would hold a small event back until the previous one is acknowledged.
-            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                if let Err(e) = tcp.set_nodelay(true) {
+            let listener = LingeringListener::new(listener);
+            let listener = axum::serve::ListenerExt::tap_io(listener, |io| {
+                if let Some(Err(e)) = io.tcp().map(|tcp| tcp.set_nodelay(true)) {
                     tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                 }
             });

@@ -17,14 +17,15 @@ use tower_http::trace::TraceLayer;
 use crate::connection::{self, Handshake};
 use crate::state::AppState;
 
-/// Bytes the WebSocket codec reads per socket read. The codec zero-fills this buffer
-/// on its first read and keeps it for the connection's life, so every idle
-/// connection pays it in full: the library default (128 KiB) would dominate, and 4
-/// KiB was a third of an idle connection (docs/benchmarks.md). Client frames are
-/// small JSON commands; larger ones still arrive, in several reads. (1 KiB saves
-/// another KiB, but a frame just over a small `--max-frame-bytes` then stays partly
-/// unread at close, and the peer gets a reset instead of close 1009.)
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Bytes the WebSocket codec reads per socket read. The codec allocates this buffer
+/// up front, zero-fills it on its first read and keeps it for the connection's life,
+/// so every idle connection pays it in full: the library default (128 KiB) would
+/// dominate, and 2 KiB was a quarter of an idle connection (docs/benchmarks.md).
+/// Client frames are small JSON commands, most of them within one read; a larger one
+/// takes several. A frame over `--max-frame-bytes` is refused after its header, and
+/// the lingering close (lingering_close.rs) reads the rest, so the peer still gets
+/// close 1009 rather than a reset.
+const READ_BUFFER_BYTES: usize = 256;
 /// Bytes the codec gathers before writing to the socket.
 const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use support::{Client, Gateway, RawClient, RawEvent, ty};
 use tokio_tungstenite::tungstenite::Message;
@@ -202,6 +204,47 @@ async fn frame_over_max_frame_bytes_is_too_large_then_closed_1009() {
     assert!(
         matches!(end, RawEvent::Close(Some(1009), _)),
         "expected close 1009 after an oversize frame, got {end:?} (frames {frames:?})"
+    );
+}
+
+/// A client that reads slowly still gets every reply, `too_large` and close 1009
+/// after an oversize frame. Its small receive window keeps the gateway's last frames
+/// in the gateway's send queue when the gateway closes; closing a socket with input
+/// unread (the rest of the oversize frame) makes the kernel reset the connection and
+/// drop that queue, so the gateway reads and discards the rest first.
+#[tokio::test]
+async fn a_slow_reader_still_gets_too_large_and_1009_after_an_oversize_frame() {
+    let gw = Gateway::start(&[
+        "--max-frame-bytes",
+        "1024",
+        "--max-frames-per-second",
+        "1000",
+    ]);
+    let mut client = RawClient::connect_with_receive_buffer(gw.addr(), "/ws", 2048).await;
+    // About 6 KiB of pongs, more than the client's window: it reads none of them yet.
+    let pings = 200;
+    for i in 0..pings {
+        let ping = json!({"type": "ping", "id": format!("p{i}")}).to_string();
+        client.send_text(&ping).await.unwrap();
+    }
+    let oversize = json!({"type": "ping", "id": "over", "pad": "p".repeat(8 * 1024)});
+    client.send_text(&oversize.to_string()).await.unwrap();
+    // The gateway refuses the frame and closes while the client is not reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let (frames, _, end) = client.until_close().await;
+    let pongs = frames.iter().filter(|f| ty(f) == "pong").count();
+    assert_eq!(pongs, pings, "every ping answered (then {end:?})");
+    assert!(
+        frames
+            .iter()
+            .any(|f| ty(f) == "error" && f["code"] == "too_large"),
+        "expected error too_large before the close, got {end:?} after {} frames",
+        frames.len()
+    );
+    assert!(
+        matches!(end, RawEvent::Close(Some(1009), _)),
+        "expected close 1009 after an oversize frame, got {end:?}"
     );
 }
 

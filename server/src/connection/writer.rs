@@ -19,34 +19,54 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the slow-consumer or heartbeat close must still happen. Interrupting a write is
 /// safe — the WebSocket codec keeps a partly written frame buffered and finishes it
 /// before the close frame.
-pub async fn write_loop<W>(mut sink: W, mut receiver: OutboundReceiver)
+///
+/// Not an `async fn`, which would store its arguments twice (rust-lang/rust#62958):
+/// this future lives as long as the connection.
+#[allow(clippy::manual_async_fn)]
+pub fn write_loop<W>(mut sink: W, mut receiver: OutboundReceiver) -> impl Future<Output = ()>
 where
     W: Sink<Message> + Unpin,
 {
-    let outbound = receiver.outbound.clone();
-    let abort = outbound.abort_token().clone();
-    loop {
-        let first = tokio::select! {
-            biased;
-            () = abort.cancelled() => break,
-            next = receiver.rx.recv() => match next {
-                Some(first) => first,
-                None => break,
-            },
-            // Orderly close: reached only once the queue is empty (biased order).
-            () = outbound.closing() => break,
-        };
-        let written = tokio::select! {
-            biased;
-            () = abort.cancelled() => break,
-            written = write_batch(&mut sink, first, &mut receiver) => written,
-        };
-        if written.is_err() {
-            outbound.peer_gone();
-            break;
+    async move {
+        let outbound = receiver.outbound.clone();
+        let abort = outbound.abort_token().clone();
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = abort.cancelled() => break,
+                next = receiver.rx.recv() => match next {
+                    Some(first) => first,
+                    None => break,
+                },
+                // Orderly close: reached only once the queue is empty (biased order).
+                () = outbound.closing() => break,
+            };
+            let written = tokio::select! {
+                biased;
+                () = abort.cancelled() => break,
+                written = write_batch(&mut sink, first, &mut receiver) => written,
+            };
+            if written.is_err() {
+                outbound.peer_gone();
+                break;
+            }
         }
+        // Boxed: the close runs once, and inline its state would be in every idle
+        // connection's writer task (docs/benchmarks.md).
+        Box::pin(close(&mut sink, &receiver)).await;
+        // Release queued frames' memory at once, even if the socket lingers.
+        receiver.rx.close();
+        while receiver.rx.try_recv().is_ok() {}
     }
-    if let Some(code) = outbound.close_code() {
+}
+
+/// Send the close frame: after what is queued for an orderly close, at once for an
+/// abortive one. Without a close code the peer is gone: only flush.
+async fn close<W>(sink: &mut W, receiver: &OutboundReceiver)
+where
+    W: Sink<Message> + Unpin,
+{
+    if let Some(code) = receiver.outbound.close_code() {
         let frame = Message::Close(Some(CloseFrame {
             code: code.code(),
             reason: code.reason().into(),
@@ -56,7 +76,7 @@ where
             if orderly {
                 // Frames queued before the close (an `error`, a `goaway`) go first.
                 while let Ok(next) = receiver.rx.try_recv() {
-                    if feed(&mut sink, next, &receiver).await.is_err() {
+                    if feed(sink, next, receiver).await.is_err() {
                         return;
                     }
                 }
@@ -67,9 +87,6 @@ where
     } else {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.flush()).await;
     }
-    // Release queued frames' memory at once, even if the socket lingers.
-    receiver.rx.close();
-    while receiver.rx.try_recv().is_ok() {}
 }
 
 async fn feed<W>(sink: &mut W, next: Outgoing, receiver: &OutboundReceiver) -> Result<(), W::Error>

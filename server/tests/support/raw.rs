@@ -41,6 +41,23 @@ impl RawClient {
             .await
             .expect("raw connect timed out")
             .expect("raw connect");
+        RawClient::upgrade(stream, addr, path).await
+    }
+
+    /// [`RawClient::connect`] with the socket's receive buffer set to `bytes` first: a
+    /// client whose window fills as soon as it stops reading.
+    pub async fn connect_with_receive_buffer(addr: &str, path: &str, bytes: u32) -> RawClient {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(bytes).expect("SO_RCVBUF");
+        let target = addr.parse().expect("the gateway's address");
+        let stream = tokio::time::timeout(WAIT, socket.connect(target))
+            .await
+            .expect("raw connect timed out")
+            .expect("raw connect");
+        RawClient::upgrade(stream, addr, path).await
+    }
+
+    async fn upgrade(stream: TcpStream, addr: &str, path: &str) -> RawClient {
         let mut client = RawClient {
             stream,
             buf: Vec::new(),
