@@ -212,7 +212,8 @@ fn is_too_large(e: &axum::Error) -> bool {
 }
 
 impl Connection {
-    /// Welcome an authenticated socket and register it.
+    /// Register an authenticated socket and join its live streams (the welcome is
+    /// sent by [`Connection::welcome`], once they are subscribed).
     fn open(
         state: AppState,
         outbound: Arc<Outbound>,
@@ -222,23 +223,6 @@ impl Connection {
         let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
         let public_id = new_id("c");
         let access = authenticated.access;
-        let welcome = ServerReply::new(
-            None,
-            ServerFrame::Welcome {
-                protocol: PROTOCOL_VERSION,
-                connection_id: public_id.clone(),
-                server_id: state.server_id.to_string(),
-                principal: access.clone(),
-                heartbeat_ms: state.config.heartbeat.as_millis() as u64,
-                limits: Limits {
-                    max_frame_bytes: state.config.max_frame_bytes as usize,
-                    max_text_chars: state.config.max_text_chars as usize,
-                    max_frames_per_second: state.config.max_frames_per_second,
-                    max_sessions_per_connection: state.config.max_sessions_per_connection as usize,
-                },
-            },
-        );
-        let _ = outbound.enqueue(welcome.to_json().into());
         state.connections.insert(id, outbound.clone());
         state.metrics.connections.inc();
         tracing::debug!(connection_id = %public_id, peer = ?peer, "connected");
@@ -258,6 +242,36 @@ impl Connection {
         connection
     }
 
+    /// Send `welcome` once the user and org streams are subscribed on the backplane.
+    /// They have no replay, so an event published to them after a client was welcomed
+    /// would otherwise be lost if it beat the subscription. A backplane that does not
+    /// answer within the registry's patience delays the welcome no longer than that.
+    async fn welcome(&self) {
+        for stream in &self.live_streams {
+            if !self.state.registry.wait_subscribed(stream).await {
+                tracing::warn!(stream = %stream, "welcoming a connection before its live stream is subscribed");
+            }
+        }
+        let state = &self.state;
+        let welcome = ServerReply::new(
+            None,
+            ServerFrame::Welcome {
+                protocol: PROTOCOL_VERSION,
+                connection_id: self.public_id.clone(),
+                server_id: state.server_id.to_string(),
+                principal: self.access.clone(),
+                heartbeat_ms: state.config.heartbeat.as_millis() as u64,
+                limits: Limits {
+                    max_frame_bytes: state.config.max_frame_bytes as usize,
+                    max_text_chars: state.config.max_text_chars as usize,
+                    max_frames_per_second: state.config.max_frames_per_second,
+                    max_sessions_per_connection: state.config.max_sessions_per_connection as usize,
+                },
+            },
+        );
+        let _ = self.outbound.enqueue(welcome.to_json().into());
+    }
+
     /// Read and handle frames until the socket or the queue closes, then leave every
     /// stream and wait for the writer's close frame.
     ///
@@ -275,6 +289,8 @@ impl Connection {
         R: Stream<Item = Result<Message, axum::Error>> + Unpin,
     {
         async move {
+            // Boxed: it runs once, and inline it would sit in every idle task.
+            Box::pin(self.welcome()).await;
             let outbound = self.outbound.clone();
             let goaway = self.state.shutdown.goaway_signal();
             let mut said_goaway = false;

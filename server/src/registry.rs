@@ -265,6 +265,21 @@ impl Registry {
         self.add_member(stream, connection, outbound, MemberState::Live { after: 0 });
     }
 
+    /// Wait until `stream`'s hub has its backplane subscription, for at most
+    /// [`SUBSCRIBE_PATIENCE`]; false if it has none by then, or no hub.
+    pub async fn wait_subscribed(&self, stream: &StreamName) -> bool {
+        let Some(mut subscribed) = self
+            .hubs
+            .get(stream)
+            .map(|hub| hub.shared.subscribed.subscribe())
+        else {
+            return false;
+        };
+        tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Join a stream with replay of history after `after`, then live, with no gap and
     /// no duplicate. `joined` builds the frame that precedes the replay
     /// (`session.joined`) from what the first history read found.

@@ -11,8 +11,11 @@ use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
 use support::http::{Api, PUBLISHER_NAME, publish_body};
+use support::jwt::{Claims, HS_ARGS, connect};
 use support::knowledge::REFUND_QUESTION;
-use support::replicas::{Backing, Backplane, backed_tests, publish_cli, replica, session_events};
+use support::replicas::{
+    Backing, Backplane, backed_tests, publish_cli, replica, replica_with, session_events,
+};
 use support::{Client, assert_strictly_increasing, is_assistant_message, seq, summary, ty};
 
 backed_tests! {
@@ -33,6 +36,12 @@ backed_tests! {
     /// `turn.end` included: nothing lost, nothing twice, the same as an observer on C
     /// that stayed connected.
     a_client_moving_between_replicas_mid_turn_misses_nothing => client_moves_mid_turn;
+
+    /// A user stream has no replay, so a client must be subscribed to it by the time it
+    /// is welcomed: an event published to a user on replica B straight after the user
+    /// connected to replica A (each time a new user, so each time a new subscription)
+    /// reaches the socket every time.
+    a_user_event_published_right_after_the_welcome_arrives => user_event_right_after_welcome;
 }
 
 async fn turn_seen_identically(backing: Backing) {
@@ -296,4 +305,22 @@ async fn client_moves_mid_turn(backing: Backing) {
         .expect("turn.end");
     assert_eq!(end["status"], "completed", "{end}");
     assert!(is_assistant_message(resumed.last().unwrap()));
+}
+
+async fn user_event_right_after_welcome(backing: Backing) {
+    let bp = Backplane::start(backing);
+    let gw_a = replica_with(&bp, "replica-a", &HS_ARGS);
+    let gw_b = replica_with(&bp, "replica-b", &HS_ARGS);
+    let api_b = Api::new(&gw_b);
+    for i in 0..20 {
+        let user = format!("fresh-{i}");
+        let mut client = connect(&gw_a, &Claims::user(&user, "acme").hs256()).await;
+        api_b
+            .publish_ok(&json!({"target": {"user": user}, "org_id": "acme",
+                                "name": "right.away", "data": {"i": i}}))
+            .await;
+        let event = client.next_of_type("event").await;
+        assert_eq!(event["stream"], format!("user:{user}"), "{event}");
+        assert_eq!(event["data"]["i"], i, "{event}");
+    }
 }
