@@ -115,12 +115,16 @@
 //!
 //! - **Boot** fails within [`NatsOptions::connect_timeout`] (5 s) with a
 //!   [`ConnectError`] when the server is unreachable, refuses the credentials, has no
-//!   JetStream, or refuses the stream or bucket. Messages never contain credentials.
-//!   Credentials: `user:password@` or `token@` in the URL, [`NatsOptions::token`], or
+//!   JetStream, or refuses the stream or bucket; a timeout says how far the boot got
+//!   (connecting, JetStream's account info, the stream, the bucket). Messages never
+//!   contain credentials. Credentials: `user:password@` or `token@` in the URL, [`NatsOptions::token`], or
 //!   [`NatsOptions::creds_file`].
 //! - **Several replicas booting at once** all succeed: creating the stream and the
 //!   bucket is idempotent; a replica with another retention updates the stream (with a
-//!   warning). Every replica of a deployment must use the same retention.
+//!   warning). Every replica of a deployment must use the same retention. The losers
+//!   of a concurrent create may be told the subjects overlap the winner's stream, or
+//!   get no answer at all (nats-io/nats-server#3677): both look again, each request of
+//!   the set-up bounded by a quarter of `connect_timeout`.
 //! - **At run time** the client reconnects by itself (at once, then backing off from
 //!   50 ms to [`NatsOptions::max_reconnect_delay`], 2 s, with jitter) and resubscribes.
 //!   While disconnected every operation fails at once with `Unavailable`, and every live
@@ -172,7 +176,7 @@ mod subscriber;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -293,14 +297,16 @@ impl NatsBackplane {
                 ),
             ));
         }
-        match tokio::time::timeout(options.connect_timeout, boot(&options)).await {
+        let stage = BootStage::default();
+        match tokio::time::timeout(options.connect_timeout, boot(&options, &stage)).await {
             Ok(Ok(backplane)) => Ok(backplane),
             Ok(Err((kind, reason))) => Err(fail(kind, reason)),
             Err(_) => Err(fail(
                 ConnectErrorKind::Timeout,
                 format!(
-                    "not ready within {:?} (is the server up, with JetStream?)",
-                    options.connect_timeout
+                    "not ready within {:?}, still {} (is the server up, with JetStream?)",
+                    options.connect_timeout,
+                    stage.describe()
                 ),
             )),
         }
@@ -355,7 +361,33 @@ fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
 
 type BootResult<T> = Result<T, (ConnectErrorKind, String)>;
 
-async fn boot(options: &NatsOptions) -> BootResult<NatsBackplane> {
+/// How far a boot got, so that one that runs out of time can say where it stood.
+#[derive(Default)]
+struct BootStage(AtomicU8);
+
+impl BootStage {
+    const CONNECTING: u8 = 0;
+    const CHECKING_JETSTREAM: u8 = 1;
+    const SETTING_UP_STREAM: u8 = 2;
+    const SETTING_UP_BUCKET: u8 = 3;
+    const OPENING: u8 = 4;
+
+    fn enter(&self, stage: u8) {
+        self.0.store(stage, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> &'static str {
+        match self.0.load(Ordering::Relaxed) {
+            Self::CONNECTING => "connecting",
+            Self::CHECKING_JETSTREAM => "waiting for JetStream's account info",
+            Self::SETTING_UP_STREAM => "setting up the event stream",
+            Self::SETTING_UP_BUCKET => "setting up the records bucket",
+            _ => "opening the event stream and the records bucket",
+        }
+    }
+}
+
+async fn boot(options: &NatsOptions, stage: &BootStage) -> BootResult<NatsBackplane> {
     let addrs = options
         .url
         .split(',')
@@ -428,6 +460,7 @@ async fn boot(options: &NatsOptions) -> BootResult<NatsBackplane> {
         connect = connect.add_client_certificate(cert.clone(), key.clone());
     }
 
+    stage.enter(BootStage::CONNECTING);
     let client = connect.connect(addrs).await.map_err(|err| {
         let kind = match err.kind() {
             async_nats::ConnectErrorKind::Authentication
@@ -452,6 +485,7 @@ async fn boot(options: &NatsOptions) -> BootResult<NatsBackplane> {
             ),
         )
     };
+    stage.enter(BootStage::CHECKING_JETSTREAM);
     let account: serde_json::Value = js
         .request("INFO", &serde_json::json!({}))
         .await
@@ -461,8 +495,11 @@ async fn boot(options: &NatsOptions) -> BootResult<NatsBackplane> {
     }
 
     let names = Names::new(&options.prefix);
+    stage.enter(BootStage::SETTING_UP_STREAM);
     ensure_stream(&js, &names, options).await?;
+    stage.enter(BootStage::SETTING_UP_BUCKET);
     ensure_bucket(&js, &names, options).await?;
+    stage.enter(BootStage::OPENING);
     let events = js
         .get_stream_no_info(names.stream_name())
         .await
@@ -600,9 +637,57 @@ fn merged(current: &stream::Config, desired: &stream::Config) -> stream::Config 
     config
 }
 
+/// How long one JetStream management request of the boot may take before it is
+/// asked again: a quarter of the boot's budget (at least 250 ms). Replicas creating
+/// the same stream at once can have a request go unanswered (nats-io/nats-server#3677,
+/// nats-io/nats.go#949); waiting out the whole budget on it would fail the boot,
+/// while asking again finds the stream the other replica made.
+fn attempt_timeout(options: &NatsOptions) -> Duration {
+    (options.connect_timeout / 4).max(Duration::from_millis(250))
+}
+
+/// What one round of [`ensure`] found.
+enum Round {
+    Done,
+    /// Look again: another replica created or changed the stream meanwhile, or a
+    /// request went unanswered.
+    Again,
+}
+
 /// Create the stream, or update the one there to `desired`. Idempotent, and safe when
 /// several replicas boot at once: a create that loses the race reads and updates.
-async fn ensure(js: &jetstream::Context, desired: stream::Config) -> BootResult<()> {
+async fn ensure(
+    js: &jetstream::Context,
+    desired: stream::Config,
+    attempt: Duration,
+) -> BootResult<()> {
+    const ROUNDS: usize = 4;
+    let mut overlapped = false;
+    for _ in 0..ROUNDS {
+        match tokio::time::timeout(attempt, ensure_round(js, &desired, &mut overlapped)).await {
+            Ok(Ok(Round::Done)) => return Ok(()),
+            Ok(Err(err)) => return Err(err),
+            Ok(Ok(Round::Again)) => {}
+            Err(_) => tracing::warn!(
+                stream = %desired.name,
+                "JetStream did not answer within {attempt:?} while setting up the stream; asking again"
+            ),
+        }
+    }
+    Err((
+        ConnectErrorKind::Rejected,
+        format!(
+            "the stream {} kept changing, or JetStream kept not answering, while it was set up ({ROUNDS} tries)",
+            desired.name
+        ),
+    ))
+}
+
+async fn ensure_round(
+    js: &jetstream::Context,
+    desired: &stream::Config,
+    overlapped: &mut bool,
+) -> BootResult<Round> {
     let rejected = |what: &str, err: &dyn std::fmt::Display| {
         (
             ConnectErrorKind::Rejected,
@@ -612,62 +697,68 @@ async fn ensure(js: &jetstream::Context, desired: stream::Config) -> BootResult<
             ),
         )
     };
-    for _ in 0..3 {
-        match js.get_stream(&desired.name).await {
-            Ok(existing) => {
-                let current = &existing.cached_info().config;
-                if current.storage != desired.storage {
-                    tracing::warn!(
-                        stream = %desired.name,
-                        "the stream's storage differs from the configured one; JetStream cannot change it, keeping {:?}",
-                        current.storage
-                    );
-                }
-                if stream_matches(current, &desired) {
-                    return Ok(());
-                }
+    match js.get_stream(&desired.name).await {
+        Ok(existing) => {
+            let current = &existing.cached_info().config;
+            if current.storage != desired.storage {
                 tracing::warn!(
                     stream = %desired.name,
-                    "updating the stream's retention, subjects or replicas to this replica's configuration (every replica should use the same)"
+                    "the stream's storage differs from the configured one; JetStream cannot change it, keeping {:?}",
+                    current.storage
                 );
-                return match js.update_stream(merged(current, &desired)).await {
-                    Ok(_) => Ok(()),
-                    Err(err) => Err(rejected("update", &err)),
-                };
             }
-            Err(err)
-                if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(e)
-                    if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-            {
-                match js.create_stream(desired.clone()).await {
-                    Ok(_) => return Ok(()),
-                    // Another replica created it first (with another configuration):
-                    // go round and update it.
-                    Err(err)
-                        if matches!(err.kind(), jetstream::context::CreateStreamErrorKind::JetStream(e)
-                            if e.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST) => {}
-                    Err(err) => return Err(rejected("create", &err)),
-                }
+            if stream_matches(current, desired) {
+                return Ok(Round::Done);
             }
-            Err(err) => {
-                let kind = match error::classify(&err) {
-                    ErrorKind::Rejected => ConnectErrorKind::Rejected,
-                    _ => ConnectErrorKind::NoJetStream,
-                };
-                return Err((
-                    kind,
-                    format!("cannot look up the stream {}: {err}", desired.name),
-                ));
+            tracing::warn!(
+                stream = %desired.name,
+                "updating the stream's retention, subjects or replicas to this replica's configuration (every replica should use the same)"
+            );
+            match js.update_stream(merged(current, desired)).await {
+                Ok(_) => Ok(Round::Done),
+                Err(err) => Err(rejected("update", &err)),
             }
         }
+        Err(err)
+            if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(e)
+                if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            match js.create_stream(desired.clone()).await {
+                Ok(_) => Ok(Round::Done),
+                // Another replica created it first (with another configuration): go
+                // round and update it.
+                Err(err)
+                    if matches!(err.kind(), jetstream::context::CreateStreamErrorKind::JetStream(e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_NAME_EXIST) =>
+                {
+                    Ok(Round::Again)
+                }
+                // A create racing another replica's can be told that its subjects
+                // overlap the stream that replica has just made (nats-server 2.9
+                // checks subjects before names). Go round once: the stream is there
+                // now. A second overlap is a real one, with someone else's stream.
+                Err(err)
+                    if !*overlapped
+                        && matches!(err.kind(), jetstream::context::CreateStreamErrorKind::JetStream(e)
+                            if e.error_code() == jetstream::ErrorCode::STREAM_SUBJECT_OVERLAP) =>
+                {
+                    *overlapped = true;
+                    Ok(Round::Again)
+                }
+                Err(err) => Err(rejected("create", &err)),
+            }
+        }
+        Err(err) => {
+            let kind = match error::classify(&err) {
+                ErrorKind::Rejected => ConnectErrorKind::Rejected,
+                _ => ConnectErrorKind::NoJetStream,
+            };
+            Err((
+                kind,
+                format!("cannot look up the stream {}: {err}", desired.name),
+            ))
+        }
     }
-    Err((
-        ConnectErrorKind::Rejected,
-        format!(
-            "the stream {} kept changing while it was set up",
-            desired.name
-        ),
-    ))
 }
 
 async fn ensure_stream(
@@ -675,7 +766,7 @@ async fn ensure_stream(
     names: &Names,
     options: &NatsOptions,
 ) -> BootResult<()> {
-    ensure(js, events_config(names, options)).await
+    ensure(js, events_config(names, options), attempt_timeout(options)).await
 }
 
 async fn ensure_bucket(
@@ -683,7 +774,7 @@ async fn ensure_bucket(
     names: &Names,
     options: &NatsOptions,
 ) -> BootResult<()> {
-    ensure(js, bucket_config(names, options)).await
+    ensure(js, bucket_config(names, options), attempt_timeout(options)).await
 }
 
 /// Sweep the records bucket every `interval` (±10%) while the backplane lives.
