@@ -107,20 +107,18 @@ enum FirstCreate {
     Mute,
 }
 
-/// Stands in for JetStream on `front` (a server without it): answers every JetStream
-/// API request by asking `back` (a server with it) and passing the answer on, except
-/// the first stream create, which `first_create` decides.
-async fn jetstream_relay(
-    front: &NatsServer,
-    back: &NatsServer,
-    first_create: FirstCreate,
-) -> tokio::task::JoinHandle<()> {
+/// Starts a server without JetStream (`front`) and one with it (`back`), and stands
+/// in for JetStream on `front`: answers every JetStream API request by asking `back`
+/// and passing the answer on, except the first stream create, which `first_create`
+/// decides.
+async fn jetstream_relay(first_create: FirstCreate) -> Relayed {
     use futures_util::StreamExt;
-    let front = async_nats::connect(front.url()).await.unwrap();
-    let back = async_nats::connect(back.url()).await.unwrap();
+    let (front_server, back_server) = (NatsServer::start_without_jetstream(), NatsServer::start());
+    let front = async_nats::connect(front_server.url()).await.unwrap();
+    let back = async_nats::connect(back_server.url()).await.unwrap();
     let mut requests = front.subscribe("$JS.API.>").await.unwrap();
     front.flush().await.unwrap();
-    tokio::spawn(async move {
+    let relay = tokio::spawn(async move {
         let mut first = Some(first_create);
         while let Some(request) = requests.next().await {
             let Some(reply) = request.reply.clone() else {
@@ -160,7 +158,35 @@ async fn jetstream_relay(
             };
             front.publish(reply, answer).await.unwrap();
         }
-    })
+    });
+    Relayed {
+        front: front_server,
+        back: back_server,
+        relay,
+    }
+}
+
+/// Two servers and the relay between them; the relay stops with it.
+struct Relayed {
+    /// Where the gateway boots: JetStream as the relay plays it.
+    front: NatsServer,
+    /// The real JetStream behind it.
+    back: NatsServer,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Relayed {
+    /// The stream `bp` uses, as the real JetStream has it.
+    async fn assert_stream_exists(&self, bp: &NatsBackplane) {
+        let js = async_nats::jetstream::new(async_nats::connect(self.back.url()).await.unwrap());
+        js.get_stream(bp.layout().stream_name()).await.unwrap();
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        self.relay.abort();
+    }
 }
 
 /// A create that loses a race can be told its subjects overlap the stream the winner
@@ -168,16 +194,12 @@ async fn jetstream_relay(
 /// stream, not a conflict: the boot looks again and succeeds.
 #[tokio::test]
 async fn a_create_told_of_an_overlap_with_the_stream_just_made_boots() {
-    let front = NatsServer::start_without_jetstream();
-    let back = NatsServer::start();
-    let relay = jetstream_relay(&front, &back, FirstCreate::CreateAndAnswerOverlap).await;
+    let relayed = jetstream_relay(FirstCreate::CreateAndAnswerOverlap).await;
     let prefix = unique_prefix("overlap");
-    let bp = NatsBackplane::connect(&front.url(), &prefix, roomy())
+    let bp = NatsBackplane::connect(&relayed.front.url(), &prefix, roomy())
         .await
         .unwrap();
-    let js = async_nats::jetstream::new(async_nats::connect(back.url()).await.unwrap());
-    js.get_stream(bp.layout().stream_name()).await.unwrap();
-    relay.abort();
+    relayed.assert_stream_exists(&bp).await;
 }
 
 /// A stream create that JetStream never answers is asked again within the boot's
@@ -185,11 +207,9 @@ async fn a_create_told_of_an_overlap_with_the_stream_just_made_boots() {
 /// the whole budget on it and failed.
 #[tokio::test]
 async fn an_unanswered_stream_create_is_asked_again() {
-    let front = NatsServer::start_without_jetstream();
-    let back = NatsServer::start();
-    let relay = jetstream_relay(&front, &back, FirstCreate::Drop).await;
+    let relayed = jetstream_relay(FirstCreate::Drop).await;
     let prefix = unique_prefix("unanswered");
-    let mut options = NatsOptions::new(front.url(), &prefix, roomy());
+    let mut options = NatsOptions::new(relayed.front.url(), &prefix, roomy());
     options.connect_timeout = Duration::from_secs(4);
     let started = Instant::now();
     let booted = NatsBackplane::connect_with(options).await;
@@ -199,18 +219,14 @@ async fn an_unanswered_stream_create_is_asked_again() {
         took >= Duration::from_secs(1),
         "the create was dropped: {took:?}"
     );
-    let js = async_nats::jetstream::new(async_nats::connect(back.url()).await.unwrap());
-    js.get_stream(bp.layout().stream_name()).await.unwrap();
-    relay.abort();
+    relayed.assert_stream_exists(&bp).await;
 }
 
 /// A boot that runs out of time says how far it got.
 #[tokio::test]
 async fn a_timed_out_boot_says_where_it_stood() {
-    let front = NatsServer::start_without_jetstream();
-    let back = NatsServer::start();
-    let relay = jetstream_relay(&front, &back, FirstCreate::Mute).await;
-    let mut options = NatsOptions::new(front.url(), "sb", roomy());
+    let relayed = jetstream_relay(FirstCreate::Mute).await;
+    let mut options = NatsOptions::new(relayed.front.url(), "sb", roomy());
     options.connect_timeout = Duration::from_secs(1);
     let err = NatsBackplane::connect_with(options).await.unwrap_err();
     assert_eq!(err.kind, ConnectErrorKind::Timeout, "{err}");
@@ -219,7 +235,6 @@ async fn a_timed_out_boot_says_where_it_stood() {
             .contains("still waiting for JetStream's account info"),
         "{err}"
     );
-    relay.abort();
 }
 
 /// A server without JetStream fails `connect` loudly, saying what to do.
@@ -288,18 +303,27 @@ async fn bad_prefix_and_bad_url_are_config_errors() {
     assert!(!err.to_string().contains("p4ss"), "{err}");
 }
 
+/// `replicas` boots on `prefix` started together, each on a task of its own.
+fn boot_at_once(
+    server: &NatsServer,
+    prefix: &str,
+    replicas: usize,
+) -> Vec<tokio::task::JoinHandle<Result<NatsBackplane, switchboard_nats::ConnectError>>> {
+    (0..replicas)
+        .map(|_| {
+            let (url, prefix) = (server.url(), prefix.to_owned());
+            tokio::spawn(async move { NatsBackplane::connect(&url, &prefix, roomy()).await })
+        })
+        .collect()
+}
+
 /// Replicas booting at once on one prefix all succeed (creating the stream and the
 /// bucket is idempotent), and one booting later with another retention updates it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_boot_at_once_and_share_the_stream() {
     let server = NatsServer::start();
     let prefix = unique_prefix("boot");
-    let boots: Vec<_> = (0..4)
-        .map(|_| {
-            let (url, prefix) = (server.url(), prefix.clone());
-            tokio::spawn(async move { NatsBackplane::connect(&url, &prefix, roomy()).await })
-        })
-        .collect();
+    let boots = boot_at_once(&server, &prefix, 4);
     let mut replicas = Vec::new();
     for boot in boots {
         replicas.push(boot.await.unwrap().unwrap());
@@ -337,12 +361,7 @@ async fn replicas_racing_to_create_the_stream_all_boot() {
     let server = NatsServer::start();
     for _ in 0..60 {
         let prefix = unique_prefix("race");
-        let boots: Vec<_> = (0..8)
-            .map(|_| {
-                let (url, prefix) = (server.url(), prefix.clone());
-                tokio::spawn(async move { NatsBackplane::connect(&url, &prefix, roomy()).await })
-            })
-            .collect();
+        let boots = boot_at_once(&server, &prefix, 8);
         for boot in boots {
             if let Err(err) = boot.await.unwrap() {
                 panic!("a racing boot on {prefix} failed: {err}");
