@@ -117,8 +117,8 @@
 //!   [`ConnectError`] when the server is unreachable, refuses the credentials, has no
 //!   JetStream, or refuses the stream or bucket; a timeout says how far the boot got
 //!   (connecting, JetStream's account info, the stream, the bucket). Messages never
-//!   contain credentials. Credentials: `user:password@` or `token@` in the URL, [`NatsOptions::token`], or
-//!   [`NatsOptions::creds_file`].
+//!   contain credentials. Credentials: `user:password@` or `token@` in the URL,
+//!   [`NatsOptions::token`], or [`NatsOptions::creds_file`].
 //! - **Several replicas booting at once** all succeed: creating the stream and the
 //!   bucket is idempotent; a replica with another retention updates the stream (with a
 //!   warning). Every replica of a deployment must use the same retention. The losers
@@ -176,7 +176,8 @@ mod subscriber;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
@@ -297,7 +298,7 @@ impl NatsBackplane {
                 ),
             ));
         }
-        let stage = BootStage::default();
+        let stage = BootStage::new();
         match tokio::time::timeout(options.connect_timeout, boot(&options, &stage)).await {
             Ok(Ok(backplane)) => Ok(backplane),
             Ok(Err((kind, reason))) => Err(fail(kind, reason)),
@@ -361,29 +362,22 @@ fn reconnect_delay(attempts: usize, max: Duration) -> Duration {
 
 type BootResult<T> = Result<T, (ConnectErrorKind, String)>;
 
-/// How far a boot got, so that one that runs out of time can say where it stood.
-#[derive(Default)]
-struct BootStage(AtomicU8);
+/// What a boot is doing, so that one that runs out of time can say where it stood.
+struct BootStage(Mutex<&'static str>);
 
 impl BootStage {
-    const CONNECTING: u8 = 0;
-    const CHECKING_JETSTREAM: u8 = 1;
-    const SETTING_UP_STREAM: u8 = 2;
-    const SETTING_UP_BUCKET: u8 = 3;
-    const OPENING: u8 = 4;
+    fn new() -> BootStage {
+        BootStage(Mutex::new("starting"))
+    }
 
-    fn enter(&self, stage: u8) {
-        self.0.store(stage, Ordering::Relaxed);
+    fn enter(&self, doing: &'static str) {
+        if let Ok(mut stage) = self.0.lock() {
+            *stage = doing;
+        }
     }
 
     fn describe(&self) -> &'static str {
-        match self.0.load(Ordering::Relaxed) {
-            Self::CONNECTING => "connecting",
-            Self::CHECKING_JETSTREAM => "waiting for JetStream's account info",
-            Self::SETTING_UP_STREAM => "setting up the event stream",
-            Self::SETTING_UP_BUCKET => "setting up the records bucket",
-            _ => "opening the event stream and the records bucket",
-        }
+        self.0.lock().map_or("booting", |stage| *stage)
     }
 }
 
@@ -460,7 +454,7 @@ async fn boot(options: &NatsOptions, stage: &BootStage) -> BootResult<NatsBackpl
         connect = connect.add_client_certificate(cert.clone(), key.clone());
     }
 
-    stage.enter(BootStage::CONNECTING);
+    stage.enter("connecting");
     let client = connect.connect(addrs).await.map_err(|err| {
         let kind = match err.kind() {
             async_nats::ConnectErrorKind::Authentication
@@ -485,7 +479,7 @@ async fn boot(options: &NatsOptions, stage: &BootStage) -> BootResult<NatsBackpl
             ),
         )
     };
-    stage.enter(BootStage::CHECKING_JETSTREAM);
+    stage.enter("waiting for JetStream's account info");
     let account: serde_json::Value = js
         .request("INFO", &serde_json::json!({}))
         .await
@@ -495,11 +489,12 @@ async fn boot(options: &NatsOptions, stage: &BootStage) -> BootResult<NatsBackpl
     }
 
     let names = Names::new(&options.prefix);
-    stage.enter(BootStage::SETTING_UP_STREAM);
-    ensure_stream(&js, &names, options).await?;
-    stage.enter(BootStage::SETTING_UP_BUCKET);
-    ensure_bucket(&js, &names, options).await?;
-    stage.enter(BootStage::OPENING);
+    let attempt = attempt_timeout(options);
+    stage.enter("setting up the event stream");
+    ensure(&js, events_config(&names, options), attempt).await?;
+    stage.enter("setting up the records bucket");
+    ensure(&js, bucket_config(&names, options), attempt).await?;
+    stage.enter("opening the event stream and the records bucket");
     let events = js
         .get_stream_no_info(names.stream_name())
         .await
@@ -649,9 +644,11 @@ fn attempt_timeout(options: &NatsOptions) -> Duration {
 /// What one round of [`ensure`] found.
 enum Round {
     Done,
-    /// Look again: another replica created or changed the stream meanwhile, or a
-    /// request went unanswered.
+    /// Look again: another replica created the stream meanwhile.
     Again,
+    /// The create was refused because its subjects overlap another stream's (the
+    /// refusal, should it stand).
+    Overlapped((ConnectErrorKind, String)),
 }
 
 /// Create the stream, or update the one there to `desired`. Idempotent, and safe when
@@ -664,10 +661,16 @@ async fn ensure(
     const ROUNDS: usize = 4;
     let mut overlapped = false;
     for _ in 0..ROUNDS {
-        match tokio::time::timeout(attempt, ensure_round(js, &desired, &mut overlapped)).await {
+        match tokio::time::timeout(attempt, ensure_round(js, &desired)).await {
             Ok(Ok(Round::Done)) => return Ok(()),
             Ok(Err(err)) => return Err(err),
             Ok(Ok(Round::Again)) => {}
+            // A create racing another replica's can be told that its subjects overlap
+            // the stream that replica has just made (nats-server 2.9 checks subjects
+            // before names): look again once, the stream is there now. A second
+            // overlap is a real one, with someone else's stream.
+            Ok(Ok(Round::Overlapped(refusal))) if overlapped => return Err(refusal),
+            Ok(Ok(Round::Overlapped(_))) => overlapped = true,
             Err(_) => tracing::warn!(
                 stream = %desired.name,
                 "JetStream did not answer within {attempt:?} while setting up the stream; asking again"
@@ -683,11 +686,7 @@ async fn ensure(
     ))
 }
 
-async fn ensure_round(
-    js: &jetstream::Context,
-    desired: &stream::Config,
-    overlapped: &mut bool,
-) -> BootResult<Round> {
+async fn ensure_round(js: &jetstream::Context, desired: &stream::Config) -> BootResult<Round> {
     let rejected = |what: &str, err: &dyn std::fmt::Display| {
         (
             ConnectErrorKind::Rejected,
@@ -733,17 +732,11 @@ async fn ensure_round(
                 {
                     Ok(Round::Again)
                 }
-                // A create racing another replica's can be told that its subjects
-                // overlap the stream that replica has just made (nats-server 2.9
-                // checks subjects before names). Go round once: the stream is there
-                // now. A second overlap is a real one, with someone else's stream.
                 Err(err)
-                    if !*overlapped
-                        && matches!(err.kind(), jetstream::context::CreateStreamErrorKind::JetStream(e)
-                            if e.error_code() == jetstream::ErrorCode::STREAM_SUBJECT_OVERLAP) =>
+                    if matches!(err.kind(), jetstream::context::CreateStreamErrorKind::JetStream(e)
+                        if e.error_code() == jetstream::ErrorCode::STREAM_SUBJECT_OVERLAP) =>
                 {
-                    *overlapped = true;
-                    Ok(Round::Again)
+                    Ok(Round::Overlapped(rejected("create", &err)))
                 }
                 Err(err) => Err(rejected("create", &err)),
             }
@@ -759,22 +752,6 @@ async fn ensure_round(
             ))
         }
     }
-}
-
-async fn ensure_stream(
-    js: &jetstream::Context,
-    names: &Names,
-    options: &NatsOptions,
-) -> BootResult<()> {
-    ensure(js, events_config(names, options), attempt_timeout(options)).await
-}
-
-async fn ensure_bucket(
-    js: &jetstream::Context,
-    names: &Names,
-    options: &NatsOptions,
-) -> BootResult<()> {
-    ensure(js, bucket_config(names, options), attempt_timeout(options)).await
 }
 
 /// Sweep the records bucket every `interval` (±10%) while the backplane lives.
