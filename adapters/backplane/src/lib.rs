@@ -29,6 +29,7 @@
 //!
 //! Every implementation must pass every function of [`conformance`].
 
+pub mod backoff;
 pub mod conformance;
 pub mod error;
 pub mod memory;
@@ -40,6 +41,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+pub use backoff::Backoff;
 pub use error::{AppendError, ErrorKind, ReadError, RecordError, SubscribeError};
 pub use memory::MemoryBackplane;
 pub use switchboard_protocol::{Event, EventBody, Seq, StreamName};
