@@ -1,62 +1,66 @@
-//! Switchboard: a WebSocket-first realtime chat gateway.
+//! Switchboard: a WebSocket-first realtime chat gateway. The contract it keeps is
+//! `docs/protocol.md`.
+//!
+//! # Follow one message
+//!
+//! A browser sends `{"type":"message.send",…}` on `/ws`:
+//!
+//! 1. [`http::ws`] upgraded the socket, having read the credentials into an access
+//!    context ([`access::auth`]), and handed it to [`connection::serve`].
+//! 2. [`connection::reader`] reads the frame: rate limit, size, JSON; too many bad
+//!    frames close with 4029, an oversize one with 1009.
+//! 3. [`connection::commands`] carries out the parsed frame; a message goes to
+//!    [`assistant::intake`], the one place a message is accepted: membership and every
+//!    other permission are asked of **[`access::policy`]**, the idempotency key is
+//!    reserved ([`records::idempotency`]), and the `message` event is appended.
+//! 4. [`fanout::events`] appends it to the session's stream: the backplane assigns its
+//!    **`seq`** there (memory, Redis or NATS: `switchboard_backplane::Backplane`).
+//! 5. On every replica with members of that session, [`fanout::hub`]'s one
+//!    subscription receives the event, serializes it once and hands the bytes to each
+//!    member's [`fanout::outbound`] queue without waiting; a queue that overflows is
+//!    a **slow consumer, closed with 4008** (`Outbound::overflowed`, the one place).
+//! 6. [`connection::writer`] writes the queue to the socket, in batches.
+//!
+//! Meanwhile the intake queued a turn: [`assistant::turns`] runs it (retrieval from
+//! [`assistant::knowledge`] with the asker's access context, a model from [`agent`],
+//! tools after [`assistant::approvals`]) and appends its events by the same path.
 //!
 //! # Layout
 //!
-//! - [`config`]: `switchboard serve` flags and `SWITCHBOARD_*` variables; every limit
-//!   with its default and what a client sees when it is exceeded.
-//! - [`lingering_close`]: accepted connections read their peer's unread input before
-//!   closing, so a refusal is not lost to a TCP reset.
-//! - [`routes`]: the HTTP router (`/ws`, `/health`, `/ready`, `/metrics`); reads all a
-//!   handshake can tell before the upgrade.
-//! - [`connection`]: one socket — a reader task and a writer task joined by a bounded
-//!   outbound queue; the client frames of protocol section 3.
-//! - [`registry`]: which local connections are in which stream; one backplane
-//!   subscription per stream, each event serialized once for all its recipients.
-//! - [`events`]: the single path by which every event is appended to a stream.
-//! - [`session`]: session records, who may join.
-//! - [`idempotency`]: `client_message_id` and `idempotency_key`: retries append nothing.
-//! - [`api`]: the `/v1` HTTP API (publish, operator messages, history, documents).
-//! - [`jwt`]: JWT verification (HS256, RS256, ES256, EdDSA, JWKS).
-//! - [`turn`]: agent turns, one at a time per session, owned by the session.
-//! - [`agent`]: the `ModelProvider` trait, the offline agent, the OpenAI-compatible
-//!   client, and the prompt (documents the asker may read, recent transcript).
-//! - [`tools`]: tools the model may call, and the client that runs them.
-//! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
-//! - [`model_settings`]: per-org model, system prompt and tools.
-//! - [`knowledge`]: documents, who may read them (section 7), and search.
-//! - [`backplanes`]: connects the configured backplane (memory, Redis, NATS).
-//! - [`publish`]: `switchboard publish`, straight onto the backplane.
-//! - [`auth`]: the access context fixed at the handshake.
-//! - [`metrics`]: Prometheus metrics.
-//! - [`shutdown`]: the replica's lifecycle (running, draining, closing).
-//! - [`state`]: the shared state, and the heartbeat sweeper.
-//! - [`error`]: errors that reach a client, always with a protocol code.
-//! - [`widget`]: `/widget.js` and the demo page `/`, embedded from `widget/dist/`.
+//! Lower layers never import higher ones (`tests/layers.rs` checks it):
+//!
+//! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`]: what everything
+//!   shares — client errors with protocol codes, ids, Prometheus metrics, the
+//!   replica's lifecycle, and every flag with its limit;
+//! - [`backplane`]: connects the configured backplane;
+//! - [`records`]: shared records — sessions, idempotency keys, and the list of every
+//!   record namespace;
+//! - [`access`] (and [`jwt`]): who a caller is, and **every permission decision**;
+//! - [`fanout`]: the event path — append, one subscription per stream, the bounded
+//!   queue per connection;
+//! - [`assistant`] (and [`agent`]): accepting messages, turns, knowledge, tools,
+//!   approvals, per-org settings; the model providers and the prompt;
+//! - [`state`]: everything above, wired together once;
+//! - [`connection`]: one WebSocket — reader, commands, writer, heartbeats;
+//! - [`http`]: the router — `/ws`, the `/v1` API, operations, the widget;
+//! - [`cli`]: the command line — `serve`, `publish`.
 
+pub mod access;
 pub mod agent;
-pub mod api;
-pub mod approvals;
-pub mod auth;
-pub mod backplanes;
+pub mod assistant;
+pub mod backplane;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
-pub mod events;
-pub mod idempotency;
+pub mod fanout;
+pub mod http;
+pub mod ids;
 pub mod jwt;
-pub mod knowledge;
-pub mod lingering_close;
 pub mod metrics;
-pub mod model_settings;
-pub mod publish;
-pub mod registry;
-pub mod routes;
-pub mod session;
+pub mod records;
 pub mod shutdown;
 pub mod state;
-pub mod tools;
-pub mod turn;
-pub mod widget;
 
-pub use routes::app;
+pub use http::app;
 pub use state::AppState;

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use switchboard::config::{Cli, Command, ServeConfig};
-use switchboard::lingering_close::LingeringListener;
+use switchboard::cli::{Cli, Command};
+use switchboard::config::{BackplaneChoice, ServeConfig};
+use switchboard::http::lingering_close::LingeringListener;
 use switchboard::shutdown::termination_signal;
 use switchboard::{AppState, app};
 use tracing_subscriber::EnvFilter;
@@ -33,7 +34,7 @@ fn run_command() -> anyhow::Result<()> {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?
-            .block_on(switchboard::publish::run(*args)),
+            .block_on(switchboard::cli::publish::run(*args)),
     }
 }
 
@@ -65,10 +66,7 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
     runtime.block_on(run(config, backplane))
 }
 
-async fn run(
-    config: ServeConfig,
-    backplane: switchboard::config::BackplaneChoice,
-) -> anyhow::Result<()> {
+async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<()> {
     let bind = config.bind;
     let drain_grace = config.drain_grace;
     let state = AppState::build(config, backplane).await?;
@@ -91,7 +89,7 @@ async fn run(
         stdout.flush().context("cannot write to stdout")?;
     }
 
-    let sweeper = tokio::spawn(switchboard::state::heartbeat_sweeper(state.clone()));
+    let sweeper = tokio::spawn(switchboard::connection::heartbeat::sweep(state.clone()));
     let shutdown = state.shutdown.clone();
     let server = {
         let shutdown = shutdown.clone();

@@ -39,11 +39,6 @@ impl Shutdown {
         self.draining.is_cancelled()
     }
 
-    /// Resolves when draining starts.
-    pub async fn drained(&self) {
-        self.draining.cancelled().await
-    }
-
     /// Resolves when closing starts.
     pub async fn closed(&self) {
         self.closing.cancelled().await

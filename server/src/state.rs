@@ -1,5 +1,5 @@
 //! The shared state every handler and task gets: configuration, the backplane and
-//! everything built on it.
+//! everything built on it, wired together once in [`AppState::build`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,19 +9,19 @@ use switchboard_backplane::{Backplane, Retention};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use crate::access::Authenticator;
 use crate::agent::{ModelOptions, ModelProvider, OfflineAgent, OpenAiConfig, OpenAiProvider};
-use crate::approvals::Approvals;
+use crate::assistant::approvals::Approvals;
+use crate::assistant::intake::Intake;
+use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
+use crate::assistant::settings::{ModelDefaults, ModelSettingsStore};
+use crate::assistant::tools::{self, ToolRunner};
+use crate::assistant::turns::{TurnLimits, TurnServices, Turns};
 use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
-use crate::connection::outbound::Outbound;
-use crate::events::Events;
-use crate::knowledge::{Document, KnowledgeBase, demo_documents};
+use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
-use crate::model_settings::{ModelDefaults, ModelSettingsStore};
-use crate::registry::Registry;
-use crate::session::SessionStore;
+use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
-use crate::tools::ToolRunner;
-use crate::turn::{TurnLimits, TurnServices, Turns};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -37,9 +37,11 @@ pub struct AppState {
     /// Tool calls waiting for a decision (`tool.decide`).
     pub approvals: Arc<Approvals>,
     pub turns: Arc<Turns>,
+    /// Accepts user messages (`message.send`).
+    pub intake: Arc<Intake>,
     pub knowledge: Arc<KnowledgeBase>,
     /// Verifies tokens and API keys.
-    pub auth: Arc<crate::auth::Authenticator>,
+    pub auth: Arc<Authenticator>,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
     /// Open connections' outbound queues, for the heartbeat sweeper.
@@ -64,7 +66,7 @@ impl AppState {
             max_age: config.history_max_age,
         };
         let backplane =
-            crate::backplanes::connect(&backplane_choice, &config.backplane_prefix, retention)
+            crate::backplane::connect(&backplane_choice, &config.backplane_prefix, retention)
                 .await?;
         let metrics = Arc::new(Metrics::new()?);
         let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
@@ -74,7 +76,7 @@ impl AppState {
                 .await?;
         }
         if let Some(path) = &config.knowledge_file {
-            let documents = load_knowledge_file(path, &config.default_org)?;
+            let documents = knowledge::file::load(path, &config.default_org)?;
             knowledge.ingest_all(documents).await.map_err(|e| {
                 anyhow::anyhow!("--knowledge-file (SWITCHBOARD_KNOWLEDGE_FILE): {e}")
             })?;
@@ -96,7 +98,7 @@ impl AppState {
         };
         let events = Events::new(backplane.clone(), metrics.clone());
         let tools = match &config.tools_file {
-            Some(path) => crate::tools::load_file(path)?,
+            Some(path) => tools::load_file(path)?,
             None => Vec::new(),
         };
         let defaults = ModelDefaults::new(
@@ -139,7 +141,14 @@ impl AppState {
                 max_rounds: config.tool_max_rounds as usize,
             },
         );
-        let auth = Arc::new(crate::auth::Authenticator::from_config(&config).await?);
+        let shutdown = Shutdown::new();
+        let intake = Arc::new(Intake::new(
+            events.clone(),
+            turns.clone(),
+            shutdown.clone(),
+            config.max_text_chars as usize,
+        ));
+        let auth = Arc::new(Authenticator::from_config(&config).await?);
         Ok(AppState {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
@@ -152,76 +161,12 @@ impl AppState {
             backplane,
             events,
             turns,
+            intake,
             knowledge,
             metrics,
-            shutdown: Shutdown::new(),
+            shutdown,
             connections: Arc::new(DashMap::new()),
             tracker: TaskTracker::new(),
         })
-    }
-}
-
-/// A document as written in a `--knowledge-file`: the org defaults to the default org.
-#[derive(serde::Deserialize)]
-struct FileDocument {
-    doc_id: String,
-    org_id: Option<String>,
-    title: String,
-    text: String,
-    uri: Option<String>,
-    #[serde(default)]
-    acl: crate::knowledge::Acl,
-}
-
-fn load_knowledge_file(path: &std::path::Path, default_org: &str) -> anyhow::Result<Vec<Document>> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| {
-        format!(
-            "--knowledge-file (SWITCHBOARD_KNOWLEDGE_FILE): cannot read {}",
-            path.display()
-        )
-    })?;
-    let documents: Vec<FileDocument> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "--knowledge-file (SWITCHBOARD_KNOWLEDGE_FILE): {} is not a JSON array of documents",
-            path.display()
-        )
-    })?;
-    Ok(documents
-        .into_iter()
-        .map(|d| Document {
-            doc_id: d.doc_id,
-            org_id: d.org_id.unwrap_or_else(|| default_org.to_string()),
-            title: d.title,
-            text: d.text,
-            uri: d.uri,
-            acl: d.acl,
-        })
-        .collect())
-}
-
-/// Ping every connection each `--heartbeat`; close the ones silent for longer than
-/// `--heartbeat-timeout` with 4000. One task for all connections: a timer per socket
-/// would cost memory on every idle connection.
-pub async fn heartbeat_sweeper(state: AppState) {
-    let mut tick = tokio::time::interval(state.config.heartbeat);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            () = state.shutdown.closed() => return,
-            _ = tick.tick() => {}
-        }
-        for entry in state.connections.iter() {
-            let outbound = entry.value();
-            if outbound.silent_for() > state.config.heartbeat_timeout {
-                if outbound.close_code().is_none() {
-                    state.metrics.disconnects.with_label_values(&["4000"]).inc();
-                }
-                outbound.close_with(switchboard_protocol::CloseCode::HeartbeatTimeout);
-            } else {
-                outbound.ping();
-            }
-        }
     }
 }

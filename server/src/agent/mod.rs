@@ -10,8 +10,8 @@ use futures_util::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use switchboard_protocol::Usage;
 
-use crate::auth::AccessContext;
-use crate::knowledge::Document;
+use crate::access::AccessContext;
+use crate::assistant::knowledge::Document;
 
 pub use offline::OfflineAgent;
 pub use openai::{OpenAiConfig, OpenAiProvider};

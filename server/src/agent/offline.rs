@@ -9,7 +9,7 @@ use futures_util::stream::BoxStream;
 use switchboard_protocol::Usage;
 
 use super::{ModelChunk, ModelError, ModelProvider, TurnRequest};
-use crate::knowledge::terms;
+use crate::assistant::knowledge::terms;
 
 /// Words per `turn.delta`.
 const WORDS_PER_DELTA: usize = 3;
@@ -164,7 +164,7 @@ impl ModelProvider for OfflineAgent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::{Acl, Document};
+    use crate::assistant::knowledge::{Acl, Document};
 
     fn request(question: &str, docs: Vec<Document>) -> TurnRequest {
         TurnRequest {
@@ -175,7 +175,7 @@ mod tests {
             tools: vec![],
             options: Default::default(),
             documents: docs,
-            access: crate::auth::AccessContext {
+            access: crate::access::AccessContext {
                 user_id: None,
                 org_id: "o".into(),
                 groups: vec![],

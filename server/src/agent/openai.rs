@@ -886,8 +886,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::access::AccessContext;
     use crate::agent::ModelOptions;
-    use crate::auth::AccessContext;
 
     fn config() -> OpenAiConfig {
         OpenAiConfig {

@@ -7,7 +7,7 @@
 use switchboard_protocol::{Event, EventBody, Role};
 
 use super::{ChatMessage, ChatRole};
-use crate::knowledge::Document;
+use crate::assistant::knowledge::Document;
 
 /// The system prompt when neither the gateway nor the org sets one.
 pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful assistant for this website's visitors. \
@@ -123,7 +123,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::Acl;
+    use crate::assistant::knowledge::Acl;
 
     fn doc(id: &str, title: &str, text: &str) -> Document {
         Document {

@@ -2,10 +2,9 @@
 
 use std::time::Duration;
 
-use super::outbound::{OutboundReceiver, Outgoing, TryRecvError};
+use crate::fanout::outbound::{OutboundReceiver, Outgoing, TryRecvError, is_abortive};
 use axum::extract::ws::{CloseFrame, Message};
 use futures_util::{Sink, SinkExt};
-use switchboard_protocol::CloseCode;
 
 /// Frames written per flush at most: batching amortizes syscalls under fan-out.
 const MAX_BATCH: usize = 64;
@@ -71,7 +70,7 @@ where
             code: code.code(),
             reason: code.reason().into(),
         }));
-        let orderly = code != CloseCode::SlowConsumer && code != CloseCode::HeartbeatTimeout;
+        let orderly = !is_abortive(code);
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
             if orderly {
                 // Frames queued before the close (an `error`, a `goaway`) go first.

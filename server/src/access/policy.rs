@@ -1,0 +1,310 @@
+//! Every permission decision of the gateway. Handlers gather the facts (who is asking,
+//! the session record, the tool call) and ask here; nothing else in the crate reads a
+//! role or compares an org to decide what a caller may do.
+//!
+//! | action | who may | otherwise |
+//! |---|---|---|
+//! | join a session (and replay it) | its owner; an `operator`/`admin` of its org; for an anonymous session, whoever presents its key (same org) | `not_found` |
+//! | send, cancel, decide in a session over the WebSocket | a connection that joined it | `forbidden` |
+//! | decide a tool call | the session's owner, an `operator`/`admin` of its org; in an anonymous session any member | other org: `not_found`; else `forbidden` |
+//! | `auth.refresh` | a token for the same `sub` and org as the connection | `forbidden` |
+//! | publish | a publisher key (anywhere); a token with role `publisher` (its own org) | `forbidden`; another org's session: `not_found` |
+//! | post an operator message | a publisher key; a token with role `operator` or `publisher` (own org) | `forbidden`; another org's session: `not_found` |
+//! | read a session's history over HTTP | publisher and admin keys; the owner's token; an `admin` token of its org | `not_found` |
+//! | administer an org (documents, model settings) | an admin key (any org); a token with role `admin` (its own org) | `forbidden` |
+//! | read a document (prompt, reply, `sources`) | its org's members: all of them if `public` (anonymous visitors too), the users and groups its ACL names, or every authenticated member if it names none | never seen |
+//!
+//! A session of another org always answers `not_found`, exactly like one that does
+//! not exist: nobody learns that it does (docs/protocol.md §3, §6).
+
+use serde::{Deserialize, Serialize};
+
+use super::{AccessContext, Caller};
+use crate::error::ClientError;
+use crate::records::sessions::SessionRecord;
+
+/// Role that may join any session of its org (human handoff).
+pub const ROLE_OPERATOR: &str = "operator";
+/// Role that administers its org.
+pub const ROLE_ADMIN: &str = "admin";
+/// Role that may publish into its org's streams.
+pub const ROLE_PUBLISHER: &str = "publisher";
+
+/// Why a caller may not do something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Answer `not_found`, exactly as if the thing did not exist.
+    Hide,
+    /// Answer `forbidden` with this reason.
+    Forbid(&'static str),
+}
+
+impl Refusal {
+    /// The error a client gets: `hidden()` (a `not_found` that reads exactly as for a
+    /// thing that does not exist there), or `forbidden` with the reason.
+    pub fn into_error(self, hidden: impl FnOnce() -> ClientError) -> ClientError {
+        match self {
+            Refusal::Hide => hidden(),
+            Refusal::Forbid(why) => ClientError::forbidden(why),
+        }
+    }
+}
+
+/// Allowed (`Ok`), or why not.
+pub type Decision = Result<(), Refusal>;
+
+fn allow_if(allowed: bool, otherwise: Refusal) -> Decision {
+    if allowed { Ok(()) } else { Err(otherwise) }
+}
+
+fn has_role(access: &AccessContext, role: &str) -> bool {
+    access.roles.iter().any(|r| r == role)
+}
+
+fn is_operator_or_admin(access: &AccessContext) -> bool {
+    has_role(access, ROLE_OPERATOR) || has_role(access, ROLE_ADMIN)
+}
+
+// ---------------------------------------------------------------------------------
+// Documents
+// ---------------------------------------------------------------------------------
+
+/// Who may read a document, within its org.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acl {
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// Reading a document of `org` under `acl` (docs/protocol.md §7): same org, and
+/// public, or naming the user or one of their groups, or org-wide (no users, no
+/// groups, not public) for any authenticated member. Anonymous connections see public
+/// documents only. A document that is not allowed is never seen: it does not reach a
+/// prompt, a reply or `sources`, and does not change any search score.
+pub fn read_document(who: &AccessContext, org: &str, acl: &Acl) -> Decision {
+    if org != who.org_id {
+        return Err(Refusal::Hide);
+    }
+    if acl.public {
+        return Ok(());
+    }
+    if who.anonymous {
+        return Err(Refusal::Hide);
+    }
+    let names_user = who.user_id.as_ref().is_some_and(|u| acl.users.contains(u));
+    let names_group = who.groups.iter().any(|g| acl.groups.contains(g));
+    let org_wide = acl.users.is_empty() && acl.groups.is_empty();
+    allow_if(names_user || names_group || org_wide, Refusal::Hide)
+}
+
+// ---------------------------------------------------------------------------------
+// Over the WebSocket
+// ---------------------------------------------------------------------------------
+
+/// `session.join` (and `session.create`'s implicit join is always allowed). The key
+/// is compared in constant time by the record.
+pub fn join(who: &AccessContext, session: &SessionRecord, key: Option<&str>) -> Decision {
+    if session.org_id != who.org_id {
+        return Err(Refusal::Hide);
+    }
+    let allowed = if session.key_sha256.is_some() {
+        key.is_some_and(|key| session.key_matches(key))
+    } else {
+        (session.owner.is_some() && session.owner == who.user_id) || is_operator_or_admin(who)
+    };
+    allow_if(allowed, Refusal::Hide)
+}
+
+/// `message.send`, `turn.cancel`, `tool.decide`: membership is per connection.
+pub fn act_in_session(joined: bool) -> Decision {
+    allow_if(
+        joined,
+        Refusal::Forbid("join the session first (session.join), then send to it"),
+    )
+}
+
+/// `tool.decide` on a call waiting in a session of `call_org` owned by `call_owner`
+/// (`None`: an anonymous session, where joining it already took the session key).
+pub fn decide_tool(who: &AccessContext, call_org: &str, call_owner: Option<&str>) -> Decision {
+    if call_org != who.org_id {
+        return Err(Refusal::Hide);
+    }
+    let allowed = match call_owner {
+        Some(owner) => who.user_id.as_deref() == Some(owner) || is_operator_or_admin(who),
+        None => true,
+    };
+    allow_if(
+        allowed,
+        Refusal::Forbid("only the session's owner or an operator of its org may decide tool calls"),
+    )
+}
+
+/// `auth.refresh`: same user (sub) and org only; groups and roles may change.
+pub fn refresh(current: &AccessContext, renewed: &AccessContext) -> Decision {
+    let same = !current.anonymous
+        && renewed.user_id == current.user_id
+        && renewed.org_id == current.org_id;
+    allow_if(
+        same,
+        Refusal::Forbid(
+            "auth.refresh must carry a token for the same user (sub) and org as the connection; reconnect to change identity",
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------
+// Over HTTP
+// ---------------------------------------------------------------------------------
+
+/// A caller allowed to publish, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    /// The event's `publisher`: the key's name, or the token's user.
+    pub name: String,
+    /// The only org it may publish into; `None` for a publisher key (any org).
+    pub org: Option<String>,
+}
+
+/// Whether `caller` may publish at all.
+pub fn publisher(caller: &Caller) -> Result<Publisher, Refusal> {
+    match caller {
+        Caller::PublisherKey { name } => Ok(Publisher {
+            name: name.clone(),
+            org: None,
+        }),
+        Caller::Token(access) if has_role(access, ROLE_PUBLISHER) => Ok(Publisher {
+            name: access.user_id.clone().unwrap_or_else(|| "publisher".into()),
+            org: Some(access.org_id.clone()),
+        }),
+        _ => Err(Refusal::Forbid(
+            "these credentials may not publish (needs a publisher key or role publisher)",
+        )),
+    }
+}
+
+/// Where a publish goes, as far as permission goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// A session: its record's org, `None` when there is no such session.
+    Session { org: Option<&'a str> },
+    /// A user's connections (a token publishes to its own org's users only).
+    User,
+    /// Every connection of an org.
+    Org { org: &'a str },
+}
+
+/// Whether `publisher` may publish to `target`; `on_behalf_of` is the request's
+/// `org_id`, which a token may only set to its own org.
+pub fn publish(publisher: &Publisher, on_behalf_of: Option<&str>, target: Target<'_>) -> Decision {
+    let own = publisher.org.as_deref();
+    if let (Some(own), Some(given)) = (own, on_behalf_of)
+        && own != given
+    {
+        return Err(Refusal::Forbid(
+            "these credentials may not publish on behalf of another org",
+        ));
+    }
+    match target {
+        Target::Session { org: None } => Err(Refusal::Hide),
+        Target::Session { org: Some(org) } => {
+            allow_if(own.is_none_or(|own| own == org), Refusal::Hide)
+        }
+        Target::User => Ok(()),
+        Target::Org { org } => allow_if(
+            own.is_none_or(|own| own == org),
+            Refusal::Forbid("these credentials may not publish to another org"),
+        ),
+    }
+}
+
+/// A caller allowed to post operator messages (human handoff), and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The message's default `author`.
+    pub name: String,
+    /// The only org it may post into; `None` for a publisher key.
+    pub org: Option<String>,
+}
+
+/// Whether `caller` may post operator messages at all.
+pub fn operator(caller: &Caller) -> Result<Operator, Refusal> {
+    match caller {
+        Caller::PublisherKey { name } => Ok(Operator {
+            name: name.clone(),
+            org: None,
+        }),
+        Caller::Token(access)
+            if has_role(access, ROLE_OPERATOR) || has_role(access, ROLE_PUBLISHER) =>
+        {
+            Ok(Operator {
+                name: access.user_id.clone().unwrap_or_else(|| "operator".into()),
+                org: Some(access.org_id.clone()),
+            })
+        }
+        _ => Err(Refusal::Forbid(
+            "these credentials may not post operator messages (needs role operator or publisher)",
+        )),
+    }
+}
+
+/// Whether `operator` may post into `session` (`None`: no such session).
+pub fn post_operator_message(operator: &Operator, session: Option<&SessionRecord>) -> Decision {
+    match session {
+        Some(record) => allow_if(
+            operator
+                .org
+                .as_ref()
+                .is_none_or(|org| *org == record.org_id),
+            Refusal::Hide,
+        ),
+        None => Err(Refusal::Hide),
+    }
+}
+
+/// `GET /v1/sessions/{id}/events` of `session` (`None`: no such session).
+pub fn read_history(caller: &Caller, session: Option<&SessionRecord>) -> Decision {
+    let Some(record) = session else {
+        return Err(Refusal::Hide);
+    };
+    let allowed = match caller {
+        Caller::PublisherKey { .. } | Caller::AdminKey { .. } => true,
+        Caller::Token(access) => {
+            access.org_id == record.org_id
+                && (has_role(access, ROLE_ADMIN)
+                    || (record.owner.is_some() && record.owner == access.user_id))
+        }
+    };
+    allow_if(allowed, Refusal::Hide)
+}
+
+/// Which orgs a caller may administer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminScope {
+    /// An admin key: any org, which the request must name.
+    AnyOrg,
+    /// A token with role `admin`: its own org only.
+    OwnOrg(String),
+}
+
+/// Whether `caller` may administer `requested` (the request's `org_id`, if any).
+pub fn administer(caller: &Caller, requested: Option<&str>) -> Result<AdminScope, Refusal> {
+    match caller {
+        Caller::AdminKey { .. } => Ok(AdminScope::AnyOrg),
+        Caller::Token(access) if has_role(access, ROLE_ADMIN) => match requested {
+            Some(org) if org != access.org_id => Err(Refusal::Forbid(
+                "these credentials may not administer another org",
+            )),
+            _ => Ok(AdminScope::OwnOrg(access.org_id.clone())),
+        },
+        _ => Err(Refusal::Forbid(
+            "these credentials may not administer an org (needs an admin key or role admin)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

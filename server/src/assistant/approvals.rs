@@ -1,0 +1,285 @@
+//! Tool calls waiting for a member's decision (`tool.request` → `tool.decide`).
+//!
+//! The turn waits on the replica that runs it, but the decision may arrive on any
+//! replica, so both sides meet in the shared records: the turn opens the call
+//! (`tool-calls`), a decision is created once (`tool-decisions`, first one wins), and
+//! the waiting turn is woken at once on its own replica or notices within a poll
+//! interval on another. A call nobody decides before the timeout is denied, and that
+//! denial is written the same way, so a late `tool.decide` gets `conflict`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+use switchboard_backplane::{Backplane, RecordError, RecordKey};
+use switchboard_protocol::ErrorCode;
+use tokio::sync::Notify;
+
+use crate::access::AccessContext;
+use crate::access::policy;
+use crate::error::ClientError;
+use crate::ids::is_plausible_own_id;
+use crate::records::namespace::{TOOL_CALLS, TOOL_DECISIONS};
+/// How often a turn looks for a decision made on another replica.
+const POLL: Duration = Duration::from_millis(200);
+/// How long call and decision records outlive the approval timeout.
+const RECORD_MARGIN: Duration = Duration::from_secs(600);
+
+const APPROVED: &[u8] = b"approved";
+const DENIED: &[u8] = b"denied";
+const TIMED_OUT: &[u8] = b"timeout";
+
+/// A call waiting for a decision, as every replica sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingCall {
+    pub session_id: String,
+    pub turn_id: String,
+    pub org_id: String,
+    pub tool: String,
+    /// The session's owner (`None` for anonymous sessions), who may decide.
+    pub owner: Option<String>,
+}
+
+/// How a call was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approved,
+    Denied,
+    /// Nobody decided in time: treated as denied.
+    TimedOut,
+}
+
+impl Decision {
+    fn from_record(value: &[u8]) -> Decision {
+        match value {
+            APPROVED => Decision::Approved,
+            TIMED_OUT => Decision::TimedOut,
+            _ => Decision::Denied,
+        }
+    }
+}
+
+pub struct Approvals {
+    backplane: Arc<dyn Backplane>,
+    /// Turns on this replica waiting for a decision, by call id.
+    waiters: DashMap<String, Arc<Notify>>,
+    timeout: Duration,
+}
+
+impl Approvals {
+    pub fn new(backplane: Arc<dyn Backplane>, timeout: Duration) -> Approvals {
+        Approvals {
+            backplane,
+            waiters: DashMap::new(),
+            timeout,
+        }
+    }
+
+    /// Record that `call_id` waits for a decision. Before `tool.request` goes out, so
+    /// a decision can never arrive for a call nobody can find.
+    pub async fn open(&self, call_id: &str, call: &PendingCall) -> Result<(), RecordError> {
+        let value = serde_json::to_vec(call).unwrap_or_default();
+        self.backplane
+            .record_put(
+                &RecordKey::new(TOOL_CALLS, call_id),
+                Bytes::from(value),
+                Some(self.timeout + RECORD_MARGIN),
+            )
+            .await
+    }
+
+    /// A member's decision. Refused with `not_found` when no such call waits in that
+    /// session for this principal's org (the same answer whether or not it exists
+    /// elsewhere), `forbidden` when the member may not decide, `conflict` when it was
+    /// already decided (or timed out).
+    pub async fn decide(
+        &self,
+        access: &AccessContext,
+        session_id: &str,
+        call_id: &str,
+        approved: bool,
+    ) -> Result<(), ClientError> {
+        let not_found = || {
+            ClientError::new(
+                ErrorCode::NotFound,
+                format!("no tool call {call_id} is waiting for a decision in session {session_id}"),
+            )
+        };
+        if !is_plausible_own_id(call_id) {
+            return Err(not_found());
+        }
+        let Some(raw) = self
+            .backplane
+            .record_get(&RecordKey::new(TOOL_CALLS, call_id))
+            .await?
+        else {
+            return Err(not_found());
+        };
+        let Ok(call) = serde_json::from_slice::<PendingCall>(&raw) else {
+            return Err(not_found());
+        };
+        if call.session_id != session_id {
+            return Err(not_found());
+        }
+        policy::decide_tool(access, &call.org_id, call.owner.as_deref())
+            .map_err(|refused| refused.into_error(not_found))?;
+        let value = if approved { APPROVED } else { DENIED };
+        let created = self
+            .backplane
+            .record_create(
+                &RecordKey::new(TOOL_DECISIONS, call_id),
+                Bytes::from_static(value),
+                Some(self.timeout + RECORD_MARGIN),
+            )
+            .await?;
+        if !created {
+            return Err(ClientError::new(
+                ErrorCode::Conflict,
+                format!("tool call {call_id} was already decided (or its time to decide ran out)"),
+            ));
+        }
+        if let Some(waiter) = self.waiters.get(call_id) {
+            waiter.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Wait for the decision on `call_id`; after the approval timeout, deny it. A
+    /// backplane outage while waiting keeps waiting until the timeout.
+    pub async fn wait(&self, call_id: &str) -> Decision {
+        let notify = Arc::new(Notify::new());
+        self.waiters.insert(call_id.to_string(), notify.clone());
+        let _unregister = Unregister {
+            waiters: &self.waiters,
+            call_id,
+        };
+        let key = RecordKey::new(TOOL_DECISIONS, call_id);
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            match self.backplane.record_get(&key).await {
+                Ok(Some(value)) => return Decision::from_record(&value),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(call_id, error = %e, "could not read a tool decision; retrying")
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Deny by writing the timeout, unless a decision just beat us to it.
+                match self
+                    .backplane
+                    .record_create(&key, Bytes::from_static(TIMED_OUT), Some(RECORD_MARGIN))
+                    .await
+                {
+                    Ok(false) => continue,
+                    Ok(true) | Err(_) => return Decision::TimedOut,
+                }
+            }
+            tokio::select! {
+                () = notify.notified() => {}
+                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+}
+
+/// Removes a waiter however its wait ends (decided, timed out, or the turn dropped).
+struct Unregister<'a> {
+    waiters: &'a DashMap<String, Arc<Notify>>,
+    call_id: &'a str,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        self.waiters.remove(self.call_id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_backplane::{MemoryBackplane, Retention};
+
+    use super::*;
+
+    fn member(user: &str, org: &str, roles: &[&str]) -> AccessContext {
+        AccessContext {
+            user_id: Some(user.into()),
+            org_id: org.into(),
+            groups: vec![],
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            anonymous: false,
+        }
+    }
+
+    fn setup(timeout: Duration) -> (Arc<Approvals>, Arc<Approvals>) {
+        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+        (
+            Arc::new(Approvals::new(backplane.clone(), timeout)),
+            Arc::new(Approvals::new(backplane, timeout)),
+        )
+    }
+
+    fn call(owner: Option<&str>) -> PendingCall {
+        PendingCall {
+            session_id: "s_1".into(),
+            turn_id: "t_1".into(),
+            org_id: "acme".into(),
+            tool: "refund".into(),
+            owner: owner.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decision_on_another_replica_reaches_the_waiting_turn() {
+        let (a, b) = setup(Duration::from_secs(10));
+        a.open("tc_1", &call(Some("ann"))).await.unwrap();
+        let waiting = tokio::spawn({
+            let a = a.clone();
+            async move { a.wait("tc_1").await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.decide(&member("ann", "acme", &[]), "s_1", "tc_1", true)
+            .await
+            .unwrap();
+        assert_eq!(waiting.await.unwrap(), Decision::Approved);
+        let again = b
+            .decide(&member("ann", "acme", &[]), "s_1", "tc_1", false)
+            .await;
+        assert_eq!(again.unwrap_err().code, ErrorCode::Conflict);
+    }
+
+    #[tokio::test]
+    async fn nobody_deciding_in_time_denies_and_a_late_decision_conflicts() {
+        let (a, _) = setup(Duration::from_millis(100));
+        a.open("tc_2", &call(Some("ann"))).await.unwrap();
+        assert_eq!(a.wait("tc_2").await, Decision::TimedOut);
+        let late = a
+            .decide(&member("ann", "acme", &[]), "s_1", "tc_2", true)
+            .await;
+        assert_eq!(late.unwrap_err().code, ErrorCode::Conflict);
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_or_an_operator_of_the_org_may_decide() {
+        let (a, _) = setup(Duration::from_secs(10));
+        a.open("tc_3", &call(Some("ann"))).await.unwrap();
+        let other_org = a
+            .decide(&member("ann", "globex", &["operator"]), "s_1", "tc_3", true)
+            .await;
+        assert_eq!(other_org.unwrap_err().code, ErrorCode::NotFound);
+        let wrong_session = a
+            .decide(&member("ann", "acme", &[]), "s_2", "tc_3", true)
+            .await;
+        assert_eq!(wrong_session.unwrap_err().code, ErrorCode::NotFound);
+        let colleague = a
+            .decide(&member("bob", "acme", &[]), "s_1", "tc_3", true)
+            .await;
+        assert_eq!(colleague.unwrap_err().code, ErrorCode::Forbidden);
+        a.decide(&member("olga", "acme", &["operator"]), "s_1", "tc_3", false)
+            .await
+            .unwrap();
+        assert_eq!(a.wait("tc_3").await, Decision::Denied);
+    }
+}

@@ -1,0 +1,139 @@
+//! Accepting a user's message: the one place where a `message.send` becomes a
+//! `message` event and a queued turn.
+//!
+//! In order: refuse during a drain; only from a connection that joined the session;
+//! check the text; make sure the session has room
+//! for one more turn (before anything is appended); reserve the `client_message_id`
+//! so a retry appends nothing; append the `message` (the backplane assigns its `seq`);
+//! settle the reservation with that `seq` (or release it if the append failed); let
+//! the sender know; queue the turn that answers it.
+
+use std::sync::Arc;
+
+use switchboard_protocol::client::MessageSend;
+use switchboard_protocol::{ErrorCode, EventBody, MAX_FRAME_ID_CHARS, Role, Seq};
+
+use super::turns::{TurnJob, Turns};
+use crate::access::AccessContext;
+use crate::access::policy;
+use crate::error::ClientError;
+use crate::fanout::Events;
+use crate::ids::{new_id, session_stream};
+use crate::records::idempotency;
+use crate::shutdown::Shutdown;
+
+/// A message that was accepted (or had been, for a retried `client_message_id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub session_id: String,
+    pub message_id: String,
+    pub seq: Seq,
+}
+
+/// Accepts messages into sessions.
+pub struct Intake {
+    events: Events,
+    turns: Arc<Turns>,
+    shutdown: Shutdown,
+    /// Longest text, in characters (`--max-text-chars`).
+    max_text_chars: usize,
+}
+
+impl Intake {
+    pub fn new(
+        events: Events,
+        turns: Arc<Turns>,
+        shutdown: Shutdown,
+        max_text_chars: usize,
+    ) -> Intake {
+        Intake {
+            events,
+            turns,
+            shutdown,
+            max_text_chars,
+        }
+    }
+
+    /// Accept `send` from `sender`, whose connection has `joined` the session or not.
+    /// The answer goes to `acknowledge` before the turn is queued, so the sender hears
+    /// `message.accepted` before the turn can start.
+    pub async fn accept(
+        &self,
+        sender: &AccessContext,
+        joined: bool,
+        send: MessageSend,
+        acknowledge: impl FnOnce(&Accepted),
+    ) -> Result<(), ClientError> {
+        if self.shutdown.is_draining() {
+            return Err(ClientError::draining());
+        }
+        policy::act_in_session(joined)
+            .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
+        self.check(&send)?;
+        self.turns.has_room(&send.session_id)?;
+        let stream = session_stream(&send.session_id)?;
+        let message_id = new_id("m");
+        let reservation = send
+            .client_message_id
+            .as_deref()
+            .map(|cmid| idempotency::message_key(&send.session_id, cmid));
+        if let Some(key) = &reservation
+            && let Some(earlier) =
+                idempotency::reserve(self.events.backplane(), key, &message_id).await?
+        {
+            acknowledge(&Accepted {
+                session_id: send.session_id,
+                message_id: earlier.id,
+                seq: earlier.seq.unwrap_or(0),
+            });
+            return Ok(());
+        }
+        let body = EventBody::Message {
+            message_id: message_id.clone(),
+            role: Role::User,
+            text: send.text.clone(),
+            author: sender.user_id.clone(),
+        };
+        let appended = self.events.append(&stream, body).await;
+        if let Some(key) = &reservation {
+            let seq = appended.as_ref().ok().map(|e| e.seq);
+            idempotency::settle(self.events.backplane(), key, &message_id, seq).await?;
+        }
+        let event = appended?;
+        acknowledge(&Accepted {
+            session_id: send.session_id.clone(),
+            message_id: message_id.clone(),
+            seq: event.seq,
+        });
+        self.turns.enqueue(TurnJob {
+            session_id: send.session_id,
+            stream,
+            message_id,
+            question: send.text,
+            access: sender.clone(),
+        });
+        Ok(())
+    }
+
+    fn check(&self, send: &MessageSend) -> Result<(), ClientError> {
+        if send.text.trim().is_empty() {
+            return Err(ClientError::bad_request("message.send: \"text\" is empty"));
+        }
+        let max = self.max_text_chars;
+        let chars = send.text.chars().count();
+        if chars > max {
+            return Err(ClientError::new(
+                ErrorCode::TooLarge,
+                format!("text is {chars} characters; the limit is {max}"),
+            ));
+        }
+        if let Some(cmid) = &send.client_message_id
+            && (cmid.is_empty() || cmid.chars().count() > MAX_FRAME_ID_CHARS)
+        {
+            return Err(ClientError::bad_request(format!(
+                "message.send: \"client_message_id\" must be 1 to {MAX_FRAME_ID_CHARS} characters"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,18 @@
+//! The assistant: what answers a user's message, from what, and with what help.
+//!
+//! - [`intake`]: accepting a message — the one place a `message.send` becomes a
+//!   `message` event and a queued turn.
+//! - [`turns`]: agent turns, one at a time per session, owned by the session.
+//! - [`knowledge`]: documents, who may read them (docs/protocol.md §7), and search.
+//! - [`tools`]: tools the model may call, and the client that runs them.
+//! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
+//! - [`settings`]: per-org model, system prompt and tools.
+//!
+//! The model providers and the prompt are `crate::agent`.
+
+pub mod approvals;
+pub mod intake;
+pub mod knowledge;
+pub mod settings;
+pub mod tools;
+pub mod turns;

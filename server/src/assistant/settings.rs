@@ -1,0 +1,188 @@
+//! Per-org model settings (model, system prompt, sampling, tools), kept in the shared
+//! records so every replica answers an org the same way, and edited through
+//! `/v1/admin/model-settings`. What an org leaves unset falls back to the gateway's
+//! flags.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use switchboard_backplane::{Backplane, RecordKey};
+use utoipa::ToSchema;
+
+use crate::agent::ModelOptions;
+use crate::agent::prompt::DEFAULT_SYSTEM_PROMPT;
+use crate::assistant::tools::{self, ToolSpec};
+use crate::error::ClientError;
+use crate::records::namespace::MODEL_SETTINGS;
+/// Longest system prompt an org may set, in characters.
+const MAX_SYSTEM_PROMPT_CHARS: usize = 16_000;
+/// Most tools an org may define.
+const MAX_TOOLS: usize = 32;
+
+/// An org's settings. Every field is optional; unset means the gateway's default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrgModelSettings {
+    /// Model name sent upstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// The system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
+    /// 0 to 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// The org's tools, replacing the gateway's `--tools-file` tools for this org
+    /// (an empty list turns tools off). Endpoints must be on an origin the operator
+    /// allowed with `--tool-endpoint-origins`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<ToolSpec>>,
+}
+
+/// The gateway-wide defaults.
+#[derive(Debug, Clone)]
+pub struct ModelDefaults {
+    pub system_prompt: String,
+    pub options: ModelOptions,
+    pub tools: Vec<ToolSpec>,
+    /// Origins org tools may call: `--tool-endpoint-origins` plus the tools file's own.
+    pub allowed_tool_origins: Vec<String>,
+}
+
+/// Settings for one turn: the org's, over the defaults.
+#[derive(Debug, Clone)]
+pub struct ResolvedSettings {
+    pub system_prompt: String,
+    pub options: ModelOptions,
+    pub tools: Vec<ToolSpec>,
+}
+
+pub struct ModelSettingsStore {
+    backplane: Arc<dyn Backplane>,
+    defaults: ModelDefaults,
+}
+
+impl ModelDefaults {
+    pub fn new(
+        system_prompt: Option<String>,
+        options: ModelOptions,
+        tools: Vec<ToolSpec>,
+        extra_origins: &[String],
+    ) -> ModelDefaults {
+        let mut allowed_tool_origins: Vec<String> = extra_origins
+            .iter()
+            .map(|o| o.trim_end_matches('/').to_string())
+            .collect();
+        allowed_tool_origins.extend(tools.iter().filter_map(ToolSpec::origin));
+        ModelDefaults {
+            system_prompt: system_prompt.unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_string()),
+            options,
+            tools,
+            allowed_tool_origins,
+        }
+    }
+}
+
+impl ModelSettingsStore {
+    pub fn new(backplane: Arc<dyn Backplane>, defaults: ModelDefaults) -> ModelSettingsStore {
+        ModelSettingsStore {
+            backplane,
+            defaults,
+        }
+    }
+
+    /// The org's own settings, if it has any.
+    pub async fn get(&self, org_id: &str) -> Result<Option<OrgModelSettings>, ClientError> {
+        let raw = self
+            .backplane
+            .record_get(&RecordKey::new(MODEL_SETTINGS, org_id))
+            .await?;
+        Ok(raw.and_then(|raw| match serde_json::from_slice(&raw) {
+            Ok(settings) => Some(settings),
+            Err(e) => {
+                tracing::error!(org_id, error = %e, "unreadable model settings; using the defaults");
+                None
+            }
+        }))
+    }
+
+    /// Check and store an org's settings, replacing what it had.
+    pub async fn put(&self, org_id: &str, settings: &OrgModelSettings) -> Result<(), ClientError> {
+        self.validate(settings).map_err(ClientError::bad_request)?;
+        let value = serde_json::to_vec(settings)
+            .map_err(|e| ClientError::bad_request(format!("settings: {e}")))?;
+        self.backplane
+            .record_put(
+                &RecordKey::new(MODEL_SETTINGS, org_id),
+                Bytes::from(value),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forget an org's settings; it gets the defaults again. Whether it had any.
+    pub async fn delete(&self, org_id: &str) -> Result<bool, ClientError> {
+        Ok(self
+            .backplane
+            .record_delete(&RecordKey::new(MODEL_SETTINGS, org_id))
+            .await?)
+    }
+
+    fn validate(&self, settings: &OrgModelSettings) -> Result<(), String> {
+        if let Some(model) = &settings.model
+            && (model.is_empty() || model.len() > 200)
+        {
+            return Err("model must be 1 to 200 characters".into());
+        }
+        if let Some(prompt) = &settings.system_prompt
+            && prompt.chars().count() > MAX_SYSTEM_PROMPT_CHARS
+        {
+            return Err(format!(
+                "system_prompt is longer than {MAX_SYSTEM_PROMPT_CHARS} characters"
+            ));
+        }
+        if let Some(t) = settings.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err("temperature must be between 0 and 2".into());
+        }
+        if settings.max_tokens == Some(0) {
+            return Err("max_tokens must be at least 1".into());
+        }
+        if let Some(tools) = &settings.tools {
+            if tools.len() > MAX_TOOLS {
+                return Err(format!("at most {MAX_TOOLS} tools"));
+            }
+            tools::validate(tools, Some(&self.defaults.allowed_tool_origins))?;
+        }
+        Ok(())
+    }
+
+    /// The settings a turn in `org_id` runs with. A backplane error falls back to the
+    /// defaults: a turn should not fail because its org's settings are unreadable.
+    pub async fn resolve(&self, org_id: &str) -> ResolvedSettings {
+        let org = match self.get(org_id).await {
+            Ok(org) => org.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(org_id, error = %e.message, "model settings unavailable; using the defaults");
+                OrgModelSettings::default()
+            }
+        };
+        let defaults = &self.defaults;
+        ResolvedSettings {
+            system_prompt: org
+                .system_prompt
+                .unwrap_or_else(|| defaults.system_prompt.clone()),
+            options: ModelOptions {
+                model: org.model.or_else(|| defaults.options.model.clone()),
+                temperature: org.temperature.or(defaults.options.temperature),
+                max_tokens: org.max_tokens.or(defaults.options.max_tokens),
+            },
+            tools: org.tools.unwrap_or_else(|| defaults.tools.clone()),
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! Tools the model may call: their definitions (from `--tools-file` or an org's model
+//! settings), and the client that runs a call on the customer's backend.
+//!
+//! A tool endpoint gets the caller's identity as a short-lived HS256 token signed with
+//! `--tool-signing-key` in `X-Switchboard-Identity`, never the user's own JWT: the
+//! user's token is a bearer credential for the gateway and must not travel further.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::access::AccessContext;
+use crate::agent::ToolDefinition;
+use crate::config::Secret;
+
+/// The header that carries the signed identity.
+pub const IDENTITY_HEADER: &str = "x-switchboard-identity";
+/// How long the identity token is valid: long enough for one call.
+const IDENTITY_TTL: Duration = Duration::from_secs(60);
+/// Largest tool output kept (bytes); more is cut, so a chatty backend cannot bloat
+/// history or the prompt.
+const MAX_OUTPUT_BYTES: usize = 16 * 1024;
+
+/// A configured tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ToolSpec {
+    /// 1 to 64 characters of a-z, A-Z, 0-9, `_`, `-` (what OpenAI-compatible APIs accept).
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    #[serde(default = "empty_object_schema")]
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// `http(s)://…` URL the gateway POSTs a call to.
+    pub endpoint: String,
+    /// Whether a member must approve each call (`tool.decide`) before it runs.
+    /// Defaults to true: a tool runs unasked only when its configuration says so.
+    #[serde(default = "default_true")]
+    pub requires_approval: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn empty_object_schema() -> Value {
+    json!({"type": "object", "properties": {}})
+}
+
+impl ToolSpec {
+    /// What the model sees.
+    pub fn definition(&self) -> ToolDefinition {
+        ToolDefinition {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            parameters: self.parameters.clone(),
+        }
+    }
+
+    /// The endpoint's origin, `scheme://host:port`.
+    pub fn origin(&self) -> Option<String> {
+        let url = reqwest::Url::parse(&self.endpoint).ok()?;
+        Some(url.origin().ascii_serialization())
+    }
+}
+
+/// Check a list of tools: names valid and unique, parameters an object schema,
+/// endpoints http(s) and, when `allowed_origins` is given, on one of them.
+pub fn validate(tools: &[ToolSpec], allowed_origins: Option<&[String]>) -> Result<(), String> {
+    let mut names = std::collections::HashSet::new();
+    for tool in tools {
+        let name_ok = !tool.name.is_empty()
+            && tool.name.len() <= 64
+            && tool
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !name_ok {
+            return Err(format!(
+                "tool name '{}' must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-'",
+                tool.name
+            ));
+        }
+        if !names.insert(tool.name.as_str()) {
+            return Err(format!("tool '{}' is defined twice", tool.name));
+        }
+        if tool.description.chars().count() > 1024 {
+            return Err(format!(
+                "tool '{}': description is longer than 1024 characters",
+                tool.name
+            ));
+        }
+        if !tool.parameters.is_object() {
+            return Err(format!(
+                "tool '{}': parameters must be a JSON Schema object",
+                tool.name
+            ));
+        }
+        let scheme_ok = reqwest::Url::parse(&tool.endpoint)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !scheme_ok {
+            return Err(format!(
+                "tool '{}': endpoint '{}' is not an http(s) URL",
+                tool.name, tool.endpoint
+            ));
+        }
+        if let Some(allowed) = allowed_origins {
+            let origin = tool.origin().unwrap_or_default();
+            if !allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
+                return Err(format!(
+                    "tool '{}': endpoint origin {origin} is not allowed; the operator lists allowed origins in --tool-endpoint-origins",
+                    tool.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Read and check `--tools-file`.
+pub fn load_file(path: &Path) -> anyhow::Result<Vec<ToolSpec>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
+    let tools: Vec<ToolSpec> = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
+    validate(&tools, None).map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
+    Ok(tools)
+}
+
+/// What a tool call came to: `ok` and an output that goes to the model and into
+/// `tool.result`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutcome {
+    pub ok: bool,
+    pub output: Value,
+}
+
+impl ToolOutcome {
+    pub fn failed(message: impl Into<String>) -> ToolOutcome {
+        ToolOutcome {
+            ok: false,
+            output: json!({"error": message.into()}),
+        }
+    }
+}
+
+/// Claims of the identity token sent to tool endpoints.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IdentityClaims {
+    pub iss: String,
+    /// The tool's name: a token for one tool is no good for another.
+    pub aud: String,
+    pub sub: Option<String>,
+    pub org_id: String,
+    pub groups: Vec<String>,
+    pub roles: Vec<String>,
+    pub anonymous: bool,
+    pub session_id: String,
+    pub call_id: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// Runs tool calls on their endpoints.
+pub struct ToolRunner {
+    http: reqwest::Client,
+    signing_key: Option<Secret>,
+}
+
+/// Everything one call needs besides the tool.
+pub struct CallContext<'a> {
+    pub access: &'a AccessContext,
+    pub session_id: &'a str,
+    pub turn_id: &'a str,
+    /// The gateway's id of the call (`tool.request.call_id`), not the model's.
+    pub call_id: &'a str,
+}
+
+impl ToolRunner {
+    pub fn new(signing_key: Option<Secret>, timeout: Duration) -> anyhow::Result<ToolRunner> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(ToolRunner { http, signing_key })
+    }
+
+    fn identity(&self, tool: &ToolSpec, ctx: &CallContext<'_>) -> Option<String> {
+        let key = self.signing_key.as_ref()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = IdentityClaims {
+            iss: "switchboard".into(),
+            aud: tool.name.clone(),
+            sub: ctx.access.user_id.clone(),
+            org_id: ctx.access.org_id.clone(),
+            groups: ctx.access.groups.clone(),
+            roles: ctx.access.roles.clone(),
+            anonymous: ctx.access.anonymous,
+            session_id: ctx.session_id.to_string(),
+            call_id: ctx.call_id.to_string(),
+            iat: now,
+            exp: now + IDENTITY_TTL.as_secs(),
+        };
+        jsonwebtoken::encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(key.expose().as_bytes()),
+        )
+        .ok()
+    }
+
+    /// POST the call to the tool's endpoint. Every failure becomes an outcome with
+    /// `ok: false` that the model can read; none ends the turn.
+    pub async fn run(
+        &self,
+        tool: &ToolSpec,
+        arguments: &Value,
+        ctx: &CallContext<'_>,
+    ) -> ToolOutcome {
+        let Some(identity) = self.identity(tool, ctx) else {
+            return ToolOutcome::failed(
+                "the gateway has no --tool-signing-key, so it calls no tools",
+            );
+        };
+        let body = json!({
+            "tool": tool.name,
+            "call_id": ctx.call_id,
+            "session_id": ctx.session_id,
+            "turn_id": ctx.turn_id,
+            "arguments": arguments,
+        });
+        let response = match self
+            .http
+            .post(&tool.endpoint)
+            .header(IDENTITY_HEADER, identity)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return ToolOutcome::failed(format!(
+                    "the tool {} did not answer in time",
+                    tool.name
+                ));
+            }
+            Err(e) => {
+                tracing::warn!(tool = %tool.name, error = %e, "tool endpoint unreachable");
+                return ToolOutcome::failed(format!("the tool {} could not be reached", tool.name));
+            }
+        };
+        let status = response.status();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(tool = %tool.name, error = %e, "tool endpoint answer unreadable");
+                return ToolOutcome::failed(format!(
+                    "the tool {}'s answer could not be read",
+                    tool.name
+                ));
+            }
+        };
+        let text =
+            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_OUTPUT_BYTES)]).into_owned();
+        let output = serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(|_| bytes.len() <= MAX_OUTPUT_BYTES)
+            .unwrap_or(Value::String(text));
+        if status.is_success() {
+            ToolOutcome { ok: true, output }
+        } else {
+            ToolOutcome {
+                ok: false,
+                output: json!({"error": format!("the tool answered HTTP {}", status.as_u16()), "body": output}),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str, endpoint: &str) -> ToolSpec {
+        ToolSpec {
+            name: name.into(),
+            description: "d".into(),
+            parameters: empty_object_schema(),
+            endpoint: endpoint.into(),
+            requires_approval: true,
+        }
+    }
+
+    #[test]
+    fn approval_is_required_unless_the_configuration_says_otherwise() {
+        let parsed: ToolSpec = serde_json::from_value(json!({
+            "name": "refund", "description": "Refund an order", "endpoint": "https://shop.example/tools/refund"
+        }))
+        .unwrap();
+        assert!(parsed.requires_approval);
+        assert_eq!(parsed.parameters, empty_object_schema());
+    }
+
+    #[test]
+    fn bad_tools_are_refused_with_the_reason() {
+        assert!(validate(&[tool("ok_name", "https://a.example/x")], None).is_ok());
+        let cases = [
+            (
+                vec![tool("bad name", "https://a.example/x")],
+                "must be 1 to 64",
+            ),
+            (vec![tool("t", "ftp://a.example/x")], "not an http(s) URL"),
+            (
+                vec![
+                    tool("t", "https://a.example/x"),
+                    tool("t", "https://a.example/y"),
+                ],
+                "defined twice",
+            ),
+        ];
+        for (tools, expected) in cases {
+            let err = validate(&tools, None).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn org_tools_may_only_call_allowed_origins() {
+        let allowed = vec!["https://shop.example".to_string()];
+        assert!(validate(&[tool("t", "https://shop.example/tools/t")], Some(&allowed)).is_ok());
+        let err = validate(
+            &[tool("t", "http://169.254.169.254/latest")],
+            Some(&allowed),
+        )
+        .unwrap_err();
+        assert!(err.contains("not allowed"), "{err}");
+        assert!(validate(&[tool("t", "https://shop.example/x")], Some(&[])).is_err());
+    }
+}

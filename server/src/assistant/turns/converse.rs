@@ -1,0 +1,191 @@
+//! The model's rounds: stream a reply; when the model asks for tools, run them (after
+//! approval where required), give it the results and let it go on.
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use switchboard_protocol::{EventBody, TurnStatus};
+
+use super::run::Progress;
+use super::{TurnJob, Turns};
+use crate::agent::{ChatMessage, ChatRole, ModelChunk, ToolCall, TurnRequest};
+use crate::assistant::approvals::{Decision, PendingCall};
+use crate::assistant::knowledge::Document;
+use crate::assistant::settings::ResolvedSettings;
+use crate::assistant::tools::{CallContext, ToolOutcome, ToolSpec};
+use crate::ids::new_id;
+
+impl Turns {
+    /// The model's rounds: stream a reply; when it asks for tools, run them (after
+    /// approval where required), give it the results and let it go on, at most
+    /// `max_rounds` times.
+    pub(super) async fn converse(
+        &self,
+        job: &TurnJob,
+        turn_id: &str,
+        settings: &ResolvedSettings,
+        mut messages: Vec<ChatMessage>,
+        documents: Vec<Document>,
+        progress: &mut Progress,
+    ) -> (TurnStatus, Option<String>) {
+        let tools: &[ToolSpec] = if self.provider.supports_tools() {
+            &settings.tools
+        } else {
+            &[]
+        };
+        for _round in 0..self.limits.max_rounds {
+            let mut reply = self.provider.reply(TurnRequest {
+                session_id: job.session_id.clone(),
+                turn_id: turn_id.to_string(),
+                question: job.question.clone(),
+                messages: messages.clone(),
+                documents: documents.clone(),
+                tools: tools.iter().map(ToolSpec::definition).collect(),
+                options: settings.options.clone(),
+                access: job.access.clone(),
+            });
+            let mut round_text = String::new();
+            let mut calls = Vec::new();
+            while let Some(chunk) = reply.next().await {
+                match chunk {
+                    Ok(ModelChunk::Delta(delta)) if delta.is_empty() => {}
+                    Ok(ModelChunk::Delta(delta)) => {
+                        let event = EventBody::TurnDelta {
+                            turn_id: turn_id.to_string(),
+                            text: delta.clone(),
+                        };
+                        if let Err(e) = self.events.append(&job.stream, event).await {
+                            return (
+                                TurnStatus::Failed,
+                                Some(format!("the reply could not be recorded: {}", e.kind)),
+                            );
+                        }
+                        progress.text.push_str(&delta);
+                        round_text.push_str(&delta);
+                    }
+                    Ok(ModelChunk::Usage(usage)) => progress.add_usage(usage),
+                    Ok(ModelChunk::ToolCalls(more)) => calls.extend(more),
+                    Err(e) => return (TurnStatus::Failed, Some(e.0)),
+                }
+            }
+            drop(reply);
+            if calls.is_empty() {
+                return (TurnStatus::Completed, None);
+            }
+            messages.push(ChatMessage {
+                role: ChatRole::Assistant,
+                content: round_text,
+                tool_calls: calls.clone(),
+                tool_call_id: None,
+            });
+            for call in calls {
+                let outcome = match self.call_tool(job, turn_id, tools, &call).await {
+                    Ok(outcome) => outcome,
+                    Err(error) => return (TurnStatus::Failed, Some(error)),
+                };
+                messages.push(ChatMessage {
+                    role: ChatRole::Tool,
+                    content: outcome.output.to_string(),
+                    tool_calls: Vec::new(),
+                    tool_call_id: Some(call.id.clone()),
+                });
+            }
+        }
+        (
+            TurnStatus::Failed,
+            Some(format!(
+                "the model kept calling tools; stopped after {} rounds (--tool-max-rounds)",
+                self.limits.max_rounds
+            )),
+        )
+    }
+
+    /// One tool call: `tool.request`, the decision when the tool needs approval, the
+    /// call to its endpoint, `tool.result`. A call that cannot run becomes a failed
+    /// result the model can read; only a backplane that cannot record the exchange
+    /// fails the turn.
+    pub(super) async fn call_tool(
+        &self,
+        job: &TurnJob,
+        turn_id: &str,
+        tools: &[ToolSpec],
+        call: &ToolCall,
+    ) -> Result<ToolOutcome, String> {
+        let call_id = new_id("tc");
+        let spec = tools.iter().find(|t| t.name == call.name);
+        let arguments: Option<Value> = serde_json::from_str::<Value>(&call.arguments)
+            .ok()
+            .filter(Value::is_object);
+        let requires_approval = spec.is_some_and(|s| s.requires_approval) && arguments.is_some();
+        if requires_approval {
+            let owner = match self.services.sessions.get(&job.session_id).await {
+                Ok(Some(record)) => record.owner,
+                _ => None,
+            };
+            let pending = PendingCall {
+                session_id: job.session_id.clone(),
+                turn_id: turn_id.to_string(),
+                org_id: job.access.org_id.clone(),
+                tool: call.name.clone(),
+                owner,
+            };
+            if let Err(e) = self.services.approvals.open(&call_id, &pending).await {
+                return Err(format!(
+                    "the tool call could not be put up for approval: {}",
+                    e.kind
+                ));
+            }
+        }
+        let request = EventBody::ToolRequest {
+            turn_id: turn_id.to_string(),
+            call_id: call_id.clone(),
+            tool: call.name.clone(),
+            arguments: arguments
+                .clone()
+                .unwrap_or_else(|| Value::String(call.arguments.clone())),
+            requires_approval,
+        };
+        if let Err(e) = self.events.append(&job.stream, request).await {
+            return Err(format!("the tool call could not be recorded: {}", e.kind));
+        }
+        let outcome = match (spec, &arguments) {
+            (None, _) => ToolOutcome::failed(format!("there is no tool named {}", call.name)),
+            (Some(_), None) => ToolOutcome::failed("the arguments are not a JSON object"),
+            (Some(spec), Some(arguments)) => {
+                let decision = if requires_approval {
+                    self.services.approvals.wait(&call_id).await
+                } else {
+                    Decision::Approved
+                };
+                match decision {
+                    Decision::Approved => {
+                        let ctx = CallContext {
+                            access: &job.access,
+                            session_id: &job.session_id,
+                            turn_id,
+                            call_id: &call_id,
+                        };
+                        self.services.tools.run(spec, arguments, &ctx).await
+                    }
+                    Decision::Denied => ToolOutcome::failed("the user denied this tool call"),
+                    Decision::TimedOut => ToolOutcome::failed(
+                        "nobody approved this tool call in time, so it was denied",
+                    ),
+                }
+            }
+        };
+        self.metrics
+            .tool_calls
+            .with_label_values(&[if outcome.ok { "ok" } else { "failed" }])
+            .inc();
+        let result = EventBody::ToolResult {
+            turn_id: turn_id.to_string(),
+            call_id,
+            ok: outcome.ok,
+            output: Some(outcome.output.clone()),
+        };
+        if let Err(e) = self.events.append(&job.stream, result).await {
+            return Err(format!("the tool result could not be recorded: {}", e.kind));
+        }
+        Ok(outcome)
+    }
+}

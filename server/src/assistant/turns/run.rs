@@ -1,0 +1,167 @@
+//! One turn: `turn.start`, retrieval and the prompt, the model's rounds raced against
+//! cancel, deadline and drain, then `turn.end` and the assistant `message`.
+
+use std::time::Duration;
+
+use switchboard_protocol::{EventBody, Role, Source, TurnStatus, Usage};
+use tokio_util::sync::CancellationToken;
+
+use super::{TurnJob, Turns};
+use crate::agent::prompt;
+use crate::ids::new_id;
+
+/// History events read to find a turn's transcript (the retention caps it anyway).
+const TRANSCRIPT_EVENTS: usize = 10_000;
+/// How long a turn keeps retrying to record its end through a backplane outage.
+const END_PATIENCE: Duration = Duration::from_secs(30);
+
+impl Turns {
+    /// One turn: start, the model's rounds (deltas, tool calls), end, and the
+    /// assistant message when completed.
+    pub(super) async fn run(&self, job: TurnJob, turn_id: String, cancel: CancellationToken) {
+        let start = EventBody::TurnStart {
+            turn_id: turn_id.clone(),
+            reply_to: job.message_id.clone(),
+        };
+        if let Err(e) = self
+            .events
+            .append_patiently(&job.stream, start, END_PATIENCE)
+            .await
+        {
+            tracing::error!(session_id = %job.session_id, error = %e, "could not start a turn");
+            self.metrics.turns.with_label_values(&["failed"]).inc();
+            return;
+        }
+        let settings = self.services.settings.resolve(&job.access.org_id).await;
+        // Retrieval takes the asker's access context: only documents they may read
+        // can reach the prompt, the reply or `sources`.
+        let documents: Vec<_> = match self
+            .knowledge
+            .search(&job.question, &job.access, self.limits.prompt_documents)
+            .await
+        {
+            Ok(hits) => hits.into_iter().map(|h| h.document).collect(),
+            Err(e) => {
+                tracing::warn!(session_id = %job.session_id, error = %e, "knowledge search failed; answering without documents");
+                Vec::new()
+            }
+        };
+        let sources: Vec<Source> = documents
+            .iter()
+            .map(|d| Source {
+                doc_id: d.doc_id.clone(),
+                title: d.title.clone(),
+                uri: d.uri.clone(),
+            })
+            .collect();
+        let transcript = match self
+            .backplane
+            .read(&job.stream, None, TRANSCRIPT_EVENTS)
+            .await
+        {
+            Ok(replay) => prompt::transcript_before(&replay.events, &job.message_id),
+            Err(e) => {
+                tracing::warn!(session_id = %job.session_id, error = %e, "history unavailable; answering without the transcript");
+                Vec::new()
+            }
+        };
+        let messages = prompt::build(
+            &settings.system_prompt,
+            &documents,
+            &transcript,
+            self.limits.transcript_budget,
+            &job.question,
+        );
+        let mut progress = Progress::default();
+        let (status, error) = {
+            let conversation = self.converse(
+                &job,
+                &turn_id,
+                &settings,
+                messages,
+                documents,
+                &mut progress,
+            );
+            tokio::pin!(conversation);
+            let deadline = tokio::time::sleep(self.limits.deadline);
+            tokio::pin!(deadline);
+            let cancelled_elsewhere = self.cancelled_elsewhere(&turn_id);
+            tokio::pin!(cancelled_elsewhere);
+            // Whatever ends first drops the conversation, and with it the provider's
+            // stream and its upstream request, and any wait for a tool decision.
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => (TurnStatus::Cancelled, None),
+                () = &mut cancelled_elsewhere => (TurnStatus::Cancelled, None),
+                () = self.abort_all.cancelled() => (
+                    TurnStatus::Failed,
+                    Some("the gateway shut down before the reply was finished".to_string()),
+                ),
+                () = &mut deadline => (
+                    TurnStatus::Failed,
+                    Some(format!(
+                        "the reply took longer than the turn deadline of {}",
+                        humantime::format_duration(self.limits.deadline)
+                    )),
+                ),
+                outcome = &mut conversation => outcome,
+            }
+        };
+        let text = progress.text;
+        let end = EventBody::TurnEnd {
+            turn_id: turn_id.clone(),
+            status,
+            text: text.clone(),
+            usage: progress.usage,
+            sources: Some(sources),
+            error,
+        };
+        if let Err(e) = self
+            .events
+            .append_patiently(&job.stream, end, END_PATIENCE)
+            .await
+        {
+            tracing::error!(session_id = %job.session_id, %turn_id, error = %e, "could not record a turn's end");
+        }
+        if status == TurnStatus::Completed {
+            let message = EventBody::Message {
+                message_id: new_id("m"),
+                role: Role::Assistant,
+                text,
+                author: Some("assistant".into()),
+            };
+            if let Err(e) = self
+                .events
+                .append_patiently(&job.stream, message, END_PATIENCE)
+                .await
+            {
+                tracing::error!(session_id = %job.session_id, %turn_id, error = %e, "could not record the assistant message");
+            }
+        }
+        self.metrics
+            .turns
+            .with_label_values(&[status.as_str()])
+            .inc();
+    }
+}
+
+/// What a turn has produced so far; kept when it ends early.
+#[derive(Default)]
+pub(super) struct Progress {
+    pub(super) text: String,
+    usage: Option<Usage>,
+}
+
+impl Progress {
+    /// Usage adds up over the rounds of a turn that calls tools.
+    pub(super) fn add_usage(&mut self, usage: Usage) {
+        let total = self.usage.get_or_insert(Usage {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            total_tokens: 0,
+        });
+        total.prompt_tokens += usage.prompt_tokens;
+        total.completion_tokens += usage.completion_tokens;
+        total.total_tokens += usage.total_tokens;
+    }
+}

@@ -1,0 +1,36 @@
+//! Configuration of `switchboard serve`: every flag, each also settable through the
+//! `SWITCHBOARD_*` environment variable named in its help.
+//!
+//! Every limit is documented on its flag in one sentence: its default, and what a
+//! client sees when it is exceeded. A value that cannot work fails at boot with a
+//! message naming the flag and its environment variable.
+//!
+//! - [`serve`]: the flags ([`ServeConfig`]).
+//! - [`validate`]: what clap cannot check: relations between settings, the backplane URL.
+//! - [`values`]: the types of flag values (secrets, API keys, the backplane choice,
+//!   durations).
+
+mod serve;
+mod validate;
+mod values;
+
+pub use serve::ServeConfig;
+pub use validate::{ConfigError, parse_backplane};
+pub use values::{
+    ApiKey, BackplaneChoice, ModelProviderChoice, Secret, parse_duration, redact_url,
+};
+
+/// Parse `switchboard serve` flags alone, for tests of the configuration.
+#[cfg(test)]
+pub(crate) fn parse_serve(args: &[&str]) -> Result<ServeConfig, String> {
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+    let mut full = vec!["switchboard"];
+    full.extend_from_slice(args);
+    <Flags as clap::Parser>::try_parse_from(full)
+        .map(|f| f.serve)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,200 @@
+//! One stream's fan-out on this replica: a task holds the stream's backplane
+//! subscription, serializes each event **once** and hands the shared bytes to every
+//! local member's outbound queue without waiting. When the subscription ends (the hub
+//! fell behind, the backplane reconnected) the task subscribes again and fills the gap
+//! from history, so members never miss an event and never see one twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use switchboard_backplane::{Backoff, Backplane, Event, Seq, StreamName};
+use switchboard_protocol::EventFrame;
+use tokio::sync::watch;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::outbound::Outbound;
+use super::registry::ConnectionId;
+use crate::metrics::Metrics;
+
+/// Events read from history per backplane round trip (gap fills and replays).
+pub(super) const PAGE: usize = 256;
+/// Live events buffered for a member while its replay runs; more and it is treated
+/// as a slow consumer (it resumes with `after_seq`).
+const MAX_PENDING_EVENTS: usize = 8192;
+/// Resubscribe backoff bounds.
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+pub(super) enum MemberState {
+    /// Replay in progress: live events wait here.
+    Pending(Vec<(Seq, Utf8Bytes)>),
+    /// Live: events with `seq > after` go straight to the outbound queue.
+    Live { after: Seq },
+}
+
+pub(super) struct Member {
+    pub(super) outbound: Arc<Outbound>,
+    pub(super) state: MemberState,
+}
+
+pub(super) struct HubState {
+    pub(super) members: HashMap<ConnectionId, Member>,
+    /// The newest seq delivered to members; later duplicates (from a gap fill) are
+    /// dropped.
+    pub(super) last_delivered: Option<Seq>,
+    /// Every event up to here has reached the members: the stream's head when the
+    /// hub first subscribed, then each delivered seq.
+    pub(super) covered: Seq,
+}
+
+pub(super) struct HubShared {
+    pub(super) stream: StreamName,
+    state: Mutex<HubState>,
+    /// True once the first subscription is established.
+    pub(super) subscribed: watch::Sender<bool>,
+    metrics: Arc<Metrics>,
+}
+
+/// One stream's local fan-out.
+pub(super) struct Hub {
+    pub(super) shared: Arc<HubShared>,
+    _task: AbortOnDropHandle<()>,
+}
+
+impl Hub {
+    /// The hub of `stream`, with its task subscribing.
+    pub(super) fn start(
+        stream: &StreamName,
+        backplane: Arc<dyn Backplane>,
+        metrics: Arc<Metrics>,
+    ) -> Hub {
+        let (subscribed, _) = watch::channel(false);
+        let shared = Arc::new(HubShared {
+            stream: stream.clone(),
+            state: Mutex::new(HubState {
+                members: HashMap::new(),
+                last_delivered: None,
+                covered: 0,
+            }),
+            subscribed,
+            metrics,
+        });
+        let task = tokio::spawn(run_hub(shared.clone(), backplane));
+        Hub {
+            shared,
+            _task: AbortOnDropHandle::new(task),
+        }
+    }
+}
+
+impl HubShared {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hand one event to every member: serialized once, shared by all.
+    fn deliver(&self, event: &Event) {
+        let frame = Utf8Bytes::from(EventFrame::new(&self.stream, event).to_json());
+        let mut state = self.lock();
+        if state.last_delivered.is_some_and(|last| event.seq <= last) {
+            return;
+        }
+        state.last_delivered = Some(event.seq);
+        state.covered = state.covered.max(event.seq);
+        let mut delivered = 0;
+        for member in state.members.values_mut() {
+            match &mut member.state {
+                MemberState::Pending(buffer) => {
+                    if buffer.len() < MAX_PENDING_EVENTS {
+                        buffer.push((event.seq, frame.clone()));
+                    } else {
+                        member.outbound.overflowed();
+                    }
+                }
+                MemberState::Live { after } => {
+                    if event.seq > *after && member.outbound.enqueue(frame.clone()).is_ok() {
+                        delivered += 1;
+                    }
+                }
+            }
+        }
+        self.metrics.events_delivered.inc_by(delivered);
+    }
+}
+
+/// The hub task: subscribe, fill gaps, deliver; resubscribe with backoff whenever the
+/// subscription ends.
+async fn run_hub(shared: Arc<HubShared>, backplane: Arc<dyn Backplane>) {
+    let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
+    // The stream's head when the first subscription was made: the gap fill after a
+    // resubscribe starts here if nothing was delivered yet.
+    let mut floor: Option<Seq> = None;
+    loop {
+        let started = Instant::now();
+        let subscribed = backplane.subscribe(&shared.stream).await;
+        shared
+            .metrics
+            .observe_backplane("subscribe", started, &subscribed);
+        let mut subscription = match subscribed {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(stream = %shared.stream, error = %e, "subscribe failed; retrying");
+                backoff.wait().await;
+                continue;
+            }
+        };
+        let resume_from = shared.lock().last_delivered.or(floor);
+        match resume_from {
+            Some(after) => {
+                if let Err(e) = fill_gap(&shared, backplane.as_ref(), after).await {
+                    tracing::warn!(stream = %shared.stream, error = %e, "gap fill failed; resubscribing");
+                    backoff.wait().await;
+                    continue;
+                }
+            }
+            None => match backplane.read(&shared.stream, None, 0).await {
+                Ok(head) => {
+                    floor = Some(head.last_seq);
+                    let mut state = shared.lock();
+                    state.covered = state.covered.max(head.last_seq);
+                }
+                Err(e) => {
+                    tracing::warn!(stream = %shared.stream, error = %e, "reading the stream head failed; resubscribing");
+                    backoff.wait().await;
+                    continue;
+                }
+            },
+        }
+        backoff.reset();
+        shared.subscribed.send_replace(true);
+        loop {
+            match subscription.next().await {
+                Ok(event) => shared.deliver(&event),
+                Err(reason) => {
+                    tracing::warn!(stream = %shared.stream, ?reason, "subscription ended; resubscribing");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Deliver every retained event after `after` (a resubscribe may have missed them).
+async fn fill_gap(
+    shared: &HubShared,
+    backplane: &dyn Backplane,
+    mut after: Seq,
+) -> Result<(), switchboard_backplane::ReadError> {
+    loop {
+        let page = backplane.read(&shared.stream, Some(after), PAGE).await?;
+        for event in &page.events {
+            shared.deliver(event);
+            after = event.seq;
+        }
+        if page.events.len() < PAGE {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,425 @@
+//! Which local connections are members of which stream, and how a connection joins
+//! one: live only (user and org streams), or with a replay of history (sessions).
+//!
+//! A [`Hub`](super::hub) exists per stream while it has local members: the first member
+//! creates it and its one backplane subscription, the last one drops both. Creation
+//! and last-leave run under the map's entry lock, so a join can never land in a hub
+//! that is being removed.
+//!
+//! Joining with replay follows the seam rule of the backplane contract: the member is
+//! added as *pending* (the hub buffers live events for it), history is read and sent,
+//! then the buffer is flushed minus what the replay already delivered, and the member
+//! turns live.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use dashmap::DashMap;
+use switchboard_backplane::{Backplane, Replay, Seq, StreamName};
+use switchboard_protocol::EventFrame;
+
+use super::hub::{Hub, HubShared, Member, MemberState, PAGE};
+use super::outbound::Outbound;
+use crate::error::ClientError;
+use crate::metrics::Metrics;
+
+/// How long a join waits for the stream's first subscription.
+const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a replay waits for room in a member's outbound queue per frame.
+const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+
+/// A connection's identity inside this replica.
+pub type ConnectionId = u64;
+
+/// What a join reports before the replay, for `session.joined`.
+#[derive(Debug, Clone, Copy)]
+pub struct JoinInfo {
+    pub last_seq: Seq,
+    pub trimmed: bool,
+}
+
+/// Streams with local members, and their hubs.
+pub struct Registry {
+    hubs: DashMap<StreamName, Hub>,
+    backplane: Arc<dyn Backplane>,
+    metrics: Arc<Metrics>,
+}
+
+impl Registry {
+    pub fn new(backplane: Arc<dyn Backplane>, metrics: Arc<Metrics>) -> Registry {
+        Registry {
+            hubs: DashMap::new(),
+            backplane,
+            metrics,
+        }
+    }
+
+    /// Add `connection` to `stream`'s hub (creating it and its subscription if this is
+    /// the first local member), in `state`. Runs under the map's entry lock so a
+    /// concurrent last-leave cannot remove the hub in between.
+    fn add_member(
+        &self,
+        stream: &StreamName,
+        connection: ConnectionId,
+        outbound: Arc<Outbound>,
+        state: MemberState,
+    ) -> Arc<HubShared> {
+        let hub = self.hubs.entry(stream.clone()).or_insert_with(|| {
+            self.metrics.streams_subscribed.inc();
+            Hub::start(stream, self.backplane.clone(), self.metrics.clone())
+        });
+        hub.shared
+            .lock()
+            .members
+            .insert(connection, Member { outbound, state });
+        hub.shared.clone()
+    }
+
+    /// Join a stream live only (user and org streams: no replay in v1).
+    pub fn join_live(
+        &self,
+        stream: &StreamName,
+        connection: ConnectionId,
+        outbound: Arc<Outbound>,
+    ) {
+        self.add_member(stream, connection, outbound, MemberState::Live { after: 0 });
+    }
+
+    /// Wait until `stream`'s hub has its backplane subscription, for at most
+    /// [`SUBSCRIBE_PATIENCE`]; false if it has none by then, or no hub.
+    pub async fn wait_subscribed(&self, stream: &StreamName) -> bool {
+        let Some(mut subscribed) = self
+            .hubs
+            .get(stream)
+            .map(|hub| hub.shared.subscribed.subscribe())
+        else {
+            return false;
+        };
+        tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed.wait_for(|s| *s))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Join a stream with replay of history after `after`, then live, with no gap and
+    /// no duplicate. `joined` builds the frame that precedes the replay
+    /// (`session.joined`) from what the first history read found.
+    pub async fn join_with_replay(
+        &self,
+        stream: &StreamName,
+        connection: ConnectionId,
+        outbound: &Arc<Outbound>,
+        after: Option<Seq>,
+        joined: impl FnOnce(JoinInfo) -> Utf8Bytes,
+    ) -> Result<(), ClientError> {
+        let hub = self.add_member(
+            stream,
+            connection,
+            outbound.clone(),
+            MemberState::Pending(Vec::new()),
+        );
+        match self.replay(&hub, outbound, after, joined).await {
+            Ok(threshold) => {
+                let mut state = hub.lock();
+                if let Some(member) = state.members.get_mut(&connection)
+                    && let MemberState::Pending(buffer) =
+                        std::mem::replace(&mut member.state, MemberState::Live { after: threshold })
+                {
+                    for (seq, frame) in buffer {
+                        if seq > threshold && member.outbound.enqueue(frame).is_err() {
+                            break;
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.leave(stream, connection);
+                Err(e)
+            }
+        }
+    }
+
+    /// Send `joined` and the history after `after`; return the seq up to which the
+    /// replay covered the stream.
+    async fn replay(
+        &self,
+        hub: &HubShared,
+        outbound: &Arc<Outbound>,
+        after: Option<Seq>,
+        joined: impl FnOnce(JoinInfo) -> Utf8Bytes,
+    ) -> Result<Seq, ClientError> {
+        // Subscribe first (the hub does), then read: nothing can fall in between.
+        let mut subscribed = hub.subscribed.subscribe();
+        if tokio::time::timeout(SUBSCRIBE_PATIENCE, subscribed.wait_for(|s| *s))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            return Err(ClientError::new(
+                switchboard_protocol::ErrorCode::Unavailable,
+                "could not subscribe to the session on the backplane; retry in a moment",
+            ));
+        }
+        let mut cursor = after;
+        let mut joined = Some(joined);
+        loop {
+            let started = Instant::now();
+            let page: Result<Replay, _> = self.backplane.read(&hub.stream, cursor, PAGE).await;
+            self.metrics.observe_backplane("read", started, &page);
+            let page = page?;
+            if let Some(joined) = joined.take() {
+                let frame = joined(JoinInfo {
+                    last_seq: page.last_seq,
+                    trimmed: page.trimmed,
+                });
+                if outbound
+                    .enqueue_patiently(frame, REPLAY_PATIENCE)
+                    .await
+                    .is_err()
+                {
+                    return Err(closing());
+                }
+            }
+            for event in &page.events {
+                let frame = Utf8Bytes::from(EventFrame::new(&hub.stream, event).to_json());
+                if outbound
+                    .enqueue_patiently(frame, REPLAY_PATIENCE)
+                    .await
+                    .is_err()
+                {
+                    return Err(closing());
+                }
+                cursor = Some(event.seq);
+            }
+            if page.events.len() < PAGE {
+                // A short page holds everything retained up to its `last_seq`.
+                return Ok(page.last_seq.max(cursor.unwrap_or(0)));
+            }
+        }
+    }
+
+    /// Remove `connection` from `stream`; the last member drops the subscription.
+    pub fn leave(&self, stream: &StreamName, connection: ConnectionId) {
+        let removed = self.hubs.remove_if(stream, |_, hub| {
+            let mut state = hub.shared.lock();
+            state.members.remove(&connection);
+            state.members.is_empty()
+        });
+        if removed.is_some() {
+            self.metrics.streams_subscribed.dec();
+        }
+    }
+
+    /// Wait (up to `patience`) until every hub has handed its members every event
+    /// appended to its stream so far. Drain calls this after the last turn ends, so
+    /// the `goaway` that follows cannot overtake a turn's final events.
+    pub async fn settle(&self, patience: Duration) {
+        let deadline = tokio::time::Instant::now() + patience;
+        let hubs: Vec<Arc<HubShared>> = self.hubs.iter().map(|h| h.shared.clone()).collect();
+        for hub in hubs {
+            let Ok(head) = self.backplane.read(&hub.stream, None, 0).await else {
+                continue;
+            };
+            while hub.lock().covered < head.last_seq && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    /// Number of streams with local members.
+    pub fn stream_count(&self) -> usize {
+        self.hubs.len()
+    }
+}
+
+fn closing() -> ClientError {
+    ClientError::new(
+        switchboard_protocol::ErrorCode::Unavailable,
+        "the connection is closing",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+    use switchboard_backplane::{
+        AppendError, Event, MemoryBackplane, ReadError, RecordError, RecordKey, Retention,
+        SubscribeError, Subscription,
+    };
+    use switchboard_protocol::EventBody;
+
+    use super::*;
+    use crate::fanout::outbound::{OutboundReceiver, Outgoing};
+
+    /// A memory backplane that counts subscriptions.
+    struct Counting {
+        inner: MemoryBackplane,
+        subscribes: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Backplane for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
+            self.inner.append(s, b).await
+        }
+        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
+            self.subscribes.fetch_add(1, Ordering::SeqCst);
+            self.inner.subscribe(s).await
+        }
+        async fn read(
+            &self,
+            s: &StreamName,
+            a: Option<Seq>,
+            l: usize,
+        ) -> Result<Replay, ReadError> {
+            self.inner.read(s, a, l).await
+        }
+        async fn record_put(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<(), RecordError> {
+            self.inner.record_put(k, v, t).await
+        }
+        async fn record_create(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.inner.record_create(k, v, t).await
+        }
+        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+            self.inner.record_get(k).await
+        }
+        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
+            self.inner.record_delete(k).await
+        }
+        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+            self.inner.record_list(n).await
+        }
+        async fn ping(&self) -> Result<(), ReadError> {
+            self.inner.ping().await
+        }
+    }
+
+    fn setup() -> (Arc<Counting>, Registry) {
+        let backplane = Arc::new(Counting {
+            inner: MemoryBackplane::new(Retention::default()),
+            subscribes: AtomicUsize::new(0),
+        });
+        let registry = Registry::new(backplane.clone(), Arc::new(Metrics::new().unwrap()));
+        (backplane, registry)
+    }
+
+    fn delta(i: usize) -> EventBody {
+        EventBody::TurnDelta {
+            turn_id: "t".into(),
+            text: format!("{i} "),
+        }
+    }
+
+    async fn next_text(rx: &mut OutboundReceiver) -> Utf8Bytes {
+        match tokio::time::timeout(Duration::from_secs(10), rx.rx.recv()).await {
+            Ok(Some(Outgoing::Text(text))) => text,
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+
+    fn seq_of(frame: &Utf8Bytes) -> u64 {
+        let value: serde_json::Value = serde_json::from_str(frame.as_str()).unwrap();
+        value["seq"].as_u64().unwrap()
+    }
+
+    /// Three local members of one stream share one backplane subscription, and every
+    /// member receives the very same bytes for an event: it was serialized once.
+    #[tokio::test]
+    async fn one_subscription_per_stream_and_one_serialization_per_event() {
+        let (backplane, registry) = setup();
+        let stream = StreamName::session("s_1").unwrap();
+        let mut members = Vec::new();
+        for connection in 0..3 {
+            let (outbound, mut rx) = Outbound::new(1 << 20);
+            registry
+                .join_with_replay(&stream, connection, &outbound, None, |_| "joined".into())
+                .await
+                .unwrap();
+            assert_eq!(next_text(&mut rx).await.as_str(), "joined");
+            members.push((outbound, rx));
+        }
+        assert_eq!(backplane.subscribes.load(Ordering::SeqCst), 1);
+        assert_eq!(registry.stream_count(), 1);
+
+        backplane.append(&stream, delta(1)).await.unwrap();
+        let mut frames = Vec::new();
+        for (_, rx) in &mut members {
+            frames.push(next_text(rx).await);
+        }
+        assert_eq!(seq_of(&frames[0]), 1);
+        let first = frames[0].as_str().as_ptr();
+        assert!(
+            frames.iter().all(|f| f.as_str().as_ptr() == first),
+            "every member got the same allocation"
+        );
+
+        for connection in 0..3 {
+            registry.leave(&stream, connection);
+        }
+        assert_eq!(registry.stream_count(), 0, "the last leave drops the hub");
+    }
+
+    /// A member joining while events are being appended receives every event exactly
+    /// once, in order: replay and live meet with no gap and no duplicate.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn joining_during_appends_has_no_gap_and_no_duplicate() {
+        let (backplane, registry) = setup();
+        let registry = Arc::new(registry);
+        let stream = StreamName::session("s_2").unwrap();
+        // An existing member keeps the hub alive throughout.
+        let (keeper, _keeper_rx) = Outbound::new(1 << 24);
+        registry
+            .join_with_replay(&stream, 0, &keeper, None, |_| "joined".into())
+            .await
+            .unwrap();
+        const TOTAL: usize = 400;
+        let writer = {
+            let backplane = backplane.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                for i in 1..=TOTAL {
+                    backplane.append(&stream, delta(i)).await.unwrap();
+                    if i % 7 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        };
+        let mut joiners = Vec::new();
+        for connection in 1..=5 {
+            tokio::task::yield_now().await;
+            let (outbound, rx) = Outbound::new(1 << 24);
+            registry
+                .join_with_replay(&stream, connection, &outbound, None, |_| "joined".into())
+                .await
+                .unwrap();
+            joiners.push((outbound, rx));
+        }
+        writer.await.unwrap();
+        for (_, rx) in &mut joiners {
+            assert_eq!(next_text(rx).await.as_str(), "joined");
+            let mut seqs = Vec::new();
+            while seqs.last() != Some(&(TOTAL as u64)) {
+                seqs.push(seq_of(&next_text(rx).await));
+            }
+            let expected: Vec<u64> = (1..=TOTAL as u64).collect();
+            assert_eq!(seqs, expected);
+        }
+    }
+}

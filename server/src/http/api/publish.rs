@@ -1,0 +1,134 @@
+//! `POST /v1/publish`: an event from a backend into a session, a user's connections
+//! or an org's.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_backplane::StreamName;
+use switchboard_protocol::EventBody;
+use utoipa::ToSchema;
+
+use super::{check_len, refused, session_record};
+use crate::access::policy::{self, Target};
+use crate::error::ClientError;
+use crate::http::credentials::Authed;
+use crate::http::error::{ApiError, ApiJson, ErrorBody};
+use crate::ids::new_id;
+use crate::records::idempotency;
+use crate::state::AppState;
+
+/// Which stream an event goes to.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum PublishTarget {
+    /// A session: every member, on every replica, with replay.
+    Session(String),
+    /// Every connection of one user, within an org (live only).
+    User(String),
+    /// Every connection of an org (live only).
+    Org(String),
+}
+
+/// An event from a backend.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub target: PublishTarget,
+    /// The event's name, 1–128 characters, e.g. `order.shipped`.
+    pub name: String,
+    /// Any JSON.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Same key and target within 24 h: the first `seq`, nothing appended.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    /// The org of a `user` target (publisher keys only; default `--default-org`).
+    #[serde(default)]
+    pub org_id: Option<String>,
+}
+
+/// Where the event landed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublishResponse {
+    pub seq: u64,
+}
+
+fn bad_target(e: impl std::fmt::Display) -> ApiError {
+    ApiError(ClientError::bad_request(format!("target: {e}")))
+}
+
+/// Publish an `event` into a session, a user's connections or an org's.
+#[utoipa::path(post, path = "/v1/publish", request_body = PublishRequest,
+    responses((status = 202, body = PublishResponse), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 413, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn publish(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(request): ApiJson<PublishRequest>,
+) -> Result<(StatusCode, Json<PublishResponse>), ApiError> {
+    let publisher = policy::publisher(&caller).map_err(refused)?;
+    check_len("name", &request.name, 128)?;
+    if let Some(key) = &request.idempotency_key {
+        check_len("idempotency_key", key, 128)?;
+    }
+    let on_behalf_of = request.org_id.as_deref();
+    let stream = match &request.target {
+        PublishTarget::Session(session_id) => {
+            let record = session_record(&state, session_id).await?;
+            let org = record.as_ref().map(|r| r.org_id.as_str());
+            policy::publish(&publisher, on_behalf_of, Target::Session { org }).map_err(refused)?;
+            StreamName::session(session_id).map_err(bad_target)?
+        }
+        PublishTarget::User(user_id) => {
+            policy::publish(&publisher, on_behalf_of, Target::User).map_err(refused)?;
+            let org = match (&publisher.org, on_behalf_of) {
+                (Some(own), _) => own.clone(),
+                (None, given) => given
+                    .map(str::to_string)
+                    .unwrap_or_else(|| state.config.default_org.clone()),
+            };
+            StreamName::user_in_org(&org, user_id).map_err(bad_target)?
+        }
+        PublishTarget::Org(org) => {
+            policy::publish(&publisher, on_behalf_of, Target::Org { org }).map_err(refused)?;
+            StreamName::org(org).map_err(bad_target)?
+        }
+    };
+
+    let key = request
+        .idempotency_key
+        .as_ref()
+        .map(|k| idempotency::publish_key(&stream, k));
+    let publish_id = new_id("p");
+    if let Some(key) = &key
+        && let Some(earlier) =
+            idempotency::reserve(state.backplane.as_ref(), key, &publish_id).await?
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(PublishResponse {
+                seq: earlier.seq.unwrap_or(0),
+            }),
+        ));
+    }
+    let body = EventBody::Custom {
+        name: request.name,
+        data: request.data,
+        publisher: Some(publisher.name),
+    };
+    let appended = state.events.append(&stream, body).await;
+    if let Some(key) = &key {
+        let seq = appended.as_ref().ok().map(|e| e.seq);
+        idempotency::settle(state.backplane.as_ref(), key, &publish_id, seq).await?;
+    }
+    let event = appended.map_err(ClientError::from)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(PublishResponse { seq: event.seq }),
+    ))
+}

@@ -1,0 +1,43 @@
+//! The HTTP surface (docs/protocol.md §6): [`app`] builds the router for `main` and
+//! for tests alike.
+//!
+//! - [`ws`]: `GET /ws`, the WebSocket upgrade;
+//! - [`ops`]: `/health`, `/ready`, `/metrics`;
+//! - [`api`]: the `/v1` API for backends, operators and admins, and `/openapi.json`;
+//! - [`widget`]: `/widget.js` and the demo page `/`;
+//! - [`error`], [`credentials`], [`body_limit`]: what every route shares;
+//! - [`lingering_close`]: every accepted TCP connection reads its peer's unread input
+//!   before closing, so a refusal is not lost to a reset.
+
+pub mod api;
+pub mod body_limit;
+pub mod credentials;
+pub mod error;
+pub mod lingering_close;
+pub mod ops;
+pub mod widget;
+pub mod ws;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// The router with every route, over `state`.
+pub fn app(state: AppState) -> anyhow::Result<Router> {
+    Ok(Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(api::openapi::serve))
+        .merge(api::router(&state)?)
+        .merge(widget::router())
+        // The span names the path only: the query may hold `?token=`, which must never
+        // reach a log line, at any level.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {
+            tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state))
+}

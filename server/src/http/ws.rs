@@ -1,0 +1,92 @@
+//! `GET /ws`: everything HTTP can tell is read here, before the upgrade —
+//! credentials, peer, origin, limits and the connection permit — then the socket is
+//! handed to `connection::serve`.
+
+use std::net::SocketAddr;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
+
+use super::credentials::bearer;
+use super::error::json_error;
+use crate::connection::{self, Handshake};
+use crate::state::AppState;
+
+/// Bytes the WebSocket codec reads per socket read. The codec allocates this buffer
+/// up front, zero-fills it on its first read and keeps it for the connection's life,
+/// so every idle connection pays it in full: the library default (128 KiB) would
+/// dominate, and 2 KiB was a quarter of an idle connection (docs/benchmarks.md).
+/// Client frames are small JSON commands, most of them within one read; a larger one
+/// takes several. A frame over `--max-frame-bytes` is refused after its header, and
+/// the lingering close (`http::lingering_close`) reads the rest, so the peer still gets
+/// close 1009 rather than a reset.
+const READ_BUFFER_BYTES: usize = 256;
+/// Bytes the codec gathers before writing to the socket.
+const WRITE_BUFFER_BYTES: usize = 8 * 1024;
+
+#[derive(Deserialize)]
+pub struct WsQuery {
+    pub token: Option<String>,
+}
+
+/// Everything HTTP can tell is read here, before the upgrade: credentials, peer,
+/// limits and the connection permit.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<WsQuery>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let Ok(permit) = state.connection_limit.clone().try_acquire_owned() else {
+        return json_error(
+            ErrorCode::Unavailable,
+            "this replica holds its maximum number of connections; retry another replica or later",
+        );
+    };
+    if !origin_allowed(&state.config.ws_allowed_origins, &headers) {
+        return json_error(
+            ErrorCode::Forbidden,
+            "this page's origin may not open a WebSocket to this gateway (see --ws-allowed-origins)",
+        );
+    }
+    let token = query.token.or_else(|| bearer(&headers));
+    let access = state.auth.authenticate(token.as_deref()).await;
+    let max_frame = state.config.max_frame_bytes as usize;
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(
+            WRITE_BUFFER_BYTES + max_frame.max(state.config.outbound_queue_bytes as usize),
+        )
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            let tracker = state.tracker.clone();
+            let handshake = Handshake {
+                access,
+                peer: Some(peer),
+            };
+            tracker.track_future(connection::serve(sink, stream, state, handshake, permit))
+        })
+}
+
+/// Browsers always send `Origin` on a WebSocket upgrade; servers and CLIs usually do
+/// not, and they are not what an origin allowlist protects against.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    if allowed.is_empty() {
+        return true;
+    }
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(origin)) => allowed.iter().any(|a| a.trim_end_matches('/') == origin),
+        Some(Err(_)) => false,
+    }
+}

@@ -1,0 +1,64 @@
+//! Shared records: small values every replica reads and writes through the backplane
+//! (`Backplane::record_*`), in namespaces with an optional time to live.
+//!
+//! - [`sessions`]: session records (who owns a session, its key's hash).
+//! - [`idempotency`]: retried requests get the first attempt's answer.
+//! - [`namespace`]: every namespace the gateway writes, listed once.
+
+pub mod idempotency;
+pub mod sessions;
+
+/// Every records namespace of the gateway, in one list: two features can never share
+/// keys by accident, and an operator can see everything a deployment stores. The Redis
+/// and NATS layouts of records are in docs/backplanes.md.
+pub mod namespace {
+    /// `<session_id>` → a session record ([`super::sessions`]); lives
+    /// `--history-max-age`.
+    pub const SESSIONS: &str = "sessions";
+    /// `<session_id>/<client_message_id>` → the message a retried send answers with
+    /// ([`super::idempotency`]); lives 24 h.
+    pub const MESSAGE_IDS: &str = "message-ids";
+    /// `<stream>/<idempotency_key>` → the `seq` a retried publish answers with; 24 h.
+    pub const PUBLISH_KEYS: &str = "publish-keys";
+    /// `<session_id>` → the lease of the replica running the session's turn.
+    pub const TURN_LEASES: &str = "turn-leases";
+    /// `<turn_id>` → a `turn.cancel` made on another replica than the turn's.
+    pub const TURN_CANCELS: &str = "turn-cancels";
+    /// `<call_id>` → a tool call waiting for a decision.
+    pub const TOOL_CALLS: &str = "tool-calls";
+    /// `<call_id>` → the decision on a tool call (created once: the first one wins).
+    pub const TOOL_DECISIONS: &str = "tool-decisions";
+    /// `<org_id>` → an org's model settings (no expiry).
+    pub const MODEL_SETTINGS: &str = "model-settings";
+    /// `<org_id>/<doc_id>` → a knowledge-base document (no expiry).
+    pub const DOCUMENTS: &str = "documents";
+    /// `<org_id>` → the id of the org's latest document change (no expiry).
+    pub const DOCUMENT_VERSIONS: &str = "documents-version";
+
+    /// All of them.
+    pub const ALL: &[&str] = &[
+        SESSIONS,
+        MESSAGE_IDS,
+        PUBLISH_KEYS,
+        TURN_LEASES,
+        TURN_CANCELS,
+        TOOL_CALLS,
+        TOOL_DECISIONS,
+        MODEL_SETTINGS,
+        DOCUMENTS,
+        DOCUMENT_VERSIONS,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::namespace::ALL;
+
+    #[test]
+    fn namespaces_are_distinct() {
+        let mut names = ALL.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "{ALL:?}");
+    }
+}
