@@ -21,10 +21,11 @@
 //!   keys.
 //! - `shared.rs`: what every operation needs, and its bound (`Unavailable` while
 //!   disconnected, `Timeout` past the operation timeout).
-//! - `backplane.rs`: the [`Backplane`] methods, each handed to the module below.
+//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`, `live/`
+//!   or `records.rs`.
 //! - `history.rs`: `append` and `read`, and how [`Retention`] maps onto JetStream.
 //! - `live/`: live delivery: one NATS subscription per subscribed stream
-//!   ([`live::SubscriptionTable`]), putting republished messages back in order, and
+//!   (`SubscriptionTable`), putting republished messages back in order, and
 //!   every way a subscription ends.
 //! - `records.rs`: records in a KV bucket, their time to live, the sweep.
 //! - `error.rs`: [`ConnectError`], and how `async-nats` errors map onto [`ErrorKind`]s.

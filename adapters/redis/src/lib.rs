@@ -19,11 +19,12 @@
 //!   publishers run ([`append_script_source`]).
 //! - `command.rs`: running one command: its timeout, its failure as an [`ErrorKind`],
 //!   numbers to and from Redis.
-//! - `backplane.rs`: the [`Backplane`] methods, each handed to the module below.
+//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`, `live/`
+//!   or `records.rs`.
 //! - `history.rs`: `append`, `read` and a stream's head.
 //! - `records.rs`: records and their namespace index.
 //! - `live/`: live delivery: the one pub/sub connection, its dispatcher
-//!   ([`live::PubSubDispatcher`]), reference-counted SUBSCRIBE/UNSUBSCRIBE, reconnects.
+//!   (`PubSubDispatcher`), reference-counted SUBSCRIBE/UNSUBSCRIBE, reconnects.
 //! - `error.rs`: [`ConnectError`] and how `redis` errors map to [`ErrorKind`]s.
 //!
 //! [`Backplane`]: switchboard_backplane::Backplane
