@@ -36,13 +36,11 @@ use switchboard_backplane::{
     AppendError, ErrorKind, Event, EventBody, ReadError, Replay, Retention, Seq, StreamName,
 };
 
-use crate::Shared;
 use crate::layout::TS_HEADER;
+use crate::shared::{OpResult, Shared};
 
 /// JetStream's error code for "no message found".
 const NO_MESSAGE_FOUND: u64 = 10037;
-
-type OpResult<T> = Result<T, (ErrorKind, String)>;
 
 /// The most messages one fetch asks for.
 const MAX_FETCH: usize = 1024;
@@ -97,10 +95,7 @@ fn decode(subject: &str, seq: Seq, ts: u64, payload: &[u8]) -> Option<Arc<Event>
 
 /// The newest message of `subject`, from the stream leader (so a read sees every append
 /// that returned before it).
-pub(crate) async fn head(
-    events: &Stream<()>,
-    subject: &str,
-) -> Result<Option<StreamMessage>, (ErrorKind, String)> {
+pub(crate) async fn head(events: &Stream<()>, subject: &str) -> OpResult<Option<StreamMessage>> {
     match events.get_last_raw_message_by_subject(subject).await {
         Ok(message) => Ok(Some(message)),
         Err(err) if err.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),

@@ -1,6 +1,6 @@
 //! Every NATS name the backplane uses, in one place: the JetStream stream, its subjects,
 //! the live subjects it republishes to, the records bucket and how a record key becomes
-//! a KV key. The crate docs have the same layout as a table.
+//! a KV key. `docs/backplanes.md` has the same layout as a table.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

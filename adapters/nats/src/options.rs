@@ -35,7 +35,8 @@ pub struct NatsOptions {
     /// sharing one NATS account (stream `SWITCHBOARD_<prefix>`, subjects `<prefix>.…`,
     /// bucket `<prefix>_records`).
     pub prefix: String,
-    /// History kept per stream (see the crate docs for how it maps onto JetStream).
+    /// History kept per stream (`docs/backplanes.md`, "Retention", says how it maps onto
+    /// JetStream).
     pub retention: Retention,
     /// A `.creds` file (JWT + NKey seed), for operator-mode deployments. Default: none.
     pub creds_file: Option<PathBuf>,

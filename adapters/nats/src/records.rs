@@ -20,6 +20,7 @@
 //! (each replica, every [`NatsOptions::record_sweep_interval`](crate::NatsOptions)),
 //! purging each only up to its own revision so a concurrent write survives.
 
+use std::sync::Weak;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
@@ -27,11 +28,11 @@ use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::message::StreamMessage;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use switchboard_backplane::{ErrorKind, RecordError, RecordKey, now_ms};
+use switchboard_backplane::{Backoff, ErrorKind, RecordError, RecordKey, now_ms};
 
-use crate::Shared;
 use crate::error::{classify, is_wrong_last_sequence};
 use crate::layout::{EXPIRES_HEADER, KV_OPERATION_HEADER};
+use crate::shared::{OpResult, Shared};
 
 /// How many times a compare-and-set is retried when it keeps losing to other writers.
 const CAS_ATTEMPTS: usize = 16;
@@ -41,8 +42,6 @@ const MAX_FETCH: usize = 1024;
 
 /// How long an abandoned list consumer lives on the server.
 const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(30);
-
-type OpResult<T> = Result<T, (ErrorKind, String)>;
 
 fn record_error((kind, detail): (ErrorKind, String)) -> RecordError {
     RecordError::new(kind, detail)
@@ -310,6 +309,29 @@ pub(crate) async fn sweep(shared: &Shared) -> OpResult<usize> {
         purged += 1;
     }
     Ok(purged)
+}
+
+/// Sweep the records bucket every `interval` (±10%) while the backplane lives. The
+/// pace is a [`Backoff`] that never grows: 90% of the interval, lengthened by up to
+/// 2/9 of that, so the replicas' sweeps spread over 0.9–1.1 × the interval.
+pub(crate) fn spawn_sweeper(shared: Weak<Shared>, interval: Duration) {
+    let pause = interval.mul_f64(0.9);
+    let mut pace = Backoff::new(pause, pause).with_jitter(2.0 / 9.0);
+    tokio::spawn(async move {
+        loop {
+            pace.wait().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            match shared.run_inner(sweep(&shared)).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "nats backplane: swept records"),
+                Err((kind, detail)) => {
+                    tracing::debug!(%kind, detail, "nats backplane: record sweep failed, retrying later");
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Where things live in Redis: every key and channel name this crate (and a direct
-//! publisher) uses, built in one place so the table in the crate docs stays true.
+//! publisher) uses, built in one place so the table in `docs/backplanes.md` stays true.
 
 use switchboard_backplane::{RecordKey, StreamName};
 
@@ -37,7 +37,7 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The two keys and the channel of one stream (see the crate docs' layout table).
+/// The two keys and the channel of one stream (the layout table of `docs/backplanes.md`).
 ///
 /// The stream name sits in a `{…}` hash tag, so in a Redis Cluster both keys land in
 /// one slot and the append script (which touches both) stays legal.

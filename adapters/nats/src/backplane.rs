@@ -1,0 +1,81 @@
+//! The [`Backplane`] trait for [`NatsBackplane`], each method handed to the module that
+//! owns its concern (`history.rs`, `live/`, `records.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchboard_backplane::{
+    AppendError, Backplane, Event, EventBody, ReadError, RecordError, RecordKey, Replay, Seq,
+    StreamName, SubscribeError, Subscription,
+};
+
+use crate::{NatsBackplane, history, records};
+
+#[async_trait]
+impl Backplane for NatsBackplane {
+    fn name(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+    ) -> Result<Arc<Event>, AppendError> {
+        history::append(&self.shared, stream, body).await
+    }
+
+    async fn subscribe(&self, stream: &StreamName) -> Result<Subscription, SubscribeError> {
+        self.live.subscribe(stream).await
+    }
+
+    async fn read(
+        &self,
+        stream: &StreamName,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Replay, ReadError> {
+        history::read(&self.shared, stream, after, limit).await
+    }
+
+    async fn record_put(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), RecordError> {
+        records::put(&self.shared, key, value, ttl).await
+    }
+
+    async fn record_create(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        records::create(&self.shared, key, value, ttl).await
+    }
+
+    async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+        records::get(&self.shared, key).await
+    }
+
+    async fn record_delete(&self, key: &RecordKey) -> Result<bool, RecordError> {
+        records::delete(&self.shared, key).await
+    }
+
+    async fn record_list(&self, namespace: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+        records::list(&self.shared, namespace).await
+    }
+
+    /// Ready means JetStream answers for the events stream (one round trip).
+    async fn ping(&self) -> Result<(), ReadError> {
+        let shared = &self.shared;
+        shared
+            .run(async { shared.events.get_info().await.map(|_| ()) })
+            .await
+            .map_err(|(kind, detail)| ReadError::new(kind, detail))
+    }
+}

@@ -1,0 +1,95 @@
+//! The [`Backplane`] trait for [`RedisBackplane`], each method handed to the module
+//! that owns its concern (`history.rs`, `live/`, `records.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use switchboard_backplane::{
+    AppendError, Backplane, Event, EventBody, ReadError, RecordError, RecordKey, Replay, Seq,
+    StreamName, SubscribeError, Subscription,
+};
+
+use crate::RedisBackplane;
+
+#[async_trait]
+impl Backplane for RedisBackplane {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    /// One round trip: `EVALSHA` of the append script.
+    async fn append(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+    ) -> Result<Arc<Event>, AppendError> {
+        self.append_event(stream, body).await
+    }
+
+    /// Registers locally, SUBSCRIBEs the stream's channel if this replica is not yet
+    /// subscribed (waiting for Redis' confirmation), then reads the head (`HGET`) as
+    /// the floor below which nothing is delivered.
+    async fn subscribe(&self, stream: &StreamName) -> Result<Subscription, SubscribeError> {
+        let keys = self.stream_keys(stream);
+        self.pubsub
+            .subscribe(
+                &keys.live,
+                self.options.subscription_capacity,
+                self.head(&keys),
+            )
+            .await
+    }
+
+    /// One round trip: `EVALSHA` of the read script.
+    async fn read(
+        &self,
+        stream: &StreamName,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Replay, ReadError> {
+        self.read_history(stream, after, limit).await
+    }
+
+    async fn record_put(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), RecordError> {
+        self.store_record(key, value, ttl, false).await.map(|_| ())
+    }
+
+    async fn record_create(
+        &self,
+        key: &RecordKey,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        self.store_record(key, value, ttl, true).await
+    }
+
+    async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+        self.get_record(key).await
+    }
+
+    async fn record_delete(&self, key: &RecordKey) -> Result<bool, RecordError> {
+        self.delete_record(key).await
+    }
+
+    async fn record_list(&self, namespace: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+        self.list_records(namespace).await
+    }
+
+    async fn ping(&self) -> Result<(), ReadError> {
+        let mut con = self.commands.clone();
+        let _: String = self
+            .run("PING", async {
+                redis::cmd("PING").query_async(&mut con).await
+            })
+            .await
+            .map_err(|(kind, detail)| ReadError::new(kind, detail))?;
+        Ok(())
+    }
+}
