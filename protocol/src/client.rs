@@ -1,4 +1,4 @@
-//! Frames a client sends (section 3), and [`ClientFrame::parse`], the one way a text
+//! Frames a client sends (docs/protocol.md §3), and [`ClientFrame::parse`], the one way a text
 //! frame becomes a typed frame.
 
 use serde::{Deserialize, Serialize};

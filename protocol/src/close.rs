@@ -1,11 +1,12 @@
-//! Every error code and WebSocket close code of the protocol, in one file.
+//! Every error code and WebSocket close code of the protocol, in one file
+//! (docs/protocol.md §5.2, §5.4).
 //!
 //! # Close code ranges
 //!
 //! | code | meaning | should the client reconnect? |
 //! |---|---|---|
 //! | 1009 | a frame exceeded `max_frame_bytes` | yes, after fixing the frame |
-//! | 1011 | the server hit an internal error | yes, with backoff |
+//! | 1011 | the handshake could not be completed (the JWT keys cannot be fetched) | yes, with backoff |
 //! | 1012 | the replica is draining (after a `goaway` frame) | yes, at once, with `after_seq` |
 //! | 4008 | slow consumer: the outbound queue overflowed | yes, with `after_seq`: nothing is lost |
 //! | 4029 | too many bad or rate-limited frames in a row | yes, with backoff, and fix the client |
@@ -24,23 +25,27 @@ use serde::{Deserialize, Serialize};
 pub enum ErrorCode {
     /// Not JSON, an unknown `type`, or a missing or mistyped field.
     BadRequest,
-    /// The credentials did not verify; the connection closes with 4401.
+    /// The credentials did not verify: at the handshake the connection closes with 4401;
+    /// a refused `auth.refresh` leaves it open with its current token.
     Unauthorized,
     /// The token expired without an `auth.refresh`; the connection closes with 4401.
     TokenExpired,
     /// The principal may not do this.
     Forbidden,
-    /// No such session (or one the principal may not see: the two are indistinguishable).
+    /// No such session, turn, tool call or document, or one the principal may not see:
+    /// the two are indistinguishable.
     NotFound,
-    /// The request conflicts with the current state (e.g. a limit on joined sessions).
+    /// The request conflicts with the current state (e.g. a limit on joined sessions, a
+    /// tool call already decided).
     Conflict,
     /// A frame or a field is larger than the configured limit.
     TooLarge,
-    /// The connection sent frames faster than the configured rate.
+    /// Too fast: frames over the configured rate, or too many turns queued in a session.
     RateLimited,
     /// The server does not support this (e.g. a binary frame).
     Unsupported,
-    /// The backplane is unreachable; retry later.
+    /// The backplane is unreachable, the replica is draining, or the JWT keys cannot be
+    /// fetched; retry later (on another replica).
     Unavailable,
     /// A bug or an unexpected failure on the server.
     Internal,
@@ -92,7 +97,7 @@ impl std::fmt::Display for ErrorCode {
 pub enum CloseCode {
     /// 1009: a frame larger than `max_frame_bytes`.
     MessageTooBig,
-    /// 1011: an internal error made the connection unusable.
+    /// 1011: the handshake could not be completed (the JWT keys cannot be fetched).
     InternalError,
     /// 1012: the replica is draining; a `goaway` frame came first. Resume elsewhere.
     Draining,

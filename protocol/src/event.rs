@@ -1,4 +1,4 @@
-//! Session events (section 4): what a backplane stores and what every member receives.
+//! Session events (docs/protocol.md §4): what a backplane stores and what every member receives.
 
 use std::borrow::Cow;
 
@@ -152,7 +152,7 @@ pub struct Event {
 }
 
 /// An event as it travels on a socket: session events carry `session_id`, events of
-/// `user:` and `org:` streams carry `stream` instead (section 4).
+/// `user:` and `org:` streams carry `stream` instead (docs/protocol.md §4.7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[cfg_attr(

@@ -1,4 +1,4 @@
-//! Switchboard protocol v1: the wire types of `PROTOCOL.md`.
+//! Switchboard protocol v1: the wire types of `docs/protocol.md`.
 //!
 //! # Layout
 //!
@@ -9,7 +9,7 @@
 //! - [`event`]: session events (`message`, `turn.delta`, …), the stored [`Event`]
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
-//! - [`close`]: every error code and close code.
+//! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
 //! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
 //!   `docs/schemas/`.
 //!
@@ -30,7 +30,8 @@ pub use server::{Limits, Principal, ServerFrame, ServerReply};
 pub use stream::{StreamKind, StreamName, StreamNameError};
 
 /// A stream position, assigned by the backplane on append. Strictly increasing within
-/// a stream; not promised to be contiguous. `0` means "before the first event".
+/// a stream; not promised to be contiguous. `0` means "before the first event"
+/// (docs/protocol.md §1.2).
 pub type Seq = u64;
 
 /// The protocol version this crate speaks, as sent in `welcome.protocol`.
@@ -39,5 +40,5 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The WebSocket subprotocol a client may offer; the server selects it when offered.
 pub const SUBPROTOCOL: &str = "switchboard.v1";
 
-/// The longest `id` a client frame may carry.
+/// The longest `id` a client frame may carry (docs/protocol.md §3.1).
 pub const MAX_FRAME_ID_CHARS: usize = 64;

@@ -27,7 +27,7 @@ pub fn client_frame() -> Value {
     document::<ParsedFrame>(
         Contract::Deserialize,
         "Switchboard client frame",
-        "A text frame a client sends to the gateway (PROTOCOL.md section 3): one JSON \
+        "A text frame a client sends to the gateway (docs/protocol.md §3): one JSON \
          object with a `type` and, optionally, an `id` (at most 64 characters) that the \
          direct reply echoes as `re`. Unknown fields are ignored.",
     )
@@ -38,8 +38,8 @@ pub fn server_frame() -> Value {
     document::<ServerReply>(
         Contract::Serialize,
         "Switchboard server frame",
-        "A frame the gateway sends that is not a session event (PROTOCOL.md sections 2, \
-         3 and 5): `welcome`, the direct replies, `error` and `goaway`. A direct reply \
+        "A frame the gateway sends that is not a session event (docs/protocol.md §2.4, \
+         §3 and §5.1): `welcome`, the direct replies, `error` and `goaway`. A direct reply \
          carries `re`, the `id` of the client frame it answers.",
     )
 }
@@ -49,7 +49,7 @@ pub fn event_frame() -> Value {
     document::<EventFrame<'static>>(
         Contract::Serialize,
         "Switchboard event frame",
-        "An event as it reaches a member connection (PROTOCOL.md section 4): the event's \
+        "An event as it reaches a member connection (docs/protocol.md §4): the event's \
          `type` and fields, its `seq` and `ts`, and `session_id` for session events or \
          `stream` (`user:<id>`, `org:<id>`) for user and org events.",
     )
@@ -60,9 +60,10 @@ pub fn event() -> Value {
     document::<Event>(
         Contract::Deserialize,
         "Switchboard stored event",
-        "An event as a backplane stores it: the position the backplane assigned \
-         (`seq`, `ts` in milliseconds since the Unix epoch) and the event's `type` and \
-         fields inline. Its stream is the key it is stored under, not a field.",
+        "An event as a backplane stores it (docs/protocol.md §8.1): the position the \
+         backplane assigned (`seq`, `ts` in milliseconds since the Unix epoch) and the \
+         event's `type` and fields inline. Its stream is the key it is stored under, not \
+         a field.",
     )
 }
 
@@ -71,8 +72,8 @@ pub fn error_code() -> Value {
     document::<ErrorCode>(
         Contract::Deserialize,
         "Switchboard error code",
-        "The `code` of an `error` frame (PROTOCOL.md section 5) and of an HTTP error \
-         body.",
+        "The `code` of an `error` frame (docs/protocol.md §5.2) and of an HTTP error body \
+         (§6.10).",
     )
 }
 

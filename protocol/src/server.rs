@@ -19,7 +19,8 @@ pub struct Principal {
     pub anonymous: bool,
 }
 
-/// Limits announced in `welcome`, so a client can stay within them.
+/// Limits announced in `welcome`, so a client can stay within them (docs/protocol.md
+/// §2.4, §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Limits {

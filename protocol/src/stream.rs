@@ -1,4 +1,4 @@
-//! Stream names: `session:<id>`, `user:<id>`, `org:<id>`.
+//! Stream names: `session:<id>`, `user:<id>`, `org:<id>` (docs/protocol.md §1.1, §8.2).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -53,8 +53,8 @@ impl std::error::Error for StreamNameError {}
 pub const MAX_STREAM_ID_CHARS: usize = 256;
 
 impl StreamName {
-    /// A stream of `kind` with `id`. The id must be 1–128 characters of
-    /// `[A-Za-z0-9_.@-]` (`.` is excluded for NATS subjects, see [`StreamName::valid_id`]).
+    /// A stream of `kind` with `id`. The id must be 1 to [`MAX_STREAM_ID_CHARS`]
+    /// characters of `[A-Za-z0-9_@-]` (see [`StreamName::valid_id`]).
     pub fn new(kind: StreamKind, id: &str) -> Result<StreamName, StreamNameError> {
         if !Self::valid_id(id) {
             return Err(StreamNameError(format!(

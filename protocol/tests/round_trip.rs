@@ -1,5 +1,5 @@
 //! Every frame and event survives serialization and parsing unchanged, and looks on
-//! the wire the way PROTOCOL.md shows it.
+//! the wire the way docs/protocol.md shows it.
 
 mod samples;
 use samples::{every_client_frame, every_event_body, every_server_frame};
