@@ -5,10 +5,10 @@
 // through a provider callback. No DOM: the widget builds on it, and so can any other
 // front end (`import { SwitchboardClient } from '@switchboard/widget/client'`).
 //
-// The contract is PROTOCOL.md; close codes and what they mean for reconnecting are in
-// protocol/src/close.rs.
+// The contract is docs/protocol.md; close codes and what they mean for reconnecting are
+// in its §5.4 and in protocol/src/close.rs.
 
-/** Session event types (protocol section 4): they carry `seq` and are deduplicated. */
+/** Session event types (docs/protocol.md §4): they carry `seq` and are deduplicated. */
 const SESSION_EVENT_TYPES = new Set([
   'message',
   'turn.start',
@@ -19,7 +19,7 @@ const SESSION_EVENT_TYPES = new Set([
   'event',
 ]);
 
-/** Close codes the client acts on (protocol section 5). */
+/** Close codes the client acts on (docs/protocol.md §5.4). */
 export const CloseCodes = Object.freeze({
   NORMAL: 1000,
   TOO_BIG: 1009,
