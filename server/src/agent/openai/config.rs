@@ -31,7 +31,7 @@ pub(super) mod tests {
     use super::*;
 
     /// A config for unit tests: nothing listens at its base URL.
-    pub(in crate::agent::openai) fn config() -> OpenAiConfig {
+    pub(in super::super) fn config() -> OpenAiConfig {
         OpenAiConfig {
             base_url: "http://127.0.0.1:9/v1/".into(),
             api_key: None,

@@ -232,8 +232,8 @@ mod tests {
     use serde_json::json;
     use switchboard_protocol::Usage;
 
+    use super::super::config::tests::config;
     use super::*;
-    use crate::agent::openai::config::tests::config;
 
     fn content(text: &str) -> String {
         json!({"choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})

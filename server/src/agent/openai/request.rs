@@ -120,8 +120,8 @@ fn wire_tool(tool: &ToolDefinition) -> WireTool<'_> {
 mod tests {
     use serde_json::json;
 
+    use super::super::config::tests::config;
     use super::*;
-    use crate::agent::openai::config::tests::config;
     use crate::agent::{ModelOptions, ToolCall};
     use crate::auth::AccessContext;
 

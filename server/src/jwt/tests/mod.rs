@@ -17,14 +17,26 @@ mod keys;
 mod settings;
 mod verify;
 
-const RSA_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/rsa_private.pem");
-const RSA_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/rsa_public.pem");
-const RSA2_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/rsa2_private.pem");
-const RSA2_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/rsa2_public.pem");
-const EC_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/ec_private.pem");
-const EC_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/ec_public.pem");
-const ED_PRIVATE: &str = include_str!("../../../tests/fixtures/jwt/ed25519_private.pem");
-const ED_PUBLIC: &str = include_str!("../../../tests/fixtures/jwt/ed25519_public.pem");
+/// A key file of `server/tests/fixtures/jwt`, found from the crate root so the tests
+/// do not depend on where this module sits.
+macro_rules! fixture {
+    ($name:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/jwt/",
+            $name
+        ))
+    };
+}
+
+const RSA_PRIVATE: &str = fixture!("rsa_private.pem");
+const RSA_PUBLIC: &str = fixture!("rsa_public.pem");
+const RSA2_PRIVATE: &str = fixture!("rsa2_private.pem");
+const RSA2_PUBLIC: &str = fixture!("rsa2_public.pem");
+const EC_PRIVATE: &str = fixture!("ec_private.pem");
+const EC_PUBLIC: &str = fixture!("ec_public.pem");
+const ED_PRIVATE: &str = fixture!("ed25519_private.pem");
+const ED_PUBLIC: &str = fixture!("ed25519_public.pem");
 
 const SECRET: &str = "test-secret-that-must-never-leak-0123456789abcdef";
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use super::super::JwtConfigError;
 use super::*;
-use crate::jwt::JwtConfigError;
 
 #[test]
 fn verifier_can_be_shared_across_tasks() {
