@@ -22,12 +22,14 @@
 //! 6. [`connection::writer`] writes the queue to the socket, in batches.
 //!
 //! Meanwhile the intake queued a turn: [`assistant::turns`] runs it (retrieval from
-//! [`assistant::knowledge`] with the asker's access context, a model from [`agent`],
-//! tools after [`assistant::approvals`]) and appends its events by the same path.
+//! [`assistant::knowledge`] with the asker's access context, a reply from
+//! [`assistant::model`], tools after [`assistant::approvals`]) and appends its events
+//! by the same path.
 //!
 //! # Layout
 //!
-//! Lower layers never import higher ones (`tests/layers.rs` checks it):
+//! Lower layers never import higher ones, and no file outgrows 600 lines
+//! (`server/tests/layers.rs` checks both):
 //!
 //! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`]: what everything
 //!   shares — client errors with protocol codes, ids, Prometheus metrics, the
@@ -35,18 +37,18 @@
 //! - [`backplane`]: connects the configured backplane;
 //! - [`records`]: shared records — sessions, idempotency keys, and the list of every
 //!   record namespace;
-//! - [`access`] (and [`jwt`]): who a caller is, and **every permission decision**;
+//! - [`access`]: who a caller is (tokens, API keys, JWT verification), and **every
+//!   permission decision**;
 //! - [`fanout`]: the event path — append, one subscription per stream, the bounded
 //!   queue per connection;
-//! - [`assistant`] (and [`agent`]): accepting messages, turns, knowledge, tools,
-//!   approvals, per-org settings; the model providers and the prompt;
+//! - [`assistant`]: accepting messages, turns, the model providers and the prompt,
+//!   knowledge, tools, approvals, per-org settings;
 //! - [`state`]: everything above, wired together once;
 //! - [`connection`]: one WebSocket — reader, commands, writer, heartbeats;
 //! - [`http`]: the router — `/ws`, the `/v1` API, operations, the widget;
 //! - [`cli`]: the command line — `serve`, `publish`.
 
 pub mod access;
-pub mod agent;
 pub mod assistant;
 pub mod backplane;
 pub mod cli;
@@ -56,7 +58,6 @@ pub mod error;
 pub mod fanout;
 pub mod http;
 pub mod ids;
-pub mod jwt;
 pub mod metrics;
 pub mod records;
 pub mod shutdown;

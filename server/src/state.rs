@@ -10,10 +10,12 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::access::Authenticator;
-use crate::agent::{ModelOptions, ModelProvider, OfflineAgent, OpenAiConfig, OpenAiProvider};
 use crate::assistant::approvals::Approvals;
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
+use crate::assistant::model::{
+    ModelOptions, ModelProvider, OfflineAgent, OpenAiConfig, OpenAiProvider,
+};
 use crate::assistant::settings::{ModelDefaults, ModelSettingsStore};
 use crate::assistant::tools::{self, ToolRunner};
 use crate::assistant::turns::{TurnLimits, TurnServices, Turns};

@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 use switchboard_protocol::{ErrorCode, Principal};
 
 use super::AccessContext;
+use crate::access::jwt::{JwtSettings, JwtVerifier, TokenError};
 use crate::config::{ApiKey, ServeConfig};
 use crate::error::ClientError;
-use crate::jwt::{JwtSettings, JwtVerifier, TokenError};
 
 /// A verified caller and when its credentials stop being valid.
 #[derive(Debug, Clone)]
@@ -58,13 +58,13 @@ impl Authenticator {
             public_key_pem: config
                 .jwt_public_key_file
                 .as_deref()
-                .map(|p| read(p, crate::jwt::SETTING_PUBLIC_KEY_FILE))
+                .map(|p| read(p, crate::access::jwt::SETTING_PUBLIC_KEY_FILE))
                 .transpose()?,
             public_key_algorithm: config.jwt_algorithm.clone(),
             jwks_json: config
                 .jwks_file
                 .as_deref()
-                .map(|p| read(p, crate::jwt::SETTING_JWKS_FILE))
+                .map(|p| read(p, crate::access::jwt::SETTING_JWKS_FILE))
                 .transpose()?,
             jwks_url: config.jwks_url.clone(),
             issuer: config.jwt_issuer.clone(),

@@ -6,10 +6,10 @@
 //! - [`policy`]: **every permission decision** of the gateway — join, send, cancel,
 //!   decide a tool call, refresh, publish, post an operator message, read history,
 //!   administer an org — in one module, as one table.
-//!
-//! JWT verification itself is `crate::jwt`.
+//! - [`jwt`]: verifying tokens (HS256, RS256, ES256, EdDSA, JWKS).
 
 pub mod auth;
+pub mod jwt;
 pub mod policy;
 
 pub use auth::{Authenticated, Authenticator, Caller};

@@ -3,16 +3,19 @@
 //! - [`intake`]: accepting a message — the one place a `message.send` becomes a
 //!   `message` event and a queued turn.
 //! - [`turns`]: agent turns, one at a time per session, owned by the session.
+//! - [`model`]: who writes replies — the `ModelProvider` trait, the offline agent, the
+//!   OpenAI-compatible client — and the prompt.
 //! - [`knowledge`]: documents, who may read them (docs/protocol.md §7), and search.
 //! - [`tools`]: tools the model may call, and the client that runs them.
 //! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
 //! - [`settings`]: per-org model, system prompt and tools.
 //!
-//! The model providers and the prompt are `crate::agent`.
+//! The model providers and the prompt are `crate::assistant::model`.
 
 pub mod approvals;
 pub mod intake;
 pub mod knowledge;
+pub mod model;
 pub mod settings;
 pub mod tools;
 pub mod turns;

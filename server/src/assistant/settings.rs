@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use switchboard_backplane::{Backplane, RecordKey};
 use utoipa::ToSchema;
 
-use crate::agent::ModelOptions;
-use crate::agent::prompt::DEFAULT_SYSTEM_PROMPT;
+use crate::assistant::model::ModelOptions;
+use crate::assistant::model::prompt::DEFAULT_SYSTEM_PROMPT;
 use crate::assistant::tools::{self, ToolSpec};
 use crate::error::ClientError;
 use crate::records::namespace::MODEL_SETTINGS;

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::access::AccessContext;
-use crate::agent::ToolDefinition;
+use crate::assistant::model::ToolDefinition;
 use crate::config::Secret;
 
 /// The header that carries the signed identity.

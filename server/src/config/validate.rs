@@ -53,8 +53,9 @@ impl ServeConfig {
                 flag: "--default-org",
                 env: "SWITCHBOARD_DEFAULT_ORG",
                 reason: format!(
-                    "'{}' is not a valid org id: use 1 to 128 characters of A-Z, a-z, 0-9, '_', '-'",
-                    self.default_org
+                    "'{}' is not a valid org id: use 1 to {} characters of A-Z, a-z, 0-9, '_', '-'",
+                    self.default_org,
+                    switchboard_protocol::stream::MAX_STREAM_ID_CHARS
                 ),
             });
         }

@@ -15,8 +15,10 @@ use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::outbound::Outbound;
-use super::registry::ConnectionId;
 use crate::metrics::Metrics;
+
+/// A connection's identity inside this replica.
+pub type ConnectionId = u64;
 
 /// Events read from history per backplane round trip (gap fills and replays).
 pub(super) const PAGE: usize = 256;

@@ -16,5 +16,6 @@ pub mod outbound;
 pub mod registry;
 
 pub use events::Events;
+pub use hub::ConnectionId;
 pub use outbound::Outbound;
-pub use registry::{ConnectionId, JoinInfo, Registry};
+pub use registry::{JoinInfo, Registry};

@@ -19,7 +19,7 @@ use dashmap::DashMap;
 use switchboard_backplane::{Backplane, Replay, Seq, StreamName};
 use switchboard_protocol::EventFrame;
 
-use super::hub::{Hub, HubShared, Member, MemberState, PAGE};
+use super::hub::{ConnectionId, Hub, HubShared, Member, MemberState, PAGE};
 use super::outbound::Outbound;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
@@ -28,9 +28,6 @@ use crate::metrics::Metrics;
 const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a replay waits for room in a member's outbound queue per frame.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
-
-/// A connection's identity inside this replica.
-pub type ConnectionId = u64;
 
 /// What a join reports before the replay, for `session.joined`.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
-//! The knowledge base the agent answers from, and who may read what (protocol
-//! section 7).
+//! The knowledge base the agent answers from, searched only within what the asker may
+//! read (docs/protocol.md §7; the rule itself is `access::policy::read_document`).
 //!
 //! # Where documents live
 //!

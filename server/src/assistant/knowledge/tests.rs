@@ -84,7 +84,7 @@ fn visibility_follows_section_seven() {
     assert!(user.visible_to(&member) && !user.visible_to(&supporter));
 }
 
-/// The section 7 matrix, through `search`: every document mentions "handbook".
+/// The visibility matrix of docs/protocol.md §7.1, through `search`: every document mentions "handbook".
 #[tokio::test]
 async fn search_follows_the_acl_matrix() {
     let kb = kb();

@@ -2,6 +2,7 @@
 //! for the admin who sent the document.
 
 use switchboard_protocol::StreamName;
+use switchboard_protocol::stream::MAX_STREAM_ID_CHARS;
 
 use super::{Document, KnowledgeError};
 
@@ -41,10 +42,9 @@ pub fn org_id(org_id: &str) -> Result<(), KnowledgeError> {
     if StreamName::valid_id(org_id) {
         Ok(())
     } else {
-        Err(invalid(
-            "org_id must be a valid id: 1 to 128 characters of A-Z, a-z, 0-9, '_', '-', '@'"
-                .to_string(),
-        ))
+        Err(invalid(format!(
+            "org_id must be a valid id: 1 to {MAX_STREAM_ID_CHARS} characters of A-Z, a-z, 0-9, '_', '-', '@'"
+        )))
     }
 }
 

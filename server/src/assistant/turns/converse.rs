@@ -7,9 +7,9 @@ use switchboard_protocol::{EventBody, TurnStatus};
 
 use super::run::Progress;
 use super::{TurnJob, Turns};
-use crate::agent::{ChatMessage, ChatRole, ModelChunk, ToolCall, TurnRequest};
 use crate::assistant::approvals::{Decision, PendingCall};
 use crate::assistant::knowledge::Document;
+use crate::assistant::model::{ChatMessage, ChatRole, ModelChunk, ToolCall, TurnRequest};
 use crate::assistant::settings::ResolvedSettings;
 use crate::assistant::tools::{CallContext, ToolOutcome, ToolSpec};
 use crate::ids::new_id;

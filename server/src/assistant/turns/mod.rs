@@ -26,9 +26,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::access::AccessContext;
-use crate::agent::ModelProvider;
 use crate::assistant::approvals::Approvals;
 use crate::assistant::knowledge::KnowledgeBase;
+use crate::assistant::model::ModelProvider;
 use crate::assistant::settings::ModelSettingsStore;
 use crate::assistant::tools::ToolRunner;
 use crate::error::ClientError;
@@ -236,7 +236,7 @@ mod tests {
     use switchboard_protocol::EventBody;
 
     use super::*;
-    use crate::agent::OfflineAgent;
+    use crate::assistant::model::OfflineAgent;
     use crate::assistant::settings::ModelDefaults;
 
     fn replica(backplane: &Arc<dyn Backplane>) -> Arc<Turns> {

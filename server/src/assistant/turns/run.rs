@@ -7,7 +7,7 @@ use switchboard_protocol::{EventBody, Role, Source, TurnStatus, Usage};
 use tokio_util::sync::CancellationToken;
 
 use super::{TurnJob, Turns};
-use crate::agent::prompt;
+use crate::assistant::model::prompt;
 use crate::ids::new_id;
 
 /// History events read to find a turn's transcript (the retention caps it anyway).

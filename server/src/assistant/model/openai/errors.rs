@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::agent::ModelError;
+use crate::assistant::model::ModelError;
 
 /// How much of an HTTP error body is read, and how much of it reaches the user.
 const ERROR_BODY_READ_LIMIT: usize = 16 * 1024;

@@ -1,8 +1,8 @@
 //! The prompt a model gets: the system prompt with the documents the asker may read,
 //! the session's recent transcript within a token budget, then the question.
 //!
-//! Documents arrive already filtered by the asker's access context (protocol section
-//! 7), so nothing here can put a document the asker may not read into a prompt.
+//! Documents arrive already filtered by the asker's access context (docs/protocol.md
+//! §7.2), so nothing here can put a document the asker may not read into a prompt.
 
 use switchboard_protocol::{Event, EventBody, Role};
 

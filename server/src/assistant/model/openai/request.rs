@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::config::OpenAiConfig;
-use crate::agent::{ChatMessage, ChatRole, ToolDefinition, TurnRequest};
+use crate::assistant::model::{ChatMessage, ChatRole, ToolDefinition, TurnRequest};
 
 #[derive(Debug, Serialize)]
 pub(super) struct ChatCompletionRequest<'a> {
@@ -122,8 +122,8 @@ mod tests {
 
     use super::super::config::tests::config;
     use super::*;
-    use crate::agent::{ModelOptions, ToolCall};
-    use crate::auth::AccessContext;
+    use crate::access::AccessContext;
+    use crate::assistant::model::{ModelOptions, ToolCall};
 
     fn turn_request(messages: Vec<ChatMessage>, tools: Vec<ToolDefinition>) -> TurnRequest {
         TurnRequest {

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use switchboard_protocol::Usage;
 
 use super::errors::{error_message, malformed, truncate_chars};
-use crate::agent::{ModelError, ToolCall};
+use crate::assistant::model::{ModelError, ToolCall};
 
 /// How much of a malformed `data:` line an error quotes.
 const MALFORMED_QUOTE_CHARS: usize = 80;

@@ -16,7 +16,7 @@ use super::errors::{
 };
 use super::reader::ReplyReader;
 use super::request::request_body;
-use crate::agent::{ModelChunk, ModelError, ModelProvider, TurnRequest};
+use crate::assistant::model::{ModelChunk, ModelError, ModelProvider, TurnRequest};
 
 /// The longest pause between two attempts, before jitter.
 const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(30);

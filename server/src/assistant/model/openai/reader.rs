@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::chunk::ChunkDecoder;
 use super::config::OpenAiConfig;
 use super::errors::{idle_error, malformed};
-use crate::agent::{ModelChunk, ModelError};
+use crate::assistant::model::{ModelChunk, ModelError};
 
 /// After `[DONE]`, how long to wait for the body's end so the connection can be
 /// reused (a TLS handshake per turn costs more than this).
