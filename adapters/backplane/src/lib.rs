@@ -30,6 +30,7 @@
 //! Every implementation must pass every function of [`conformance`].
 
 pub mod backoff;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod memory;

@@ -7,20 +7,18 @@
 //! runs in a child process of this same test binary, started with `SSL_CERT_FILE`
 //! pointing at the test CA.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
-
-mod support;
-
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::RedisServer;
 use switchboard_backplane::{Backplane, EventBody, Retention, StreamName};
 use switchboard_redis::{ConnectError, RedisBackplane};
+use switchboard_testkit::RedisServer;
 
 const URL_VAR: &str = "SWITCHBOARD_TLS_TEST_URL";
+
+/// The name of [`tls_client`] in this test binary, for `--exact`.
+const TLS_CLIENT: &str = "tls::tls_client";
 
 /// A CA and a server certificate for 127.0.0.1 / localhost, as PEM files in `dir`:
 /// `ca.pem`, `server.pem`, `server.key`.
@@ -53,12 +51,7 @@ async fn rediss_urls_connect_over_tls() {
     let dir = std::env::temp_dir().join(format!("switchboard-redis-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     make_certificates(&dir);
-    let tls_port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
+    let tls_port = switchboard_testkit::free_port().to_string();
     let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
     let server = RedisServer::start_with_args(&[
         "--tls-port",
@@ -92,7 +85,7 @@ async fn rediss_urls_connect_over_tls() {
 
     // With it (in a child process, see the module docs) everything works over TLS.
     let output = Command::new(std::env::current_exe().unwrap())
-        .args(["tls_client", "--exact", "--ignored", "--nocapture"])
+        .args([TLS_CLIENT, "--exact", "--ignored", "--nocapture"])
         .env("SSL_CERT_FILE", path("ca.pem"))
         .env(URL_VAR, &url)
         .output()

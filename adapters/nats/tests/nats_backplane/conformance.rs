@@ -5,15 +5,15 @@
 //! share a stream, a subject or a bucket. `make_replicas` returns separate clients
 //! (separate connections) on one prefix, as separate gateway replicas hold.
 
-mod support;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use support::{NatsServer, unique_prefix};
 use switchboard_backplane::conformance::BackplaneFactory;
 use switchboard_backplane::{Backplane, Retention};
 use switchboard_nats::{NatsBackplane, NatsOptions};
+use switchboard_testkit::NatsServer;
+
+use crate::support::unique_prefix;
 
 struct Nats {
     server: NatsServer,

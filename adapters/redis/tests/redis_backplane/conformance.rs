@@ -1,16 +1,14 @@
 //! The conformance suite, run against a real Redis started by the test itself.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
-
-mod support;
-
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use support::{RedisServer, unique_prefix};
 use switchboard_backplane::conformance::BackplaneFactory;
 use switchboard_backplane::{Backplane, Retention};
 use switchboard_redis::RedisBackplane;
+use switchboard_testkit::RedisServer;
+
+use crate::support::unique_prefix;
 
 /// One `redis-server` per test (they start in milliseconds, and a per-test server is
 /// killed when the test ends, pass or fail); every `make` gets a fresh key prefix, so

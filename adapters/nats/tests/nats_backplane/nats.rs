@@ -2,17 +2,14 @@
 //! booting (errors, credentials, concurrent replicas), the layout on the server, direct
 //! publishers, unsubscribing, and sweeping records.
 
-// Test code: a failed step should stop the test loudly, helpers included.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use support::{NatsServer, unique_prefix};
 use switchboard_backplane::{Backplane, EventBody, RecordKey, Retention, StreamName};
 use switchboard_nats::{ConnectError, ConnectErrorKind, NatsBackplane, NatsOptions};
+use switchboard_testkit::NatsServer;
+
+use crate::support::unique_prefix;
 
 fn roomy() -> Retention {
     Retention {

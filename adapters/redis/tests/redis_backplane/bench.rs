@@ -2,7 +2,7 @@
 //! they do not check); run them with
 //!
 //! ```text
-//! cargo test -p switchboard-redis --release --test bench -- --ignored --nocapture --test-threads=1
+//! cargo test -p switchboard-redis --release --test redis_backplane -- bench:: --ignored --nocapture --test-threads=1
 //! ```
 //!
 //! `subscribe_per_channel_versus_psubscribe`: `REPLICAS` replicas share `STREAMS`
@@ -15,14 +15,10 @@
 //! from 8 concurrent writers to one stream, the delay from `append` to a subscriber on
 //! another replica, and reads of 100 events.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
-
-mod support;
-
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use support::RedisServer;
+use switchboard_testkit::RedisServer;
 
 const STREAMS: usize = 1000;
 const REPLICAS: usize = 10;
@@ -169,7 +165,7 @@ async fn append_read_and_live_latency() {
 
     const APPENDS: usize = 10_000;
     let server = RedisServer::start();
-    let prefix = support::unique_prefix("bench");
+    let prefix = crate::support::unique_prefix("bench");
     let writer = Arc::new(
         RedisBackplane::connect(&server.url(), &prefix, Retention::default())
             .await

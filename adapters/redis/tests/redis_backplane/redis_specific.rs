@@ -2,19 +2,17 @@
 //! Redis subscription per stream per replica, direct publishers, and the seq counter's
 //! behaviour when Redis forgets it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
-
-mod support;
-
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use redis::AsyncCommands;
-use support::{RedisServer, eventually, unique_prefix};
 use switchboard_backplane::{Backplane, EventBody, RecordKey, Retention, StreamName};
 use switchboard_redis::{RedisBackplane, StreamKeys, append_script_sha1, append_script_source};
+use switchboard_testkit::{RedisServer, eventually};
+
+use crate::support::unique_prefix;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -171,7 +169,7 @@ async fn one_redis_subscription_per_stream_per_replica() {
     subs.clear();
     eventually(WAIT, "unsubscribe after the last drop", || {
         let (mut con, channel) = (con.clone(), channel.clone());
-        async move { (numsub(&mut con, &channel).await == 0).then_some(()) }
+        async move { numsub(&mut con, &channel).await == 0 }
     })
     .await;
     assert_eq!(bp.subscribed_streams(), 0);

@@ -1,20 +1,17 @@
 //! A NATS outage at run time: the server is killed (SIGKILL) while events flow and
 //! restarted on the same port and store directory.
 
-// Test code: a failed step should stop the test loudly, helpers included.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::{NatsServer, unique_prefix};
 use switchboard_backplane::{
     Backplane, ErrorKind, EventBody, RecordKey, Retention, Seq, StreamName, SubscriptionEnded,
 };
 use switchboard_nats::{NatsBackplane, NatsOptions};
+use switchboard_testkit::{NatsServer, eventually};
+
+use crate::support::unique_prefix;
 
 /// Bound on the whole test.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,25 +28,6 @@ fn roomy() -> Retention {
         max_events: 100_000,
         max_age: Duration::from_secs(3600),
     }
-}
-
-/// Polls `probe` every 50 ms until it returns `Some`, failing after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let polling = async {
-        loop {
-            if let Some(found) = probe().await {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-    tokio::time::timeout(within, polling)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
 }
 
 /// While the server is down every operation fails fast as `Unavailable`, live
@@ -141,7 +119,7 @@ async fn outage() {
     // It recovers by itself: appends succeed again, with no call to reconnect.
     let after_restart = eventually(Duration::from_secs(20), "appends after restart", || {
         let (bp, s) = (bp.clone(), s.clone());
-        async move { bp.append(&s, delta(999_999)).await.ok() }
+        async move { bp.append(&s, delta(999_999)).await }
     })
     .await;
     let recovered_in = restarted.elapsed();

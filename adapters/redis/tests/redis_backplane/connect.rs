@@ -1,16 +1,14 @@
 //! `connect` fails loud and fast at boot on every misconfiguration, and never prints
 //! the password.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers fail loudly
-
-mod support;
-
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::{RedisServer, unique_prefix};
 use switchboard_backplane::{Backplane, ErrorKind, Retention};
 use switchboard_redis::{ConnectError, RedisBackplane};
+use switchboard_testkit::RedisServer;
+
+use crate::support::unique_prefix;
 
 const SECRET: &str = "hunter2-very-secret";
 
