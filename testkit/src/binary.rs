@@ -55,7 +55,7 @@ mod tests {
         };
         let text = error.to_string();
         assert!(
-            text.contains("no-such-server is not installed")
+            text.contains("no-such-server was not found")
                 && text.contains("./scripts/test")
                 && text.contains("apt-get install no-such-package"),
             "{text}"

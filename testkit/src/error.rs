@@ -3,8 +3,8 @@
 /// A process that could not be started, or that did not become ready.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The binary is not installed where it was looked for.
-    #[error("{name} is not installed (looked at {looked}): {hint}")]
+    /// The binary is nowhere it was looked for.
+    #[error("{name} was not found (looked at {looked}): {hint}")]
     Missing {
         name: &'static str,
         /// The places looked at, in order.

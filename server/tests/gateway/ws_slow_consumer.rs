@@ -1,7 +1,4 @@
 //! Slow consumers are cut off with 4008 instead of growing the gateway's memory.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,10 +8,11 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use support::client::Ws;
-use support::{Client, Gateway, RawClient, RawEvent, WAIT, is_event, metric_sum, ty};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::client::Ws;
+use crate::support::{Client, Gateway, RawClient, RawEvent, WAIT, is_event, metric_sum, ty};
 
 /// Large messages, so 64 MiB take few turns (each message queues one turn).
 const TEXT_CHARS: usize = 32000;
@@ -177,7 +175,10 @@ async fn slow_consumer() {
         let (peak, stop, pid) = (peak.clone(), stop.clone(), gw.pid());
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                peak.fetch_max(support::gateway::rss_kib_of(pid), Ordering::Relaxed);
+                peak.fetch_max(
+                    switchboard_testkit::gateway::rss_kib_of(pid),
+                    Ordering::Relaxed,
+                );
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })

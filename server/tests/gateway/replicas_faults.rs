@@ -1,11 +1,9 @@
 //! Faults with several gateways over one real backplane: the backplane server dies and
-//! comes back, and a replica is drained (SIGTERM) mid-turn. Acknowledged events are never
-//! lost or doubled, and clients resume with `after_seq` (PROTOCOL §3, §5, §6).
+//! comes back, and a replica is drained (SIGTERM) mid-turn. Acknowledged events are
+//! never lost or doubled, and clients resume with `after_seq`
+//! (docs/protocol.md §3, §5, §6).
 //!
 //! Each test runs over Redis and over NATS (`…::redis`, `…::nats`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,13 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::http::{ADMIN_SECRET, Api, PUBLISHER_SECRET, publish_body};
-use support::knowledge::{REFUND_QUESTION, UNMATCHED_QUESTION};
-use support::replicas::{Backing, Backplane, backed_tests, replica, session_events, wait_ready};
-use support::{
+use tokio::sync::mpsc;
+
+use crate::support::http::{ADMIN_SECRET, Api, PUBLISHER_SECRET, publish_body};
+use crate::support::knowledge::{REFUND_QUESTION, UNMATCHED_QUESTION};
+use crate::support::replicas::{
+    Backing, Backplane, backed_tests, replica, session_events, wait_ready,
+};
+use crate::support::{
     Client, Gateway, WAIT, assert_strictly_increasing, is_assistant_message, seq, summary, ty,
 };
-use tokio::sync::mpsc;
 
 backed_tests! {
     /// The backplane server killed and restarted while publishes stream in and a turn

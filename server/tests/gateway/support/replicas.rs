@@ -9,9 +9,9 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchboard_testkit::{NatsServer, RedisServer, ServerProcess, eventually};
 
 use super::http::{ADMIN_KEYS, PUBLISHER_KEYS};
-use super::server_process::ServerProcess;
 use super::{Gateway, is_event, knowledge, run_to_exit};
 
 /// Which backplane a test runs over.
@@ -21,14 +21,16 @@ pub enum Backing {
     Nats,
 }
 
-/// A running backplane server.
+/// A running backplane server: Redis with strict persistence, or NATS with JetStream's
+/// file store, so a `stop()` (SIGKILL) and `restart()` keeps every write the server
+/// acknowledged.
 pub struct Backplane(ServerProcess);
 
 impl Backplane {
     pub fn start(backing: Backing) -> Backplane {
         Backplane(match backing {
-            Backing::Redis => super::redis_server::start(),
-            Backing::Nats => super::nats_server::start(),
+            Backing::Redis => RedisServer::start_persistent().into(),
+            Backing::Nats => NatsServer::start().into(),
         })
     }
 
@@ -79,25 +81,21 @@ pub fn replica_with(backplane: &Backplane, server_id: &str, extra: &[&str]) -> G
     Gateway::start(&args)
 }
 
-/// Poll `GET /ready` every 20 ms until it answers `status`, at most `within`; return the
-/// body. Panics with the last answer when the deadline passes.
+/// Poll `GET /ready` until it answers `status`, at most `within`; return the body.
+/// Panics with the last answer when the deadline passes.
 pub async fn wait_ready(gw: &Gateway, status: u16, within: Duration) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
+    let what = format!("/ready of {} answering {status}", gw.addr());
+    eventually(within, &what, || async {
         let resp = gw.get("/ready").await;
         let got = resp.status().as_u16();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
         if got == status {
-            return body;
+            Ok(body)
+        } else {
+            Err(format!("{got} {body}"))
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/ready of {} did not answer {status} within {within:?}; last: {got} {body}\nlog:\n{}",
-            gw.addr(),
-            gw.log_tail(20)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await
 }
 
 /// `switchboard publish --backplane URL --session ID --name NAME --data JSON` as a

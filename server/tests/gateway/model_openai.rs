@@ -1,14 +1,15 @@
 //! The OpenAI-compatible model client, end to end: a real gateway streaming from a
 //! fake upstream (`support::upstream`) that speaks the chat-completions SSE format.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::upstream::{self, Reply, SseEvent, StreamEnd, Upstream, content_chunk, role_chunk};
-use support::{Client, Gateway, is_assistant_message, ty};
+
+use crate::support;
+use crate::support::upstream::{
+    self, Reply, SseEvent, StreamEnd, Upstream, content_chunk, role_chunk,
+};
+use crate::support::{Client, Gateway, is_assistant_message, ty};
 
 /// The API key the gateways send; it must never show in an error.
 const API_KEY: &str = "sk-test-0123456789-never-shown";

@@ -1,12 +1,11 @@
-//! The HTTP operations surface and the command line (PROTOCOL §6).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! The HTTP operations surface and the command line (docs/protocol.md §6).
 
 use std::process::Output;
 use std::time::Duration;
 
-use support::{Client, Gateway, metric_sum, run_to_exit};
+use switchboard_testkit::eventually;
+
+use crate::support::{Client, Gateway, metric_sum, run_to_exit};
 
 const FLAGS: &[&str] = &[
     "--bind",
@@ -54,23 +53,26 @@ async fn metrics_expose_connections_frames_events_turns_and_disconnects() {
     let mut refused = Client::connect_raw(&format!("{}?token=bad", gw.ws_url())).await;
     assert_eq!(refused.expect_close().await.0, 4401);
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     // The refused connection is counted (and gone from the gauge) once the gateway has
     // finished with it: poll for that.
-    let metrics = loop {
+    let settled = "the 4401 close counted and one connection left";
+    let metrics = eventually(Duration::from_secs(5), settled, || async {
         let metrics = gw.metrics().await;
-        let counted = metric_sum(
+        let refused = metric_sum(
             &metrics,
             "switchboard_disconnects_total",
             Some("code=\"4401\""),
-        )
-        .is_some_and(|v| v >= 1.0);
-        let one_left = metric_sum(&metrics, "switchboard_connections", None) == Some(1.0);
-        if (counted && one_left) || tokio::time::Instant::now() > deadline {
-            break metrics;
+        );
+        let connections = metric_sum(&metrics, "switchboard_connections", None);
+        if refused.is_some_and(|v| v >= 1.0) && connections == Some(1.0) {
+            Ok(metrics)
+        } else {
+            Err(format!(
+                "4401 closes {refused:?}, connections {connections:?}"
+            ))
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let resp = gw.get("/metrics").await;
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
     assert!(
@@ -252,7 +254,7 @@ async fn other_invalid_settings_are_rejected_naming_the_setting() {
         "knowledge-file",
     )
     .await;
-    let bad_json = support::gateway::temp_path("bad-knowledge", "json");
+    let bad_json = switchboard_testkit::temp_path("bad-knowledge", "json");
     std::fs::write(&bad_json, "{not json").unwrap();
     assert_config_rejected(
         &["--knowledge-file", bad_json.to_str().unwrap()],

@@ -357,11 +357,6 @@ impl Client {
         self.backlog.len()
     }
 
-    /// Close the WebSocket politely (best effort).
-    pub async fn close(mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.ws.close(None)).await;
-    }
-
     /// The raw halves, for tests that must read and write concurrently.
     pub fn into_split(self) -> (SplitSink<Ws, Message>, SplitStream<Ws>) {
         assert!(

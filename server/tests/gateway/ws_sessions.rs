@@ -1,15 +1,14 @@
-//! Sessions, messages and turns over the WebSocket (PROTOCOL §2–§4).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! Sessions, messages and turns over the WebSocket (docs/protocol.md §2–§4).
 
 use serde_json::{Value, json};
-use support::knowledge::{self, REFUND_DOC_ID, REFUND_QUESTION, REFUND_TITLE, REFUND_URI};
-use support::{
-    Client, Gateway, assert_strictly_increasing, events_of, is_assistant_message, is_event, seq, ty,
-};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::support;
+use crate::support::knowledge::{self, REFUND_DOC_ID, REFUND_QUESTION, REFUND_TITLE, REFUND_URI};
+use crate::support::{
+    Client, Gateway, assert_strictly_increasing, events_of, is_assistant_message, is_event, seq, ty,
+};
 
 /// A gateway with the standard knowledge file and a fast offline agent.
 fn fast_gateway(extra: &[&str]) -> Gateway {

@@ -1,15 +1,14 @@
 //! Trying to cross tenants: sessions, history, publishing and user/org streams of one
-//! org must be invisible and unreachable from another (PROTOCOL §3, docs/http-api.md).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! org must be invisible and unreachable from another (docs/protocol.md §3,
+//! docs/http-api.md).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_SECRET};
-use support::jwt::{Claims, HS_ARGS, connect};
-use support::{Client, Gateway, ty};
+
+use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_SECRET};
+use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::{Client, Gateway, ty};
 
 /// A session id that exists nowhere.
 const MISSING: &str = "s_00000000000000000000000000000000";

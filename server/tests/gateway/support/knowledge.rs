@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::gateway::temp_path;
+use switchboard_testkit::temp_path;
 
 /// A long public document: asking [`REFUND_QUESTION`] gives a long turn (many deltas).
 pub const REFUND_DOC_ID: &str = "kb-refunds";

@@ -233,8 +233,10 @@ pub fn tool_call_reply(id: &str, name: &str, fragments: &[&str]) -> Reply {
     Reply::chunks(chunks)
 }
 
-/// One request the upstream received.
+/// One request the upstream received. Failure messages show all of it (`Debug`), the
+/// method and raw body included, though no test reads those two directly.
 #[derive(Debug, Clone)]
+#[allow(dead_code)]
 pub struct RecordedRequest {
     pub method: Method,
     /// e.g. `/v1/chat/completions`
@@ -297,10 +299,6 @@ impl Upstream {
     /// `http://127.0.0.1:PORT/v1`, the value for `--model-base-url`.
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// Queue the answer to the next request that finds the queue empty of earlier

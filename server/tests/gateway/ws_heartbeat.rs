@@ -1,13 +1,11 @@
 //! Heartbeats: the server pings every `--heartbeat` and closes with 4000 a peer that
 //! sends nothing, not even a pong, for `--heartbeat-timeout`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
-use support::{Client, Gateway, RawClient, RawEvent};
 use tokio::time::Instant;
+
+use crate::support::{Client, Gateway, RawClient, RawEvent};
 
 const ARGS: &[&str] = &["--heartbeat", "200ms", "--heartbeat-timeout", "1s"];
 

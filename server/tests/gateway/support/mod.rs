@@ -1,25 +1,25 @@
-//! Test harness for Switchboard's integration tests (EXAMPLES item 14).
+//! What the gateway tests share. Processes (Redis, NATS, the gateway itself) and
+//! bounded waits come from `switchboard_testkit`; this module adds what only gateway
+//! tests need.
 //!
-//! - [`Gateway`]: a real `switchboard serve` process on port 0, killed on `Drop`.
+//! - [`Gateway`]: the kit's gateway process, started from the binary cargo built for
+//!   these tests, with the HTTP calls tests make on it.
 //! - [`Client`]: a WebSocket client that speaks JSON frames; every wait is bounded by
 //!   `tokio::time::timeout` and panics with a clear message when it runs out.
+//!   [`RawClient`]: a hand-written one that can misbehave.
+//! - [`http`], [`jwt`]: the `/v1` API with its keys, and tokens.
 //! - [`knowledge`]: knowledge files for the offline agent.
-//! - [`upstream`]: a fake OpenAI-compatible model server, scripted per request.
-//!
-//! Each test binary compiles this module on its own and uses a part of it, hence
-//! `dead_code` is allowed here.
-#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+//! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
+//!   backend, scripted per request.
+//! - [`replicas`]: several gateways over one real backplane.
 
 pub mod client;
 pub mod gateway;
 pub mod http;
 pub mod jwt;
 pub mod knowledge;
-pub mod nats_server;
 pub mod raw;
-pub mod redis_server;
 pub mod replicas;
-pub mod server_process;
 pub mod tool_backend;
 pub mod upstream;
 
@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-pub use client::{Client, Incoming, Session};
+pub use client::Client;
 pub use gateway::{Gateway, run_to_exit};
 pub use raw::{RawClient, RawEvent};
 

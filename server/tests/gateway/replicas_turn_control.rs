@@ -1,18 +1,16 @@
 //! Controlling a turn from another replica: the turn runs where its message was
 //! accepted, but a member on any replica may approve its tool call (`tool.decide`) or
 //! stop it (`turn.cancel`). Each test runs over Redis and over NATS.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
 use serde_json::json;
-use support::gateway::temp_path;
-use support::replicas::{Backing, Backplane, backed_tests, replica_with};
-use support::tool_backend::ToolBackend;
-use support::upstream::{Reply, StreamEnd, Upstream, content_chunk, tool_call_reply};
-use support::{Client, Gateway, is_assistant_message, ty};
+use switchboard_testkit::temp_path;
+
+use crate::support::replicas::{Backing, Backplane, backed_tests, replica_with};
+use crate::support::tool_backend::ToolBackend;
+use crate::support::upstream::{Reply, StreamEnd, Upstream, content_chunk, tool_call_reply};
+use crate::support::{Client, Gateway, is_assistant_message, ty};
 
 const TOOL_KEY: &str = "tool-signing-key-0123456789abcdefghijklmnop";
 

@@ -1,14 +1,13 @@
 //! Who may read what: documents ingested through the admin API reach a reply or its
-//! `sources` only when the asker may read them (PROTOCOL §7), and the admin API keeps
-//! each org's documents to itself (docs/http-api.md).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! `sources` only when the asker may read them (docs/protocol.md §7), and the admin API
+//! keeps each org's documents to itself (docs/http-api.md).
 
 use serde_json::{Value, json};
-use support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, doc_ids};
-use support::jwt::{Claims, HS_ARGS, connect};
-use support::{Client, Gateway, is_assistant_message, ty};
+
+use crate::support;
+use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, doc_ids};
+use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::{Client, Gateway, is_assistant_message, ty};
 
 /// HS256 JWTs, the admin key, and a fast offline agent; no knowledge file.
 fn gateway() -> Gateway {

@@ -1,17 +1,16 @@
 //! Trying to get past the WebSocket handshake with tokens that must not verify, and
 //! the lifetime of a verified token on a connection (docs/http-api.md, "JWT").
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use support::jwt::{
+
+use crate::support;
+use crate::support::jwt::{
     self, Claims, HS_ARGS, JwksServer, RSA_PUBLIC, RSA_PUBLIC_PATH, RSA2_PUBLIC, assert_principal,
     assert_token_refused, connect, connect_bearer, connect_eventually,
 };
-use support::{Client, Gateway, ty};
+use crate::support::{Client, Gateway, ty};
 
 const ISSUER: &str = "https://idp.test";
 const AUDIENCE: &str = "switchboard-tests";

@@ -17,10 +17,10 @@ use super::{Client, Gateway, WAIT, ty};
 /// The HS256 secret of the test gateways (`--jwt-hs256-secret`).
 pub const SECRET: &str = "access-tests-hs256-secret-0123456789abcdefghijkl";
 
-pub const RSA_PRIVATE: &str = include_str!("../fixtures/jwt/rsa_private.pem");
-pub const RSA_PUBLIC: &str = include_str!("../fixtures/jwt/rsa_public.pem");
-pub const RSA2_PRIVATE: &str = include_str!("../fixtures/jwt/rsa2_private.pem");
-pub const RSA2_PUBLIC: &str = include_str!("../fixtures/jwt/rsa2_public.pem");
+pub const RSA_PRIVATE: &str = include_str!("../../fixtures/jwt/rsa_private.pem");
+pub const RSA_PUBLIC: &str = include_str!("../../fixtures/jwt/rsa_public.pem");
+pub const RSA2_PRIVATE: &str = include_str!("../../fixtures/jwt/rsa2_private.pem");
+pub const RSA2_PUBLIC: &str = include_str!("../../fixtures/jwt/rsa2_public.pem");
 
 /// The path of the RSA public key fixture, for `--jwt-public-key-file`.
 pub const RSA_PUBLIC_PATH: &str = concat!(
@@ -328,6 +328,6 @@ pub async fn connect_eventually(gw: &Gateway, token: &str) -> (Client, usize) {
             tokio::time::Instant::now() < deadline,
             "the token was still refused after {refused} attempts within {WAIT:?}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(switchboard_testkit::POLL).await;
     }
 }

@@ -1,22 +1,21 @@
 //! The `/v1` publisher API and browser checks, attacked and exercised from outside
 //! (docs/http-api.md: credentials, `POST /v1/publish`, operator messages, history,
 //! `--ws-allowed-origins`, `--cors-origins`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::http::{
-    ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_NAME, PUBLISHER_SECRET,
-};
-use support::jwt::{Claims, HS_ARGS, connect};
-use support::{Client, Gateway, events_of, is_assistant_message, is_event, seq, ty};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::support;
+use crate::support::http::{
+    ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_NAME, PUBLISHER_SECRET,
+};
+use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::{Client, Gateway, events_of, is_assistant_message, is_event, seq, ty};
 
 /// HS256 JWTs, a publisher key, an admin key, publish bodies of at most 1 KiB and a
 /// fast offline agent.

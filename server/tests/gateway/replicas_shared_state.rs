@@ -1,16 +1,14 @@
 //! Shared state lives in the backplane: what one replica stores, every other replica
-//! sees at once (issue: "a document ingested through replica A is searchable through
-//! replica B at once, and a session created on A can be joined on B").
+//! sees at once: a document ingested through replica A is searchable through replica B
+//! at once, and a session created on A can be joined on B.
 //!
 //! Each test runs over Redis and over NATS (`…::redis`, `…::nats`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use serde_json::{Value, json};
-use support::http::{ADMIN_SECRET, Api};
-use support::replicas::{Backing, Backplane, backed_tests, replica};
-use support::{Client, ty};
+
+use crate::support::http::{ADMIN_SECRET, Api};
+use crate::support::replicas::{Backing, Backplane, backed_tests, replica};
+use crate::support::{Client, ty};
 
 backed_tests! {
     /// A document ingested through replica A's admin API is cited at once by a turn on

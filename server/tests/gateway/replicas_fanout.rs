@@ -1,22 +1,22 @@
 //! Several gateways over one real backplane: every socket of a session sees the same
-//! events whichever replica it is on, wherever the events come from (PROTOCOL §1
-//! "Replica", §4, §8), and a client can move between replicas mid-turn.
+//! events whichever replica it is on, wherever the events come from
+//! (docs/protocol.md §1 "Replica", §4, §8), and a client can move between replicas
+//! mid-turn.
 //!
 //! Each test runs over Redis and over NATS (`…::redis`, `…::nats`).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
 
 use std::collections::BTreeSet;
 
 use serde_json::{Value, json};
-use support::http::{Api, PUBLISHER_NAME, publish_body};
-use support::jwt::{Claims, HS_ARGS, connect};
-use support::knowledge::REFUND_QUESTION;
-use support::replicas::{
+
+use crate::support;
+use crate::support::http::{Api, PUBLISHER_NAME, publish_body};
+use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::knowledge::REFUND_QUESTION;
+use crate::support::replicas::{
     Backing, Backplane, backed_tests, publish_cli, replica, replica_with, session_events,
 };
-use support::{Client, assert_strictly_increasing, is_assistant_message, seq, summary, ty};
+use crate::support::{Client, assert_strictly_increasing, is_assistant_message, seq, summary, ty};
 
 backed_tests! {
     /// A socket on replica A and one on replica B of the same session receive identical

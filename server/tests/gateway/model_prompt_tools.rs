@@ -1,20 +1,19 @@
-//! What the model is given and what it may do (issue 6, points 2, 4 and 5), against a
-//! local OpenAI-compatible upstream: the prompt carries the documents the asker may
-//! read and never another, `sources` name exactly those; per-org settings reach the
-//! upstream; tools run only when approved, by whom, as whom.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! What the model is given and what it may do, against a local OpenAI-compatible
+//! upstream: the prompt carries the documents the asker may read and never another,
+//! `sources` name exactly those; per-org settings reach the upstream; tools run only
+//! when approved, by whom, as whom.
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::gateway::temp_path;
-use support::http::{ADMIN_KEYS, ADMIN_SECRET, Api};
-use support::jwt::{Claims, HS_ARGS, connect};
-use support::tool_backend::ToolBackend;
-use support::upstream::{Reply, Upstream, tool_call_reply};
-use support::{Client, Gateway, is_assistant_message, ty};
+use switchboard_testkit::temp_path;
+
+use crate::support;
+use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api};
+use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::tool_backend::ToolBackend;
+use crate::support::upstream::{Reply, Upstream, tool_call_reply};
+use crate::support::{Client, Gateway, is_assistant_message, ty};
 
 /// Signs the identity token tool endpoints get.
 const TOOL_KEY: &str = "tool-signing-key-0123456789abcdefghijklmnop";

@@ -1,13 +1,12 @@
-//! Draining on SIGTERM (protocol-decisions "Draining").
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! Draining on SIGTERM (docs/protocol.md §9).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::knowledge::{self, REFUND_QUESTION};
-use support::{Client, Gateway, is_assistant_message, seq, ty};
+
+use crate::support;
+use crate::support::knowledge::{self, REFUND_QUESTION};
+use crate::support::{Client, Gateway, is_assistant_message, seq, ty};
 
 fn assert_goaway_then_1012(frames: &[Value], code: u16, who: &str) {
     let last = frames

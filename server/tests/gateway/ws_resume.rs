@@ -1,11 +1,11 @@
-//! Resuming a session after a disconnect: `session.join` with `after_seq` (PROTOCOL §3).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! Resuming a session after a disconnect: `session.join` with `after_seq`
+//! (docs/protocol.md §3).
 
 use serde_json::{Value, json};
-use support::knowledge::{self, REFUND_QUESTION, UNMATCHED_QUESTION};
-use support::{
+
+use crate::support;
+use crate::support::knowledge::{self, REFUND_QUESTION, UNMATCHED_QUESTION};
+use crate::support::{
     Client, Gateway, assert_strictly_increasing, events_of, is_assistant_message, seq, ty,
 };
 

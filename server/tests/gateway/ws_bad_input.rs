@@ -1,15 +1,14 @@
-//! Bad input, limits and credentials (PROTOCOL §5, protocol-decisions "Bad input").
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod support;
+//! Bad input, limits and credentials (docs/protocol.md §5).
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Client, Gateway, RawClient, RawEvent, ty};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::support;
+use crate::support::{Client, Gateway, RawClient, RawEvent, ty};
 
 /// Send `text`, expect an `error` with `code` (and `re` when given), then prove the
 /// connection survived with a ping round trip.
@@ -298,7 +297,8 @@ async fn frames_over_the_rate_are_refused_with_rate_limited() {
          the first rate_limited error was {:?}",
         limited.first()
     );
-    // Still open: once the rate allows it again, a ping is served.
+    // Still open: once the rate allows it again, a ping is served. Asked every 250 ms,
+    // below the 5/s rate, so the asking itself cannot keep the connection limited.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let reply = client.request("ping", Value::Null).await;

@@ -54,10 +54,6 @@ impl ToolBackend {
         format!("http://{}/tools/{name}", self.addr)
     }
 
-    pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
     pub fn hits(&self) -> Vec<ToolHit> {
         self.hits.lock().unwrap().clone()
     }
