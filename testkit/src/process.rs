@@ -1,7 +1,7 @@
 //! A real backing server (`redis-server`, `nats-server`) on a free port of 127.0.0.1,
 //! killed on `Drop`, with `stop()` and `restart()` (same port, same data directory) for
 //! fault tests. What differs per server (its binary, arguments and readiness) is a
-//! [`Spec`], given by [`crate::redis`] and [`crate::nats`].
+//! `Spec`, given by [`crate::redis`] and [`crate::nats`].
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
