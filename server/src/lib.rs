@@ -29,7 +29,7 @@
 //! # Layout
 //!
 //! Lower layers never import higher ones, and no file outgrows 600 lines
-//! (`server/tests/layers.rs` checks both):
+//! (`server/tests/gateway/layers.rs` checks both):
 //!
 //! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`]: what everything
 //!   shares — client errors with protocol codes, ids, Prometheus metrics, the

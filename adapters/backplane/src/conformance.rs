@@ -3,8 +3,16 @@
 //!
 //! # Usage
 //!
-//! An adapter crate implements [`BackplaneFactory`] and expands [`conformance_tests!`](crate::conformance_tests)
-//! (exported at the crate root) in its own `tests/conformance.rs`:
+//! This module exists with the crate's `conformance` feature, which an adapter crate
+//! turns on for its tests only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! switchboard-backplane = { workspace = true, features = ["conformance"] }
+//! ```
+//!
+//! It implements [`BackplaneFactory`] and expands [`conformance_tests!`](crate::conformance_tests)
+//! (exported at the crate root) in a module of its tests, e.g. `tests/<crate>/conformance.rs`:
 //!
 //! ```ignore
 //! use std::sync::Arc;
@@ -60,6 +68,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use serde_json::json;
 use switchboard_protocol::{Role, Source, TurnStatus, Usage};
+use switchboard_testkit::eventually;
 
 use crate::{
     Backplane, Event, EventBody, RecordKey, Retention, Seq, StreamName, Subscription,
@@ -264,25 +273,6 @@ async fn append_all(
         events.push(bp.append(stream, body).await.unwrap());
     }
     events
-}
-
-/// Polls `probe` every 20 ms until it returns `Some`, failing after `within`.
-async fn eventually<T, F, Fut>(within: Duration, what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let polling = async {
-        loop {
-            if let Some(found) = probe().await {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(within, polling)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: not within {within:?}"))
 }
 
 fn sorted(mut list: Vec<(String, Bytes)>) -> Vec<(String, Bytes)> {

@@ -27,9 +27,11 @@
 //! replay already delivered.** Events appended between the two calls show up in both;
 //! none can fall between them. The conformance suite checks exactly this.
 //!
-//! Every implementation must pass every function of [`conformance`].
+//! Every implementation must pass every function of the conformance suite, the module
+//! `conformance` (behind the `conformance` feature, which tests turn on).
 
 pub mod backoff;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
 pub mod memory;

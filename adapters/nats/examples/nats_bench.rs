@@ -1,4 +1,4 @@
-//! Rough numbers for the NATS backplane's crate docs, against a running server:
+//! Rough numbers for the NATS section of docs/backplanes.md, against a running server:
 //!
 //! ```text
 //! nats-server -js -a 127.0.0.1 -p 14222 -sd /tmp/nats-bench &

@@ -66,7 +66,7 @@ impl RedisBackplane {
                 // `factor` per step, capped at 60 s, and every command waits for the
                 // pending reconnect: with the default 6 retries, an append during an
                 // outage hung until our 5 s command timeout instead of failing
-                // (`outage_fails_fast_…` in tests/outage.rs), and could go on waiting
+                // (`outage_fails_fast_…` in tests/redis_backplane/outage.rs), and could go on waiting
                 // out a 60 s step after Redis was back. With none, a command during an
                 // outage fails at once as `Unavailable` and starts the next attempt.
                 .set_number_of_retries(0)

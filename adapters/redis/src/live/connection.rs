@@ -128,7 +128,7 @@ impl PubSubDispatcher {
     /// demand: the first command after an outage fails with the last failed attempt's
     /// error (and starts a new attempt). Without this PING, the first append after
     /// the pub/sub connection was back failed with "Reconnecting failed: Connection
-    /// refused" (`outage_fails_fast_…` in tests/outage.rs).
+    /// refused" (`outage_fails_fast_…` in tests/redis_backplane/outage.rs).
     async fn warm_commands(&self) {
         let mut commands = self.commands.clone();
         for _ in 0..3 {

@@ -1,0 +1,28 @@
+//! The gateway from outside: real `switchboard serve` processes (and real Redis and
+//! NATS servers under several replicas) driven over WebSocket and HTTP, one module per
+//! subject. One test binary, so the workspace's tests link the gateway's dependencies
+//! once; [`support`] holds the clients and fakes the modules share. [`layers`] checks
+//! the shape of `server/src` itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod access_http;
+mod access_jwt;
+mod access_retrieval;
+mod access_tenancy;
+mod drain;
+mod http_ops;
+mod layers;
+mod model_openai;
+mod model_prompt_tools;
+mod replicas_fanout;
+mod replicas_faults;
+mod replicas_shared_state;
+mod replicas_turn_control;
+mod ws_bad_input;
+mod ws_heartbeat;
+mod ws_resume;
+mod ws_sessions;
+mod ws_slow_consumer;
