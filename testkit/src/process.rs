@@ -151,9 +151,23 @@ impl ServerProcess {
     }
 
     /// Freeze the server (SIGSTOP): connections stay open but nothing answers, as in a
-    /// network partition or a paused VM. Panics when it is not running.
+    /// network partition or a paused VM. Returns once the kernel shows it stopped: a
+    /// signal is delivered asynchronously, and a server still running for a moment
+    /// could answer one more request. Panics when it is not running or does not stop.
     pub fn freeze(&self) {
         self.signal(Signal::STOP);
+        let Some(pid) = self.child.as_ref().map(std::process::Child::id) else {
+            return;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_stopped(pid) {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not stop on SIGSTOP",
+                self.spec.name
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Let a frozen server run again (SIGCONT).
@@ -267,4 +281,19 @@ impl Drop for ServerProcess {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`). The state is
+/// the first field after the command name, which ends at the last `)`.
+fn is_stopped(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let (_, after_name) = stat.rsplit_once(')')?;
+            after_name
+                .split_whitespace()
+                .next()
+                .map(|state| state == "T")
+        })
+        .unwrap_or(false)
 }
