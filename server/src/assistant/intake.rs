@@ -2,11 +2,11 @@
 //! `message` event and a queued turn.
 //!
 //! In order: refuse during a drain; only from a connection that joined the session;
-//! check the text; make sure the session has room
-//! for one more turn (before anything is appended); reserve the `client_message_id`
-//! so a retry appends nothing; append the `message` (the backplane assigns its `seq`);
-//! settle the reservation with that `seq` (or release it if the append failed); let
-//! the sender know; queue the turn that answers it.
+//! check the text; make sure the session has room for one more turn (before anything
+//! is appended); append the `message` once per `client_message_id`
+//! (`fanout::Events::append_once`, which `POST /v1/publish` uses too: a retry gets
+//! the first attempt's answer and appends nothing); let the sender know; queue the
+//! turn that answers it.
 
 use std::sync::Arc;
 
@@ -18,6 +18,7 @@ use crate::access::AccessContext;
 use crate::access::policy;
 use crate::error::ClientError;
 use crate::fanout::Events;
+use crate::fanout::events::Once;
 use crate::ids::{new_id, session_stream};
 use crate::records::idempotency;
 use crate::shutdown::Shutdown;
@@ -73,33 +74,32 @@ impl Intake {
         self.turns.has_room(&send.session_id)?;
         let stream = session_stream(&send.session_id)?;
         let message_id = new_id("m");
-        let reservation = send
+        let key = send
             .client_message_id
             .as_deref()
             .map(|cmid| idempotency::message_key(&send.session_id, cmid));
-        if let Some(key) = &reservation
-            && let Some(earlier) =
-                idempotency::reserve(self.events.backplane(), key, &message_id).await?
-        {
-            acknowledge(&Accepted {
-                session_id: send.session_id,
-                message_id: earlier.id,
-                seq: earlier.seq.unwrap_or(0),
-            });
-            return Ok(());
-        }
         let body = EventBody::Message {
             message_id: message_id.clone(),
             role: Role::User,
             text: send.text.clone(),
             author: sender.user_id.clone(),
         };
-        let appended = self.events.append(&stream, body).await;
-        if let Some(key) = &reservation {
-            let seq = appended.as_ref().ok().map(|e| e.seq);
-            idempotency::settle(self.events.backplane(), key, &message_id, seq).await?;
-        }
-        let event = appended?;
+        let event = match self
+            .events
+            .append_once(&stream, body, key.as_ref(), &message_id)
+            .await?
+        {
+            Once::Appended(event) => event,
+            Once::Earlier { id, seq } => {
+                // A retry: the first attempt's answer, and no second turn.
+                acknowledge(&Accepted {
+                    session_id: send.session_id,
+                    message_id: id,
+                    seq,
+                });
+                return Ok(());
+            }
+        };
         acknowledge(&Accepted {
             session_id: send.session_id.clone(),
             message_id: message_id.clone(),

@@ -6,9 +6,22 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_backplane::{AppendError, Backoff, Backplane, Event, EventBody, StreamName};
+use switchboard_backplane::{
+    AppendError, Backoff, Backplane, Event, EventBody, RecordKey, Seq, StreamName,
+};
 
+use crate::error::ClientError;
 use crate::metrics::Metrics;
+use crate::records::idempotency;
+
+/// What [`Events::append_once`] did.
+#[derive(Debug)]
+pub enum Once {
+    /// This request appended the event.
+    Appended(Arc<Event>),
+    /// An earlier request with the same idempotency key did: its id and `seq`.
+    Earlier { id: String, seq: Seq },
+}
 
 /// Appends events to the backplane and records what it costs.
 #[derive(Clone)]
@@ -20,11 +33,6 @@ pub struct Events {
 impl Events {
     pub fn new(backplane: Arc<dyn Backplane>, metrics: Arc<Metrics>) -> Events {
         Events { backplane, metrics }
-    }
-
-    /// The backplane events go to (for the shared records that travel with them).
-    pub fn backplane(&self) -> &dyn Backplane {
-        self.backplane.as_ref()
     }
 
     /// Append `body` to `stream`; the backplane assigns `seq` and `ts`.
@@ -44,6 +52,34 @@ impl Events {
                 .inc();
         }
         result
+    }
+
+    /// Append `body` unless an earlier request with the same idempotency `key` did
+    /// (`None`: no key, always append). `id` names this request's event (a
+    /// `message_id`, a publish id); a retry learns the first attempt's. The key is
+    /// reserved before the append, so two replicas racing on one key cannot both
+    /// append, and released if the append fails, so a retry can succeed.
+    pub async fn append_once(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        key: Option<&RecordKey>,
+        id: &str,
+    ) -> Result<Once, ClientError> {
+        let Some(key) = key else {
+            return Ok(Once::Appended(self.append(stream, body).await?));
+        };
+        let backplane = self.backplane.as_ref();
+        if let Some(earlier) = idempotency::reserve(backplane, key, id).await? {
+            return Ok(Once::Earlier {
+                id: earlier.id,
+                seq: earlier.seq.unwrap_or(0),
+            });
+        }
+        let appended = self.append(stream, body).await;
+        let seq = appended.as_ref().ok().map(|e| e.seq);
+        idempotency::settle(backplane, key, id, seq).await?;
+        Ok(Once::Appended(appended?))
     }
 
     /// Append, retrying transient failures with backoff for up to `patience`. For

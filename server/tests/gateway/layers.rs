@@ -1,6 +1,7 @@
 //! The shape of `server/src`, checked: modules import only from lower layers (the
-//! order `lib.rs` gives), no folder imports from itself in a circle, and no
-//! production file outgrows the size the team agreed on.
+//! order `lib.rs` gives), no folder imports from itself in a circle, no production
+//! file outgrows the size the team agreed on, and every records namespace comes from
+//! the one list.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -229,4 +230,34 @@ fn no_production_file_is_over_600_lines() {
         }
     }
     assert!(big.is_empty(), "split these along their seams: {big:?}");
+}
+
+/// Every records namespace the gateway writes is one of `records::namespace`: no
+/// production code names a namespace with a literal of its own.
+#[test]
+fn records_namespaces_come_from_the_one_list() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let mut literals = Vec::new();
+    for file in &files {
+        if file.components().any(|c| c.as_os_str() == "tests")
+            || file.file_name().is_some_and(|n| n == "tests.rs")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("read a source file");
+        let production: String = text
+            .lines()
+            .take_while(|line| !line.starts_with("#[cfg(test)]"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let squeezed: String = production.split_whitespace().collect();
+        if squeezed.contains("RecordKey::new(\"") {
+            literals.push(file.display().to_string());
+        }
+    }
+    assert!(
+        literals.is_empty(),
+        "name the namespace in records::namespace instead: {literals:?}"
+    );
 }

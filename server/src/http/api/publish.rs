@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::{check_len, refused, session_record};
 use crate::access::policy::{self, Target};
 use crate::error::ClientError;
+use crate::fanout::events::Once;
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ApiJson, ErrorBody};
 use crate::ids::new_id;
@@ -105,30 +106,18 @@ pub async fn publish(
         .as_ref()
         .map(|k| idempotency::publish_key(&stream, k));
     let publish_id = new_id("p");
-    if let Some(key) = &key
-        && let Some(earlier) =
-            idempotency::reserve(state.backplane.as_ref(), key, &publish_id).await?
-    {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(PublishResponse {
-                seq: earlier.seq.unwrap_or(0),
-            }),
-        ));
-    }
     let body = EventBody::Custom {
         name: request.name,
         data: request.data,
         publisher: Some(publisher.name),
     };
-    let appended = state.events.append(&stream, body).await;
-    if let Some(key) = &key {
-        let seq = appended.as_ref().ok().map(|e| e.seq);
-        idempotency::settle(state.backplane.as_ref(), key, &publish_id, seq).await?;
-    }
-    let event = appended.map_err(ClientError::from)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(PublishResponse { seq: event.seq }),
-    ))
+    let seq = match state
+        .events
+        .append_once(&stream, body, key.as_ref(), &publish_id)
+        .await?
+    {
+        Once::Appended(event) => event.seq,
+        Once::Earlier { seq, .. } => seq,
+    };
+    Ok((StatusCode::ACCEPTED, Json(PublishResponse { seq })))
 }
