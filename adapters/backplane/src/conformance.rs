@@ -160,6 +160,7 @@ macro_rules! conformance_tests {
             replicas_share_streams_and_records
             records_put_get_delete_list
             record_create_is_exclusive
+            record_replace_is_compare_and_set
             record_ttl_expires
             record_namespaces_are_separate
         );
@@ -1041,6 +1042,80 @@ pub async fn record_create_is_exclusive(factory: &dyn BackplaneFactory) {
     assert!(bp.record_delete(&key).await.unwrap());
     assert!(bp.record_create(&key, bytes("again"), None).await.unwrap());
     assert_eq!(bp.record_get(&key).await.unwrap(), Some(bytes("again")));
+}
+
+/// `record_replace` changes or removes a value only while it is exactly the expected
+/// one: never an absent, different or expired value; of racers expecting the same
+/// value exactly one wins; a replacement takes its own time to live.
+pub async fn record_replace_is_compare_and_set(factory: &dyn BackplaneFactory) {
+    const RACERS: usize = 16;
+    let bp = factory.make(roomy()).await;
+    let key = RecordKey::new(unique("replace"), "k");
+    assert!(
+        !bp.record_replace(&key, b"v0", Some(bytes("v1")), None)
+            .await
+            .unwrap(),
+        "nothing to replace"
+    );
+    assert_eq!(bp.record_get(&key).await.unwrap(), None);
+    bp.record_put(&key, bytes("v0"), None).await.unwrap();
+    assert!(
+        !bp.record_replace(&key, b"other", Some(bytes("v1")), None)
+            .await
+            .unwrap(),
+        "a different value is not replaced"
+    );
+    assert_eq!(bp.record_get(&key).await.unwrap(), Some(bytes("v0")));
+
+    let racers: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (bp, key) = (bp.clone(), key.clone());
+            tokio::spawn(async move {
+                let replaced = bp
+                    .record_replace(&key, b"v0", Some(Bytes::from(format!("r{i}"))), None)
+                    .await
+                    .unwrap();
+                (i, replaced)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for racer in racers {
+        let (i, replaced) = racer.await.unwrap();
+        if replaced {
+            winners.push(i);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one replace wins: {winners:?}");
+    let winner = Bytes::from(format!("r{}", winners[0]));
+    assert_eq!(bp.record_get(&key).await.unwrap(), Some(winner.clone()));
+    let listed = bp.record_list(&key.namespace).await.unwrap();
+    assert_eq!(listed, vec![("k".to_string(), winner.clone())]);
+
+    // A replacement with a time to live expires; the expired value matches nothing.
+    let ttl = Duration::from_millis(300);
+    assert!(
+        bp.record_replace(&key, &winner, Some(bytes("short")), Some(ttl))
+            .await
+            .unwrap()
+    );
+    assert_eq!(bp.record_get(&key).await.unwrap(), Some(bytes("short")));
+    tokio::time::sleep(ttl + Duration::from_millis(300)).await;
+    assert_eq!(bp.record_get(&key).await.unwrap(), None);
+    assert!(
+        !bp.record_replace(&key, b"short", Some(bytes("late")), None)
+            .await
+            .unwrap(),
+        "an expired value matches nothing"
+    );
+    assert!(bp.record_create(&key, bytes("fresh"), None).await.unwrap());
+
+    // Replacing with nothing removes the value, from `get` and from `list`.
+    assert!(bp.record_replace(&key, b"fresh", None, None).await.unwrap());
+    assert_eq!(bp.record_get(&key).await.unwrap(), None);
+    assert!(bp.record_list(&key.namespace).await.unwrap().is_empty());
+    assert!(!bp.record_replace(&key, b"fresh", None, None).await.unwrap());
+    assert!(bp.record_create(&key, bytes("again"), None).await.unwrap());
 }
 
 /// A record's time to live: it is readable until `ttl` passes, then gone from `get`,

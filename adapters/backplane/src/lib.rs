@@ -18,7 +18,8 @@
 //!   `limit` events, with the stream's newest `seq` and a `trimmed` flag that is true
 //!   when retention already removed events the caller asked for.
 //! - Records (`record_*`) are small shared values (sessions, documents, idempotency
-//!   keys) in namespaces, with an optional time to live.
+//!   keys, turn leases) in namespaces, with an optional time to live;
+//!   `record_create` and `record_replace` are the compare-and-set operations.
 //!
 //! # Resume without gap or duplicate
 //!
@@ -232,6 +233,19 @@ pub trait Backplane: Send + Sync + 'static {
         &self,
         key: &RecordKey,
         value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError>;
+
+    /// Replace the live value at `key` with `new` (remove it, for `None`) only if that
+    /// value is exactly `expected` now; a replacement expires after `ttl` if given.
+    /// Returns whether it did. Atomic across replicas: of two concurrent replaces that
+    /// expect the same value, exactly one returns `true`. An absent or expired value
+    /// never matches.
+    async fn record_replace(
+        &self,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<bool, RecordError>;
 

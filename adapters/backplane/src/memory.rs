@@ -318,6 +318,39 @@ impl Backplane for MemoryBackplane {
         Ok(true)
     }
 
+    async fn record_replace(
+        &self,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        let Some(namespace) = records.get_mut(&key.namespace) else {
+            return Ok(false);
+        };
+        let matches = namespace
+            .get(&key.key)
+            .is_some_and(|record| record.is_live(now) && record.value.as_ref() == expected);
+        if !matches {
+            return Ok(false);
+        }
+        match new {
+            Some(value) => {
+                let expires_at = expiry(now, ttl);
+                namespace.insert(key.key.clone(), Record { value, expires_at });
+            }
+            None => {
+                namespace.remove(&key.key);
+                if namespace.is_empty() {
+                    records.remove(&key.namespace);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
         let now = Instant::now();
         let mut records = lock(&self.records);

@@ -58,6 +58,16 @@ impl Backplane for NatsBackplane {
         records::create(&self.shared, key, value, ttl).await
     }
 
+    async fn record_replace(
+        &self,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        records::replace(&self.shared, key, expected, new, ttl).await
+    }
+
     async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
         records::get(&self.shared, key).await
     }

@@ -165,6 +165,17 @@ pub(crate) async fn create(
         .map_err(record_error)
 }
 
+/// `record_replace`. PLACEHOLDER: to be written (compare-and-set on the key's revision).
+pub(crate) async fn replace(
+    _shared: &Shared,
+    _key: &RecordKey,
+    _expected: &[u8],
+    _new: Option<Bytes>,
+    _ttl: Option<Duration>,
+) -> Result<bool, RecordError> {
+    Err(RecordError::new(ErrorKind::Unavailable, "record_replace is not written yet"))
+}
+
 pub(crate) async fn get(shared: &Shared, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
     let subject = shared.layout.record_subject(&key.namespace, &key.key);
     shared

@@ -70,6 +70,16 @@ impl Backplane for RedisBackplane {
         self.store_record(key, value, ttl, true).await
     }
 
+    async fn record_replace(
+        &self,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        self.replace_record(key, expected, new, ttl).await
+    }
+
     async fn record_get(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
         self.get_record(key).await
     }

@@ -34,6 +34,17 @@ impl RedisBackplane {
         Ok(stored == 1)
     }
 
+    /// `record_replace`. PLACEHOLDER: to be written (a Lua script, one round trip).
+    pub(crate) async fn replace_record(
+        &self,
+        _key: &RecordKey,
+        _expected: &[u8],
+        _new: Option<Bytes>,
+        _ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        Err(RecordError::new(ErrorKind::Unavailable, "record_replace is not written yet"))
+    }
+
     /// One round trip: `GET`.
     pub(crate) async fn get_record(&self, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {
         let mut con = self.commands.clone();
