@@ -11,14 +11,16 @@
 //! | `put` | publish to the key's subject | 1 |
 //! | `create` | publish with `Nats-Expected-Last-Subject-Sequence: 0`; if the key holds a delete marker or an expired record, read it and publish again expecting its revision (compare-and-set) | 1 (3 over a dead key) |
 //! | `get` | last message of the key's subject (from the stream leader) | 1 |
+//! | `replace` | read; if the live value is the expected one, publish the new value (or a `KV-Operation: DEL` marker) expecting the read revision; when another write landed first, read again (false once the value differs) | 2 |
 //! | `delete` | read, then a `KV-Operation: DEL` marker expecting the read revision | 2 |
 //! | `list` | an ephemeral consumer, last message per subject of the namespace | 2 + 1 per 1024 keys |
 //!
 //! Every compare-and-set is decided by JetStream on the stream leader, so across
-//! replicas exactly one of two concurrent creates wins and exactly one of two deletes
-//! finds the value. Expired records and delete markers are swept out by [`sweep`]
-//! (each replica, every [`NatsOptions::record_sweep_interval`](crate::NatsOptions)),
-//! purging each only up to its own revision so a concurrent write survives.
+//! replicas exactly one of two concurrent creates wins, exactly one of two replaces
+//! expecting the same value wins, and exactly one of two deletes finds the value.
+//! Expired records and delete markers are swept out by [`sweep`] (each replica, every
+//! [`NatsOptions::record_sweep_interval`](crate::NatsOptions)), purging each only up
+//! to its own revision so a concurrent write survives.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -165,15 +167,48 @@ pub(crate) async fn create(
         .map_err(record_error)
 }
 
-/// `record_replace`. PLACEHOLDER: to be written (compare-and-set on the key's revision).
+/// `record_replace`: read the key's newest message and, while it is live and holds
+/// exactly `expected`, publish the replacement (or a delete marker) expecting that
+/// message's revision. Losing to another writer means reading again: the value may
+/// still (or again) be `expected`.
 pub(crate) async fn replace(
-    _shared: &Shared,
-    _key: &RecordKey,
-    _expected: &[u8],
-    _new: Option<Bytes>,
-    _ttl: Option<Duration>,
+    shared: &Shared,
+    key: &RecordKey,
+    expected: &[u8],
+    new: Option<Bytes>,
+    ttl: Option<Duration>,
 ) -> Result<bool, RecordError> {
-    Err(RecordError::new(ErrorKind::Unavailable, "record_replace is not written yet"))
+    let subject = shared.layout.record_subject(&key.namespace, &key.key);
+    shared
+        .run_inner(async {
+            for _ in 0..CAS_ATTEMPTS {
+                let Some(message) = entry(shared, &subject).await? else {
+                    return Ok(false);
+                };
+                match state_of(Some(&message.headers), &message.payload, now_ms()) {
+                    State::Live(value) if value.as_ref() == expected => {}
+                    State::Live(_) | State::Dead => return Ok(false),
+                }
+                let (headers, value) = match &new {
+                    Some(value) => (headers_for(ttl, Some(message.sequence)), value.clone()),
+                    None => {
+                        let mut headers = headers_for(None, Some(message.sequence));
+                        headers.insert(KV_OPERATION_HEADER, "DEL");
+                        (headers, Bytes::new())
+                    }
+                };
+                match publish(shared, &subject, headers, value).await? {
+                    Published::Stored => return Ok(true),
+                    Published::Lost => {}
+                }
+            }
+            Err((
+                ErrorKind::Unavailable,
+                format!("replace lost {CAS_ATTEMPTS} compare-and-set rounds in a row"),
+            ))
+        })
+        .await
+        .map_err(record_error)
 }
 
 pub(crate) async fn get(shared: &Shared, key: &RecordKey) -> Result<Option<Bytes>, RecordError> {

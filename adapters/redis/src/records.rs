@@ -1,5 +1,6 @@
 //! Records: a string key per record (`SET [NX] [PX]`) and a sorted set per namespace
-//! indexing its keys by expiry, so `list` never scans the keyspace.
+//! indexing its keys by expiry, so `list` never scans the keyspace. `record_replace`
+//! compares and writes in one script, so no other write slips in between.
 
 use std::time::Duration;
 
@@ -34,15 +35,30 @@ impl RedisBackplane {
         Ok(stored == 1)
     }
 
-    /// `record_replace`. PLACEHOLDER: to be written (a Lua script, one round trip).
+    /// `record_replace`: one round trip, the compare and the write in one script.
     pub(crate) async fn replace_record(
         &self,
-        _key: &RecordKey,
-        _expected: &[u8],
-        _new: Option<Bytes>,
-        _ttl: Option<Duration>,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<Bytes>,
+        ttl: Option<Duration>,
     ) -> Result<bool, RecordError> {
-        Err(RecordError::new(ErrorKind::Unavailable, "record_replace is not written yet"))
+        let mut con = self.commands.clone();
+        let mut invocation = scripts::RECORD_REPLACE.prepare_invoke();
+        invocation
+            .key(keys::record(&self.prefix, key))
+            .key(keys::record_index(&self.prefix, &key.namespace))
+            .arg(expected)
+            .arg(&key.key)
+            .arg(ttl.map_or(0, |ttl| millis(ttl).max(1)));
+        if let Some(value) = &new {
+            invocation.arg(value.as_ref());
+        }
+        let replaced: i64 = self
+            .run("record replace", invocation.invoke_async(&mut con))
+            .await
+            .map_err(|(kind, detail)| RecordError::new(kind, detail))?;
+        Ok(replaced == 1)
     }
 
     /// One round trip: `GET`.

@@ -7,10 +7,17 @@ use redis::Script;
 const APPEND_LUA: &str = include_str!("lua/append.lua");
 const READ_LUA: &str = include_str!("lua/read.lua");
 const RECORD_PUT_LUA: &str = include_str!("lua/record_put.lua");
+const RECORD_REPLACE_LUA: &str = include_str!("lua/record_replace.lua");
 const RECORD_LIST_LUA: &str = include_str!("lua/record_list.lua");
 
 /// Every script's source, for `SCRIPT LOAD` at connect.
-pub(crate) const ALL: [&str; 4] = [APPEND_LUA, READ_LUA, RECORD_PUT_LUA, RECORD_LIST_LUA];
+pub(crate) const ALL: [&str; 5] = [
+    APPEND_LUA,
+    READ_LUA,
+    RECORD_PUT_LUA,
+    RECORD_REPLACE_LUA,
+    RECORD_LIST_LUA,
+];
 
 /// Assigns `seq` and `ts`, stores, trims and publishes one event, atomically.
 pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND_LUA));
@@ -18,6 +25,10 @@ pub(crate) static APPEND: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND
 pub(crate) static READ: LazyLock<Script> = LazyLock::new(|| Script::new(READ_LUA));
 /// `SET [NX] [PX]` of a record plus its namespace index.
 pub(crate) static RECORD_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_PUT_LUA));
+/// Compare-and-set of a record by value (`GET`, then `SET [PX]` or `DEL`) plus its
+/// namespace index.
+pub(crate) static RECORD_REPLACE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(RECORD_REPLACE_LUA));
 /// Prunes a namespace's index, then reads every indexed key.
 pub(crate) static RECORD_LIST: LazyLock<Script> = LazyLock::new(|| Script::new(RECORD_LIST_LUA));
 

@@ -396,6 +396,51 @@ async fn the_record_index_stays_bounded_without_list() {
     assert_eq!(size, 1);
 }
 
+/// `record_replace` keeps the value's expiry and the namespace index in step: a
+/// replacement with a TTL gets `PX` and a finite score, one without drops both, and a
+/// removal takes the key out of the index.
+#[tokio::test]
+async fn record_replace_keeps_expiry_and_index_in_step() {
+    let server = RedisServer::start();
+    let bp = connect(&server, "sb:", Retention::default()).await;
+    let mut con = raw(&server).await;
+    let key = RecordKey::new("leases", "l_1");
+    let (value_key, index) = ("sb:rec:{leases}:l_1", "sb:recidx:{leases}");
+    bp.record_put(&key, Bytes::from_static(b"a"), None)
+        .await
+        .unwrap();
+
+    let ttl = Duration::from_secs(60);
+    assert!(
+        bp.record_replace(&key, b"a", Some(Bytes::from_static(b"b")), Some(ttl))
+            .await
+            .unwrap()
+    );
+    let pttl: i64 = con.pttl(value_key).await.unwrap();
+    assert!((55_000..=60_000).contains(&pttl), "replacement ttl {pttl}");
+    let score: f64 = con.zscore(index, "l_1").await.unwrap();
+    assert!(
+        score.is_finite() && score > 1.7e12,
+        "scored by expiry: {score}"
+    );
+
+    assert!(
+        bp.record_replace(&key, b"b", Some(Bytes::from_static(b"c")), None)
+            .await
+            .unwrap()
+    );
+    let pttl: i64 = con.pttl(value_key).await.unwrap();
+    assert_eq!(pttl, -1, "a replacement without a ttl never expires");
+    let score: f64 = con.zscore(index, "l_1").await.unwrap();
+    assert_eq!(score, f64::INFINITY);
+
+    assert!(bp.record_replace(&key, b"c", None, None).await.unwrap());
+    let exists: bool = con.exists(value_key).await.unwrap();
+    assert!(!exists);
+    let score: Option<f64> = con.zscore(index, "l_1").await.unwrap();
+    assert_eq!(score, None, "a removal leaves the index");
+}
+
 /// Age retention on read needs no append: a read on an idle stream skips expired
 /// entries and reports them trimmed; the entries stay until the next append (reads
 /// never write) or until the log key's TTL.
