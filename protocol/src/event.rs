@@ -39,6 +39,16 @@ impl TurnStatus {
     }
 }
 
+/// Why a turn ended `failed`, where a client may want to tell causes apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEndCode {
+    /// The replica running the turn stopped (killed, crashed, cut off) before it
+    /// finished; another replica ended it. See `retrying`.
+    ReplicaLost,
+}
+
 /// A document a reply drew on. Only documents the asker may read are ever listed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -111,6 +121,14 @@ pub enum EventBody {
         sources: Option<Vec<Source>>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// Set on some `failed` ends; clients treat an unknown code as a plain failure.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<TurnEndCode>,
+        /// With `replica_lost`: whether a new turn answers the same message (`true`),
+        /// or it is left for the user to ask again (`false`: the turn had already
+        /// called a tool, or the message was interrupted too often).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retrying: Option<bool>,
     },
     /// An event pushed by a backend.
     #[serde(rename = "event")]

@@ -25,7 +25,7 @@ pub mod stream;
 
 pub use client::{ClientFrame, FrameError, ParsedFrame};
 pub use close::{CloseCode, ErrorCode};
-pub use event::{Event, EventBody, EventFrame, Role, Source, TurnStatus, Usage};
+pub use event::{Event, EventBody, EventFrame, Role, Source, TurnEndCode, TurnStatus, Usage};
 pub use server::{Limits, Principal, ServerFrame, ServerReply};
 pub use stream::{StreamKind, StreamName, StreamNameError};
 

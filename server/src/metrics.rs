@@ -21,6 +21,14 @@ pub struct Metrics {
     /// Turns ended, by `status`.
     pub turns: IntCounterVec,
     pub tool_calls: IntCounterVec,
+    /// Sessions whose turn queue this replica took over from a replica that stopped
+    /// (or handed it over while draining).
+    pub turn_takeovers: IntCounter,
+    /// Turns this replica ended `replica_lost` for a replica that stopped, by
+    /// `retrying` (`true`: the message is answered again).
+    pub turns_replica_lost: IntCounterVec,
+    /// Heartbeats of this replica that the backplane did not take.
+    pub replica_heartbeat_failures: IntCounter,
     /// Connections closed by the server, by close `code`.
     pub disconnects: IntCounterVec,
     /// Errors sent to clients, by `code`.
@@ -69,6 +77,21 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let turn_takeovers = IntCounter::new(
+            "switchboard_turn_takeovers_total",
+            "Session turn queues taken over from a replica that stopped or drained",
+        )?;
+        let turns_replica_lost = IntCounterVec::new(
+            Opts::new(
+                "switchboard_turns_replica_lost_total",
+                "Turns ended replica_lost on behalf of a replica that stopped, by whether the message is answered again",
+            ),
+            &["retrying"],
+        )?;
+        let replica_heartbeat_failures = IntCounter::new(
+            "switchboard_replica_heartbeat_failures_total",
+            "Heartbeats (turn lease renewals) of this replica the backplane did not take",
+        )?;
         let disconnects = IntCounterVec::new(
             Opts::new(
                 "switchboard_disconnects_total",
@@ -107,6 +130,9 @@ impl Metrics {
         registry.register(Box::new(streams_subscribed.clone()))?;
         registry.register(Box::new(turns.clone()))?;
         registry.register(Box::new(tool_calls.clone()))?;
+        registry.register(Box::new(turn_takeovers.clone()))?;
+        registry.register(Box::new(turns_replica_lost.clone()))?;
+        registry.register(Box::new(replica_heartbeat_failures.clone()))?;
         registry.register(Box::new(disconnects.clone()))?;
         registry.register(Box::new(errors_sent.clone()))?;
         registry.register(Box::new(backplane_seconds.clone()))?;
@@ -120,6 +146,9 @@ impl Metrics {
             streams_subscribed,
             turns,
             tool_calls,
+            turn_takeovers,
+            turns_replica_lost,
+            replica_heartbeat_failures,
             disconnects,
             errors_sent,
             backplane_seconds,

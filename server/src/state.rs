@@ -18,7 +18,7 @@ use crate::assistant::model::{
 };
 use crate::assistant::settings::{ModelDefaults, ModelSettingsStore};
 use crate::assistant::tools::{self, ToolRunner};
-use crate::assistant::turns::{TurnLimits, TurnServices, Turns};
+use crate::assistant::turns::{LeaseTiming, Replica, TurnLimits, TurnServices, Turns};
 use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
@@ -128,7 +128,16 @@ impl AppState {
             sessions: sessions.clone(),
         };
         let approvals = services.approvals.clone();
+        let replica = Arc::new(Replica::new(
+            backplane.clone(),
+            metrics.clone(),
+            LeaseTiming {
+                beat: config.turn_lease_beat,
+                lapse: config.turn_lease_lapse,
+            },
+        ));
         let turns = Turns::new(
+            replica,
             backplane.clone(),
             events.clone(),
             knowledge.clone(),
@@ -142,7 +151,9 @@ impl AppState {
                 transcript_budget: config.transcript_token_budget as usize,
                 max_rounds: config.tool_max_rounds as usize,
             },
+            config.history_max_age,
         );
+        turns.start_background().await;
         let shutdown = Shutdown::new();
         let intake = Arc::new(Intake::new(
             events.clone(),

@@ -827,6 +827,8 @@ fn every_body() -> Vec<EventBody> {
                 },
             ]),
             error: None,
+            code: None,
+            retrying: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_2".into(),
@@ -835,6 +837,8 @@ fn every_body() -> Vec<EventBody> {
             usage: None,
             sources: None,
             error: None,
+            code: None,
+            retrying: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_3".into(),
@@ -843,6 +847,8 @@ fn every_body() -> Vec<EventBody> {
             usage: None,
             sources: Some(vec![]),
             error: Some("model timed out".into()),
+            code: None,
+            retrying: None,
         },
         EventBody::Custom {
             name: "order.updated".into(),

@@ -6,8 +6,8 @@ use switchboard_protocol::client::{
     AuthRefresh, MessageSend, SessionCreate, SessionJoin, SessionLeave, ToolDecide, TurnCancel,
 };
 use switchboard_protocol::{
-    ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnStatus,
-    Usage,
+    ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
+    TurnStatus, Usage,
 };
 
 pub fn every_client_frame() -> Vec<ClientFrame> {
@@ -190,6 +190,8 @@ pub fn every_event_body() -> Vec<EventBody> {
                 uri: Some("https://example.com/shipping".into()),
             }]),
             error: None,
+            code: None,
+            retrying: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_2".into(),
@@ -198,6 +200,18 @@ pub fn every_event_body() -> Vec<EventBody> {
             usage: None,
             sources: None,
             error: Some("upstream closed early".into()),
+            code: None,
+            retrying: None,
+        },
+        EventBody::TurnEnd {
+            turn_id: "t_3".into(),
+            status: TurnStatus::Failed,
+            text: "Hel".into(),
+            usage: None,
+            sources: None,
+            error: Some("the replica answering stopped; answering again".into()),
+            code: Some(TurnEndCode::ReplicaLost),
+            retrying: Some(true),
         },
         EventBody::Custom {
             name: "order.shipped".into(),

@@ -3,17 +3,19 @@
 //!
 //! In order: refuse during a drain; only from a connection that joined the session;
 //! check the text; make sure the session has room for one more turn (before anything
-//! is appended); append the `message` once per `client_message_id`
-//! (`fanout::Events::append_once`, which `POST /v1/publish` uses too: a retry gets
-//! the first attempt's answer and appends nothing); let the sender know; queue the
-//! turn that answers it.
+//! is appended); remember who asks (any replica may answer); append the `message` once
+//! per `client_message_id` (`fanout::Events::append_once`, which `POST /v1/publish`
+//! uses too: a retry gets the first attempt's answer and appends nothing); wake the
+//! session's turn queue, which is its history (a retry wakes it too, so a message
+//! whose first attempt died before this step is still answered); let the sender know;
+//! start draining the queue when this replica claimed it.
 
 use std::sync::Arc;
 
 use switchboard_protocol::client::MessageSend;
 use switchboard_protocol::{ErrorCode, EventBody, MAX_FRAME_ID_CHARS, Role, Seq};
 
-use super::turns::{TurnJob, Turns};
+use super::turns::{Claim, Turns};
 use crate::access::AccessContext;
 use crate::access::policy;
 use crate::error::ClientError;
@@ -71,9 +73,10 @@ impl Intake {
         policy::act_in_session(joined)
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
         self.check(&send)?;
-        self.turns.has_room(&send.session_id)?;
+        self.turns.has_room(&send.session_id).await?;
         let stream = session_stream(&send.session_id)?;
         let message_id = new_id("m");
+        self.turns.remember_asker(&message_id, sender).await?;
         let key = send
             .client_message_id
             .as_deref()
@@ -84,34 +87,36 @@ impl Intake {
             text: send.text.clone(),
             author: sender.user_id.clone(),
         };
-        let event = match self
+        let accepted = match self
             .events
             .append_once(&stream, body, key.as_ref(), &message_id)
             .await?
         {
-            Once::Appended(event) => event,
-            Once::Earlier { id, seq } => {
-                // A retry: the first attempt's answer, and no second turn.
-                acknowledge(&Accepted {
-                    session_id: send.session_id,
-                    message_id: id,
-                    seq,
-                });
-                return Ok(());
-            }
+            Once::Appended(event) => Accepted {
+                session_id: send.session_id,
+                message_id,
+                seq: event.seq,
+            },
+            // A retry: the first attempt's answer, and no second message.
+            Once::Earlier { id, seq } => Accepted {
+                session_id: send.session_id,
+                message_id: id,
+                seq,
+            },
         };
-        acknowledge(&Accepted {
-            session_id: send.session_id.clone(),
-            message_id: message_id.clone(),
-            seq: event.seq,
-        });
-        self.turns.enqueue(TurnJob {
-            session_id: send.session_id,
-            stream,
-            message_id,
-            question: send.text,
-            access: sender.clone(),
-        });
+        let claim = self.turns.wake(&accepted.session_id).await.map_err(|e| {
+            ClientError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the message was stored (seq {}) but its reply could not be queued ({}); send it again with the same client_message_id",
+                    accepted.seq, e.message
+                ),
+            )
+        })?;
+        acknowledge(&accepted);
+        if let Claim::Owned(lease) = claim {
+            self.turns.start(lease);
+        }
         Ok(())
     }
 

@@ -123,6 +123,17 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_TURN_DEADLINE", default_value = "120s", value_parser = parse_duration)]
     pub turn_deadline: Duration,
 
+    /// How often a replica renews its heartbeat, which keeps the sessions whose turns
+    /// it runs its own (default 1s).
+    #[arg(long, env = "SWITCHBOARD_TURN_LEASE_BEAT", default_value = "1s", value_parser = parse_duration)]
+    pub turn_lease_beat: Duration,
+
+    /// How long a replica's heartbeat lives without renewal (default 4s). When it
+    /// lapses, another replica ends the turn it was running (`replica_lost`) and
+    /// answers its sessions' messages. At least twice `--turn-lease-beat`.
+    #[arg(long, env = "SWITCHBOARD_TURN_LEASE_LAPSE", default_value = "4s", value_parser = parse_duration)]
+    pub turn_lease_lapse: Duration,
+
     /// On SIGTERM, how long turns in flight may take to finish before they are ended
     /// `failed` and the process exits (default 25s). Keep it below the orchestrator's
     /// termination grace period.

@@ -46,6 +46,23 @@ impl ServeConfig {
                 reason: "must be greater than zero".into(),
             });
         }
+        if self.turn_lease_beat.is_zero() {
+            return Err(ConfigError {
+                flag: "--turn-lease-beat",
+                env: "SWITCHBOARD_TURN_LEASE_BEAT",
+                reason: "must be greater than zero".into(),
+            });
+        }
+        if self.turn_lease_lapse < self.turn_lease_beat * 2 {
+            return Err(ConfigError {
+                flag: "--turn-lease-lapse",
+                env: "SWITCHBOARD_TURN_LEASE_LAPSE",
+                reason: format!(
+                    "must be at least twice --turn-lease-beat ({}), or a replica would lapse between two heartbeats",
+                    humantime::format_duration(self.turn_lease_beat)
+                ),
+            });
+        }
         if self.default_org.contains('@')
             || !switchboard_protocol::StreamName::valid_id(&self.default_org)
         {

@@ -299,6 +299,15 @@ mod tests {
         async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
             self.inner.record_delete(k).await
         }
+        async fn record_replace(
+            &self,
+            k: &RecordKey,
+            e: &[u8],
+            n: Option<Bytes>,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.inner.record_replace(k, e, n, t).await
+        }
         async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
             self.inner.record_list(n).await
         }

@@ -20,8 +20,15 @@ pub mod namespace {
     pub const MESSAGE_IDS: &str = "message-ids";
     /// `<stream>/<idempotency_key>` → the `seq` a retried publish answers with; 24 h.
     pub const PUBLISH_KEYS: &str = "publish-keys";
-    /// `<session_id>` → the lease of the replica running the session's turn.
+    /// `<replica_id>` → a live replica's heartbeat; lives `--turn-lease-lapse` unless
+    /// renewed, so a replica that stops renewing is gone from here within the lapse.
+    pub const REPLICAS: &str = "replicas";
+    /// `<session_id>` → which replica drains the session's turn queue (its lease);
+    /// present exactly while the session has turns waiting or running.
     pub const TURN_LEASES: &str = "turn-leases";
+    /// `<message_id>` → the access context the message's turn runs with; lives
+    /// `--history-max-age`.
+    pub const TURN_ASKERS: &str = "turn-askers";
     /// `<turn_id>` → a `turn.cancel` made on another replica than the turn's.
     pub const TURN_CANCELS: &str = "turn-cancels";
     /// `<call_id>` → a tool call waiting for a decision.
@@ -40,7 +47,9 @@ pub mod namespace {
         SESSIONS,
         MESSAGE_IDS,
         PUBLISH_KEYS,
+        REPLICAS,
         TURN_LEASES,
+        TURN_ASKERS,
         TURN_CANCELS,
         TOOL_CALLS,
         TOOL_DECISIONS,

@@ -8,13 +8,14 @@ use bytes::Bytes;
 use switchboard_backplane::RecordKey;
 
 use super::Turns;
-use super::lease::LEASE_MARGIN;
 use crate::error::ClientError;
 use crate::ids::is_plausible_own_id;
-use crate::records::namespace::{TURN_CANCELS, TURN_LEASES};
+use crate::records::namespace::TURN_CANCELS;
 
 /// How often a running turn looks for a cancel request made on another replica.
 const REMOTE_CANCEL_POLL: Duration = Duration::from_millis(300);
+/// How much longer than the turn deadline a cancel request is kept.
+const CANCEL_MARGIN: Duration = Duration::from_secs(30);
 
 impl Turns {
     /// Completes when a member on another replica asks to cancel `turn_id` (see
@@ -43,18 +44,14 @@ impl Turns {
         if !is_plausible_own_id(turn_id) {
             return Ok(false);
         }
-        let lease = self
-            .backplane
-            .record_get(&RecordKey::new(TURN_LEASES, session_id))
-            .await?;
-        if lease.is_none() {
+        if self.lease_of(session_id).await?.is_none() {
             return Ok(false);
         }
         self.backplane
             .record_put(
                 &RecordKey::new(TURN_CANCELS, turn_id),
                 Bytes::from_static(b"1"),
-                Some(self.limits.deadline + LEASE_MARGIN),
+                Some(self.limits.deadline + CANCEL_MARGIN),
             )
             .await?;
         Ok(true)

@@ -49,6 +49,10 @@ impl Turns {
                 match chunk {
                     Ok(ModelChunk::Delta(delta)) if delta.is_empty() => {}
                     Ok(ModelChunk::Delta(delta)) => {
+                        if !self.replica.is_alive() {
+                            // Another replica may own the session now: write nothing.
+                            return (TurnStatus::Failed, Some("replica lapsed".into()));
+                        }
                         let event = EventBody::TurnDelta {
                             turn_id: turn_id.to_string(),
                             text: delta.clone(),

@@ -1,22 +1,32 @@
-//! Agent turns. A turn belongs to its session, not to the socket that asked: it runs
-//! on the replica that accepted the message, keeps running if that socket drops, and
-//! stops on `turn.cancel`, on its deadline, or when the drain grace runs out.
+//! Agent turns. A turn belongs to its session, not to the socket or the replica that
+//! accepted the message: the session's history is its queue, any replica may drain
+//! it, and a replica that stops mid-answer is replaced by another.
 //!
 //! Turns of one session run one at a time, in the order their messages were
-//! accepted; a worker task per busy session takes them from a bounded queue.
+//! accepted, on the replica that holds the session's lease.
 //!
-//! - this module: the per-session queues and their workers;
-//! - [`lease`]: one turn per session across replicas;
+//! - this module: the replica's sessions and the public entry points;
+//! - [`replica`]: this replica's identity and heartbeat;
+//! - [`lease`]: which replica drains a session's queue;
+//! - [`backlog`]: the queue, read from the session's history;
+//! - [`worker`]: draining one session's queue;
+//! - [`takeover`]: taking over the queues of replicas that stopped;
+//! - [`askers`]: the access context each message is answered with;
 //! - [`run`]: one turn from `turn.start` to `turn.end`;
 //! - [`converse`]: the model's rounds and the tool calls between them;
 //! - [`cancel`]: `turn.cancel` from any replica.
 
+mod askers;
+mod backlog;
 mod cancel;
 mod converse;
 mod lease;
+pub mod replica;
 mod run;
+mod takeover;
+mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,11 +43,13 @@ use crate::assistant::settings::ModelSettingsStore;
 use crate::assistant::tools::ToolRunner;
 use crate::error::ClientError;
 use crate::fanout::Events;
-use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::records::sessions::SessionStore;
 
-/// A message waiting for its reply.
+pub use lease::{Claim, OwnedLease};
+pub use replica::{LeaseTiming, Replica};
+
+/// A message about to be answered.
 #[derive(Debug, Clone)]
 pub struct TurnJob {
     pub session_id: String,
@@ -52,16 +64,11 @@ struct RunningTurn {
     cancel: CancellationToken,
 }
 
-#[derive(Default)]
-struct SessionTurns {
-    waiting: VecDeque<TurnJob>,
-    running: Option<RunningTurn>,
-}
-
 /// Turn limits.
 #[derive(Debug, Clone, Copy)]
 pub struct TurnLimits {
-    /// Turns that may wait behind the running one, per session.
+    /// Turns that may wait behind the running one, per session (approximate across
+    /// replicas: counted in the session's lease).
     pub max_queued: usize,
     /// Longest a turn may run.
     pub deadline: Duration,
@@ -82,11 +89,12 @@ pub struct TurnServices {
     pub sessions: Arc<SessionStore>,
 }
 
-/// Every session with turns running or waiting on this replica.
+/// The sessions whose queues this replica drains, and everything a turn needs.
 pub struct Turns {
-    /// A session is in the map exactly while its worker task runs.
-    sessions: Mutex<HashMap<String, SessionTurns>>,
-    /// For turn leases (one turn per session across replicas).
+    /// A session is in the map exactly while this replica's worker for it runs; the
+    /// value is its running turn.
+    sessions: Mutex<HashMap<String, Option<RunningTurn>>>,
+    replica: Arc<Replica>,
     backplane: Arc<dyn Backplane>,
     events: Events,
     knowledge: Arc<KnowledgeBase>,
@@ -94,13 +102,23 @@ pub struct Turns {
     services: TurnServices,
     metrics: Arc<Metrics>,
     limits: TurnLimits,
+    /// How long a message's asker is remembered (`--history-max-age`).
+    askers_ttl: Duration,
     workers: TaskTracker,
+    /// The heartbeat and the watch for orphaned queues.
+    background: TaskTracker,
+    /// Cancelled on SIGTERM: workers hand their queues over after the running turn.
+    draining: CancellationToken,
+    /// Cancelled after the drain: the heartbeat stops.
+    stopped: CancellationToken,
     /// Cancelled when the drain grace runs out: remaining turns end `failed`.
     abort_all: CancellationToken,
 }
 
 impl Turns {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
+        replica: Arc<Replica>,
         backplane: Arc<dyn Backplane>,
         events: Events,
         knowledge: Arc<KnowledgeBase>,
@@ -108,62 +126,89 @@ impl Turns {
         services: TurnServices,
         metrics: Arc<Metrics>,
         limits: TurnLimits,
+        askers_ttl: Duration,
     ) -> Arc<Turns> {
         Arc::new(Turns {
-            backplane,
             sessions: Mutex::new(HashMap::new()),
+            replica,
+            backplane,
             events,
             knowledge,
             provider,
             services,
             metrics,
             limits,
+            askers_ttl,
             workers: TaskTracker::new(),
+            background: TaskTracker::new(),
+            draining: CancellationToken::new(),
+            stopped: CancellationToken::new(),
             abort_all: CancellationToken::new(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SessionTurns>> {
+    /// Announce this replica and start its heartbeat and its watch for orphaned
+    /// queues. Until the first heartbeat is taken the replica claims no session.
+    pub async fn start_background(self: &Arc<Self>) {
+        if let Err(e) = self.replica.renew().await {
+            tracing::warn!(error = %e, "first heartbeat not taken; retrying every beat");
+        }
+        let turns = self.clone();
+        let stop = self.stopped.clone();
+        self.background
+            .spawn(async move { turns.replica.keep_alive(stop).await });
+        self.background.spawn(self.clone().watch_for_orphans());
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<RunningTurn>>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `session_id` can queue one more turn.
-    pub fn has_room(&self, session_id: &str) -> Result<(), ClientError> {
-        let sessions = self.lock();
-        match sessions.get(session_id) {
-            Some(s) if s.waiting.len() >= self.limits.max_queued => Err(ClientError::new(
+    /// Whether `session_id` can queue one more turn, as its lease counts them.
+    pub async fn has_room(&self, session_id: &str) -> Result<(), ClientError> {
+        match self.lease_of(session_id).await? {
+            Some(lease) if lease.queued >= self.limits.max_queued => Err(ClientError::new(
                 ErrorCode::RateLimited,
                 format!(
                     "{} messages are already waiting for a reply in this session; wait for a turn to end",
-                    s.waiting.len()
+                    lease.queued
                 ),
             )),
             _ => Ok(()),
         }
     }
 
-    /// Queue a turn; start the session's worker if it has none.
-    pub fn enqueue(self: &Arc<Self>, job: TurnJob) {
-        let session_id = job.session_id.clone();
-        let mut sessions = self.lock();
-        let start_worker = !sessions.contains_key(&session_id);
-        sessions
-            .entry(session_id.clone())
-            .or_default()
-            .waiting
-            .push_back(job);
-        drop(sessions);
-        if start_worker {
-            let turns = self.clone();
-            self.workers
-                .spawn(async move { turns.work(session_id).await });
+    /// A message was appended to `session_id`: make sure a replica answers it. When
+    /// this replica becomes the one, the caller starts the worker with [`Turns::start`]
+    /// (after acknowledging the message, so the sender hears that first).
+    pub async fn wake(&self, session_id: &str) -> Result<Claim, ClientError> {
+        if !self.replica.is_alive() {
+            // A replica the others may count dead must not claim anything.
+            self.replica.renew().await?;
         }
+        Ok(self.claim_or_poke(session_id).await?)
+    }
+
+    /// Start draining the queue of an owned lease.
+    pub fn start(self: &Arc<Self>, lease: OwnedLease) {
+        let mut sessions = self.lock();
+        if sessions.contains_key(&lease.session_id) {
+            // Cannot happen: a lease is claimed or taken over only when absent or
+            // orphaned. Refuse to run a second worker all the same.
+            tracing::error!(session_id = %lease.session_id, "a worker already drains this session");
+            return;
+        }
+        sessions.insert(lease.session_id.clone(), None);
+        drop(sessions);
+        let turns = self.clone();
+        self.workers
+            .spawn(async move { turns.drain_queue(lease).await });
     }
 
     /// Cancel the running turn `turn_id` of `session_id`. False if it is not running.
     pub fn cancel(&self, session_id: &str, turn_id: &str) -> bool {
         let sessions = self.lock();
-        match sessions.get(session_id).and_then(|s| s.running.as_ref()) {
+        match sessions.get(session_id).and_then(Option::as_ref) {
             Some(running) if running.turn_id == turn_id => {
                 running.cancel.cancel();
                 true
@@ -172,9 +217,10 @@ impl Turns {
         }
     }
 
-    /// Wait for every queued and running turn to finish; after `grace`, end the rest
-    /// `failed` and wait for them to record it.
+    /// SIGTERM: take no further queued messages (other replicas take them), finish the
+    /// running turns; after `grace`, end the rest `failed`. Then stop the heartbeat.
     pub async fn drain(&self, grace: Duration) {
+        self.draining.cancel();
         self.workers.close();
         if tokio::time::timeout(grace, self.workers.wait())
             .await
@@ -184,148 +230,21 @@ impl Turns {
             self.abort_all.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(5), self.workers.wait()).await;
         }
+        self.stopped.cancel();
+        self.background.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.background.wait()).await;
     }
 
-    /// Number of sessions with turns running or waiting.
+    /// Number of sessions whose queue this replica drains.
     pub fn busy_sessions(&self) -> usize {
         self.lock().len()
     }
 
-    /// The session's worker: run its turns in order until none is left.
-    async fn work(self: Arc<Self>, session_id: String) {
-        loop {
-            let next = {
-                let mut sessions = self.lock();
-                let Some(session) = sessions.get_mut(&session_id) else {
-                    return;
-                };
-                match session.waiting.pop_front() {
-                    Some(job) => {
-                        let running = RunningTurn {
-                            turn_id: new_id("t"),
-                            cancel: CancellationToken::new(),
-                        };
-                        let next = (job, running.turn_id.clone(), running.cancel.clone());
-                        session.running = Some(running);
-                        next
-                    }
-                    None => {
-                        sessions.remove(&session_id);
-                        return;
-                    }
-                }
-            };
-            let (job, turn_id, cancel) = next;
-            // Another replica may be running a turn of this session: wait for its lease.
-            let lease = self.acquire_lease(&session_id).await;
-            self.run(job, turn_id, cancel).await;
-            if let Some(lease) = lease {
-                self.release_lease(&session_id, &lease).await;
-            }
-            if let Some(session) = self.lock().get_mut(&session_id) {
-                session.running = None;
-            }
-        }
+    /// This replica's current id (its heartbeat record's key).
+    pub fn replica_id(&self) -> String {
+        self.replica.id()
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use switchboard_backplane::{MemoryBackplane, Retention};
-
-    use switchboard_protocol::EventBody;
-
-    use super::*;
-    use crate::assistant::model::OfflineAgent;
-    use crate::assistant::settings::ModelDefaults;
-
-    fn replica(backplane: &Arc<dyn Backplane>) -> Arc<Turns> {
-        let metrics = Arc::new(Metrics::new().unwrap());
-        let services = TurnServices {
-            settings: Arc::new(ModelSettingsStore::new(
-                backplane.clone(),
-                ModelDefaults::new(None, Default::default(), vec![], &[]),
-            )),
-            tools: Arc::new(ToolRunner::new(None, Duration::from_secs(1)).unwrap()),
-            approvals: Arc::new(Approvals::new(backplane.clone(), Duration::from_secs(1))),
-            sessions: Arc::new(SessionStore::new(
-                backplane.clone(),
-                Duration::from_secs(60),
-            )),
-        };
-        Turns::new(
-            backplane.clone(),
-            Events::new(backplane.clone(), metrics.clone()),
-            Arc::new(KnowledgeBase::new(backplane.clone())),
-            Arc::new(OfflineAgent::new(Duration::from_millis(5))),
-            services,
-            metrics,
-            TurnLimits {
-                max_queued: 8,
-                deadline: Duration::from_secs(30),
-                prompt_documents: 3,
-                transcript_budget: 1000,
-                max_rounds: 4,
-            },
-        )
-    }
-
-    fn job(stream: &StreamName, n: usize) -> TurnJob {
-        TurnJob {
-            session_id: stream.id().to_string(),
-            stream: stream.clone(),
-            message_id: format!("m_{n}"),
-            question: "anything at all".into(),
-            access: AccessContext {
-                user_id: None,
-                org_id: "default".into(),
-                groups: vec![],
-                roles: vec![],
-                anonymous: true,
-            },
-        }
-    }
-
-    /// Two replicas accepting messages for one session run its turns one at a time:
-    /// every `turn.start` is followed by its own `turn.end` before the next starts.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn replicas_never_run_two_turns_of_one_session_at_once() {
-        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
-        let (a, b) = (replica(&backplane), replica(&backplane));
-        let stream = StreamName::session("s_lease").unwrap();
-        for n in 0..3 {
-            a.enqueue(job(&stream, 2 * n));
-            b.enqueue(job(&stream, 2 * n + 1));
-        }
-        tokio::time::timeout(Duration::from_secs(20), async {
-            while a.busy_sessions() + b.busy_sessions() > 0 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await
-        .expect("all turns finish");
-        let history = backplane.read(&stream, None, 10_000).await.unwrap();
-        let mut running: Option<String> = None;
-        let mut ended = 0;
-        for event in &history.events {
-            match &event.body {
-                EventBody::TurnStart { turn_id, .. } => {
-                    assert!(
-                        running.is_none(),
-                        "turn {turn_id} started while {running:?} ran"
-                    );
-                    running = Some(turn_id.clone());
-                }
-                EventBody::TurnDelta { turn_id, .. } => {
-                    assert_eq!(running.as_ref(), Some(turn_id), "a delta outside its turn");
-                }
-                EventBody::TurnEnd { turn_id, .. } => {
-                    assert_eq!(running.take().as_ref(), Some(turn_id));
-                    ended += 1;
-                }
-                _ => {}
-            }
-        }
-        assert_eq!(ended, 6);
-    }
-}
+mod tests;

@@ -6,19 +6,26 @@ use std::time::Duration;
 use switchboard_protocol::{EventBody, Role, Source, TurnStatus, Usage};
 use tokio_util::sync::CancellationToken;
 
+use super::worker::HISTORY_EVENTS;
 use super::{TurnJob, Turns};
 use crate::assistant::model::prompt;
 use crate::ids::new_id;
 
-/// History events read to find a turn's transcript (the retention caps it anyway).
-const TRANSCRIPT_EVENTS: usize = 10_000;
 /// How long a turn keeps retrying to record its end through a backplane outage.
 const END_PATIENCE: Duration = Duration::from_secs(30);
 
 impl Turns {
     /// One turn: start, the model's rounds (deltas, tool calls), end, and the
-    /// assistant message when completed.
-    pub(super) async fn run(&self, job: TurnJob, turn_id: String, cancel: CancellationToken) {
+    /// assistant message when completed. When `fence` is cancelled (this replica gave
+    /// up the session to another) it stops without writing anything more: the new
+    /// owner ends the turn.
+    pub(super) async fn run(
+        &self,
+        job: TurnJob,
+        turn_id: String,
+        cancel: CancellationToken,
+        fence: CancellationToken,
+    ) {
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
             reply_to: job.message_id.clone(),
@@ -54,11 +61,7 @@ impl Turns {
                 uri: d.uri.clone(),
             })
             .collect();
-        let transcript = match self
-            .backplane
-            .read(&job.stream, None, TRANSCRIPT_EVENTS)
-            .await
-        {
+        let transcript = match self.backplane.read(&job.stream, None, HISTORY_EVENTS).await {
             Ok(replay) => prompt::transcript_before(&replay.events, &job.message_id),
             Err(e) => {
                 tracing::warn!(session_id = %job.session_id, error = %e, "history unavailable; answering without the transcript");
@@ -73,7 +76,7 @@ impl Turns {
             &job.question,
         );
         let mut progress = Progress::default();
-        let (status, error) = {
+        let outcome = {
             let conversation = self.converse(
                 &job,
                 &turn_id,
@@ -91,22 +94,31 @@ impl Turns {
             // stream and its upstream request, and any wait for a tool decision.
             tokio::select! {
                 biased;
-                () = cancel.cancelled() => (TurnStatus::Cancelled, None),
-                () = &mut cancelled_elsewhere => (TurnStatus::Cancelled, None),
-                () = self.abort_all.cancelled() => (
+                () = fence.cancelled() => None,
+                () = cancel.cancelled() => Some((TurnStatus::Cancelled, None)),
+                () = &mut cancelled_elsewhere => Some((TurnStatus::Cancelled, None)),
+                () = self.abort_all.cancelled() => Some((
                     TurnStatus::Failed,
                     Some("the gateway shut down before the reply was finished".to_string()),
-                ),
-                () = &mut deadline => (
+                )),
+                () = &mut deadline => Some((
                     TurnStatus::Failed,
                     Some(format!(
                         "the reply took longer than the turn deadline of {}",
                         humantime::format_duration(self.limits.deadline)
                     )),
-                ),
-                outcome = &mut conversation => outcome,
+                )),
+                outcome = &mut conversation => Some(outcome),
             }
         };
+        let Some((status, error)) = outcome else {
+            return;
+        };
+        if fence.is_cancelled() || !self.replica.is_alive() {
+            // Another replica may own the session now and end this turn itself.
+            tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed during the turn; leaving its end to the new owner");
+            return;
+        }
         let text = progress.text;
         let end = EventBody::TurnEnd {
             turn_id: turn_id.clone(),
@@ -115,6 +127,8 @@ impl Turns {
             usage: progress.usage,
             sources: Some(sources),
             error,
+            code: None,
+            retrying: None,
         };
         if let Err(e) = self
             .events

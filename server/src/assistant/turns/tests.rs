@@ -1,0 +1,293 @@
+//! Replicas in one process sharing a memory backplane: the turn queue is the session's
+//! history, one turn runs at a time across replicas, and a replica that stops is
+//! replaced.
+
+use std::collections::HashMap;
+
+use switchboard_backplane::{MemoryBackplane, Retention};
+use switchboard_protocol::{EventBody, Role, TurnEndCode, TurnStatus};
+
+use super::*;
+use crate::assistant::model::OfflineAgent;
+use crate::assistant::settings::ModelDefaults;
+use crate::ids::new_id;
+
+const TIMING: LeaseTiming = LeaseTiming {
+    beat: Duration::from_millis(50),
+    lapse: Duration::from_millis(250),
+};
+
+async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> {
+    let metrics = Arc::new(Metrics::new().unwrap());
+    let services = TurnServices {
+        settings: Arc::new(ModelSettingsStore::new(
+            backplane.clone(),
+            ModelDefaults::new(None, Default::default(), vec![], &[]),
+        )),
+        tools: Arc::new(ToolRunner::new(None, Duration::from_secs(1)).unwrap()),
+        approvals: Arc::new(Approvals::new(backplane.clone(), Duration::from_secs(1))),
+        sessions: Arc::new(SessionStore::new(
+            backplane.clone(),
+            Duration::from_secs(60),
+        )),
+    };
+    let turns = Turns::new(
+        Arc::new(Replica::new(backplane.clone(), metrics.clone(), TIMING)),
+        backplane.clone(),
+        Events::new(backplane.clone(), metrics.clone()),
+        Arc::new(KnowledgeBase::new(backplane.clone())),
+        Arc::new(OfflineAgent::new(delay)),
+        services,
+        metrics,
+        TurnLimits {
+            max_queued: 8,
+            deadline: Duration::from_secs(30),
+            prompt_documents: 3,
+            transcript_budget: 1000,
+            max_rounds: 4,
+        },
+        Duration::from_secs(60),
+    );
+    turns.start_background().await;
+    turns
+}
+
+fn asker() -> AccessContext {
+    AccessContext {
+        user_id: None,
+        org_id: "default".into(),
+        groups: vec![],
+        roles: vec![],
+        anonymous: true,
+    }
+}
+
+/// What `Intake::accept` does once a message is checked: remember the asker, append,
+/// wake the queue, start the worker when this replica claimed it.
+async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
+    let message_id = new_id("m");
+    turns.remember_asker(&message_id, &asker()).await.unwrap();
+    turns
+        .events
+        .append(
+            stream,
+            EventBody::Message {
+                message_id: message_id.clone(),
+                role: Role::User,
+                text: "anything at all".into(),
+                author: None,
+            },
+        )
+        .await
+        .unwrap();
+    if let Claim::Owned(lease) = turns.wake(stream.id()).await.unwrap() {
+        turns.start(lease);
+    }
+    message_id
+}
+
+async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !done().await {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// Every turn of `history` in order: (turn_id, reply_to, its end if any).
+fn turns_of(
+    history: &[Arc<switchboard_backplane::Event>],
+) -> Vec<(String, String, Option<EventBody>)> {
+    let mut turns: Vec<(String, String, Option<EventBody>)> = Vec::new();
+    for event in history {
+        match &event.body {
+            EventBody::TurnStart { turn_id, reply_to } => {
+                turns.push((turn_id.clone(), reply_to.clone(), None));
+            }
+            EventBody::TurnEnd { turn_id, .. } => {
+                if let Some(turn) = turns.iter_mut().find(|t| &t.0 == turn_id) {
+                    turn.2 = Some(event.body.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    turns
+}
+
+fn completed(end: &Option<EventBody>) -> bool {
+    matches!(
+        end,
+        Some(EventBody::TurnEnd {
+            status: TurnStatus::Completed,
+            ..
+        })
+    )
+}
+
+/// Two replicas accepting messages for one session run its turns one at a time, in
+/// order, and answer each message exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_never_run_two_turns_of_one_session_at_once() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_lease").unwrap();
+    let mut asked = Vec::new();
+    for _ in 0..3 {
+        asked.push(accept(&a, &stream).await);
+        asked.push(accept(&b, &stream).await);
+    }
+    until("every message is answered", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events)
+            .iter()
+            .filter(|t| completed(&t.2))
+            .count()
+            == asked.len()
+            && a.busy_sessions() + b.busy_sessions() == 0
+    })
+    .await;
+    let history = backplane.read(&stream, None, 10_000).await.unwrap();
+    let mut running: Option<String> = None;
+    for event in &history.events {
+        match &event.body {
+            EventBody::TurnStart { turn_id, .. } => {
+                assert!(
+                    running.is_none(),
+                    "turn {turn_id} started while {running:?} ran"
+                );
+                running = Some(turn_id.clone());
+            }
+            EventBody::TurnDelta { turn_id, .. } => {
+                assert_eq!(running.as_ref(), Some(turn_id), "a delta outside its turn");
+            }
+            EventBody::TurnEnd { turn_id, .. } => {
+                assert_eq!(running.take().as_ref(), Some(turn_id));
+            }
+            _ => {}
+        }
+    }
+    let answered: Vec<String> = turns_of(&history.events).into_iter().map(|t| t.1).collect();
+    let mut sorted_answered = answered.clone();
+    sorted_answered.sort();
+    let mut sorted_asked = asked.clone();
+    sorted_asked.sort();
+    assert_eq!(sorted_answered, sorted_asked, "each message answered once");
+    let leases = backplane
+        .record_list(crate::records::namespace::TURN_LEASES)
+        .await
+        .unwrap();
+    assert!(
+        leases.is_empty(),
+        "an idle session holds no lease: {leases:?}"
+    );
+}
+
+/// A replica that stops mid-answer: another ends its turn `replica_lost` (retrying),
+/// answers the interrupted message again and then the one queued behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_mid_answer_is_replaced() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(200)).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_takeover").unwrap();
+    let first = accept(&a, &stream).await;
+    until("the first turn streams", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        history
+            .events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::TurnDelta { .. }))
+    })
+    .await;
+    let second = accept(&b, &stream).await;
+    // A stops: no more heartbeats, its turns stop writing (what SIGKILL leaves).
+    a.stopped.cancel();
+    a.replica.identity().1.cancel();
+    until("both messages are answered", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events)
+            .iter()
+            .filter(|t| completed(&t.2))
+            .count()
+            == 2
+    })
+    .await;
+    let history = backplane.read(&stream, None, 10_000).await.unwrap();
+    let turns = turns_of(&history.events);
+    assert_eq!(turns.len(), 3, "{turns:?}");
+    assert_eq!(turns[0].1, first);
+    assert!(
+        matches!(
+            &turns[0].2,
+            Some(EventBody::TurnEnd {
+                status: TurnStatus::Failed,
+                code: Some(TurnEndCode::ReplicaLost),
+                retrying: Some(true),
+                ..
+            })
+        ),
+        "{:?}",
+        turns[0].2
+    );
+    assert_eq!(
+        (turns[1].1.as_str(), completed(&turns[1].2)),
+        (first.as_str(), true)
+    );
+    assert_eq!(
+        (turns[2].1.as_str(), completed(&turns[2].2)),
+        (second.as_str(), true)
+    );
+    assert_eq!(b.metrics.turn_takeovers.get(), 1);
+    let per_message: HashMap<&str, usize> = turns.iter().fold(HashMap::new(), |mut counts, t| {
+        *counts.entry(t.1.as_str()).or_default() += usize::from(completed(&t.2));
+        counts
+    });
+    assert_eq!(
+        per_message
+            .values()
+            .copied()
+            .collect::<Vec<_>>()
+            .iter()
+            .sum::<usize>(),
+        2
+    );
+}
+
+/// A draining replica finishes its running turn and hands the queued message to
+/// another replica at once, without waiting for a lapse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_replica_hands_its_queue_over() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(30)).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_drain").unwrap();
+    let first = accept(&a, &stream).await;
+    let second = accept(&a, &stream).await;
+    until("the first turn starts", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        !turns_of(&history.events).is_empty()
+    })
+    .await;
+    a.drain(Duration::from_secs(10)).await;
+    until("both messages are answered", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events)
+            .iter()
+            .filter(|t| completed(&t.2))
+            .count()
+            == 2
+    })
+    .await;
+    let history = backplane.read(&stream, None, 10_000).await.unwrap();
+    let turns = turns_of(&history.events);
+    assert_eq!(turns.len(), 2, "no turn was interrupted: {turns:?}");
+    assert_eq!(
+        (turns[0].1.as_str(), turns[1].1.as_str()),
+        (first.as_str(), second.as_str())
+    );
+    assert_eq!(b.metrics.turn_takeovers.get(), 1, "b took the rest over");
+}
