@@ -222,6 +222,17 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("SIGTERM to the gateway ({}): {e}", child.id()));
     }
 
+    /// Kill the process with SIGKILL (what the OOM killer or a node failure does) and
+    /// reap it; the log stays readable. Does nothing when it already exited.
+    pub fn kill(&mut self) {
+        if let Some(child) = self.child.as_mut()
+            && self.exit.is_none()
+        {
+            let _ = child.kill();
+            self.exit = child.wait().ok();
+        }
+    }
+
     /// How the process exited, if it did (without waiting).
     pub fn exit_status(&mut self) -> Option<ExitStatus> {
         if self.exit.is_none() {
