@@ -76,7 +76,7 @@ impl Intake {
         self.turns.has_room(&send.session_id).await?;
         let stream = session_stream(&send.session_id)?;
         let message_id = new_id("m");
-        self.turns.remember_asker(&message_id, sender).await?;
+        self.turns.remember_job(&message_id, sender).await?;
         let key = send
             .client_message_id
             .as_deref()
@@ -87,35 +87,49 @@ impl Intake {
             text: send.text.clone(),
             author: sender.user_id.clone(),
         };
-        let accepted = match self
+        let appended = self
             .events
             .append_once(&stream, body, key.as_ref(), &message_id)
-            .await?
-        {
-            Once::Appended(event) => Accepted {
-                session_id: send.session_id,
-                message_id,
-                seq: event.seq,
-            },
+            .await?;
+        let (accepted, queued) = match appended {
+            Once::Appended(event) => {
+                let accepted = Accepted {
+                    session_id: send.session_id,
+                    message_id,
+                    seq: event.seq,
+                };
+                let queued = self
+                    .turns
+                    .enqueue(&accepted.session_id, &accepted.message_id)
+                    .await;
+                (accepted, queued)
+            }
             // A retry: the first attempt's answer, and no second message.
-            Once::Earlier { id, seq } => Accepted {
-                session_id: send.session_id,
-                message_id: id,
-                seq,
-            },
+            Once::Earlier { id, seq } => {
+                let accepted = Accepted {
+                    session_id: send.session_id,
+                    message_id: id,
+                    seq,
+                };
+                let queued = self
+                    .turns
+                    .enqueue_again(&accepted.session_id, &stream, &accepted.message_id)
+                    .await;
+                (accepted, queued)
+            }
         };
-        let claim = self.turns.wake(&accepted.session_id).await.map_err(|e| {
+        let claim = queued.map_err(|e| {
             ClientError::new(
                 ErrorCode::Unavailable,
                 format!(
-                    "the message was stored (seq {}) but its reply could not be queued ({}); send it again with the same client_message_id",
+                    "the message was stored (seq {}) but its reply could not be queued ({}); send it again with the same client_message_id to queue it without storing it twice",
                     accepted.seq, e.message
                 ),
             )
         })?;
         acknowledge(&accepted);
         if let Claim::Owned(lease) = claim {
-            self.turns.start(lease);
+            self.turns.start(*lease);
         }
         Ok(())
     }

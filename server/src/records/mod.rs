@@ -23,12 +23,12 @@ pub mod namespace {
     /// `<replica_id>` → a live replica's heartbeat; lives `--turn-lease-lapse` unless
     /// renewed, so a replica that stops renewing is gone from here within the lapse.
     pub const REPLICAS: &str = "replicas";
-    /// `<session_id>` → which replica drains the session's turn queue (its lease);
-    /// present exactly while the session has turns waiting or running.
+    /// `<session_id>` → the session's turn queue: waiting messages, the running turn
+    /// and the replica draining it; present exactly while there is any.
     pub const TURN_LEASES: &str = "turn-leases";
-    /// `<message_id>` → the access context the message's turn runs with; lives
-    /// `--history-max-age`.
-    pub const TURN_ASKERS: &str = "turn-askers";
+    /// `<message_id>` → the question and the asker's access context its turn runs
+    /// with; lives `--history-max-age`.
+    pub const TURN_JOBS: &str = "turn-jobs";
     /// `<turn_id>` → a `turn.cancel` made on another replica than the turn's.
     pub const TURN_CANCELS: &str = "turn-cancels";
     /// `<call_id>` → a tool call waiting for a decision.
@@ -49,7 +49,7 @@ pub mod namespace {
         PUBLISH_KEYS,
         REPLICAS,
         TURN_LEASES,
-        TURN_ASKERS,
+        TURN_JOBS,
         TURN_CANCELS,
         TOOL_CALLS,
         TOOL_DECISIONS,

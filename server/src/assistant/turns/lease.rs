@@ -1,16 +1,18 @@
-//! Which replica drains a session's turn queue: its lease in `turn-leases`.
-//!
-//! The lease exists exactly while the session has turns waiting or running. It names
-//! the replica that owns it (alive while that replica's heartbeat is, see
-//! [`super::replica`]) and is only ever changed by compare-and-set
+//! A session's turn queue and the replica that drains it: one record in
+//! `turn-leases`, present exactly while the session has messages waiting or a turn
+//! running. It holds the waiting messages in order, the running turn, and the replica
+//! that owns the queue (alive while that replica's heartbeat is, see
+//! [`super::replica`]). It is only ever changed by compare-and-set
 //! (`Backplane::record_replace`), so every change is made knowing the value it
 //! replaces:
 //!
-//! - a replica that accepted a message **claims** the lease (creates it) or, when
-//!   another replica holds it, **pokes** it (counts one more waiting message);
-//! - the owner **releases** it (removes it) only when it found nothing left to answer
-//!   and nobody poked since: a poke makes the release fail, and the owner looks again.
-//!   So a message accepted while the owner was finishing is never left behind;
+//! - a replica that accepted a message **claims** the queue (creates the record with
+//!   the message) or, when another replica owns it, **pokes** it (adds the message);
+//! - the owner moves the oldest waiting message to **running** before its
+//!   `turn.start`, and clears it after its `turn.end`;
+//! - the owner **releases** it (removes it) only when nothing is left and nobody poked
+//!   since: a poke makes the release fail, and the owner looks again. So a message
+//!   accepted while the owner was finishing is never left behind;
 //! - while draining, the owner **hands it over** (marks it released) for another
 //!   replica to take at once;
 //! - another replica **takes it over** when its owner is no longer alive.
@@ -26,6 +28,24 @@ use super::Turns;
 use crate::ids::new_id;
 use crate::records::namespace::TURN_LEASES;
 
+/// A message waiting for its turn.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Queued {
+    pub(super) message_id: String,
+    /// Turns for it that ended `replica_lost` so far.
+    #[serde(default)]
+    pub(super) losses: usize,
+}
+
+/// The turn being run (or that was, when its replica stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Running {
+    pub(super) turn_id: String,
+    pub(super) message_id: String,
+    #[serde(default)]
+    pub(super) losses: usize,
+}
+
 /// A session's turn lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Lease {
@@ -33,11 +53,25 @@ pub(super) struct Lease {
     pub(super) replica: String,
     /// Unique per claim or takeover: tells an owner its lease from a successor's.
     pub(super) token: String,
-    /// Messages waiting behind the running turn, as last counted (approximate).
-    pub(super) queued: usize,
+    /// Messages waiting, oldest first.
+    #[serde(default)]
+    pub(super) waiting: Vec<Queued>,
+    #[serde(default)]
+    pub(super) running: Option<Running>,
     /// Handed over by a draining owner: any replica may take it at once.
     #[serde(default)]
     pub(super) released: bool,
+}
+
+impl Lease {
+    /// Whether `message_id` waits or runs here.
+    pub(super) fn holds(&self, message_id: &str) -> bool {
+        self.waiting.iter().any(|q| q.message_id == message_id)
+            || self
+                .running
+                .as_ref()
+                .is_some_and(|r| r.message_id == message_id)
+    }
 }
 
 impl Lease {
@@ -151,14 +185,22 @@ impl OwnedLease {
         }
     }
 
-    /// Record how many messages wait behind the turn about to run.
-    pub(super) async fn set_queued(&mut self, turns: &Turns, queued: usize) -> Held {
-        self.change(turns, Some(&move |lease: &mut Lease| lease.queued = queued))
-            .await
+    /// The lease as this owner last saw it.
+    pub(super) fn lease(&self) -> &Lease {
+        &self.lease
     }
 
-    /// Remove the lease: the queue is empty. `Poked` means it is not (and the lease is
-    /// still ours).
+    /// Apply `change` to the lease (again on the newer value after a poke).
+    pub(super) async fn update(
+        &mut self,
+        turns: &Turns,
+        change: &(dyn Fn(&mut Lease) + Sync),
+    ) -> Held {
+        self.change(turns, Some(change)).await
+    }
+
+    /// Remove the lease: the queue is empty. `Poked` means it is not any more (and the
+    /// lease is still ours).
     pub(super) async fn release(&mut self, turns: &Turns) -> Held {
         self.change(turns, None).await
     }
@@ -173,7 +215,7 @@ impl OwnedLease {
 /// What [`Turns::claim_or_poke`] did.
 pub enum Claim {
     /// This replica owns the session's queue now: start draining it.
-    Owned(OwnedLease),
+    Owned(Box<OwnedLease>),
     /// Another replica owns it and will find the message.
     Poked,
 }
@@ -183,38 +225,52 @@ impl Turns {
         Lease {
             replica,
             token: new_id("lease"),
-            queued: 0,
+            waiting: Vec::new(),
+            running: None,
             released: false,
         }
     }
 
-    /// After a message was appended to the session: make sure a replica drains its
-    /// queue. Claim the lease when nobody holds it, otherwise poke it.
-    pub(super) async fn claim_or_poke(&self, session_id: &str) -> Result<Claim, RecordError> {
+    /// Queue `message_id`, just appended to the session: claim the queue when nobody
+    /// owns it, otherwise add the message to it (nothing when it is already there).
+    pub(super) async fn claim_or_poke(
+        &self,
+        session_id: &str,
+        message_id: &str,
+    ) -> Result<Claim, RecordError> {
+        let queued = Queued {
+            message_id: message_id.to_string(),
+            losses: 0,
+        };
         let key = RecordKey::new(TURN_LEASES, session_id);
         let mut backoff = Backoff::new(Duration::from_millis(5), Duration::from_millis(200));
         loop {
             match self.backplane.record_get(&key).await? {
                 None => {
                     let (id, fence) = self.replica.identity();
-                    let lease = self.new_lease(id);
+                    let mut lease = self.new_lease(id);
+                    lease.waiting.push(queued.clone());
                     if self
                         .backplane
                         .record_create(&key, lease.encode(), None)
                         .await?
                     {
-                        return Ok(Claim::Owned(OwnedLease::new(session_id, lease, fence)));
+                        return Ok(Claim::Owned(Box::new(OwnedLease::new(
+                            session_id, lease, fence,
+                        ))));
                     }
                 }
                 Some(raw) => {
-                    let mut lease = Lease::decode(&raw).unwrap_or_else(|| Lease {
-                        // Unreadable: poke it anyway; takeover will replace it.
-                        replica: String::new(),
-                        token: String::new(),
-                        queued: 0,
-                        released: true,
-                    });
-                    lease.queued = lease.queued.saturating_add(1);
+                    let Some(mut lease) = Lease::decode(&raw) else {
+                        return Err(RecordError::new(
+                            switchboard_backplane::ErrorKind::InvalidData,
+                            format!("the turn queue of session {session_id} is unreadable"),
+                        ));
+                    };
+                    if lease.holds(message_id) {
+                        return Ok(Claim::Poked);
+                    }
+                    lease.waiting.push(queued.clone());
                     if self
                         .backplane
                         .record_replace(&key, &raw, Some(lease.encode()), None)
@@ -239,7 +295,8 @@ impl Turns {
         let (id, fence) = self.replica.identity();
         let mut lease = self.new_lease(id);
         if let Some(old) = Lease::decode(observed) {
-            lease.queued = old.queued;
+            lease.waiting = old.waiting;
+            lease.running = old.running;
         }
         let replaced = self
             .backplane

@@ -1,25 +1,25 @@
 //! Agent turns. A turn belongs to its session, not to the socket or the replica that
-//! accepted the message: the session's history is its queue, any replica may drain
-//! it, and a replica that stops mid-answer is replaced by another.
+//! accepted the message: the session's queue is shared (in the backplane's records),
+//! any replica may drain it, and a replica that stops mid-answer is replaced.
 //!
 //! Turns of one session run one at a time, in the order their messages were
 //! accepted, on the replica that holds the session's lease.
 //!
 //! - this module: the replica's sessions and the public entry points;
 //! - [`replica`]: this replica's identity and heartbeat;
-//! - [`lease`]: which replica drains a session's queue;
-//! - [`backlog`]: the queue, read from the session's history;
+//! - [`lease`]: a session's queue and which replica drains it;
+//! - [`history`]: what the session's history says about a turn or a message;
 //! - [`worker`]: draining one session's queue;
 //! - [`takeover`]: taking over the queues of replicas that stopped;
-//! - [`askers`]: the access context each message is answered with;
+//! - [`jobs`]: the access context each message is answered with;
 //! - [`run`]: one turn from `turn.start` to `turn.end`;
 //! - [`converse`]: the model's rounds and the tool calls between them;
 //! - [`cancel`]: `turn.cancel` from any replica.
 
-mod askers;
-mod backlog;
 mod cancel;
 mod converse;
+mod history;
+mod jobs;
 mod lease;
 pub mod replica;
 mod run;
@@ -103,7 +103,7 @@ pub struct Turns {
     metrics: Arc<Metrics>,
     limits: TurnLimits,
     /// How long a message's asker is remembered (`--history-max-age`).
-    askers_ttl: Duration,
+    jobs_ttl: Duration,
     workers: TaskTracker,
     /// The heartbeat and the watch for orphaned queues.
     background: TaskTracker,
@@ -126,7 +126,7 @@ impl Turns {
         services: TurnServices,
         metrics: Arc<Metrics>,
         limits: TurnLimits,
-        askers_ttl: Duration,
+        jobs_ttl: Duration,
     ) -> Arc<Turns> {
         Arc::new(Turns {
             sessions: Mutex::new(HashMap::new()),
@@ -138,7 +138,7 @@ impl Turns {
             services,
             metrics,
             limits,
-            askers_ttl,
+            jobs_ttl,
             workers: TaskTracker::new(),
             background: TaskTracker::new(),
             draining: CancellationToken::new(),
@@ -167,26 +167,51 @@ impl Turns {
     /// Whether `session_id` can queue one more turn, as its lease counts them.
     pub async fn has_room(&self, session_id: &str) -> Result<(), ClientError> {
         match self.lease_of(session_id).await? {
-            Some(lease) if lease.queued >= self.limits.max_queued => Err(ClientError::new(
+            Some(lease) if lease.waiting.len() >= self.limits.max_queued => Err(ClientError::new(
                 ErrorCode::RateLimited,
                 format!(
                     "{} messages are already waiting for a reply in this session; wait for a turn to end",
-                    lease.queued
+                    lease.waiting.len()
                 ),
             )),
             _ => Ok(()),
         }
     }
 
-    /// A message was appended to `session_id`: make sure a replica answers it. When
-    /// this replica becomes the one, the caller starts the worker with [`Turns::start`]
+    /// `message_id` was appended to `session_id`: queue it. When this replica becomes
+    /// the one draining the queue, the caller starts the worker with [`Turns::start`]
     /// (after acknowledging the message, so the sender hears that first).
-    pub async fn wake(&self, session_id: &str) -> Result<Claim, ClientError> {
+    pub async fn enqueue(&self, session_id: &str, message_id: &str) -> Result<Claim, ClientError> {
         if !self.replica.is_alive() {
             // A replica the others may count dead must not claim anything.
             self.replica.renew().await?;
         }
-        Ok(self.claim_or_poke(session_id).await?)
+        Ok(self.claim_or_poke(session_id, message_id).await?)
+    }
+
+    /// A retried send of `message_id`, accepted earlier: queue it unless it is queued
+    /// or was answered (its first attempt may have stopped between append and queue).
+    pub async fn enqueue_again(
+        &self,
+        session_id: &str,
+        stream: &StreamName,
+        message_id: &str,
+    ) -> Result<Claim, ClientError> {
+        if self
+            .lease_of(session_id)
+            .await?
+            .is_some_and(|lease| lease.holds(message_id))
+        {
+            return Ok(Claim::Poked);
+        }
+        let replay = self
+            .backplane
+            .read(stream, None, worker::HISTORY_EVENTS)
+            .await?;
+        if history::answered(&replay, message_id) != Some(false) {
+            return Ok(Claim::Poked);
+        }
+        self.enqueue(session_id, message_id).await
     }
 
     /// Start draining the queue of an owned lease.

@@ -1,12 +1,14 @@
 //! One turn: `turn.start`, retrieval and the prompt, the model's rounds raced against
 //! cancel, deadline and drain, then `turn.end` and the assistant `message`.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use switchboard_backplane::Event;
 
 use switchboard_protocol::{EventBody, Role, Source, TurnStatus, Usage};
 use tokio_util::sync::CancellationToken;
 
-use super::worker::HISTORY_EVENTS;
 use super::{TurnJob, Turns};
 use crate::assistant::model::prompt;
 use crate::ids::new_id;
@@ -16,12 +18,14 @@ const END_PATIENCE: Duration = Duration::from_secs(30);
 
 impl Turns {
     /// One turn: start, the model's rounds (deltas, tool calls), end, and the
-    /// assistant message when completed. When `fence` is cancelled (this replica gave
+    /// assistant message when completed. `history` is the session's retained history
+    /// (for the transcript). When `fence` is cancelled (this replica gave
     /// up the session to another) it stops without writing anything more: the new
     /// owner ends the turn.
     pub(super) async fn run(
         &self,
         job: TurnJob,
+        history: &[Arc<Event>],
         turn_id: String,
         cancel: CancellationToken,
         fence: CancellationToken,
@@ -61,13 +65,7 @@ impl Turns {
                 uri: d.uri.clone(),
             })
             .collect();
-        let transcript = match self.backplane.read(&job.stream, None, HISTORY_EVENTS).await {
-            Ok(replay) => prompt::transcript_before(&replay.events, &job.message_id),
-            Err(e) => {
-                tracing::warn!(session_id = %job.session_id, error = %e, "history unavailable; answering without the transcript");
-                Vec::new()
-            }
-        };
+        let transcript = prompt::transcript_before(history, &job.message_id);
         let messages = prompt::build(
             &settings.system_prompt,
             &documents,

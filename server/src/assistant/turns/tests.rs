@@ -66,7 +66,7 @@ fn asker() -> AccessContext {
 /// wake the queue, start the worker when this replica claimed it.
 async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
     let message_id = new_id("m");
-    turns.remember_asker(&message_id, &asker()).await.unwrap();
+    turns.remember_job(&message_id, &asker()).await.unwrap();
     turns
         .events
         .append(
@@ -80,8 +80,8 @@ async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
         )
         .await
         .unwrap();
-    if let Claim::Owned(lease) = turns.wake(stream.id()).await.unwrap() {
-        turns.start(lease);
+    if let Claim::Owned(lease) = turns.enqueue(stream.id(), &message_id).await.unwrap() {
+        turns.start(*lease);
     }
     message_id
 }
@@ -290,4 +290,90 @@ async fn a_draining_replica_hands_its_queue_over() {
         (first.as_str(), second.as_str())
     );
     assert_eq!(b.metrics.turn_takeovers.get(), 1, "b took the rest over");
+}
+
+/// A retried send whose first attempt stopped between the append and the queue is
+/// answered once; a retry of a message already answered queues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_retry").unwrap();
+    // The first attempt: remembered and appended, then its replica stopped.
+    let orphan = new_id("m");
+    a.remember_job(&orphan, &asker()).await.unwrap();
+    a.events
+        .append(
+            &stream,
+            EventBody::Message {
+                message_id: orphan.clone(),
+                role: Role::User,
+                text: "anything at all".into(),
+                author: None,
+            },
+        )
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        if let Claim::Owned(lease) = a
+            .enqueue_again(stream.id(), &stream, &orphan)
+            .await
+            .unwrap()
+        {
+            a.start(*lease);
+        }
+    }
+    until("the orphan is answered", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events).iter().any(|t| completed(&t.2)) && a.busy_sessions() == 0
+    })
+    .await;
+    assert!(matches!(
+        a.enqueue_again(stream.id(), &stream, &orphan)
+            .await
+            .unwrap(),
+        Claim::Poked
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let history = backplane.read(&stream, None, 10_000).await.unwrap();
+    assert_eq!(turns_of(&history.events).len(), 1, "answered exactly once");
+}
+
+/// A message that retention removed before its turn began is not met with silence: its
+/// turn ends `failed` and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_trimmed_before_its_turn_gets_an_end_that_says_why() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention {
+        max_events: 5,
+        max_age: Duration::from_secs(60),
+    }));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_short").unwrap();
+    let mut live = backplane.subscribe(&stream).await.unwrap();
+    let first = accept(&a, &stream).await;
+    let second = accept(&a, &stream).await;
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            seen.push(live.next().await.unwrap());
+            if turns_of(&seen)
+                .iter()
+                .any(|t| t.1 == second && t.2.is_some())
+            {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the second message's turn ends");
+    let turns = turns_of(&seen);
+    assert!(completed(&turns[0].2) && turns[0].1 == first, "{turns:?}");
+    match &turns[1].2 {
+        Some(EventBody::TurnEnd {
+            status: TurnStatus::Failed,
+            error: Some(error),
+            ..
+        }) => assert!(error.contains("--history-max-events"), "{error}"),
+        other => panic!("expected a failed end that says why, got {other:?}"),
+    }
 }

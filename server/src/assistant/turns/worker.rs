@@ -1,20 +1,21 @@
-//! One session's worker: while this replica holds the session's lease, read the
-//! backlog from history, end a turn its previous owner left unfinished, answer the
-//! oldest waiting message, and look again; release the lease when nothing is left.
+//! One session's worker: while this replica owns the session's queue, end a turn its
+//! previous owner left unfinished, answer the oldest waiting message, and look again;
+//! release the queue when nothing is left.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_backplane::Backoff;
+use switchboard_backplane::{Backoff, StreamName};
 use switchboard_protocol::{EventBody, TurnEndCode, TurnStatus};
 use tokio_util::sync::CancellationToken;
 
-use super::backlog::{self, Unfinished};
-use super::lease::{Held, OwnedLease};
+use super::history;
+use super::lease::{Held, Lease, OwnedLease, Queued, Running};
 use super::{RunningTurn, TurnJob, Turns};
+use crate::error::ClientError;
 use crate::ids::{new_id, session_stream};
 
-/// History events read to find the backlog (the retention caps it anyway).
+/// History events read to find a turn (the retention caps it anyway).
 pub(super) const HISTORY_EVENTS: usize = 10_000;
 /// How many times one message is tried when the replicas answering it keep stopping:
 /// a message that brings replicas down is not retried forever.
@@ -46,50 +47,58 @@ impl Turns {
                 lease.hand_over(self).await;
                 return;
             }
-            let history = match self.backplane.read(&stream, None, HISTORY_EVENTS).await {
-                Ok(replay) => replay.events,
-                Err(e) => {
-                    tracing::warn!(%session_id, error = %e, "history unavailable; cannot read the turn queue yet");
-                    tokio::select! {
-                        () = lease.fence.cancelled() => return,
-                        () = backoff.wait() => continue,
-                    }
-                }
-            };
-            backoff.reset();
-            let backlog = backlog::scan(&history);
-            if let Some(unfinished) = backlog.unfinished {
+            if let Some(running) = lease.lease().running.clone() {
                 // This replica owns the queue and runs no turn of it: whoever started
                 // this one stopped.
-                if !self
-                    .end_interrupted(&stream, &unfinished, &lease.fence)
-                    .await
-                {
-                    return;
+                match self.settle_interrupted(&stream, &running, lease).await {
+                    Some(Held::Lost) => return,
+                    Some(_) => continue,
+                    None => {
+                        tokio::select! {
+                            () = lease.fence.cancelled() => return,
+                            () = backoff.wait() => continue,
+                        }
+                    }
                 }
-                continue;
             }
-            let Some(next) = backlog.waiting.first() else {
+            let Some(next) = lease.lease().waiting.first().cloned() else {
                 match lease.release(self).await {
                     Held::Kept | Held::Lost => return,
                     Held::Poked => continue,
                 }
             };
-            let queued = backlog.waiting.len().saturating_sub(1);
-            if lease.set_queued(self, queued).await == Held::Lost {
-                return;
-            }
-            let access = match self.recall_asker(&next.message_id).await {
-                Ok(access) => access,
+            let found = async {
+                let job = self.recall_job(&next.message_id).await?;
+                let replay = self.backplane.read(&stream, None, HISTORY_EVENTS).await?;
+                Ok::<_, ClientError>((job, replay))
+            };
+            let (job, replay) = match found.await {
+                Ok(found) => found,
                 Err(e) => {
-                    tracing::warn!(%session_id, error = %e, "cannot read who asked; retrying");
+                    tracing::warn!(%session_id, error = %e.message, "cannot read a queued message yet; retrying");
                     tokio::select! {
                         () = lease.fence.cancelled() => return,
                         () = backoff.wait() => continue,
                     }
                 }
             };
+            let question = history::question(&replay, &next.message_id);
+            backoff.reset();
             let turn_id = new_id("t");
+            let running = Running {
+                turn_id: turn_id.clone(),
+                message_id: next.message_id.clone(),
+                losses: next.losses,
+            };
+            let take = move |queue: &mut Lease| {
+                if queue.waiting.first().map(|q| &q.message_id) == Some(&running.message_id) {
+                    queue.waiting.remove(0);
+                }
+                queue.running = Some(running.clone());
+            };
+            if lease.update(self, &take).await == Held::Lost {
+                return;
+            }
             let cancel = CancellationToken::new();
             if let Some(slot) = self.lock().get_mut(&session_id) {
                 *slot = Some(RunningTurn {
@@ -97,39 +106,118 @@ impl Turns {
                     cancel: cancel.clone(),
                 });
             }
-            match access {
-                Some(access) => {
+            match (job, question) {
+                (Some(job), Some(question)) => {
                     let job = TurnJob {
                         session_id: session_id.clone(),
                         stream: stream.clone(),
                         message_id: next.message_id.clone(),
-                        question: next.text.clone(),
-                        access,
+                        question,
+                        access: job.access,
                     };
-                    self.run(job, turn_id, cancel, lease.fence.clone()).await;
+                    self.run(job, &replay.events, turn_id, cancel, lease.fence.clone())
+                        .await;
                 }
-                None => {
-                    self.end_unanswerable(&stream, &next.message_id, turn_id)
+                (None, _) => {
+                    let why = "this message can no longer be answered: who sent it is no longer known; send it again";
+                    self.end_unanswerable(&stream, &next.message_id, turn_id, why)
+                        .await
+                }
+                (Some(_), None) => {
+                    let why = "this message left the session's retained history (--history-max-events) before its turn began, so it cannot be answered; send it again";
+                    self.end_unanswerable(&stream, &next.message_id, turn_id, why)
                         .await
                 }
             }
             if let Some(slot) = self.lock().get_mut(&session_id) {
                 *slot = None;
             }
+            if lease.fence.is_cancelled() {
+                return;
+            }
+            if lease
+                .update(self, &|queue: &mut Lease| queue.running = None)
+                .await
+                == Held::Lost
+            {
+                return;
+            }
         }
+    }
+
+    /// A turn is marked running and this replica does not run it: its replica stopped
+    /// (or this one could not clear the mark). End it `replica_lost` if it started and
+    /// has no end, and put its message back first in line when it is tried again.
+    /// `None`: history unavailable, try later.
+    async fn settle_interrupted(
+        &self,
+        stream: &StreamName,
+        running: &Running,
+        lease: &mut OwnedLease,
+    ) -> Option<Held> {
+        let replay = match self.backplane.read(stream, None, HISTORY_EVENTS).await {
+            Ok(replay) => replay,
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "history unavailable; cannot settle an interrupted turn yet");
+                return None;
+            }
+        };
+        let (retry, losses) = match history::started(&replay, &running.turn_id) {
+            // It never started: its message simply waits again.
+            None => (true, running.losses),
+            // It ended after all (its replica stopped between the end and the mark).
+            Some(started) if started.ended => (false, running.losses),
+            Some(started) => {
+                let attempts = running.losses + 1;
+                let retrying = !started.called_tool && attempts < MAX_ATTEMPTS;
+                if !self
+                    .end_interrupted(
+                        stream,
+                        &running.turn_id,
+                        started.called_tool,
+                        retrying,
+                        attempts,
+                        &lease.fence,
+                    )
+                    .await
+                {
+                    return None;
+                }
+                (retrying, attempts)
+            }
+        };
+        let message_id = running.message_id.clone();
+        let settle = move |queue: &mut Lease| {
+            queue.running = None;
+            if retry && !queue.waiting.iter().any(|q| q.message_id == message_id) {
+                queue.waiting.insert(
+                    0,
+                    Queued {
+                        message_id: message_id.clone(),
+                        losses,
+                    },
+                );
+            }
+        };
+        let held = lease.update(self, &settle).await;
+        if !retry && held != Held::Lost {
+            self.forget_job(&running.message_id).await;
+        }
+        Some(held)
     }
 
     /// End a turn whose replica stopped: `failed`, `replica_lost`, and whether its
     /// message is answered again. Returns false when this replica lost the queue.
     async fn end_interrupted(
         &self,
-        stream: &switchboard_backplane::StreamName,
-        unfinished: &Unfinished,
+        stream: &StreamName,
+        turn_id: &str,
+        called_tool: bool,
+        retrying: bool,
+        attempts: usize,
         fence: &CancellationToken,
     ) -> bool {
-        let attempts = unfinished.earlier_losses + 1;
-        let retrying = !unfinished.called_tool && attempts < MAX_ATTEMPTS;
-        let error = if unfinished.called_tool {
+        let error = if called_tool {
             "the replica writing this reply stopped after the reply called a tool; it is not \
              repeated by itself, so the tool does not run twice: send the message again to continue"
                 .to_string()
@@ -143,7 +231,7 @@ impl Turns {
             )
         };
         let end = EventBody::TurnEnd {
-            turn_id: unfinished.turn_id.clone(),
+            turn_id: turn_id.to_string(),
             status: TurnStatus::Failed,
             text: String::new(),
             usage: None,
@@ -161,7 +249,7 @@ impl Turns {
             .await
         {
             Ok(_) => {
-                tracing::info!(turn_id = %unfinished.turn_id, retrying, "ended a turn whose replica stopped");
+                tracing::info!(%turn_id, retrying, "ended a turn whose replica stopped");
                 self.metrics
                     .turns_replica_lost
                     .with_label_values(&[if retrying { "true" } else { "false" }])
@@ -170,19 +258,21 @@ impl Turns {
                 true
             }
             Err(e) => {
-                tracing::error!(turn_id = %unfinished.turn_id, error = %e, "could not end a turn whose replica stopped");
+                tracing::error!(%turn_id, error = %e, "could not end a turn whose replica stopped");
                 !fence.is_cancelled()
             }
         }
     }
 
-    /// A message whose sender is no longer known cannot be answered with the right
-    /// access: say so rather than answer it with someone else's.
+    /// A message that cannot be answered (its sender is no longer known, or its text
+    /// left the history) gets a turn that says why, rather than silence or an answer
+    /// with someone else's access.
     async fn end_unanswerable(
         &self,
-        stream: &switchboard_backplane::StreamName,
+        stream: &StreamName,
         message_id: &str,
         turn_id: String,
+        why: &str,
     ) {
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
@@ -194,10 +284,7 @@ impl Turns {
             text: String::new(),
             usage: None,
             sources: None,
-            error: Some(
-                "this message can no longer be answered: who sent it is no longer known; send it again"
-                    .into(),
-            ),
+            error: Some(why.to_string()),
             code: None,
             retrying: None,
         };
