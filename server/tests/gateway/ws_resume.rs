@@ -191,7 +191,7 @@ async fn join_after_trimmed_seq_is_not_recovered_and_replays_oldest_retained() {
     let mut creator = Client::connect(&gw.ws_url()).await;
     let s = creator.create_session().await;
     // One after the other: a message still waiting when five newer events arrived
-    // would have left the history before its turn (docs/protocol.md §6.6).
+    // would have left the history before its turn (docs/protocol.md §3.7).
     creator.send_message(&s.id, UNMATCHED_QUESTION).await;
     let mut all = owned(&creator.collect_turns(1).await, &s.id);
     creator.send_message(&s.id, REFUND_QUESTION).await;
