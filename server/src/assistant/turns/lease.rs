@@ -185,6 +185,11 @@ impl OwnedLease {
         }
     }
 
+    /// The token of this ownership (the same through pokes).
+    pub(super) fn token(&self) -> &str {
+        &self.lease.token
+    }
+
     /// The lease as this owner last saw it.
     pub(super) fn lease(&self) -> &Lease {
         &self.lease

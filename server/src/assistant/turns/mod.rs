@@ -64,6 +64,15 @@ struct RunningTurn {
     cancel: CancellationToken,
 }
 
+/// This replica's worker for one session.
+struct Worker {
+    /// The lease's token: tells this worker from a successor after a takeover.
+    token: String,
+    /// The fence of the identity the lease was taken under.
+    fence: CancellationToken,
+    running: Option<RunningTurn>,
+}
+
 /// Turn limits.
 #[derive(Debug, Clone, Copy)]
 pub struct TurnLimits {
@@ -91,9 +100,8 @@ pub struct TurnServices {
 
 /// The sessions whose queues this replica drains, and everything a turn needs.
 pub struct Turns {
-    /// A session is in the map exactly while this replica's worker for it runs; the
-    /// value is its running turn.
-    sessions: Mutex<HashMap<String, Option<RunningTurn>>>,
+    /// A session is in the map exactly while this replica's worker for it runs.
+    sessions: Mutex<HashMap<String, Worker>>,
     replica: Arc<Replica>,
     backplane: Arc<dyn Backplane>,
     events: Events,
@@ -160,7 +168,7 @@ impl Turns {
         self.background.spawn(self.clone().watch_for_orphans());
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Option<RunningTurn>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -217,13 +225,23 @@ impl Turns {
     /// Start draining the queue of an owned lease.
     pub fn start(self: &Arc<Self>, lease: OwnedLease) {
         let mut sessions = self.lock();
-        if sessions.contains_key(&lease.session_id) {
+        if let Some(worker) = sessions.get(&lease.session_id)
+            && !worker.fence.is_cancelled()
+        {
             // Cannot happen: a lease is claimed or taken over only when absent or
             // orphaned. Refuse to run a second worker all the same.
             tracing::error!(session_id = %lease.session_id, "a worker already drains this session");
             return;
         }
-        sessions.insert(lease.session_id.clone(), None);
+        // A fenced worker (this replica's previous identity) is on its way out.
+        sessions.insert(
+            lease.session_id.clone(),
+            Worker {
+                token: lease.token().to_string(),
+                fence: lease.fence.clone(),
+                running: None,
+            },
+        );
         drop(sessions);
         let turns = self.clone();
         self.workers
@@ -233,7 +251,7 @@ impl Turns {
     /// Cancel the running turn `turn_id` of `session_id`. False if it is not running.
     pub fn cancel(&self, session_id: &str, turn_id: &str) -> bool {
         let sessions = self.lock();
-        match sessions.get(session_id).and_then(Option::as_ref) {
+        match sessions.get(session_id).and_then(|w| w.running.as_ref()) {
             Some(running) if running.turn_id == turn_id => {
                 running.cancel.cancel();
                 true

@@ -27,7 +27,14 @@ impl Turns {
     pub(super) async fn drain_queue(self: Arc<Self>, mut lease: OwnedLease) {
         let session_id = lease.session_id.clone();
         self.drain_queue_while_held(&mut lease).await;
-        self.lock().remove(&session_id);
+        let mut sessions = self.lock();
+        // A successor worker (after a takeover back to this replica) stays.
+        if sessions
+            .get(&session_id)
+            .is_some_and(|w| w.token == lease.token())
+        {
+            sessions.remove(&session_id);
+        }
     }
 
     async fn drain_queue_while_held(&self, lease: &mut OwnedLease) {
@@ -100,8 +107,10 @@ impl Turns {
                 return;
             }
             let cancel = CancellationToken::new();
-            if let Some(slot) = self.lock().get_mut(&session_id) {
-                *slot = Some(RunningTurn {
+            if let Some(worker) = self.lock().get_mut(&session_id)
+                && worker.token == lease.token()
+            {
+                worker.running = Some(RunningTurn {
                     turn_id: turn_id.clone(),
                     cancel: cancel.clone(),
                 });
@@ -129,8 +138,10 @@ impl Turns {
                         .await
                 }
             }
-            if let Some(slot) = self.lock().get_mut(&session_id) {
-                *slot = None;
+            if let Some(worker) = self.lock().get_mut(&session_id)
+                && worker.token == lease.token()
+            {
+                worker.running = None;
             }
             if lease.fence.is_cancelled() {
                 return;
