@@ -26,7 +26,7 @@ mod run;
 mod takeover;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -102,6 +102,8 @@ pub struct TurnServices {
 pub struct Turns {
     /// A session is in the map exactly while this replica's worker for it runs.
     sessions: Mutex<HashMap<String, Worker>>,
+    /// This replica's leases that no worker drained at the last look for orphans.
+    unattended: Mutex<HashSet<(String, String)>>,
     replica: Arc<Replica>,
     backplane: Arc<dyn Backplane>,
     events: Events,
@@ -138,6 +140,7 @@ impl Turns {
     ) -> Arc<Turns> {
         Arc::new(Turns {
             sessions: Mutex::new(HashMap::new()),
+            unattended: Mutex::new(HashSet::new()),
             replica,
             backplane,
             events,
@@ -170,6 +173,17 @@ impl Turns {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn unattended_lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        self.unattended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a live worker of this replica drains `session_id` under lease `token`.
+    fn drains(&self, session_id: &str, token: &str) -> bool {
+        self.lock()
+            .get(session_id)
+            .is_some_and(|w| w.token == token && !w.fence.is_cancelled())
     }
 
     /// Whether `session_id` can queue one more turn, as its lease counts them.

@@ -2,7 +2,12 @@
 //! replica lists the turn leases and the live replicas; a lease whose owner is not
 //! alive (or that a draining owner handed over) is taken by compare-and-set, so of
 //! several replicas trying exactly one wins and drains the session from there.
+//!
+//! A lease of this very replica that no worker of it drains (its worker gave up
+//! through a long backplane outage) is orphaned too, once two looks in a row found it
+//! so: a claim is followed by its worker at once, never a beat later.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use switchboard_backplane::{Backoff, RecordError};
@@ -39,9 +44,21 @@ impl Turns {
             return Ok(0);
         }
         let alive = self.replica.alive().await?;
+        let me = self.replica.id();
+        let mut unattended = HashSet::new();
         let mut taken = 0;
         for (session_id, raw) in leases {
             let orphaned = match Lease::decode(&raw) {
+                Some(lease) if lease.replica == me => {
+                    if self.drains(&session_id, &lease.token) {
+                        false
+                    } else {
+                        let key = (session_id.clone(), lease.token.clone());
+                        let seen_before = self.unattended_lock().contains(&key);
+                        unattended.insert(key);
+                        seen_before
+                    }
+                }
                 Some(lease) => lease.released || !alive.contains(&lease.replica),
                 None => true,
             };
@@ -55,6 +72,7 @@ impl Turns {
                 taken += 1;
             }
         }
+        *self.unattended_lock() = unattended;
         Ok(taken)
     }
 }

@@ -377,3 +377,122 @@ async fn a_message_trimmed_before_its_turn_gets_an_end_that_says_why() {
         other => panic!("expected a failed end that says why, got {other:?}"),
     }
 }
+
+/// A queue this replica owns but no worker of it drains (the worker gave up through a
+/// long outage) is adopted again by the replica's own watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unattended_queue_of_this_replica_is_adopted_again() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_unattended").unwrap();
+    let message_id = new_id("m");
+    a.remember_job(&message_id, &asker()).await.unwrap();
+    a.events
+        .append(
+            &stream,
+            EventBody::Message {
+                message_id: message_id.clone(),
+                role: Role::User,
+                text: "anything at all".into(),
+                author: None,
+            },
+        )
+        .await
+        .unwrap();
+    // Claimed, and then no worker is started for it.
+    let claim = a.enqueue(stream.id(), &message_id).await.unwrap();
+    assert!(matches!(claim, Claim::Owned(_)));
+    drop(claim);
+    until("the message is answered", async || {
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events).iter().any(|t| completed(&t.2))
+    })
+    .await;
+    assert_eq!(a.metrics.turn_takeovers.get(), 1);
+}
+
+/// A dead replica's turn that had asked for a tool call is ended `replica_lost`
+/// without a retry (the tool may have run); one that had not is answered again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
+    for called_tool in [true, false] {
+        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+        let stream = StreamName::session("s_tool").unwrap();
+        let message_id = new_id("m");
+        let b = replica(&backplane, Duration::from_millis(2)).await;
+        b.remember_job(&message_id, &asker()).await.unwrap();
+        let mut bodies = vec![
+            EventBody::Message {
+                message_id: message_id.clone(),
+                role: Role::User,
+                text: "anything at all".into(),
+                author: None,
+            },
+            EventBody::TurnStart {
+                turn_id: "t_dead".into(),
+                reply_to: message_id.clone(),
+            },
+        ];
+        if called_tool {
+            bodies.push(EventBody::ToolRequest {
+                turn_id: "t_dead".into(),
+                call_id: "tc_dead".into(),
+                tool: "refund".into(),
+                arguments: serde_json::json!({}),
+                requires_approval: false,
+            });
+        }
+        for body in bodies {
+            backplane.append(&stream, body).await.unwrap();
+        }
+        // The queue of a replica that died while running t_dead.
+        let dead = lease::Lease {
+            replica: "r_dead".into(),
+            token: "lease_dead".into(),
+            waiting: vec![],
+            running: Some(lease::Running {
+                turn_id: "t_dead".into(),
+                message_id: message_id.clone(),
+                losses: 0,
+            }),
+            released: false,
+        };
+        backplane
+            .record_create(
+                &switchboard_backplane::RecordKey::new(
+                    crate::records::namespace::TURN_LEASES,
+                    stream.id(),
+                ),
+                bytes::Bytes::from(serde_json::to_vec(&dead).unwrap()),
+                None,
+            )
+            .await
+            .unwrap();
+        until("the queue is settled", async || {
+            let history = backplane.read(&stream, None, 10_000).await.unwrap();
+            let turns = turns_of(&history.events);
+            turns[0].2.is_some()
+                && (called_tool || turns.iter().any(|t| completed(&t.2)))
+                && b.busy_sessions() == 0
+        })
+        .await;
+        let history = backplane.read(&stream, None, 10_000).await.unwrap();
+        let turns = turns_of(&history.events);
+        match &turns[0].2 {
+            Some(EventBody::TurnEnd {
+                status: TurnStatus::Failed,
+                code: Some(TurnEndCode::ReplicaLost),
+                retrying: Some(retrying),
+                error: Some(error),
+                ..
+            }) => {
+                assert_eq!(*retrying, !called_tool);
+                if called_tool {
+                    assert!(error.contains("tool"), "{error}");
+                }
+            }
+            other => panic!("expected a replica_lost end, got {other:?}"),
+        }
+        assert_eq!(turns.len(), if called_tool { 1 } else { 2 }, "{turns:?}");
+    }
+}
