@@ -139,6 +139,7 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
 .meta { display: block; font-size: 0.8em; margin-top: 4px; opacity: 0.95; }
 .msg[data-role="user"] .meta { text-align: right; }
 .msg[data-state="failed"] { background: var(--_bg); color: var(--_danger); border: 1px solid var(--_danger); }
+.msg[data-state="interrupted"] { border: 1px dashed var(--_muted); }
 .notice {
   align-self: center; max-width: 92%; font-size: 0.88em; padding: 6px 10px;
   background: var(--_notice-bg); border-radius: 8px; overflow-wrap: anywhere; white-space: pre-wrap;

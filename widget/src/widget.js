@@ -488,8 +488,7 @@ export class SwitchboardChat extends HTMLElement {
         this.#onMessage(event);
         break;
       case 'turn.start':
-        this.#turnView(event.turn_id);
-        this.#setRunningTurn(event.turn_id);
+        this.#onTurnStart(event);
         break;
       case 'turn.delta': {
         const turn = this.#turnView(event.turn_id);
@@ -621,7 +620,7 @@ export class SwitchboardChat extends HTMLElement {
     const bubble = el(document, 'div', { className: 'msg', 'aria-busy': 'true', dataset: { role: 'assistant', turnId, state: 'streaming' } }, [typing]);
     // The reply's text in segments: a tool card splits it, so what the model says after
     // the tool ran reads below the card. `start` is the segment's offset in the text.
-    turn = { id: turnId, el: bubble, typing, segments: [], text: '', status: null, messageId: null };
+    turn = { id: turnId, el: bubble, typing, segments: [], text: '', status: null, messageId: null, replyTo: null, note: null };
     this.#addSegment(turn);
     this.#turns.set(turnId, turn);
     this.#ui.log.appendChild(bubble);
@@ -662,16 +661,39 @@ export class SwitchboardChat extends HTMLElement {
     return turn.segments.map((segment) => segment.body.textContent).join(' ').trim();
   }
 
+  #onTurnStart(event) {
+    const turn = this.#turnView(event.turn_id);
+    turn.replyTo = event.reply_to ?? null;
+    // A new answer to a message whose earlier answer was interrupted: that one's
+    // marker stops promising and points here.
+    for (const other of this.#turns.values()) {
+      if (other !== turn && other.replyTo && other.replyTo === turn.replyTo && other.note?.dataset.kind === 'interrupted') {
+        other.note.textContent = 'Interrupted — answered again below.';
+      }
+    }
+    this.#setRunningTurn(event.turn_id);
+  }
+
   #onTurnEnd(event) {
     const turn = this.#turnView(event.turn_id);
-    turn.text = event.text ?? turn.text;
+    // The replica that was writing this reply stopped; another one ended the turn
+    // without having seen its deltas, so the end's text is empty: keep what streamed.
+    const interrupted = event.status === 'failed' && event.code === 'replica_lost';
+    turn.text = interrupted && !event.text ? turn.text : (event.text ?? turn.text);
     turn.status = event.status;
-    turn.el.dataset.state = event.status;
+    turn.el.dataset.state = interrupted ? 'interrupted' : event.status;
     turn.el.removeAttribute('aria-busy');
     this.#renderQueued.delete(turn);
     this.#renderTurn(turn);
     if (event.status === 'cancelled') {
       turn.el.appendChild(el(document, 'span', { className: 'turn-note', text: 'Stopped.' }));
+    } else if (interrupted && event.retrying) {
+      turn.note = el(document, 'span', { className: 'turn-note', dataset: { kind: 'interrupted' }, text: 'Interrupted — answering again…' });
+      turn.el.appendChild(turn.note);
+      this.#announce('The answer was interrupted. Answering again.');
+    } else if (interrupted) {
+      turn.note = el(document, 'span', { className: 'turn-note', dataset: { kind: 'failed' }, text: `Interrupted${event.error ? `: ${event.error}` : '.'}` });
+      turn.el.appendChild(turn.note);
     } else if (event.status === 'failed') {
       turn.el.appendChild(el(document, 'span', { className: 'turn-note', dataset: { kind: 'failed' }, text: `The answer failed${event.error ? `: ${event.error}` : '.'}` }));
     }
