@@ -17,6 +17,7 @@ mod http_ops;
 mod layers;
 mod model_openai;
 mod model_prompt_tools;
+mod replicas_crash;
 mod replicas_fanout;
 mod replicas_faults;
 mod replicas_shared_state;

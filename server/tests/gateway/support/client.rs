@@ -320,6 +320,50 @@ impl Client {
         .await
     }
 
+    /// `message.send` with a `client_message_id` → `message.accepted` (panics
+    /// otherwise).
+    pub async fn send_message_once(
+        &mut self,
+        session_id: &str,
+        text: &str,
+        client_message_id: &str,
+    ) -> Value {
+        self.request_ok(
+            "message.send",
+            json!({
+                "session_id": session_id,
+                "text": text,
+                "client_message_id": client_message_id
+            }),
+            "message.accepted",
+        )
+        .await
+    }
+
+    /// Read until the connection ends in any way, a close frame or none (its replica
+    /// was killed); return the frames read, backlog first. Panics if it is still open
+    /// after [`WAIT`].
+    pub async fn frames_until_gone(&mut self) -> Vec<Value> {
+        let mut frames: Vec<Value> = self.backlog.drain(..).collect();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!(
+                    "the connection is still open after {WAIT:?}; frames so far: {}",
+                    super::summary(&frames)
+                ),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let value: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
+                        panic!("server sent a non-JSON text frame ({e}): {text}")
+                    });
+                    frames.push(value);
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return frames,
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
     /// Read frames until `done` returns true for one; return all of them, that one
     /// included. Each frame must arrive within [`WAIT`].
     pub async fn collect_until(&mut self, mut done: impl FnMut(&Value) -> bool) -> Vec<Value> {

@@ -12,6 +12,7 @@
 //! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
 //!   backend, scripted per request.
 //! - [`replicas`]: several gateways over one real backplane.
+//! - [`turns`]: what a session's events say about its turns (the exactly-once rule).
 
 pub mod client;
 pub mod gateway;
@@ -21,6 +22,7 @@ pub mod knowledge;
 pub mod raw;
 pub mod replicas;
 pub mod tool_backend;
+pub mod turns;
 pub mod upstream;
 
 use std::time::Duration;

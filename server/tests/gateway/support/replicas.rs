@@ -50,6 +50,13 @@ impl Backplane {
     }
 }
 
+/// Short turn-lease timings, so a dead replica's turns are taken over within about a
+/// second: `--turn-lease-beat 250ms --turn-lease-lapse 1s`.
+pub const SHORT_LEASE: [&str; 4] = ["--turn-lease-beat", "250ms", "--turn-lease-lapse", "1s"];
+
+/// The lapse of [`SHORT_LEASE`].
+pub const SHORT_LAPSE: Duration = Duration::from_secs(1);
+
 /// The offline agent's pause between deltas: the reply to [`knowledge::REFUND_QUESTION`]
 /// (80 words, 3 per delta) then streams for about a second.
 pub const AGENT_DELAY: &str = "30ms";
