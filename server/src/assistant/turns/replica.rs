@@ -164,6 +164,20 @@ impl Replica {
         })
     }
 
+    /// Whether the identity may have lapsed for the others, as [`Replica::is_alive`]
+    /// tells. If so it is given up now rather than at the next renewal: its fence is
+    /// cancelled, so a worker that sees this stops too and leaves its session to
+    /// whoever takes it over (who ends the turn). Merely not acting on a lapsed
+    /// identity would let its worker go on changing the session's queue.
+    pub fn give_up_if_lapsed(&self) -> bool {
+        let mut current = self.lock();
+        if self.fresh(&current) {
+            return false;
+        }
+        give_up(&mut current);
+        true
+    }
+
     fn fresh(&self, current: &Incarnation) -> bool {
         current
             .renewed_at
