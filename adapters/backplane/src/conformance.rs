@@ -163,6 +163,7 @@ macro_rules! conformance_tests {
             record_replace_is_compare_and_set
             record_ttl_expires
             record_namespaces_are_separate
+            record_list_sees_records_rewritten_meanwhile
         );
     };
 }
@@ -1235,4 +1236,60 @@ pub async fn record_namespaces_are_separate(factory: &dyn BackplaneFactory) {
         bp.record_list(&unique("ns3")).await.unwrap().is_empty(),
         "an unused namespace is empty"
     );
+}
+
+/// `list` returns every live record exactly once even while the records are being
+/// written again (as replicas renew their heartbeats every beat): a record that was
+/// live before the listing began and stays live throughout is never missed.
+pub async fn record_list_sees_records_rewritten_meanwhile(factory: &dyn BackplaneFactory) {
+    const KEYS: usize = 6;
+    let bp = factory.make(roomy()).await;
+    let ns = unique("rewritten");
+    let keys: Vec<RecordKey> = (0..KEYS)
+        .map(|i| RecordKey::new(ns.clone(), format!("k{i}")))
+        .collect();
+    let ttl = Some(Duration::from_secs(60));
+    for key in &keys {
+        bp.record_put(key, bytes("0"), ttl).await.unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = keys
+        .iter()
+        .cloned()
+        .map(|key| {
+            let (bp, stop) = (bp.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    bp.record_put(&key, Bytes::from(n.to_string()), ttl)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut lists = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        let mut listed: Vec<String> = bp
+            .record_list(&ns)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        listed.sort();
+        let want: Vec<String> = (0..KEYS).map(|i| format!("k{i}")).collect();
+        assert_eq!(
+            listed, want,
+            "list #{lists} while every key is being rewritten"
+        );
+        lists += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    assert!(lists > 0);
 }

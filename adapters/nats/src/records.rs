@@ -13,7 +13,7 @@
 //! | `get` | last message of the key's subject (from the stream leader) | 1 |
 //! | `replace` | read; if the live value is the expected one, publish the new value (or a `KV-Operation: DEL` marker) expecting the read revision; when another write landed first, read again (false once the value differs) | 2 |
 //! | `delete` | read, then a `KV-Operation: DEL` marker expecting the read revision | 2 |
-//! | `list` | an ephemeral consumer, last message per subject of the namespace | 2 + 1 per 1024 keys |
+//! | `list` | the namespace's subjects (stream info), then each one's last message, 32 at a time | 1 + 1 per key |
 //!
 //! Every compare-and-set is decided by JetStream on the stream leader, so across
 //! replicas exactly one of two concurrent creates wins, exactly one of two replaces
@@ -29,7 +29,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::message::StreamMessage;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use switchboard_backplane::{Backoff, ErrorKind, RecordError, RecordKey, now_ms};
 
 use crate::error::{classify, is_wrong_last_sequence};
@@ -41,6 +41,9 @@ const CAS_ATTEMPTS: usize = 16;
 
 /// The most entries one fetch asks for when listing.
 const MAX_FETCH: usize = 1024;
+
+/// How many keys a listing reads at once.
+const LIST_PARALLEL: usize = 32;
 
 /// How long an abandoned list consumer lives on the server.
 const LIST_CONSUMER_IDLE: Duration = Duration::from_secs(30);
@@ -262,11 +265,24 @@ pub(crate) async fn list(
     let filter = shared.layout.namespace_filter(namespace);
     shared
         .run_inner(async {
-            let now = now_ms();
+            // The keys first, then each key's newest message. (An ephemeral consumer
+            // delivering the last message per subject misses a key written again while
+            // it runs: the bucket keeps one message per key, so the one the consumer
+            // was to deliver is gone, and the new one comes after the others.)
+            let subjects = subjects(shared, &filter).await?;
+            let heads: Vec<_> =
+                futures_util::stream::iter(subjects)
+                    .map(|subject| async move {
+                        entry(shared, &subject).await.map(|head| (subject, head))
+                    })
+                    .buffer_unordered(LIST_PARALLEL)
+                    .collect()
+                    .await;
             let mut out = Vec::new();
-            for (subject, message) in last_per_subject(shared, &filter).await? {
-                if let State::Live(value) =
-                    state_of(message.headers.as_ref(), &message.payload, now)
+            for head in heads {
+                if let (subject, Some(message)) = head?
+                    && let State::Live(value) =
+                        state_of(Some(&message.headers), &message.payload, now_ms())
                     && let Some(key) = shared.layout.key_of_subject(namespace, &subject)
                 {
                     out.push((key, value));
@@ -276,6 +292,24 @@ pub(crate) async fn list(
         })
         .await
         .map_err(record_error)
+}
+
+/// The subjects of the records stream that hold a message and match `filter`.
+async fn subjects(shared: &Shared, filter: &str) -> OpResult<Vec<String>> {
+    let mut info = shared
+        .records
+        .info_with_subjects(filter)
+        .await
+        .map_err(|err| (classify(&err), err.to_string()))?;
+    let mut subjects = Vec::new();
+    while let Some((subject, _)) = info
+        .try_next()
+        .await
+        .map_err(|err| (classify(&err), err.to_string()))?
+    {
+        subjects.push(subject);
+    }
+    Ok(subjects)
 }
 
 /// The newest message of every subject matching `filter`, through an ephemeral consumer.

@@ -12,6 +12,7 @@ mod access_http;
 mod access_jwt;
 mod access_retrieval;
 mod access_tenancy;
+mod chaos_turns;
 mod drain;
 mod http_ops;
 mod layers;

@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::support::client::Session;
 use crate::support::knowledge::{REFUND_QUESTION, UNMATCHED_QUESTION};
 use crate::support::replicas::{
-    Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, backed_tests, replica_with, session_events,
+    Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, backed_tests, replica_paced, replica_with,
+    session_events,
 };
 use crate::support::turns::{Verdict, ledger};
 use crate::support::{
@@ -34,6 +35,12 @@ backed_tests! {
     /// One replica, killed mid-answer and started again: the client resumes on it and
     /// gets the same outcome.
     a_killed_replica_started_again_answers_its_turns => killed_and_restarted;
+
+    /// The backplane server frozen (SIGSTOP) for 2 s, longer than the lease lapse,
+    /// while a short answer streams: every replica's heartbeat lapses, the replica
+    /// running the turn gives it up, and the turn ends `replica_lost` (retrying) and the
+    /// message is answered again, once. The turn never stays without its end.
+    a_frozen_backplane_ends_the_running_turn_and_answers_again => frozen_mid_answer;
 
     /// SIGTERM to A while a turn runs and a message is queued: A finishes the running
     /// turn (completed, no retry), B takes the queue over and answers the queued message,
@@ -326,4 +333,52 @@ async fn drained_beside_another(backing: Backing) {
         sigterm_at.elapsed()
     );
     busy.assert_seen_equals_history(&gw_b).await;
+}
+
+async fn frozen_mid_answer(backing: Backing) {
+    let bp = Backplane::start(backing);
+    // The answer takes about 150 ms: it ends soon after the thaw, before the replica
+    // running it has renewed its heartbeat and learnt that it lapsed.
+    let gw_a = replica_paced(&bp, "replica-a", "5ms", &SHORT_LEASE);
+    let _gw_b = replica_paced(&bp, "replica-b", "5ms", &SHORT_LEASE);
+    let mut client = Client::connect(&gw_a.ws_url()).await;
+    let session = client.create_session().await;
+    let asked = client
+        .send_message_once(&session.id, REFUND_QUESTION, "ask-1")
+        .await;
+    let mut frames = client.collect_until(|f| ty(f) == "turn.start").await;
+    bp.freeze();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    bp.thaw();
+
+    let message_id = asked["message_id"].clone();
+    let mut completed = std::collections::HashSet::new();
+    frames.extend(
+        client
+            .collect_until(|f| {
+                if ty(f) == "turn.start" && f["reply_to"] == message_id {
+                    completed.insert(f["turn_id"].clone());
+                }
+                is_assistant_message(f) && !completed.is_empty()
+            })
+            .await,
+    );
+    let seen = session_events(&frames, &session.id);
+    let book = ledger(&seen);
+    assert!(
+        book.problems.is_empty() && book.open.is_empty(),
+        "turn rules broken: {:?} {:?}\n{}",
+        book.problems,
+        book.open,
+        summary(&seen)
+    );
+    let message_id = Busy::message_id(&asked);
+    assert_eq!(
+        book.verdict(message_id),
+        Verdict::Answered { retries: 1 },
+        "{}",
+        summary(&seen)
+    );
+    let lost = book.answers(message_id)[0].end.clone().unwrap();
+    assert_eq!(lost["code"], "replica_lost", "{lost}");
 }

@@ -49,8 +49,9 @@ impl Turns {
                 match chunk {
                     Ok(ModelChunk::Delta(delta)) if delta.is_empty() => {}
                     Ok(ModelChunk::Delta(delta)) => {
-                        if !self.replica.is_alive() {
+                        if self.replica.give_up_if_lapsed() {
                             // Another replica may own the session now: write nothing.
+                            // (The fence is cancelled: `run` writes no end either.)
                             return (TurnStatus::Failed, Some("replica lapsed".into()));
                         }
                         let event = EventBody::TurnDelta {

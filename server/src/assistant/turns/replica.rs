@@ -3,8 +3,9 @@
 //! A replica missing from `replicas` is dead to everyone else: its sessions' turn
 //! queues are taken over (see [`super::takeover`]).
 //!
-//! A replica that cannot renew for `lapse - beat` assumes the others already count it
-//! dead. It gives up everything it runs under that identity (the [`Replica::fence`]
+//! A replica that cannot renew for `lapse - beat`, or whose renewal is answered a lapse
+//! or more after the previous one was sent (its record may have expired in between),
+//! assumes the others already count it dead. It gives up everything it runs under that identity (the [`Replica::fence`]
 //! token is cancelled: its turns stop without writing another event) and starts over
 //! under a new id, so it never competes with whoever took its sessions over.
 
@@ -20,6 +21,17 @@ use tokio_util::sync::CancellationToken;
 use crate::ids::new_id;
 use crate::metrics::Metrics;
 use crate::records::namespace::REPLICAS;
+
+/// Give up `current`: cancel its fence and start over under a new id, not renewed yet.
+fn give_up(current: &mut Incarnation) {
+    tracing::warn!(replica = %current.id, "heartbeat lapsed: giving up this replica's turns and starting over under a new id");
+    current.fence.cancel();
+    *current = Incarnation {
+        id: new_id("r"),
+        fence: CancellationToken::new(),
+        renewed_at: None,
+    };
+}
 
 /// How often the heartbeat is renewed, and how long it lives without renewal.
 #[derive(Debug, Clone, Copy)]
@@ -94,13 +106,7 @@ impl Replica {
         let id = {
             let mut current = self.lock();
             if !self.fresh(&current) && current.renewed_at.is_some() {
-                tracing::warn!(replica = %current.id, "heartbeat lapsed: giving up this replica's turns and starting over under a new id");
-                current.fence.cancel();
-                *current = Incarnation {
-                    id: new_id("r"),
-                    fence: CancellationToken::new(),
-                    renewed_at: None,
-                };
+                give_up(&mut current);
             }
             current.id.clone()
         };
@@ -115,14 +121,61 @@ impl Replica {
             .await;
         match &result {
             Ok(()) => {
-                let mut current = self.lock();
-                if current.id == id {
-                    current.renewed_at = Some(sent_at);
+                let resurrected = {
+                    let mut current = self.lock();
+                    if current.id != id {
+                        false
+                    } else if current
+                        .renewed_at
+                        .is_some_and(|last| last.elapsed() >= self.timing.lapse)
+                    {
+                        // Answered a lapse or more after the previous renewal was sent
+                        // (a frozen backplane): the record may have expired before this
+                        // one wrote it again, and the others may have taken this
+                        // replica's sessions over meanwhile. Counting from `sent_at`
+                        // would call the identity alive through that gap.
+                        give_up(&mut current);
+                        true
+                    } else {
+                        current.renewed_at = Some(sent_at);
+                        false
+                    }
+                };
+                if resurrected {
+                    // Let the others see the given-up identity gone now, not after
+                    // the record this renewal wrote expires.
+                    let _ = self
+                        .backplane
+                        .record_delete(&RecordKey::new(REPLICAS, &id))
+                        .await;
                 }
             }
             Err(_) => self.metrics.replica_heartbeat_failures.inc(),
         }
         result
+    }
+
+    /// Whether everyone else counts this replica alive for at least `margin` more
+    /// (without another renewal).
+    pub fn is_alive_for(&self, margin: Duration) -> bool {
+        let current = self.lock();
+        current.renewed_at.is_some_and(|at| {
+            at.elapsed() + margin < self.timing.lapse.saturating_sub(self.timing.beat)
+        })
+    }
+
+    /// Whether the identity may have lapsed for the others, as [`Replica::is_alive`]
+    /// tells. If so it is given up now rather than at the next renewal: its fence is
+    /// cancelled, so a worker that sees this stops too and leaves its session to
+    /// whoever takes it over (who ends the turn). Merely not acting on a lapsed
+    /// identity would let its worker go on changing the session's queue.
+    pub fn give_up_if_lapsed(&self) -> bool {
+        let mut current = self.lock();
+        if self.fresh(&current) {
+            return false;
+        }
+        give_up(&mut current);
+        true
     }
 
     fn fresh(&self, current: &Incarnation) -> bool {

@@ -112,8 +112,10 @@ impl Turns {
         let Some((status, error)) = outcome else {
             return;
         };
-        if fence.is_cancelled() || !self.replica.is_alive() {
-            // Another replica may own the session now and end this turn itself.
+        if fence.is_cancelled() || self.replica.give_up_if_lapsed() {
+            // Another replica may own the session now, or will once this identity's
+            // heartbeat expires, and end this turn itself. Giving the identity up
+            // cancels the fence, so the worker leaves the turn marked running for it.
             tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed during the turn; leaving its end to the new owner");
             return;
         }

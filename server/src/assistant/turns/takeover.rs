@@ -36,7 +36,14 @@ impl Turns {
     /// One look: take over every lease whose owner stopped or handed it over.
     /// Returns how many this replica took.
     pub(super) async fn adopt_orphans(self: &Arc<Self>) -> Result<usize, RecordError> {
-        if !self.replica.is_alive() || self.draining.is_cancelled() {
+        // A queue taken over just before this replica's own identity lapses would see
+        // its turn interrupted again at once: a second `replica_lost` for one message.
+        // Take over only with a beat to spare, looking again before each take-over:
+        // the reads below may take long (a frozen backplane), and this replica may
+        // have lapsed, or started over under a new id not renewed yet, meanwhile.
+        let beat = self.replica.timing().beat;
+        let fit = || self.replica.is_alive_for(beat) && !self.draining.is_cancelled();
+        if !fit() {
             return Ok(0);
         }
         let leases = self.backplane.record_list(TURN_LEASES).await?;
@@ -64,6 +71,9 @@ impl Turns {
             };
             if !orphaned {
                 continue;
+            }
+            if !fit() {
+                break;
             }
             if let Some(owned) = self.take_over(&session_id, &raw).await? {
                 tracing::info!(%session_id, "took over the turn queue of a replica that stopped");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use switchboard_backplane::{MemoryBackplane, Retention};
+use switchboard_backplane::{MemoryBackplane, RecordError, RecordKey, Retention};
 use switchboard_protocol::{EventBody, Role, TurnEndCode, TurnStatus};
 
 use super::*;
@@ -254,6 +254,149 @@ async fn a_replica_that_stops_mid_answer_is_replaced() {
             .iter()
             .sum::<usize>(),
         2
+    );
+}
+
+/// A backplane whose next heartbeat renewal, once armed, hangs for a while before it
+/// goes through (a slow backplane); everything else passes straight through.
+struct SlowHeartbeat {
+    inner: Arc<dyn Backplane>,
+    stall: std::sync::Mutex<Option<Duration>>,
+}
+
+#[async_trait::async_trait]
+impl Backplane for SlowHeartbeat {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    async fn append(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+    ) -> Result<Arc<switchboard_backplane::Event>, switchboard_backplane::AppendError> {
+        self.inner.append(stream, body).await
+    }
+
+    async fn subscribe(
+        &self,
+        stream: &StreamName,
+    ) -> Result<switchboard_backplane::Subscription, switchboard_backplane::SubscribeError> {
+        self.inner.subscribe(stream).await
+    }
+
+    async fn read(
+        &self,
+        stream: &StreamName,
+        after: Option<switchboard_backplane::Seq>,
+        limit: usize,
+    ) -> Result<switchboard_backplane::Replay, switchboard_backplane::ReadError> {
+        self.inner.read(stream, after, limit).await
+    }
+
+    async fn record_put(
+        &self,
+        key: &RecordKey,
+        value: bytes::Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), RecordError> {
+        let stall = if key.namespace == crate::records::namespace::REPLICAS {
+            self.stall.lock().unwrap().take()
+        } else {
+            None
+        };
+        if let Some(stall) = stall {
+            tokio::time::sleep(stall).await;
+        }
+        self.inner.record_put(key, value, ttl).await
+    }
+
+    async fn record_create(
+        &self,
+        key: &RecordKey,
+        value: bytes::Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        self.inner.record_create(key, value, ttl).await
+    }
+
+    async fn record_replace(
+        &self,
+        key: &RecordKey,
+        expected: &[u8],
+        new: Option<bytes::Bytes>,
+        ttl: Option<Duration>,
+    ) -> Result<bool, RecordError> {
+        self.inner.record_replace(key, expected, new, ttl).await
+    }
+
+    async fn record_get(&self, key: &RecordKey) -> Result<Option<bytes::Bytes>, RecordError> {
+        self.inner.record_get(key).await
+    }
+
+    async fn record_delete(&self, key: &RecordKey) -> Result<bool, RecordError> {
+        self.inner.record_delete(key).await
+    }
+
+    async fn record_list(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, bytes::Bytes)>, RecordError> {
+        self.inner.record_list(namespace).await
+    }
+
+    async fn ping(&self) -> Result<(), switchboard_backplane::ReadError> {
+        self.inner.ping().await
+    }
+}
+
+/// A replica whose heartbeat renewal hangs past the lapse while its turn streams counts
+/// itself dead before the renewal returns: it stops the turn and leaves it marked
+/// running, so whoever takes the queue over (here itself, under a new id) ends it
+/// `replica_lost` and answers the message again. The turn never stays without its end
+/// and the message is never dropped from the queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_heartbeat_hangs_leaves_its_turn_to_the_next_owner() {
+    let shared: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let slow = Arc::new(SlowHeartbeat {
+        inner: shared.clone(),
+        stall: std::sync::Mutex::new(None),
+    });
+    let backplane: Arc<dyn Backplane> = slow.clone();
+    // Seven deltas, 60 ms apart: the turn outlives the lapse (250 ms), not the stall.
+    let a = replica(&backplane, Duration::from_millis(60)).await;
+    let stream = StreamName::session("s_slow_heartbeat").unwrap();
+    let message = accept(&a, &stream).await;
+    until("the turn streams", async || {
+        let history = shared.read(&stream, None, 10_000).await.unwrap();
+        history
+            .events
+            .iter()
+            .any(|e| matches!(e.body, EventBody::TurnDelta { .. }))
+    })
+    .await;
+    *slow.stall.lock().unwrap() = Some(Duration::from_millis(1500));
+    until("the message is answered", async || {
+        let history = shared.read(&stream, None, 10_000).await.unwrap();
+        turns_of(&history.events).iter().any(|t| completed(&t.2))
+    })
+    .await;
+    let history = shared.read(&stream, None, 10_000).await.unwrap();
+    let turns = turns_of(&history.events);
+    assert_eq!(turns.len(), 2, "{turns:?}");
+    assert!(turns.iter().all(|t| t.1 == message), "{turns:?}");
+    assert!(
+        matches!(
+            &turns[0].2,
+            Some(EventBody::TurnEnd {
+                status: TurnStatus::Failed,
+                code: Some(TurnEndCode::ReplicaLost),
+                retrying: Some(true),
+                ..
+            })
+        ),
+        "{:?}",
+        turns[0].2
     );
 }
 

@@ -13,12 +13,15 @@
 //!   backend, scripted per request.
 //! - [`replicas`]: several gateways over one real backplane.
 //! - [`turns`]: what a session's events say about its turns (the exactly-once rule).
+//! - [`link`]: a WebSocket connection that reports failures instead of panicking, for
+//!   clients that outlive the replica they talk to.
 
 pub mod client;
 pub mod gateway;
 pub mod http;
 pub mod jwt;
 pub mod knowledge;
+pub mod link;
 pub mod raw;
 pub mod replicas;
 pub mod tool_backend;

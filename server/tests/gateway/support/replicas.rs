@@ -48,6 +48,16 @@ impl Backplane {
     pub fn restart(&mut self) {
         self.0.restart()
     }
+
+    /// Pause the server (SIGSTOP): connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        self.0.freeze()
+    }
+
+    /// Let a frozen server run again (SIGCONT).
+    pub fn thaw(&self) {
+        self.0.thaw()
+    }
 }
 
 /// Short turn-lease timings, so a dead replica's turns are taken over within about a
@@ -68,6 +78,16 @@ pub fn replica(backplane: &Backplane, server_id: &str) -> Gateway {
 
 /// Like [`replica`], with extra arguments.
 pub fn replica_with(backplane: &Backplane, server_id: &str, extra: &[&str]) -> Gateway {
+    replica_paced(backplane, server_id, AGENT_DELAY, extra)
+}
+
+/// Like [`replica_with`], with the offline agent's pause between deltas `agent_delay`.
+pub fn replica_paced(
+    backplane: &Backplane,
+    server_id: &str,
+    agent_delay: &str,
+    extra: &[&str],
+) -> Gateway {
     let url = backplane.url();
     let kb = knowledge::standard_file();
     let mut args = vec![
@@ -76,7 +96,7 @@ pub fn replica_with(backplane: &Backplane, server_id: &str, extra: &[&str]) -> G
         "--server-id",
         server_id,
         "--offline-agent-delay",
-        AGENT_DELAY,
+        agent_delay,
         "--knowledge-file",
         kb.as_str(),
         "--publisher-keys",
