@@ -40,7 +40,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Fanout(a) => a.setup.clone(),
         Command::Turns(a) => a.setup.clone(),
         Command::Storm(a) => a.setup.clone(),
-        Command::Worker { .. } | Command::Floor(_) | Command::FloorSink { .. } => {
+        Command::Worker { .. }
+        | Command::Floor(_)
+        | Command::FloorSink { .. }
+        | Command::Control(_) => {
             bail!("not a gateway scenario")
         }
     };
@@ -72,7 +75,10 @@ async fn scenario(command: Command) -> anyhow::Result<Report> {
         Command::Fanout(args) => fanout(args).await,
         Command::Turns(args) => turns(args).await,
         Command::Storm(args) => storm(args).await,
-        Command::Worker { .. } | Command::Floor(_) | Command::FloorSink { .. } => {
+        Command::Worker { .. }
+        | Command::Floor(_)
+        | Command::FloorSink { .. }
+        | Command::Control(_) => {
             bail!("not a gateway scenario")
         }
     }

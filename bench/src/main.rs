@@ -14,6 +14,7 @@
 //! ```
 
 mod client;
+mod control;
 mod coordinator;
 mod floor;
 mod processes;
@@ -52,6 +53,10 @@ enum Command {
     /// Reconnect storm: every connection dropped at once and resumed with
     /// `after_seq` while publishing goes on; time to resume all, and losses.
     Storm(StormArgs),
+    /// Control between replicas over Redis: backplane operations per turn and per
+    /// idle second (every command watched with MONITOR), and cross-replica
+    /// `turn.cancel` latency. Compare gateway builds with `--gateway-binary`.
+    Control(ControlArgs),
     /// The machine's floor: CPU per small write to each of many loopback TCP sockets,
     /// with no gateway. No gateway here can deliver an event for less.
     Floor(FloorArgs),
@@ -195,6 +200,35 @@ struct StormArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+struct ControlArgs {
+    /// The `switchboard` binary to spawn (default: next to this binary, then PATH).
+    #[arg(long)]
+    gateway_binary: Option<PathBuf>,
+    /// Cross-replica cancels to time.
+    #[arg(long, default_value_t = 40)]
+    samples: usize,
+    /// Turns run one after another to count backplane operations per turn.
+    #[arg(long, default_value_t = 50)]
+    turns: usize,
+    /// How long the replicas idle to measure their background operations.
+    #[arg(long, default_value = "10s", value_parser = humantime_duration)]
+    idle: Duration,
+    /// `--offline-agent-delay` of the spawned gateways (pause between deltas).
+    #[arg(long, default_value = "30ms", value_parser = humantime_duration)]
+    agent_delay: Duration,
+    /// Each cancel is sent a random time up to this after `turn.start` arrives, so it
+    /// meets a polling replica at a random point of its interval.
+    #[arg(long, default_value = "300ms", value_parser = humantime_duration)]
+    cancel_spread: Duration,
+    #[arg(long, default_value = "300s", value_parser = humantime_duration)]
+    max_runtime: Duration,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Clone, Args)]
 struct FloorArgs {
     /// Sockets written to in turn.
     #[arg(long, default_value_t = 5000)]
@@ -235,6 +269,17 @@ fn main() -> std::process::ExitCode {
             json: args.json.as_deref(),
         }),
         Command::FloorSink { connect, sockets } => floor::sink(connect, sockets),
+        Command::Control(args) => control::run(&control::Params {
+            gateway_binary: args.gateway_binary.as_deref(),
+            samples: args.samples,
+            turns: args.turns,
+            idle: args.idle,
+            agent_delay: args.agent_delay,
+            cancel_spread: args.cancel_spread,
+            max_runtime: args.max_runtime,
+            json: args.json.as_deref(),
+            label: &args.label,
+        }),
         command => coordinator::run(command),
     };
     match outcome {

@@ -189,3 +189,37 @@ fn a_short_floor_run_delivers_every_byte_and_reports_cpu_per_write() {
         "CPU per write {per_write}"
     );
 }
+
+/// Control between replicas: cancels are timed, and the Redis operations of idle
+/// replicas and of turns are counted (a turn appends at least its message, start, end
+/// and answer).
+#[test]
+fn a_short_control_run_cancels_every_turn_and_counts_redis_operations() {
+    let report = bench(
+        "control",
+        &[
+            "control",
+            "--samples",
+            "3",
+            "--turns",
+            "2",
+            "--idle",
+            "1s",
+            "--cancel-spread",
+            "0ms",
+        ],
+    );
+    // A turn that finished before its cancel arrived (a very slow machine) is counted
+    // as missed, not timed.
+    let timed = number(&report, "/cancel_ms/samples");
+    assert_eq!(timed + number(&report, "/cancel_ms/missed"), 3.0);
+    assert!(timed >= 1.0, "no cancel was timed: {report:#}");
+    assert!(number(&report, "/cancel_ms/max") >= number(&report, "/cancel_ms/p50"));
+    assert!(
+        number(
+            &report,
+            "/redis/per_turn/by_operation/append stream:session"
+        ) >= 4.0
+    );
+    assert!(number(&report, "/redis/idle_one_replica_per_sec/round_trips") > 0.0);
+}

@@ -1,4 +1,5 @@
-//! Stream names: `session:<id>`, `user:<id>`, `org:<id>` (docs/protocol.md §1.1, §8.2).
+//! Stream names: `session:<id>`, `user:<id>`, `org:<id>` (docs/protocol.md §1.1, §8.2),
+//! and the gateway's internal `control:<replica_id>`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -17,6 +18,12 @@ pub enum StreamKind {
     User,
     /// Every connection of one org: live only in v1.
     Org,
+    /// One replica's wake-up hints from the other replicas (`control:<replica_id>`).
+    /// Internal: only [`StreamName::control`] makes one. Clients name streams through
+    /// [`StreamName::session`], [`StreamName::user_in_org`] and [`StreamName::org`],
+    /// and parsing a name ([`FromStr`]) refuses this kind, so no socket, publish or
+    /// CLI argument can reach a replica's control stream.
+    Control,
 }
 
 impl StreamKind {
@@ -26,6 +33,7 @@ impl StreamKind {
             StreamKind::Session => "session",
             StreamKind::User => "user",
             StreamKind::Org => "org",
+            StreamKind::Control => "control",
         }
     }
 }
@@ -115,6 +123,12 @@ impl StreamName {
         Self::new(StreamKind::Org, id)
     }
 
+    /// `control:<replica_id>`: the replica's internal control stream (see
+    /// [`StreamKind::Control`]).
+    pub fn control(replica_id: &str) -> Result<StreamName, StreamNameError> {
+        Self::new(StreamKind::Control, replica_id)
+    }
+
     /// Whether `id` may name a stream. Ids become Redis keys and NATS subject tokens, so
     /// the alphabet excludes whitespace, `.`, `*`, `>` and `:`.
     pub fn valid_id(id: &str) -> bool {
@@ -152,6 +166,12 @@ impl FromStr for StreamName {
             "session" => StreamKind::Session,
             "user" => StreamKind::User,
             "org" => StreamKind::Org,
+            // Internal to the gateway: nothing parsed from outside may name one.
+            "control" => {
+                return Err(StreamNameError(format!(
+                    "'{s}' is not a stream clients or publishers can name: expected session, user or org"
+                )));
+            }
             other => {
                 return Err(StreamNameError(format!(
                     "unknown stream kind '{other}': expected session, user or org"
@@ -212,5 +232,29 @@ mod tests {
         }
         assert!("topic:x".parse::<StreamName>().is_err());
         assert!("nocolon".parse::<StreamName>().is_err());
+    }
+
+    #[test]
+    fn control_streams_are_made_only_by_their_constructor() {
+        let control = StreamName::control("r_1").unwrap();
+        assert_eq!(control.kind(), StreamKind::Control);
+        assert_eq!(control.as_str(), "control:r_1");
+        assert_eq!(control.id(), "r_1");
+        assert!("control:r_1".parse::<StreamName>().is_err());
+        // The constructors clients' names go through never make one.
+        for text in ["control:r_1", "control", "r_1"] {
+            for made in [
+                StreamName::session(text),
+                StreamName::org(text),
+                StreamName::user(text),
+                StreamName::user_in_org("acme", text),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert_ne!(made.kind(), StreamKind::Control, "{made:?}");
+                assert!(!made.as_str().starts_with("control:"), "{made:?}");
+            }
+        }
     }
 }

@@ -42,7 +42,8 @@
 //! - [`fanout`]: the event path — append, one subscription per stream, the bounded
 //!   queue per connection;
 //! - [`assistant`]: accepting messages, turns, the model providers and the prompt,
-//!   knowledge, tools, approvals, per-org settings;
+//!   knowledge, tools, approvals, the hints replicas send each other, per-org
+//!   settings;
 //! - [`state`]: everything above, wired together once;
 //! - [`connection`]: one WebSocket — reader, commands, writer, heartbeats;
 //! - [`http`]: the router — `/ws`, the `/v1` API, operations, the widget;

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use crate::access::Authenticator;
-use crate::assistant::approvals::Approvals;
+use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{
@@ -18,7 +18,9 @@ use crate::assistant::model::{
 };
 use crate::assistant::settings::{ModelDefaults, ModelSettingsStore};
 use crate::assistant::tools::{self, ToolRunner};
-use crate::assistant::turns::{LeaseTiming, Replica, TurnLimits, TurnServices, Turns};
+use crate::assistant::turns::{
+    CANCEL_SAFETY_NET, LeaseTiming, Replica, TurnLimits, TurnServices, Turns,
+};
 use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
@@ -124,6 +126,7 @@ impl AppState {
             approvals: Arc::new(Approvals::new(
                 backplane.clone(),
                 config.tool_approval_timeout,
+                DECISION_SAFETY_NET,
             )),
             sessions: sessions.clone(),
         };
@@ -150,6 +153,7 @@ impl AppState {
                 prompt_documents: config.prompt_documents as usize,
                 transcript_budget: config.transcript_token_budget as usize,
                 max_rounds: config.tool_max_rounds as usize,
+                cancel_safety_net: CANCEL_SAFETY_NET,
             },
             config.history_max_age,
         );

@@ -2,10 +2,12 @@
 //!
 //! The turn waits on the replica that runs it, but the decision may arrive on any
 //! replica, so both sides meet in the shared records: the turn opens the call
-//! (`tool-calls`), a decision is created once (`tool-decisions`, first one wins), and
-//! the waiting turn is woken at once on its own replica or notices within a poll
-//! interval on another. A call nobody decides before the timeout is denied, and that
-//! denial is written the same way, so a late `tool.decide` gets `conflict`.
+//! (`tool-calls`, naming the replica that waits), a decision is created once
+//! (`tool-decisions`, first one wins), and the waiting turn is woken at once: directly
+//! on its own replica, by a hint on that replica's control stream from another
+//! ([`super::control`]). The decision record is the truth; a woken turn reads it. A
+//! call nobody decides before the timeout is denied, and that denial is written the
+//! same way, so a late `tool.decide` gets `conflict`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,11 +21,17 @@ use tokio::sync::Notify;
 
 use crate::access::AccessContext;
 use crate::access::policy;
+use crate::assistant::control::{self, Hint};
 use crate::error::ClientError;
 use crate::ids::is_plausible_own_id;
 use crate::records::namespace::{TOOL_CALLS, TOOL_DECISIONS};
-/// How often a turn looks for a decision made on another replica.
-const POLL: Duration = Duration::from_millis(200);
+
+/// How often a waiting turn reads its decision record when no wake-up came. Only a
+/// safety net: a decision made elsewhere wakes the turn through its replica's control
+/// stream, but that hint is lost when it is sent while the replica resubscribes (a
+/// backplane reconnect, a new replica id) or when sending it fails. Slow, because
+/// every waiting call costs a read per interval.
+pub const DECISION_SAFETY_NET: Duration = Duration::from_secs(2);
 /// How long call and decision records outlive the approval timeout.
 const RECORD_MARGIN: Duration = Duration::from_secs(600);
 
@@ -40,6 +48,10 @@ pub struct PendingCall {
     pub tool: String,
     /// The session's owner (`None` for anonymous sessions), who may decide.
     pub owner: Option<String>,
+    /// The replica whose turn waits, to be woken when the decision is made elsewhere
+    /// (absent in calls opened by older gateways: their turns poll).
+    #[serde(default)]
+    pub replica: Option<String>,
 }
 
 /// How a call was decided.
@@ -66,14 +78,22 @@ pub struct Approvals {
     /// Turns on this replica waiting for a decision, by call id.
     waiters: DashMap<String, Arc<Notify>>,
     timeout: Duration,
+    /// How often a waiting turn reads its decision without a wake-up
+    /// ([`DECISION_SAFETY_NET`] outside tests).
+    safety_net: Duration,
 }
 
 impl Approvals {
-    pub fn new(backplane: Arc<dyn Backplane>, timeout: Duration) -> Approvals {
+    pub fn new(
+        backplane: Arc<dyn Backplane>,
+        timeout: Duration,
+        safety_net: Duration,
+    ) -> Approvals {
         Approvals {
             backplane,
             waiters: DashMap::new(),
             timeout,
+            safety_net,
         }
     }
 
@@ -140,10 +160,40 @@ impl Approvals {
                 format!("tool call {call_id} was already decided (or its time to decide ran out)"),
             ));
         }
+        let local = self.waiters.get(call_id).map(|waiter| waiter.clone());
+        match (local, call.replica) {
+            (Some(waiter), _) => waiter.notify_one(),
+            (None, Some(replica)) => {
+                let hint = Hint::Decided {
+                    call_id: call_id.to_string(),
+                };
+                control::send(self.backplane.as_ref(), &replica, hint).await;
+            }
+            (None, None) => {}
+        }
+        Ok(())
+    }
+
+    /// A hint says `call_id` may be decided: its waiting turn, if on this replica,
+    /// reads the decision record again.
+    pub fn wake(&self, call_id: &str) {
         if let Some(waiter) = self.waiters.get(call_id) {
             waiter.notify_one();
         }
-        Ok(())
+    }
+
+    /// Whether a turn on this replica waits for `call_id`.
+    #[cfg(test)]
+    pub(crate) fn is_waiting(&self, call_id: &str) -> bool {
+        self.waiters.contains_key(call_id)
+    }
+
+    /// Hints may have been lost (the control stream was resubscribed): every waiting
+    /// turn reads its decision record again.
+    pub fn wake_all(&self) {
+        for waiter in self.waiters.iter() {
+            waiter.notify_one();
+        }
     }
 
     /// Wait for the decision on `call_id`; after the approval timeout, deny it. A
@@ -178,7 +228,7 @@ impl Approvals {
             }
             tokio::select! {
                 () = notify.notified() => {}
-                () = tokio::time::sleep(POLL) => {}
+                () = tokio::time::sleep(self.safety_net) => {}
                 () = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -213,11 +263,15 @@ mod tests {
         }
     }
 
+    /// Two replicas' approvals. Without a turn listening for hints (see
+    /// `turns::tests` for that), a decision on the other replica is noticed by the
+    /// safety-net poll, made short here.
     fn setup(timeout: Duration) -> (Arc<Approvals>, Arc<Approvals>) {
         let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+        let poll = Duration::from_millis(50);
         (
-            Arc::new(Approvals::new(backplane.clone(), timeout)),
-            Arc::new(Approvals::new(backplane, timeout)),
+            Arc::new(Approvals::new(backplane.clone(), timeout, poll)),
+            Arc::new(Approvals::new(backplane, timeout, poll)),
         )
     }
 
@@ -228,11 +282,12 @@ mod tests {
             org_id: "acme".into(),
             tool: "refund".into(),
             owner: owner.map(str::to_string),
+            replica: None,
         }
     }
 
     #[tokio::test]
-    async fn a_decision_on_another_replica_reaches_the_waiting_turn() {
+    async fn a_decision_on_another_replica_reaches_the_waiting_turn_without_a_hint() {
         let (a, b) = setup(Duration::from_secs(10));
         a.open("tc_1", &call(Some("ann"))).await.unwrap();
         let waiting = tokio::spawn({

@@ -8,11 +8,13 @@
 //! - [`knowledge`]: documents, who may read them (docs/protocol.md §7), and search.
 //! - [`tools`]: tools the model may call, and the client that runs them.
 //! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
+//! - [`control`]: the hints a replica sends another to act on a record at once.
 //! - [`settings`]: per-org model, system prompt and tools.
 //!
 //! The model providers and the prompt are `crate::assistant::model`.
 
 pub mod approvals;
+pub mod control;
 pub mod intake;
 pub mod knowledge;
 pub mod model;

@@ -132,6 +132,7 @@ impl Turns {
                 org_id: job.access.org_id.clone(),
                 tool: call.name.clone(),
                 owner,
+                replica: Some(self.replica_id()),
             };
             if let Err(e) = self.services.approvals.open(&call_id, &pending).await {
                 return Err(format!(

@@ -14,13 +14,16 @@
 //! - [`jobs`]: the access context each message is answered with;
 //! - [`run`]: one turn from `turn.start` to `turn.end`;
 //! - [`converse`]: the model's rounds and the tool calls between them;
-//! - [`cancel`]: `turn.cancel` from any replica.
+//! - [`cancel`]: `turn.cancel` from any replica;
+//! - [`listen`]: this replica's control stream, where other replicas' hints (a cancel,
+//!   a tool decision) wake the turn they concern.
 
 mod cancel;
 mod converse;
 mod history;
 mod jobs;
 mod lease;
+mod listen;
 pub mod replica;
 mod run;
 mod takeover;
@@ -30,8 +33,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dashmap::DashMap;
 use switchboard_backplane::{Backplane, StreamName};
 use switchboard_protocol::ErrorCode;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -46,6 +51,7 @@ use crate::fanout::Events;
 use crate::metrics::Metrics;
 use crate::records::sessions::SessionStore;
 
+pub use cancel::CANCEL_SAFETY_NET;
 pub use lease::{Claim, OwnedLease};
 pub use replica::{LeaseTiming, Replica};
 
@@ -87,6 +93,9 @@ pub struct TurnLimits {
     pub transcript_budget: usize,
     /// Model rounds per turn (each tool exchange starts another).
     pub max_rounds: usize,
+    /// How often a running turn reads its cancel record without a hint
+    /// ([`CANCEL_SAFETY_NET`] outside tests).
+    pub cancel_safety_net: Duration,
 }
 
 /// What turns use besides the backplane: org settings, tools and their approvals,
@@ -104,6 +113,8 @@ pub struct Turns {
     sessions: Mutex<HashMap<String, Worker>>,
     /// This replica's leases that no worker drained at the last look for orphans.
     unattended: Mutex<HashSet<(String, String)>>,
+    /// Turns running here, by turn id, woken by a cancel hint (see [`cancel`]).
+    cancel_hints: DashMap<String, Arc<Notify>>,
     replica: Arc<Replica>,
     backplane: Arc<dyn Backplane>,
     events: Events,
@@ -115,11 +126,11 @@ pub struct Turns {
     /// How long a message's asker is remembered (`--history-max-age`).
     jobs_ttl: Duration,
     workers: TaskTracker,
-    /// The heartbeat and the watch for orphaned queues.
+    /// The heartbeat, the watch for orphaned queues and the control stream.
     background: TaskTracker,
     /// Cancelled on SIGTERM: workers hand their queues over after the running turn.
     draining: CancellationToken,
-    /// Cancelled after the drain: the heartbeat stops.
+    /// Cancelled after the drain: the heartbeat and the control stream stop.
     stopped: CancellationToken,
     /// Cancelled when the drain grace runs out: remaining turns end `failed`.
     abort_all: CancellationToken,
@@ -141,6 +152,7 @@ impl Turns {
         Arc::new(Turns {
             sessions: Mutex::new(HashMap::new()),
             unattended: Mutex::new(HashSet::new()),
+            cancel_hints: DashMap::new(),
             replica,
             backplane,
             events,
@@ -158,8 +170,9 @@ impl Turns {
         })
     }
 
-    /// Announce this replica and start its heartbeat and its watch for orphaned
-    /// queues. Until the first heartbeat is taken the replica claims no session.
+    /// Announce this replica and start its heartbeat, its watch for orphaned queues
+    /// and its control stream. Until the first heartbeat is taken the replica claims
+    /// no session.
     pub async fn start_background(self: &Arc<Self>) {
         if let Err(e) = self.replica.renew().await {
             tracing::warn!(error = %e, "first heartbeat not taken; retrying every beat");
@@ -169,6 +182,7 @@ impl Turns {
         self.background
             .spawn(async move { turns.replica.keep_alive(stop).await });
         self.background.spawn(self.clone().watch_for_orphans());
+        self.background.spawn(self.clone().listen_for_hints());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Worker>> {

@@ -30,6 +30,7 @@ impl Turns {
         cancel: CancellationToken,
         fence: CancellationToken,
     ) {
+        let watch = self.watch_cancel(&turn_id);
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
             reply_to: job.message_id.clone(),
@@ -86,7 +87,7 @@ impl Turns {
             tokio::pin!(conversation);
             let deadline = tokio::time::sleep(self.limits.deadline);
             tokio::pin!(deadline);
-            let cancelled_elsewhere = self.cancelled_elsewhere(&turn_id);
+            let cancelled_elsewhere = self.cancelled_elsewhere(&turn_id, &watch.hint);
             tokio::pin!(cancelled_elsewhere);
             // Whatever ends first drops the conversation, and with it the provider's
             // stream and its upstream request, and any wait for a tool decision.

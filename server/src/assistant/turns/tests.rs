@@ -17,6 +17,10 @@ const TIMING: LeaseTiming = LeaseTiming {
     lapse: Duration::from_millis(250),
 };
 
+/// The safety-net polls for cancels and tool decisions never fire within a test: a
+/// cancel or a decision made on another replica can only arrive by its hint.
+const NO_POLL: Duration = Duration::from_secs(3600);
+
 async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> {
     let metrics = Arc::new(Metrics::new().unwrap());
     let services = TurnServices {
@@ -25,7 +29,11 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
             ModelDefaults::new(None, Default::default(), vec![], &[]),
         )),
         tools: Arc::new(ToolRunner::new(None, Duration::from_secs(1)).unwrap()),
-        approvals: Arc::new(Approvals::new(backplane.clone(), Duration::from_secs(1))),
+        approvals: Arc::new(Approvals::new(
+            backplane.clone(),
+            Duration::from_secs(60),
+            NO_POLL,
+        )),
         sessions: Arc::new(SessionStore::new(
             backplane.clone(),
             Duration::from_secs(60),
@@ -45,6 +53,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
             prompt_documents: 3,
             transcript_budget: 1000,
             max_rounds: 4,
+            cancel_safety_net: NO_POLL,
         },
         Duration::from_secs(60),
     );
@@ -637,5 +646,278 @@ async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
             other => panic!("expected a replica_lost end, got {other:?}"),
         }
         assert_eq!(turns.len(), if called_tool { 1 } else { 2 }, "{turns:?}");
+    }
+}
+
+/// The id of the first turn of `stream`, once it started.
+async fn first_turn(backplane: &Arc<dyn Backplane>, stream: &StreamName) -> String {
+    let mut turn_id = None;
+    until("a turn starts", async || {
+        let history = backplane.read(stream, None, 10_000).await.unwrap();
+        turn_id = turns_of(&history.events).first().map(|t| t.0.clone());
+        turn_id.is_some()
+    })
+    .await;
+    turn_id.unwrap()
+}
+
+/// The `turn.end` of `turn_id`, once written.
+async fn end_of(backplane: &Arc<dyn Backplane>, stream: &StreamName, turn_id: &str) -> EventBody {
+    let mut end = None;
+    until("the turn ends", async || {
+        let history = backplane.read(stream, None, 10_000).await.unwrap();
+        end = turns_of(&history.events)
+            .into_iter()
+            .find(|t| t.0 == turn_id)
+            .and_then(|t| t.2);
+        end.is_some()
+    })
+    .await;
+    end.unwrap()
+}
+
+/// Start a turn on `a` that would stream for seconds, cancel it through `b`, and
+/// return how it ended. The safety-net poll never fires here, so a `cancelled` end
+/// came by the hint on `a`'s control stream.
+async fn cancel_through(
+    backplane: &Arc<dyn Backplane>,
+    a: &Arc<Turns>,
+    b: &Arc<Turns>,
+    session_id: &str,
+) -> EventBody {
+    let stream = StreamName::session(session_id).unwrap();
+    accept(a, &stream).await;
+    let turn_id = first_turn(backplane, &stream).await;
+    assert!(b.cancel_anywhere(session_id, &turn_id).await.unwrap());
+    end_of(backplane, &stream, &turn_id).await
+}
+
+fn cancelled(end: &EventBody) -> bool {
+    matches!(
+        end,
+        EventBody::TurnEnd {
+            status: TurnStatus::Cancelled,
+            ..
+        }
+    )
+}
+
+/// About six deltas a second apart: a turn that would run for seconds.
+const SLOW: Duration = Duration::from_secs(1);
+
+/// `turn.cancel` on a replica that does not run the turn wakes the one that does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_on_another_replica_arrives_by_hint() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, SLOW).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    let end = cancel_through(&backplane, &a, &b, "s_cancel_hint").await;
+    assert!(cancelled(&end), "{end:?}");
+}
+
+/// A decision on a replica where the turn does not wait wakes the turn's replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_on_another_replica_arrives_by_hint() {
+    use crate::assistant::approvals::{Decision, PendingCall};
+
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    let call = PendingCall {
+        session_id: "s_tool_hint".into(),
+        turn_id: "t_1".into(),
+        org_id: asker().org_id,
+        tool: "refund".into(),
+        owner: None,
+        replica: Some(a.replica_id()),
+    };
+    let approvals = a.services.approvals.clone();
+    approvals.open("tc_hint", &call).await.unwrap();
+    let waiting = tokio::spawn({
+        let approvals = approvals.clone();
+        async move { approvals.wait("tc_hint").await }
+    });
+    // Decide only once the turn waits, so the decision cannot be read on its first look.
+    until("the turn waits", async || approvals.is_waiting("tc_hint")).await;
+    b.services
+        .approvals
+        .decide(&asker(), "s_tool_hint", "tc_hint", true)
+        .await
+        .unwrap();
+    let decision = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the waiting turn is woken")
+        .unwrap();
+    assert_eq!(decision, Decision::Approved);
+}
+
+/// A replica that lapsed and starts over under a new id listens on its new control
+/// stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_control_stream_follows_a_new_replica_id() {
+    let severable = Arc::new(Severable::default());
+    let backplane: Arc<dyn Backplane> = severable.clone();
+    let a = replica(&backplane, SLOW).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    // Both listen under their first ids before a's changes.
+    until("both replicas listen", async || {
+        severable.control_subscribes() >= 2
+    })
+    .await;
+    let old = a.replica_id();
+    a.replica.backdate_renewal();
+    until("a runs under a new id", async || {
+        a.replica_id() != old && a.replica.is_alive()
+    })
+    .await;
+    let end = cancel_through(&backplane, &a, &b, "s_new_id").await;
+    assert!(cancelled(&end), "{end:?}");
+}
+
+/// A control stream subscription that ends (a lost connection to the backplane) is
+/// made again, and hints reach the replica through the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_stream_subscription_that_ends_is_made_again() {
+    let severable = Arc::new(Severable::default());
+    let backplane: Arc<dyn Backplane> = severable.clone();
+    let a = replica(&backplane, SLOW).await;
+    let b = replica(&backplane, Duration::from_millis(2)).await;
+    until("both replicas listen", async || {
+        severable.control_subscribes() >= 2
+    })
+    .await;
+    severable.sever();
+    until("both replicas listen again", async || {
+        severable.control_subscribes() >= 4
+    })
+    .await;
+    let end = cancel_through(&backplane, &a, &b, "s_severed").await;
+    assert!(cancelled(&end), "{end:?}");
+}
+
+/// A memory backplane that counts control-stream subscriptions and can end them as a
+/// lost connection to a backplane server ends them.
+#[derive(Default)]
+struct Severable {
+    inner: MemoryBackplane,
+    cut: Mutex<CancellationToken>,
+    control_subscribes: std::sync::atomic::AtomicUsize,
+}
+
+impl Severable {
+    /// End every control-stream subscription made so far (`Disconnected`).
+    fn sever(&self) {
+        let mut cut = self.cut.lock().unwrap();
+        std::mem::take(&mut *cut).cancel();
+    }
+
+    fn control_subscribes(&self) -> usize {
+        self.control_subscribes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl Backplane for Severable {
+    fn name(&self) -> &'static str {
+        "severable"
+    }
+    async fn append(
+        &self,
+        s: &StreamName,
+        b: EventBody,
+    ) -> Result<Arc<switchboard_backplane::Event>, switchboard_backplane::AppendError> {
+        self.inner.append(s, b).await
+    }
+    async fn subscribe(
+        &self,
+        s: &StreamName,
+    ) -> Result<switchboard_backplane::Subscription, switchboard_backplane::SubscribeError> {
+        use switchboard_backplane::{Offered, Subscription, SubscriptionEnded};
+
+        let mut inner = self.inner.subscribe(s).await?;
+        if s.kind() != switchboard_protocol::StreamKind::Control {
+            return Ok(inner);
+        }
+        let cut = self.cut.lock().unwrap().clone();
+        let (subscription, mut feed) = Subscription::channel(64, None);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = cut.cancelled() => {
+                        feed.end(SubscriptionEnded::Disconnected);
+                        return;
+                    }
+                    next = inner.next() => match next {
+                        Ok(event) => {
+                            if feed.offer(event) != Offered::Delivered {
+                                return;
+                            }
+                        }
+                        Err(ended) => {
+                            feed.end(ended);
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        self.control_subscribes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(subscription)
+    }
+    async fn read(
+        &self,
+        s: &StreamName,
+        a: Option<switchboard_backplane::Seq>,
+        l: usize,
+    ) -> Result<switchboard_backplane::Replay, switchboard_backplane::ReadError> {
+        self.inner.read(s, a, l).await
+    }
+    async fn record_put(
+        &self,
+        k: &switchboard_backplane::RecordKey,
+        v: bytes::Bytes,
+        t: Option<Duration>,
+    ) -> Result<(), switchboard_backplane::RecordError> {
+        self.inner.record_put(k, v, t).await
+    }
+    async fn record_create(
+        &self,
+        k: &switchboard_backplane::RecordKey,
+        v: bytes::Bytes,
+        t: Option<Duration>,
+    ) -> Result<bool, switchboard_backplane::RecordError> {
+        self.inner.record_create(k, v, t).await
+    }
+    async fn record_replace(
+        &self,
+        k: &switchboard_backplane::RecordKey,
+        e: &[u8],
+        n: Option<bytes::Bytes>,
+        t: Option<Duration>,
+    ) -> Result<bool, switchboard_backplane::RecordError> {
+        self.inner.record_replace(k, e, n, t).await
+    }
+    async fn record_get(
+        &self,
+        k: &switchboard_backplane::RecordKey,
+    ) -> Result<Option<bytes::Bytes>, switchboard_backplane::RecordError> {
+        self.inner.record_get(k).await
+    }
+    async fn record_delete(
+        &self,
+        k: &switchboard_backplane::RecordKey,
+    ) -> Result<bool, switchboard_backplane::RecordError> {
+        self.inner.record_delete(k).await
+    }
+    async fn record_list(
+        &self,
+        n: &str,
+    ) -> Result<Vec<(String, bytes::Bytes)>, switchboard_backplane::RecordError> {
+        self.inner.record_list(n).await
+    }
+    async fn ping(&self) -> Result<(), switchboard_backplane::ReadError> {
+        self.inner.ping().await
     }
 }
