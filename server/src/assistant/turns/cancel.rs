@@ -100,6 +100,12 @@ impl Turns {
         let Some(lease) = self.lease_of(session_id).await? else {
             return Ok(false);
         };
+        if lease.running.as_ref().is_none_or(|r| r.turn_id != turn_id) {
+            // A turn of the session runs, but not that one (it finished, or it is a
+            // turn of another session): nothing to cancel, and no record that could
+            // reach a turn elsewhere.
+            return Ok(true);
+        }
         self.backplane
             .record_put(
                 &RecordKey::new(TURN_CANCELS, turn_id),

@@ -921,3 +921,38 @@ impl Backplane for Severable {
         self.inner.ping().await
     }
 }
+
+/// A `turn.cancel` that names a running turn of another session, through a session
+/// that has a turn of its own, cancels nothing (the policy lets a member cancel only
+/// in sessions it joined; the turn id must be that session's running turn).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_another_session_cancels_nothing() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, SLOW).await;
+    let b = replica(&backplane, SLOW).await;
+    let victim = StreamName::session("s_victim").unwrap();
+    let own = StreamName::session("s_own").unwrap();
+    accept(&a, &victim).await;
+    accept(&b, &own).await;
+    let victims_turn = first_turn(&backplane, &victim).await;
+    first_turn(&backplane, &own).await;
+    assert!(b.cancel_anywhere(own.id(), &victims_turn).await.unwrap());
+    assert!(!a.cancel(own.id(), &victims_turn));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let history = backplane.read(&victim, None, 10_000).await.unwrap();
+    assert!(
+        turns_of(&history.events)[0].2.is_none(),
+        "the other session's turn still runs"
+    );
+    assert_eq!(
+        backplane
+            .record_get(&switchboard_backplane::RecordKey::new(
+                crate::records::namespace::TURN_CANCELS,
+                &victims_turn
+            ))
+            .await
+            .unwrap(),
+        None,
+        "no cancel request was left for it"
+    );
+}
