@@ -89,7 +89,7 @@ impl Intake {
         };
         let appended = self
             .events
-            .append_once(&stream, body, key.as_ref(), &message_id)
+            .append_once(&stream, body, key.as_ref(), &message_id, Some(is_message))
             .await?;
         let (accepted, queued) = match appended {
             Once::Appended(event) => {
@@ -155,4 +155,10 @@ impl Intake {
         }
         Ok(())
     }
+}
+
+/// Whether `body` is the message `message_id`: how a retry finds the message of an
+/// attempt that stopped before settling its `client_message_id`.
+fn is_message(body: &EventBody, message_id: &str) -> bool {
+    matches!(body, EventBody::Message { message_id: id, .. } if id == message_id)
 }

@@ -12,7 +12,7 @@ use switchboard_backplane::{
 
 use crate::error::ClientError;
 use crate::metrics::Metrics;
-use crate::records::idempotency;
+use crate::records::idempotency::{self, Reserved};
 
 /// What [`Events::append_once`] did.
 #[derive(Debug)]
@@ -59,27 +59,74 @@ impl Events {
     /// `message_id`, a publish id); a retry learns the first attempt's. The key is
     /// reserved before the append, so two replicas racing on one key cannot both
     /// append, and released if the append fails, so a retry can succeed.
+    ///
+    /// `carries` tells whether an event carries a given request id (a message its
+    /// `message_id`). With it, a reservation its attempt never settled (its replica
+    /// died between the append and the settle) is resolved by the retry: the earlier
+    /// event found in history is that attempt's answer, and with none the retry appends
+    /// its own. Without it such a key answers `conflict` until it expires.
     pub async fn append_once(
         &self,
         stream: &StreamName,
         body: EventBody,
         key: Option<&RecordKey>,
         id: &str,
+        carries: Option<fn(&EventBody, &str) -> bool>,
     ) -> Result<Once, ClientError> {
         let Some(key) = key else {
             return Ok(Once::Appended(self.append(stream, body).await?));
         };
         let backplane = self.backplane.as_ref();
-        if let Some(earlier) = idempotency::reserve(backplane, key, id).await? {
-            return Ok(Once::Earlier {
-                id: earlier.id,
-                seq: earlier.seq.unwrap_or(0),
-            });
+        match idempotency::reserve(backplane, key, id).await? {
+            Reserved::Held => {}
+            Reserved::Earlier(earlier) => {
+                return Ok(Once::Earlier {
+                    id: earlier.id,
+                    seq: earlier.seq.unwrap_or(0),
+                });
+            }
+            Reserved::Abandoned { earlier, raw } => {
+                let Some(carries) = carries else {
+                    return Err(idempotency::in_progress());
+                };
+                if let Some(seq) = self.find(stream, |body| carries(body, &earlier.id)).await? {
+                    tracing::info!(%stream, id = %earlier.id, "settled a key whose attempt stopped after its append");
+                    idempotency::settle(backplane, key, &earlier.id, Some(seq)).await?;
+                    return Ok(Once::Earlier {
+                        id: earlier.id,
+                        seq,
+                    });
+                }
+                if !idempotency::take_over(backplane, key, &raw, id).await? {
+                    return Err(idempotency::in_progress());
+                }
+                tracing::info!(%stream, id = %earlier.id, "took over a key whose attempt stopped before its append");
+            }
         }
         let appended = self.append(stream, body).await;
         let seq = appended.as_ref().ok().map(|e| e.seq);
         idempotency::settle(backplane, key, id, seq).await?;
         Ok(Once::Appended(appended?))
+    }
+
+    /// The `seq` of the first retained event of `stream` that `wanted` accepts.
+    async fn find(
+        &self,
+        stream: &StreamName,
+        wanted: impl Fn(&EventBody) -> bool,
+    ) -> Result<Option<Seq>, ClientError> {
+        const PAGE: usize = 1000;
+        let mut after = None;
+        loop {
+            let page = self.backplane.read(stream, after, PAGE).await?;
+            if let Some(event) = page.events.iter().find(|e| wanted(&e.body)) {
+                return Ok(Some(event.seq));
+            }
+            match page.events.last() {
+                Some(last) => after = Some(last.seq),
+                None => return Ok(None),
+            }
+        }
     }
 
     /// Append, retrying transient failures with backoff for up to `patience`. For
@@ -105,5 +152,99 @@ impl Events {
                 other => return other,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_backplane::{MemoryBackplane, Retention, now_ms};
+    use switchboard_protocol::Role;
+
+    use super::*;
+    use crate::records::idempotency::{ABANDONED_AFTER, Reservation, TTL};
+
+    fn message(id: &str) -> EventBody {
+        EventBody::Message {
+            message_id: id.into(),
+            role: Role::User,
+            text: "hello".into(),
+            author: None,
+        }
+    }
+
+    fn carries(body: &EventBody, id: &str) -> bool {
+        matches!(body, EventBody::Message { message_id, .. } if message_id == id)
+    }
+
+    /// An `Events` whose key `k` was reserved for `m_1` long ago and never settled (its
+    /// replica died), the message appended or not.
+    async fn abandoned(appended: bool) -> (Events, StreamName, RecordKey, Option<Seq>) {
+        let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+        let events = Events::new(backplane.clone(), Arc::new(Metrics::new().unwrap()));
+        let stream = StreamName::session("s_abandoned").unwrap();
+        let key = RecordKey::new("test-idempotency", "k");
+        let stale = Reservation {
+            id: "m_1".into(),
+            seq: None,
+            at_ms: Some(now_ms() - ABANDONED_AFTER.as_millis() as u64 - 1),
+        };
+        let raw = bytes::Bytes::from(serde_json::to_vec(&stale).unwrap());
+        backplane.record_put(&key, raw, Some(TTL)).await.unwrap();
+        let seq = if appended {
+            Some(events.append(&stream, message("m_1")).await.unwrap().seq)
+        } else {
+            None
+        };
+        (events, stream, key, seq)
+    }
+
+    #[tokio::test]
+    async fn a_retry_settles_a_key_whose_attempt_stopped_after_its_append() {
+        let (events, stream, key, seq) = abandoned(true).await;
+        let once = events
+            .append_once(&stream, message("m_2"), Some(&key), "m_2", Some(carries))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&once, Once::Earlier { id, seq: s } if id == "m_1" && Some(*s) == seq),
+            "{once:?}"
+        );
+        let history = events.backplane.read(&stream, None, 100).await.unwrap();
+        assert_eq!(history.events.len(), 1, "nothing appended twice");
+        let again = events
+            .append_once(&stream, message("m_3"), Some(&key), "m_3", Some(carries))
+            .await
+            .unwrap();
+        assert!(matches!(again, Once::Earlier { id, .. } if id == "m_1"));
+    }
+
+    #[tokio::test]
+    async fn a_retry_appends_when_the_stopped_attempt_appended_nothing() {
+        let (events, stream, key, _) = abandoned(false).await;
+        let once = events
+            .append_once(&stream, message("m_2"), Some(&key), "m_2", Some(carries))
+            .await
+            .unwrap();
+        let Once::Appended(event) = once else {
+            panic!("{once:?}");
+        };
+        let again = events
+            .append_once(&stream, message("m_3"), Some(&key), "m_3", Some(carries))
+            .await
+            .unwrap();
+        assert!(
+            matches!(again, Once::Earlier { id, seq } if id == "m_2" && seq == event.seq),
+            "the retry's append is the key's answer now"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_a_way_to_recognise_the_event_the_key_stays_in_conflict() {
+        let (events, stream, key, _) = abandoned(true).await;
+        let refused = events
+            .append_once(&stream, message("m_2"), Some(&key), "m_2", None)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, switchboard_protocol::ErrorCode::Conflict);
     }
 }

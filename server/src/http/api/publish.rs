@@ -113,7 +113,9 @@ pub async fn publish(
     };
     let seq = match state
         .events
-        .append_once(&stream, body, key.as_ref(), &publish_id)
+        // An `event` does not carry its publish id: a key whose attempt stopped
+        // unsettled cannot be resolved, and answers `conflict` until it expires.
+        .append_once(&stream, body, key.as_ref(), &publish_id, None)
         .await?
     {
         Once::Appended(event) => event.seq,

@@ -1,6 +1,7 @@
 //! The audit of one chaos round, from the settled history of each session and from
 //! what each client received:
 //!
+//! - every send is acknowledged in the end (retried with its `client_message_id`);
 //! - every acknowledged message is in history with its acknowledged `seq` and has
 //!   exactly one completed answer, preceded only by `replica_lost` ends with
 //!   `retrying: true` ([`Verdict::Answered`]);
@@ -86,6 +87,12 @@ pub fn audit(
         audit.events += history.len();
         for problem in &log.problems {
             audit.problem(id, format!("client: {problem}"));
+        }
+        for (cmid, refusal) in &log.abandoned {
+            audit.problem(
+                id,
+                format!("{cmid} was never acknowledged, however often sent; last: {refusal}"),
+            );
         }
         audit_turns(&mut audit, log, history);
         audit_received(&mut audit, log, history);
