@@ -100,7 +100,7 @@ impl Intake {
                 };
                 let queued = self
                     .turns
-                    .enqueue(&accepted.session_id, &accepted.message_id)
+                    .enqueue(&accepted.session_id, &accepted.message_id, accepted.seq)
                     .await;
                 (accepted, queued)
             }
@@ -113,7 +113,12 @@ impl Intake {
                 };
                 let queued = self
                     .turns
-                    .enqueue_again(&accepted.session_id, &stream, &accepted.message_id)
+                    .enqueue_again(
+                        &accepted.session_id,
+                        &stream,
+                        &accepted.message_id,
+                        accepted.seq,
+                    )
                     .await;
                 (accepted, queued)
             }

@@ -2,7 +2,9 @@
 //! have removed the oldest events (`Replay::trimmed`); then an absent event may have
 //! existed, and the answers say "unknown" rather than guess.
 
-use switchboard_backplane::Replay;
+use std::sync::Arc;
+
+use switchboard_backplane::{Event, Replay};
 use switchboard_protocol::EventBody;
 
 /// A turn found in history.
@@ -51,8 +53,8 @@ pub(super) fn started(replay: &Replay, turn_id: &str) -> Option<Started> {
 }
 
 /// The text of the user message `message_id`, while it is retained.
-pub(super) fn question(replay: &Replay, message_id: &str) -> Option<String> {
-    replay.events.iter().find_map(|event| match &event.body {
+pub(super) fn question(events: &[Arc<Event>], message_id: &str) -> Option<String> {
+    events.iter().find_map(|event| match &event.body {
         EventBody::Message {
             message_id: id,
             text,

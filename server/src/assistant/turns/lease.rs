@@ -32,6 +32,9 @@ use crate::records::namespace::TURN_LEASES;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Queued {
     pub(super) message_id: String,
+    /// The message's `seq` (0: unknown), where its turn's events are looked for.
+    #[serde(default)]
+    pub(super) seq: u64,
     /// Turns for it that ended `replica_lost` so far.
     #[serde(default)]
     pub(super) losses: usize,
@@ -42,6 +45,9 @@ pub(super) struct Queued {
 pub(super) struct Running {
     pub(super) turn_id: String,
     pub(super) message_id: String,
+    /// The message's `seq` (0: unknown).
+    #[serde(default)]
+    pub(super) seq: u64,
     #[serde(default)]
     pub(super) losses: usize,
 }
@@ -242,9 +248,11 @@ impl Turns {
         &self,
         session_id: &str,
         message_id: &str,
+        seq: u64,
     ) -> Result<Claim, RecordError> {
         let queued = Queued {
             message_id: message_id.to_string(),
+            seq,
             losses: 0,
         };
         let key = RecordKey::new(TURN_LEASES, session_id);

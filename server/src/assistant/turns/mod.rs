@@ -217,12 +217,17 @@ impl Turns {
     /// `message_id` was appended to `session_id`: queue it. When this replica becomes
     /// the one draining the queue, the caller starts the worker with [`Turns::start`]
     /// (after acknowledging the message, so the sender hears that first).
-    pub async fn enqueue(&self, session_id: &str, message_id: &str) -> Result<Claim, ClientError> {
+    pub async fn enqueue(
+        &self,
+        session_id: &str,
+        message_id: &str,
+        seq: u64,
+    ) -> Result<Claim, ClientError> {
         if !self.replica.is_alive() {
             // A replica the others may count dead must not claim anything.
             self.replica.renew().await?;
         }
-        Ok(self.claim_or_poke(session_id, message_id).await?)
+        Ok(self.claim_or_poke(session_id, message_id, seq).await?)
     }
 
     /// A retried send of `message_id`, accepted earlier: queue it unless it is queued
@@ -232,6 +237,7 @@ impl Turns {
         session_id: &str,
         stream: &StreamName,
         message_id: &str,
+        seq: u64,
     ) -> Result<Claim, ClientError> {
         if self
             .lease_of(session_id)
@@ -240,14 +246,15 @@ impl Turns {
         {
             return Ok(Claim::Poked);
         }
+        // Its turn, if any, came after it.
         let replay = self
             .backplane
-            .read(stream, None, worker::HISTORY_EVENTS)
+            .read(stream, seq.checked_sub(1), worker::HISTORY_EVENTS)
             .await?;
         if history::answered(&replay, message_id) != Some(false) {
             return Ok(Claim::Poked);
         }
-        self.enqueue(session_id, message_id).await
+        self.enqueue(session_id, message_id, seq).await
     }
 
     /// Start draining the queue of an owned lease.

@@ -76,7 +76,7 @@ fn asker() -> AccessContext {
 async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
     let message_id = new_id("m");
     turns.remember_job(&message_id, &asker()).await.unwrap();
-    turns
+    let seq = turns
         .events
         .append(
             stream,
@@ -89,7 +89,11 @@ async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
         )
         .await
         .unwrap();
-    if let Claim::Owned(lease) = turns.enqueue(stream.id(), &message_id).await.unwrap() {
+    if let Claim::Owned(lease) = turns
+        .enqueue(stream.id(), &message_id, seq.seq)
+        .await
+        .unwrap()
+    {
         turns.start(*lease);
     }
     message_id
@@ -454,7 +458,8 @@ async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered()
     // The first attempt: remembered and appended, then its replica stopped.
     let orphan = new_id("m");
     a.remember_job(&orphan, &asker()).await.unwrap();
-    a.events
+    let seq = a
+        .events
         .append(
             &stream,
             EventBody::Message {
@@ -468,7 +473,7 @@ async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered()
         .unwrap();
     for _ in 0..2 {
         if let Claim::Owned(lease) = a
-            .enqueue_again(stream.id(), &stream, &orphan)
+            .enqueue_again(stream.id(), &stream, &orphan, seq.seq)
             .await
             .unwrap()
         {
@@ -481,7 +486,7 @@ async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered()
     })
     .await;
     assert!(matches!(
-        a.enqueue_again(stream.id(), &stream, &orphan)
+        a.enqueue_again(stream.id(), &stream, &orphan, seq.seq)
             .await
             .unwrap(),
         Claim::Poked
@@ -539,7 +544,8 @@ async fn an_unattended_queue_of_this_replica_is_adopted_again() {
     let stream = StreamName::session("s_unattended").unwrap();
     let message_id = new_id("m");
     a.remember_job(&message_id, &asker()).await.unwrap();
-    a.events
+    let seq = a
+        .events
         .append(
             &stream,
             EventBody::Message {
@@ -552,7 +558,7 @@ async fn an_unattended_queue_of_this_replica_is_adopted_again() {
         .await
         .unwrap();
     // Claimed, and then no worker is started for it.
-    let claim = a.enqueue(stream.id(), &message_id).await.unwrap();
+    let claim = a.enqueue(stream.id(), &message_id, seq.seq).await.unwrap();
     assert!(matches!(claim, Claim::Owned(_)));
     drop(claim);
     until("the message is answered", async || {
@@ -605,6 +611,7 @@ async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
             running: Some(lease::Running {
                 turn_id: "t_dead".into(),
                 message_id: message_id.clone(),
+                seq: 1,
                 losses: 0,
             }),
             released: false,
@@ -955,4 +962,39 @@ async fn a_cancel_through_another_session_cancels_nothing() {
         None,
         "no cancel request was left for it"
     );
+}
+
+/// A long history (more events than one read returns) does not hide a new message
+/// from its turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_after_a_long_history_is_answered() {
+    let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention {
+        max_events: 20_000,
+        max_age: Duration::from_secs(600),
+    }));
+    let a = replica(&backplane, Duration::from_millis(2)).await;
+    let stream = StreamName::session("s_long").unwrap();
+    for n in 0..super::worker::HISTORY_EVENTS + 50 {
+        let filler = EventBody::Custom {
+            name: "filler".into(),
+            data: serde_json::json!(n),
+            publisher: None,
+        };
+        backplane.append(&stream, filler).await.unwrap();
+    }
+    let asked = accept(&a, &stream).await;
+    let mut end = None;
+    until("the message is answered", async || {
+        let tail = backplane
+            .read(&stream, Some(super::worker::HISTORY_EVENTS as u64), 10_000)
+            .await
+            .unwrap();
+        end = turns_of(&tail.events)
+            .into_iter()
+            .find(|t| t.1 == asked)
+            .and_then(|t| t.2);
+        end.is_some()
+    })
+    .await;
+    assert!(completed(&end), "{end:?}");
 }

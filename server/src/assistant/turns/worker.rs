@@ -77,9 +77,15 @@ impl Turns {
             let found = async {
                 let job = self.recall_job(&next.message_id).await?;
                 let replay = self.backplane.read(&stream, None, HISTORY_EVENTS).await?;
-                Ok::<_, ClientError>((job, replay))
+                let mut question = history::question(&replay.events, &next.message_id);
+                if question.is_none() && next.seq > 0 {
+                    // Beyond the oldest events read above: read the message itself.
+                    let at = self.backplane.read(&stream, Some(next.seq - 1), 1).await?;
+                    question = history::question(&at.events, &next.message_id);
+                }
+                Ok::<_, ClientError>((job, replay, question))
             };
-            let (job, replay) = match found.await {
+            let (job, replay, question) = match found.await {
                 Ok(found) => found,
                 Err(e) => {
                     tracing::warn!(%session_id, error = %e.message, "cannot read a queued message yet; retrying");
@@ -89,12 +95,12 @@ impl Turns {
                     }
                 }
             };
-            let question = history::question(&replay, &next.message_id);
             backoff.reset();
             let turn_id = new_id("t");
             let running = Running {
                 turn_id: turn_id.clone(),
                 message_id: next.message_id.clone(),
+                seq: next.seq,
                 losses: next.losses,
             };
             let take = move |queue: &mut Lease| {
@@ -166,7 +172,9 @@ impl Turns {
         running: &Running,
         lease: &mut OwnedLease,
     ) -> Option<Held> {
-        let replay = match self.backplane.read(stream, None, HISTORY_EVENTS).await {
+        // The turn's events came after its message.
+        let after = running.seq.checked_sub(1);
+        let replay = match self.backplane.read(stream, after, HISTORY_EVENTS).await {
             Ok(replay) => replay,
             Err(e) => {
                 tracing::warn!(%stream, error = %e, "history unavailable; cannot settle an interrupted turn yet");
@@ -198,6 +206,7 @@ impl Turns {
             }
         };
         let message_id = running.message_id.clone();
+        let seq = running.seq;
         let settle = move |queue: &mut Lease| {
             queue.running = None;
             if retry && !queue.waiting.iter().any(|q| q.message_id == message_id) {
@@ -205,6 +214,7 @@ impl Turns {
                     0,
                     Queued {
                         message_id: message_id.clone(),
+                        seq,
                         losses,
                     },
                 );
