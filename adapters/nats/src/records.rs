@@ -170,16 +170,35 @@ pub(crate) async fn create(
         .map_err(record_error)
 }
 
-/// `record_replace`: read the key's newest message and, while it is live and holds
-/// exactly `expected`, publish the replacement (or a delete marker) expecting that
-/// message's revision. Losing to another writer means reading again: the value may
-/// still (or again) be `expected`.
+/// `record_replace`: see [`swap`], for a live value that is exactly `expected`.
 pub(crate) async fn replace(
     shared: &Shared,
     key: &RecordKey,
     expected: &[u8],
     new: Option<Bytes>,
     ttl: Option<Duration>,
+) -> Result<bool, RecordError> {
+    swap(
+        shared,
+        key,
+        |value| value.as_ref() == expected,
+        new,
+        ttl,
+        "replace",
+    )
+    .await
+}
+
+/// Read the key's newest message and, while it is live and its value passes `wanted`,
+/// publish `new` (or a delete marker) expecting that message's revision. Losing to
+/// another writer means reading again: the value may still (or again) pass.
+async fn swap(
+    shared: &Shared,
+    key: &RecordKey,
+    wanted: impl Fn(&Bytes) -> bool,
+    new: Option<Bytes>,
+    ttl: Option<Duration>,
+    op: &str,
 ) -> Result<bool, RecordError> {
     let subject = shared.layout.record_subject(&key.namespace, &key.key);
     shared
@@ -189,7 +208,7 @@ pub(crate) async fn replace(
                     return Ok(false);
                 };
                 match state_of(Some(&message.headers), &message.payload, now_ms()) {
-                    State::Live(value) if value.as_ref() == expected => {}
+                    State::Live(value) if wanted(&value) => {}
                     State::Live(_) | State::Dead => return Ok(false),
                 }
                 let (headers, value) = match &new {
@@ -207,7 +226,7 @@ pub(crate) async fn replace(
             }
             Err((
                 ErrorKind::Unavailable,
-                format!("replace lost {CAS_ATTEMPTS} compare-and-set rounds in a row"),
+                format!("{op} lost {CAS_ATTEMPTS} compare-and-set rounds in a row"),
             ))
         })
         .await
@@ -231,31 +250,9 @@ pub(crate) async fn get(shared: &Shared, key: &RecordKey) -> Result<Option<Bytes
         .map_err(record_error)
 }
 
+/// `record_delete`: see [`swap`], for any live value.
 pub(crate) async fn delete(shared: &Shared, key: &RecordKey) -> Result<bool, RecordError> {
-    let subject = shared.layout.record_subject(&key.namespace, &key.key);
-    shared
-        .run_inner(async {
-            for _ in 0..CAS_ATTEMPTS {
-                let Some(message) = entry(shared, &subject).await? else {
-                    return Ok(false);
-                };
-                if state_of(Some(&message.headers), &message.payload, now_ms()) == State::Dead {
-                    return Ok(false);
-                }
-                let mut headers = headers_for(None, Some(message.sequence));
-                headers.insert(KV_OPERATION_HEADER, "DEL");
-                match publish(shared, &subject, headers, Bytes::new()).await? {
-                    Published::Stored => return Ok(true),
-                    Published::Lost => {}
-                }
-            }
-            Err((
-                ErrorKind::Unavailable,
-                format!("delete lost {CAS_ATTEMPTS} compare-and-set rounds in a row"),
-            ))
-        })
-        .await
-        .map_err(record_error)
+    swap(shared, key, |_| true, None, None, "delete").await
 }
 
 pub(crate) async fn list(
