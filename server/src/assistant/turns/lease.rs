@@ -40,16 +40,13 @@ pub(super) struct Queued {
     pub(super) losses: usize,
 }
 
-/// The turn being run (or that was, when its replica stopped).
+/// The turn being run (or that was, when its replica stopped), and the message it
+/// answers as it waited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Running {
     pub(super) turn_id: String,
-    pub(super) message_id: String,
-    /// The message's `seq` (0: unknown).
-    #[serde(default)]
-    pub(super) seq: u64,
-    #[serde(default)]
-    pub(super) losses: usize,
+    #[serde(flatten)]
+    pub(super) message: Queued,
 }
 
 /// A session's turn lease as stored.
@@ -76,7 +73,7 @@ impl Lease {
             || self
                 .running
                 .as_ref()
-                .is_some_and(|r| r.message_id == message_id)
+                .is_some_and(|r| r.message.message_id == message_id)
     }
 }
 

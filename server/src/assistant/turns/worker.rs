@@ -99,12 +99,11 @@ impl Turns {
             let turn_id = new_id("t");
             let running = Running {
                 turn_id: turn_id.clone(),
-                message_id: next.message_id.clone(),
-                seq: next.seq,
-                losses: next.losses,
+                message: next.clone(),
             };
             let take = move |queue: &mut Lease| {
-                if queue.waiting.first().map(|q| &q.message_id) == Some(&running.message_id) {
+                if queue.waiting.first().map(|q| &q.message_id) == Some(&running.message.message_id)
+                {
                     queue.waiting.remove(0);
                 }
                 queue.running = Some(running.clone());
@@ -173,7 +172,7 @@ impl Turns {
         lease: &mut OwnedLease,
     ) -> Option<Held> {
         // The turn's events came after its message.
-        let after = running.seq.checked_sub(1);
+        let after = running.message.seq.checked_sub(1);
         let replay = match self.backplane.read(stream, after, HISTORY_EVENTS).await {
             Ok(replay) => replay,
             Err(e) => {
@@ -183,11 +182,11 @@ impl Turns {
         };
         let (retry, losses) = match history::started(&replay, &running.turn_id) {
             // It never started: its message simply waits again.
-            None => (true, running.losses),
+            None => (true, running.message.losses),
             // It ended after all (its replica stopped between the end and the mark).
-            Some(started) if started.ended => (false, running.losses),
+            Some(started) if started.ended => (false, running.message.losses),
             Some(started) => {
-                let attempts = running.losses + 1;
+                let attempts = running.message.losses + 1;
                 let retrying = !started.called_tool && attempts < MAX_ATTEMPTS;
                 if !self
                     .end_interrupted(
@@ -205,24 +204,19 @@ impl Turns {
                 (retrying, attempts)
             }
         };
-        let message_id = running.message_id.clone();
-        let seq = running.seq;
+        let again = Queued {
+            losses,
+            ..running.message.clone()
+        };
         let settle = move |queue: &mut Lease| {
             queue.running = None;
-            if retry && !queue.waiting.iter().any(|q| q.message_id == message_id) {
-                queue.waiting.insert(
-                    0,
-                    Queued {
-                        message_id: message_id.clone(),
-                        seq,
-                        losses,
-                    },
-                );
+            if retry && !queue.holds(&again.message_id) {
+                queue.waiting.insert(0, again.clone());
             }
         };
         let held = lease.update(self, &settle).await;
         if !retry && held != Held::Lost {
-            self.forget_job(&running.message_id).await;
+            self.forget_job(&running.message.message_id).await;
         }
         Some(held)
     }
