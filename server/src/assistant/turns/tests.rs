@@ -74,9 +74,19 @@ fn asker() -> AccessContext {
 /// What `Intake::accept` does once a message is checked: remember the asker, append,
 /// wake the queue, start the worker when this replica claimed it.
 async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
+    let (message_id, seq) = ask(turns, stream).await;
+    if let Claim::Owned(lease) = turns.enqueue(stream.id(), &message_id, seq).await.unwrap() {
+        turns.start(*lease);
+    }
+    message_id
+}
+
+/// The first half of accepting a message: remember the asker and append the message
+/// (not queued yet). Its id and `seq`.
+async fn ask(turns: &Arc<Turns>, stream: &StreamName) -> (String, u64) {
     let message_id = new_id("m");
     turns.remember_job(&message_id, &asker()).await.unwrap();
-    let seq = turns
+    let appended = turns
         .events
         .append(
             stream,
@@ -89,14 +99,7 @@ async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
         )
         .await
         .unwrap();
-    if let Claim::Owned(lease) = turns
-        .enqueue(stream.id(), &message_id, seq.seq)
-        .await
-        .unwrap()
-    {
-        turns.start(*lease);
-    }
-    message_id
+    (message_id, appended.seq)
 }
 
 async fn until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -456,24 +459,10 @@ async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered()
     let a = replica(&backplane, Duration::from_millis(2)).await;
     let stream = StreamName::session("s_retry").unwrap();
     // The first attempt: remembered and appended, then its replica stopped.
-    let orphan = new_id("m");
-    a.remember_job(&orphan, &asker()).await.unwrap();
-    let seq = a
-        .events
-        .append(
-            &stream,
-            EventBody::Message {
-                message_id: orphan.clone(),
-                role: Role::User,
-                text: "anything at all".into(),
-                author: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (orphan, seq) = ask(&a, &stream).await;
     for _ in 0..2 {
         if let Claim::Owned(lease) = a
-            .enqueue_again(stream.id(), &stream, &orphan, seq.seq)
+            .enqueue_again(stream.id(), &stream, &orphan, seq)
             .await
             .unwrap()
         {
@@ -486,7 +475,7 @@ async fn a_retry_queues_a_message_only_when_it_was_neither_queued_nor_answered()
     })
     .await;
     assert!(matches!(
-        a.enqueue_again(stream.id(), &stream, &orphan, seq.seq)
+        a.enqueue_again(stream.id(), &stream, &orphan, seq)
             .await
             .unwrap(),
         Claim::Poked
@@ -542,23 +531,9 @@ async fn an_unattended_queue_of_this_replica_is_adopted_again() {
     let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
     let a = replica(&backplane, Duration::from_millis(2)).await;
     let stream = StreamName::session("s_unattended").unwrap();
-    let message_id = new_id("m");
-    a.remember_job(&message_id, &asker()).await.unwrap();
-    let seq = a
-        .events
-        .append(
-            &stream,
-            EventBody::Message {
-                message_id: message_id.clone(),
-                role: Role::User,
-                text: "anything at all".into(),
-                author: None,
-            },
-        )
-        .await
-        .unwrap();
+    let (message_id, seq) = ask(&a, &stream).await;
     // Claimed, and then no worker is started for it.
-    let claim = a.enqueue(stream.id(), &message_id, seq.seq).await.unwrap();
+    let claim = a.enqueue(stream.id(), &message_id, seq).await.unwrap();
     assert!(matches!(claim, Claim::Owned(_)));
     drop(claim);
     until("the message is answered", async || {
@@ -610,9 +585,11 @@ async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
             waiting: vec![],
             running: Some(lease::Running {
                 turn_id: "t_dead".into(),
-                message_id: message_id.clone(),
-                seq: 1,
-                losses: 0,
+                message: lease::Queued {
+                    message_id: message_id.clone(),
+                    seq: 1,
+                    losses: 0,
+                },
             }),
             released: false,
         };
