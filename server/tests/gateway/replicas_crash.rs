@@ -20,7 +20,7 @@ use crate::support::replicas::{
     Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, backed_tests, replica_paced, replica_with,
     session_events,
 };
-use crate::support::turns::{Verdict, ledger};
+use crate::support::turns::{Ledger, Verdict, ledger};
 use crate::support::{
     Client, Gateway, assert_strictly_increasing, is_assistant_message, metric_sum, seq, summary, ty,
 };
@@ -191,11 +191,9 @@ impl Busy {
     }
 }
 
-/// The crash outcome in what the client saw: the interrupted turn ended `failed`,
-/// `replica_lost`, retrying; a new turn answered the first message; then the second
-/// was answered; each exactly once. Returns the interrupted turn's `turn.end`.
-fn assert_answered_once_after_the_loss(busy: &Busy, interrupted: &Value) -> Value {
-    let seen = &busy.seen;
+/// What the client saw, checked: `seq` strictly increasing, every turn ended once and
+/// no rule of the ledger broken. The ledger, for the test's own assertions.
+fn clean_ledger(seen: &[Value]) -> Ledger {
     assert_strictly_increasing(seen);
     let book = ledger(seen);
     assert!(
@@ -205,6 +203,15 @@ fn assert_answered_once_after_the_loss(busy: &Busy, interrupted: &Value) -> Valu
         book.open,
         summary(seen)
     );
+    book
+}
+
+/// The crash outcome in what the client saw: the interrupted turn ended `failed`,
+/// `replica_lost`, retrying; a new turn answered the first message; then the second
+/// was answered; each exactly once. Returns the interrupted turn's `turn.end`.
+fn assert_answered_once_after_the_loss(busy: &Busy, interrupted: &Value) -> Value {
+    let seen = &busy.seen;
+    let book = clean_ledger(seen);
     let (first, second) = (
         Busy::message_id(&busy.first),
         Busy::message_id(&busy.second),
@@ -294,15 +301,7 @@ async fn drained_beside_another(backing: Backing) {
 
     busy.resume_until_answered(&gw_b).await;
     let seen = &busy.seen;
-    assert_strictly_increasing(seen);
-    let book = ledger(seen);
-    assert!(
-        book.problems.is_empty() && book.open.is_empty(),
-        "turn rules broken: {:?} {:?}\n{}",
-        book.problems,
-        book.open,
-        summary(seen)
-    );
+    let book = clean_ledger(seen);
     let (first, second) = (
         Busy::message_id(&busy.first),
         Busy::message_id(&busy.second),
