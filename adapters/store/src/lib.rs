@@ -1,0 +1,106 @@
+//! The conversation store: what outlives the backplane's short history. Sessions (who
+//! owns them, their title, state and last activity) and their transcripts (every
+//! durable event, with its `seq`), kept until the org's retention lapses, the session
+//! is deleted or its owner erased.
+//!
+//! One trait, [`ConversationStore`], two implementations on sqlx — [`SqliteStore`]
+//! (embedded, the default, one replica) and [`PostgresStore`] (shared by many
+//! replicas) — and one conformance suite both pass (`conformance`, behind the feature
+//! of that name). The schema is in `migrations/<engine>/`, applied on open.
+//!
+//! Times are milliseconds since the Unix epoch, as the protocol's `ts`.
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod error;
+mod model;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use model::{
+    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
+    SessionState, TranscriptEntry, TranscriptWrite,
+};
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Most sessions one [`ConversationStore::list_sessions`] page holds.
+pub const MAX_PAGE: usize = 100;
+/// Most entries one [`ConversationStore::transcript`] call returns.
+pub const MAX_TRANSCRIPT_PAGE: usize = 1000;
+
+/// Where conversations are kept. Every method is atomic: a failed call changed nothing.
+#[async_trait]
+pub trait ConversationStore: Send + Sync + 'static {
+    /// `sqlite` or `postgres`, for logs, metrics and `/ready`.
+    fn name(&self) -> &'static str;
+
+    /// Store a new session. Returns `false` (and changes nothing) when a session with
+    /// that id exists.
+    async fn create_session(&self, session: &NewSession) -> Result<bool, StoreError>;
+
+    /// The session, if it exists.
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Rename or archive/unarchive; the session as it is after the change, `None`
+    /// when there is no such session. Does not count as activity.
+    async fn update_session(
+        &self,
+        session_id: &str,
+        change: &SessionChange,
+    ) -> Result<Option<SessionRow>, StoreError>;
+
+    /// Remove the session and its whole transcript. Returns whether it existed.
+    async fn delete_session(&self, session_id: &str) -> Result<bool, StoreError>;
+
+    /// Sessions of `query.org_id` (of one owner, in one state, active in a time window,
+    /// as the query says), newest activity first (ties: greater `session_id` first),
+    /// at most `min(query.limit, MAX_PAGE)`, after `query.cursor`; `next` is set when
+    /// more may follow.
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError>;
+
+    /// Add transcript entries, in one transaction. Idempotent: an entry whose
+    /// `(session_id, seq)` is stored already is skipped. Entries of sessions that do
+    /// not exist (deleted, erased, or created on a replica with another store) are
+    /// skipped. Each stored entry moves its session's `last_activity_at` and `last_seq`
+    /// forward (never back); an entry with a `preview` sets the preview; one with a
+    /// `title_hint` sets the title when the session has none.
+    async fn write(&self, batch: &[TranscriptWrite]) -> Result<(), StoreError>;
+
+    /// Entries of a session with `after < seq` (and `seq < before` when given), oldest
+    /// first, at most `min(limit, MAX_TRANSCRIPT_PAGE)`.
+    async fn transcript(
+        &self,
+        session_id: &str,
+        after: u64,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<TranscriptEntry>, StoreError>;
+
+    /// Remove every session `user_id` owns in `org_id`, with their transcripts; what
+    /// was removed.
+    async fn erase_user(&self, org_id: &str, user_id: &str) -> Result<Erased, StoreError>;
+
+    /// Set (`Some`) or clear (`None`: the deployment's default applies) an org's
+    /// retention in days.
+    async fn set_retention(&self, org_id: &str, days: Option<u32>) -> Result<(), StoreError>;
+
+    /// The org's own retention in days, if it set one.
+    async fn retention(&self, org_id: &str) -> Result<Option<u32>, StoreError>;
+
+    /// Remove at most `limit` sessions idle past their org's retention (`default_days`
+    /// for orgs without one) at `now_ms`, with their transcripts; their ids. Bounded,
+    /// so a sweep never holds the store for long: call again while it returns `limit`.
+    async fn expire(
+        &self,
+        now_ms: u64,
+        default_days: u32,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Whether the store answers now (for `/ready`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}
