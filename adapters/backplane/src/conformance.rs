@@ -49,6 +49,8 @@
 //! - For adapters that span processes, [`BackplaneFactory::make_replicas`] returns
 //!   separate clients onto one shared backplane, as separate gateway replicas would
 //!   hold; [`replicas_share_streams_and_records`] then checks what crosses replicas.
+//! - [`BackplaneFactory::raises_seq`] returns false for a backplane whose
+//!   `ensure_seq_above` cannot raise a stream's `seq` (NATS).
 //!
 //! Retention is exact in this suite: with `max_events = 5` exactly the newest five
 //! events are returned (an approximate trim such as Redis `MAXLEN ~` fails), and an
@@ -73,6 +75,12 @@ use switchboard_testkit::eventually;
 use crate::{
     Backplane, Event, EventBody, RecordKey, Retention, Seq, StreamName, Subscription,
     SubscriptionEnded,
+};
+
+mod stream_lifecycle;
+pub use stream_lifecycle::{
+    delete_stream_forgets_the_stream, ensure_seq_above_never_lowers,
+    ensure_seq_above_raises_the_seq,
 };
 
 /// How long one conformance test may run before it fails as hung.
@@ -110,6 +118,14 @@ pub trait BackplaneFactory: Send + Sync {
     ) -> Vec<Arc<dyn Backplane>> {
         let backplane = self.make(retention).await;
         vec![backplane; replicas]
+    }
+
+    /// Whether `ensure_seq_above` can raise a stream's `seq` on this backplane (memory
+    /// and Redis can; NATS cannot: its `seq` is one sequence shared by every stream).
+    /// [`ensure_seq_above_raises_the_seq`] checks the raise where this is true, and the
+    /// refusal of a `seq` out of reach where it is false.
+    fn raises_seq(&self) -> bool {
+        true
     }
 }
 
@@ -164,6 +180,9 @@ macro_rules! conformance_tests {
             record_ttl_expires
             record_namespaces_are_separate
             record_list_sees_records_rewritten_meanwhile
+            delete_stream_forgets_the_stream
+            ensure_seq_above_never_lowers
+            ensure_seq_above_raises_the_seq
         );
     };
 }

@@ -77,3 +77,9 @@ op_error!(
     RecordError,
     "record"
 );
+op_error!(
+    /// `Backplane::delete_stream` or `Backplane::ensure_seq_above` failed: the stream
+    /// may or may not have changed; both are safe to retry.
+    StreamError,
+    "stream operation"
+);

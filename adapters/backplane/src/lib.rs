@@ -17,6 +17,24 @@
 //! - [`Backplane::read`] returns retained history after a `seq`, oldest first, at most
 //!   `limit` events, with the stream's newest `seq` and a `trimmed` flag that is true
 //!   when retention already removed events the caller asked for.
+//! - [`Backplane::delete_stream`] removes a stream for good: its history, its `seq`
+//!   counter and whatever else the backplane keeps for it (privacy erasure, deleted
+//!   sessions). Afterwards `read` answers as for a stream never used (no events,
+//!   `last_seq` 0, nothing trimmed). A later append starts a new history whose `seq`s
+//!   are **not** promised to be above the deleted ones. A live subscription of the
+//!   stream never yields an event of the deleted history it had not already been
+//!   handed: it delivers what was queued before the delete, then either ends or yields
+//!   only events appended after the delete (which one is the implementation's, see
+//!   each backplane's docs); a caller deleting a stream drops its subscriptions.
+//! - [`Backplane::ensure_seq_above`] makes every later append get a `seq` above a given
+//!   one, for a stream whose transcript lives on elsewhere (the conversation store)
+//!   while the backplane forgot it. When that raises the stream's `seq`, the history
+//!   up to it counts as trimmed: `read(after = a)` with `a` below it reports
+//!   `trimmed`, and `last_seq` is at least the given `seq`. When the stream's `seq` is
+//!   already there, nothing changes. A backplane that cannot raise a stream's `seq`
+//!   (NATS, whose `seq` is one sequence shared by all streams) changes nothing and
+//!   marks nothing trimmed: it answers `Ok` when its shared sequence is already past
+//!   the given `seq` (so later appends are above it anyway), an error otherwise.
 //! - Records (`record_*`) are small shared values (sessions, documents, idempotency
 //!   keys, turn leases) in namespaces, with an optional time to live;
 //!   `record_create` and `record_replace` are the compare-and-set operations.
@@ -45,7 +63,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 pub use backoff::Backoff;
-pub use error::{AppendError, ErrorKind, ReadError, RecordError, SubscribeError};
+pub use error::{AppendError, ErrorKind, ReadError, RecordError, StreamError, SubscribeError};
 pub use memory::MemoryBackplane;
 pub use switchboard_protocol::{Event, EventBody, Seq, StreamName};
 
@@ -218,6 +236,21 @@ pub trait Backplane: Send + Sync + 'static {
         after: Option<Seq>,
         limit: usize,
     ) -> Result<Replay, ReadError>;
+
+    /// Remove `stream` for good: its history, its `seq` counter and any metadata kept
+    /// for it. Returns whether the backplane held anything of it (events, or a `seq`
+    /// counter). Afterwards `read` answers as for a stream never used; a later append
+    /// starts a new history, with `seq`s not promised above the deleted ones. Live
+    /// subscriptions of it deliver what was already queued, then end or yield only
+    /// later appends (see each implementation).
+    async fn delete_stream(&self, stream: &StreamName) -> Result<bool, StreamError>;
+
+    /// Make every later append to `stream` get a `seq` above `seq`. If the stream's
+    /// `seq` is below, it is raised to `seq` and everything up to `seq` counts as
+    /// trimmed (`read(after = a < seq)` reports `trimmed`, `last_seq >= seq`); if not,
+    /// nothing changes. A backplane that cannot raise (NATS) answers `Ok` only where
+    /// later appends are above `seq` anyway, and marks nothing trimmed.
+    async fn ensure_seq_above(&self, stream: &StreamName, seq: Seq) -> Result<(), StreamError>;
 
     /// Store `value` at `key`, replacing any value, expiring after `ttl` if given.
     async fn record_put(

@@ -9,7 +9,8 @@ use bytes::Bytes;
 
 use crate::{
     AppendError, Backplane, Event, EventBody, Offered, ReadError, RecordError, RecordKey, Replay,
-    Retention, Seq, StreamName, SubscribeError, Subscription, SubscriptionFeed,
+    Retention, Seq, StreamError, StreamName, SubscribeError, Subscription, SubscriptionEnded,
+    SubscriptionFeed,
 };
 
 /// How many undelivered events a subscription may queue before it ends as `Lagged`.
@@ -30,7 +31,13 @@ pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4096;
 /// Memory is bounded by [`Retention`]: per stream, at most `max_events` events, and
 /// events older than `max_age` are dropped when the stream is next touched or by a
 /// periodic sweep. A stream whose history is empty keeps a few bytes (its last `seq`)
-/// so that `seq` never restarts.
+/// so that `seq` never restarts, except through `delete_stream`.
+///
+/// `delete_stream` forgets the stream entirely (the name too: a user stream's name
+/// identifies its user), so its `seq` starts again at 1; its live subscriptions end as
+/// `Closed` after what was already queued, since a new history's `seq`s would go
+/// backwards for them. `ensure_seq_above` raises `last_seq` (and `trimmed_through`)
+/// and drops the retained history, all of which lies below the new `seq`.
 pub struct MemoryBackplane {
     retention: Retention,
     subscription_capacity: usize,
@@ -284,6 +291,40 @@ impl Backplane for MemoryBackplane {
         })
     }
 
+    async fn delete_stream(&self, stream: &StreamName) -> Result<bool, StreamError> {
+        // Out of the map first: an append after this creates a new stream. One that
+        // took the old handle before lands in the state forgotten here, as if it ran
+        // just before the delete.
+        let Some(state) = lock(&self.streams).remove(stream) else {
+            return Ok(false);
+        };
+        let mut state = lock(&state);
+        let held_anything = state.last_seq > 0 || !state.history.is_empty();
+        for feed in &mut state.feeds {
+            feed.end(SubscriptionEnded::Closed);
+        }
+        *state = StreamState::default();
+        Ok(held_anything)
+    }
+
+    async fn ensure_seq_above(&self, stream: &StreamName, seq: Seq) -> Result<(), StreamError> {
+        if seq == 0 {
+            return Ok(());
+        }
+        let state = self.stream_state(stream);
+        let mut state = lock(&state);
+        if state.last_seq >= seq {
+            return Ok(());
+        }
+        // Every retained event is at or below the old `last_seq`, so below `seq`: all
+        // of it now counts as trimmed, and `read` must not return part of it while
+        // reporting the rest as removed.
+        state.history.clear();
+        state.last_seq = seq;
+        state.trimmed_through = seq;
+        Ok(())
+    }
+
     async fn record_put(
         &self,
         key: &RecordKey,
@@ -406,7 +447,6 @@ impl Backplane for MemoryBackplane {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-    use crate::SubscriptionEnded;
 
     fn body(i: usize) -> EventBody {
         EventBody::TurnDelta {
@@ -469,6 +509,23 @@ mod tests {
         let second = bp.append(&s, body(1)).await.unwrap();
         assert!(second.seq > first.seq);
         assert!(second.ts >= first.ts);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_stream_forgets_it_and_ends_its_subscriptions_after_what_was_queued() {
+        let bp = MemoryBackplane::default();
+        let s = stream("s1");
+        let mut sub = bp.subscribe(&s).await.unwrap();
+        bp.append(&s, body(0)).await.unwrap();
+        assert!(bp.delete_stream(&s).await.unwrap());
+        assert_eq!(bp.stream_count(), 0, "nothing of the stream is kept");
+        assert_eq!(sub.next().await.unwrap().seq, 1, "queued before the delete");
+        assert_eq!(sub.next().await.unwrap_err(), SubscriptionEnded::Closed);
+        assert_eq!(
+            bp.append(&s, body(1)).await.unwrap().seq,
+            1,
+            "a new history"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,5 @@
 //! The [`Backplane`] trait for [`NatsBackplane`], each method handed to the module that
-//! owns its concern (`history.rs`, `live/`, `records.rs`).
+//! owns its concern (`history.rs`, `lifecycle.rs`, `live/`, `records.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,10 +8,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_backplane::{
     AppendError, Backplane, Event, EventBody, ReadError, RecordError, RecordKey, Replay, Seq,
-    StreamName, SubscribeError, Subscription,
+    StreamError, StreamName, SubscribeError, Subscription,
 };
 
-use crate::{NatsBackplane, history, records};
+use crate::{NatsBackplane, history, lifecycle, records};
 
 #[async_trait]
 impl Backplane for NatsBackplane {
@@ -38,6 +38,19 @@ impl Backplane for NatsBackplane {
         limit: usize,
     ) -> Result<Replay, ReadError> {
         history::read(&self.shared, stream, after, limit).await
+    }
+
+    /// One subject purge. Live subscriptions stay and yield later appends: their
+    /// `seq`s (JetStream's shared sequence) are above the deleted ones, and the first
+    /// one, with no predecessor left on the subject, follows whatever came before.
+    async fn delete_stream(&self, stream: &StreamName) -> Result<bool, StreamError> {
+        lifecycle::delete(&self.shared, stream).await
+    }
+
+    /// Never raises (the seq is JetStream's shared sequence): `Ok` when that sequence
+    /// is already at `seq`, marking nothing trimmed; `Rejected` below it.
+    async fn ensure_seq_above(&self, _stream: &StreamName, seq: Seq) -> Result<(), StreamError> {
+        lifecycle::ensure_seq_above(&self.shared, seq).await
     }
 
     async fn record_put(

@@ -21,9 +21,11 @@
 //!   keys.
 //! - `shared.rs`: what every operation needs, and its bound (`Unavailable` while
 //!   disconnected, `Timeout` past the operation timeout).
-//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`, `live/`
-//!   or `records.rs`.
+//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`,
+//!   `lifecycle.rs`, `live/` or `records.rs`.
 //! - `history.rs`: `append` and `read`, and how [`Retention`] maps onto JetStream.
+//! - `lifecycle.rs`: `delete_stream` (a subject purge) and `ensure_seq_above` (a
+//!   check: the shared JetStream sequence cannot be raised).
 //! - `live/`: live delivery: one NATS subscription per subscribed stream
 //!   (`SubscriptionTable`), putting republished messages back in order, and
 //!   every way a subscription ends.
@@ -39,6 +41,7 @@ mod boot;
 mod error;
 mod history;
 mod layout;
+mod lifecycle;
 mod live;
 mod options;
 mod records;

@@ -1,5 +1,5 @@
 //! The [`Backplane`] trait for [`RedisBackplane`], each method handed to the module
-//! that owns its concern (`history.rs`, `live/`, `records.rs`).
+//! that owns its concern (`history.rs`, `lifecycle.rs`, `live/`, `records.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use switchboard_backplane::{
     AppendError, Backplane, Event, EventBody, ReadError, RecordError, RecordKey, Replay, Seq,
-    StreamName, SubscribeError, Subscription,
+    StreamError, StreamName, SubscribeError, Subscription,
 };
 
 use crate::RedisBackplane;
@@ -50,6 +50,18 @@ impl Backplane for RedisBackplane {
         limit: usize,
     ) -> Result<Replay, ReadError> {
         self.read_history(stream, after, limit).await
+    }
+
+    /// One `DEL` of the stream's meta and log keys. Live subscriptions stay: they
+    /// yield later appends whose `seq` is above the last one they delivered (a new
+    /// history's `seq` is seeded from the clock, so normally it is).
+    async fn delete_stream(&self, stream: &StreamName) -> Result<bool, StreamError> {
+        self.delete_stream_keys(stream).await
+    }
+
+    /// One round trip: `EVALSHA` of the ensure-seq script. At most 2^53.
+    async fn ensure_seq_above(&self, stream: &StreamName, seq: Seq) -> Result<(), StreamError> {
+        self.raise_seq(stream, seq).await
     }
 
     async fn record_put(

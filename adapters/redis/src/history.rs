@@ -22,7 +22,7 @@ impl RedisBackplane {
     }
 
     /// TTL of a stream's meta key, in ms: never shorter than the log's.
-    fn meta_ttl_ms(&self) -> u64 {
+    pub(crate) fn meta_ttl_ms(&self) -> u64 {
         millis(self.options.stream_idle_ttl).max(self.log_ttl_ms())
     }
 

@@ -19,9 +19,10 @@
 //!   publishers run ([`append_script_source`]).
 //! - `command.rs`: running one command: its timeout, its failure as an [`ErrorKind`],
 //!   numbers to and from Redis.
-//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`, `live/`
-//!   or `records.rs`.
+//! - `backplane.rs`: the [`Backplane`] methods, each delegating to `history.rs`,
+//!   `lifecycle.rs`, `live/` or `records.rs`.
 //! - `history.rs`: `append`, `read` and a stream's head.
+//! - `lifecycle.rs`: `delete_stream` and `ensure_seq_above`.
 //! - `records.rs`: records and their namespace index.
 //! - `live/`: live delivery: the one pub/sub connection, its dispatcher
 //!   (`PubSubDispatcher`), reference-counted SUBSCRIBE/UNSUBSCRIBE, reconnects.
@@ -36,6 +37,7 @@ mod connect;
 mod error;
 mod history;
 mod keys;
+mod lifecycle;
 mod live;
 mod options;
 mod records;

@@ -277,6 +277,19 @@ mod tests {
         ) -> Result<Replay, ReadError> {
             self.inner.read(s, a, l).await
         }
+        async fn delete_stream(
+            &self,
+            stream: &StreamName,
+        ) -> Result<bool, switchboard_backplane::StreamError> {
+            self.inner.delete_stream(stream).await
+        }
+        async fn ensure_seq_above(
+            &self,
+            stream: &StreamName,
+            seq: switchboard_backplane::Seq,
+        ) -> Result<(), switchboard_backplane::StreamError> {
+            self.inner.ensure_seq_above(stream, seq).await
+        }
         async fn record_put(
             &self,
             k: &RecordKey,

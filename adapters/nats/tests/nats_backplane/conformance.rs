@@ -55,6 +55,11 @@ impl BackplaneFactory for Nats {
         }
         out
     }
+
+    /// The seq is JetStream's stream sequence, shared by every subject.
+    fn raises_seq(&self) -> bool {
+        false
+    }
 }
 
 switchboard_backplane::conformance_tests!(Nats::new());

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod conformance;
+mod lifecycle;
 mod nats;
 mod outage;
 mod support;

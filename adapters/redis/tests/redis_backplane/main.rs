@@ -7,6 +7,7 @@
 mod bench;
 mod conformance;
 mod connect;
+mod lifecycle;
 mod outage;
 mod redis_specific;
 mod support;

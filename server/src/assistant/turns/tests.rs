@@ -310,6 +310,21 @@ impl Backplane for SlowHeartbeat {
         self.inner.read(stream, after, limit).await
     }
 
+    async fn delete_stream(
+        &self,
+        stream: &StreamName,
+    ) -> Result<bool, switchboard_backplane::StreamError> {
+        self.inner.delete_stream(stream).await
+    }
+
+    async fn ensure_seq_above(
+        &self,
+        stream: &StreamName,
+        seq: switchboard_backplane::Seq,
+    ) -> Result<(), switchboard_backplane::StreamError> {
+        self.inner.ensure_seq_above(stream, seq).await
+    }
+
     async fn record_put(
         &self,
         key: &RecordKey,
@@ -857,6 +872,19 @@ impl Backplane for Severable {
         l: usize,
     ) -> Result<switchboard_backplane::Replay, switchboard_backplane::ReadError> {
         self.inner.read(s, a, l).await
+    }
+    async fn delete_stream(
+        &self,
+        stream: &StreamName,
+    ) -> Result<bool, switchboard_backplane::StreamError> {
+        self.inner.delete_stream(stream).await
+    }
+    async fn ensure_seq_above(
+        &self,
+        stream: &StreamName,
+        seq: switchboard_backplane::Seq,
+    ) -> Result<(), switchboard_backplane::StreamError> {
+        self.inner.ensure_seq_above(stream, seq).await
     }
     async fn record_put(
         &self,
