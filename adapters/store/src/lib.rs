@@ -10,19 +10,26 @@
 //!
 //! Times are milliseconds since the Unix epoch, as the protocol's `ts`.
 
+mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod convert;
+mod db_error;
 mod error;
+mod list;
+mod migrations;
 mod model;
 mod postgres;
+mod redact;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::{
-    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
-    SessionState, TranscriptEntry, TranscriptWrite,
+    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, SessionState,
+    TranscriptEntry, TranscriptWrite,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
