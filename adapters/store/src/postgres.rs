@@ -109,6 +109,12 @@ impl PostgresStore {
         tracing::info!(database = %place, max_connections, "conversation store: PostgreSQL");
         Ok(PostgresStore { pool })
     }
+
+    /// Close every connection, waiting for calls in flight. Calls after it fail as
+    /// `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 fn redacted(error: StoreError, url: &str) -> StoreError {

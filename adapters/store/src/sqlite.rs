@@ -97,6 +97,12 @@ impl SqliteStore {
         SqliteStore::migrated(pool).await
     }
 
+    /// Close every connection, waiting for calls in flight (the last close folds the
+    /// WAL back into the database file). Calls after it fail as `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     async fn migrated(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
         migrations::sqlite()
             .run(&pool)
