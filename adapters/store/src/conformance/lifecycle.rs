@@ -18,7 +18,9 @@ pub async fn erase_user_removes_only_that_user_in_that_org(factory: &dyn StoreFa
     ];
     for (id, org, owner, entries) in sessions {
         create(&*store, &new_session(id, org, owner, NOW)).await;
-        let batch: Vec<_> = (1..=entries).map(|i| event(id, SEQ_BASE + i, NOW + i)).collect();
+        let batch: Vec<_> = (1..=entries)
+            .map(|i| event(id, SEQ_BASE + i, NOW + i))
+            .collect();
         store.write(&batch).await.unwrap();
     }
 
@@ -39,8 +41,14 @@ pub async fn erase_user_removes_only_that_user_in_that_org(factory: &dyn StoreFa
         row(&*store, kept).await;
         assert_eq!(all_entries(&*store, kept).await.len(), entries, "{kept}");
     }
-    assert_eq!(store.erase_user("org-a", "u").await.unwrap(), Erased::default());
-    assert_eq!(store.erase_user("org-c", "nobody").await.unwrap(), Erased::default());
+    assert_eq!(
+        store.erase_user("org-a", "u").await.unwrap(),
+        Erased::default()
+    );
+    assert_eq!(
+        store.erase_user("org-c", "nobody").await.unwrap(),
+        Erased::default()
+    );
 }
 
 /// An org's retention reads back as set, changes, and clears; orgs are separate.
@@ -49,7 +57,11 @@ pub async fn retention_is_set_changed_and_cleared(factory: &dyn StoreFactory) {
     assert_eq!(store.retention("org-a").await.unwrap(), None);
     store.set_retention("org-a", Some(30)).await.unwrap();
     assert_eq!(store.retention("org-a").await.unwrap(), Some(30));
-    assert_eq!(store.retention("org-b").await.unwrap(), None, "orgs are separate");
+    assert_eq!(
+        store.retention("org-b").await.unwrap(),
+        None,
+        "orgs are separate"
+    );
     store.set_retention("org-a", Some(7)).await.unwrap();
     assert_eq!(store.retention("org-a").await.unwrap(), Some(7));
     store.set_retention("org-b", Some(0)).await.unwrap();
@@ -68,7 +80,10 @@ pub async fn retention_is_set_changed_and_cleared(factory: &dyn StoreFactory) {
 pub async fn expire_honours_org_retention_and_the_default(factory: &dyn StoreFactory) {
     let store = factory.make().await;
     store.set_retention("short", Some(10)).await.unwrap();
-    store.set_retention("forever", Some(u32::MAX)).await.unwrap();
+    store
+        .set_retention("forever", Some(u32::MAX))
+        .await
+        .unwrap();
     let idle = |days: u64| NOW - days * DAY;
     let sessions = [
         ("short-11d", "short", idle(11)),
@@ -92,11 +107,20 @@ pub async fn expire_honours_org_retention_and_the_default(factory: &dyn StoreFac
         assert_eq!(store.session(gone).await.unwrap(), None);
         assert!(all_entries(&*store, gone).await.is_empty());
     }
-    for kept in ["short-exactly-10d", "short-9d", "default-29d", "forever-900d", "revived"] {
+    for kept in [
+        "short-exactly-10d",
+        "short-9d",
+        "default-29d",
+        "forever-900d",
+        "revived",
+    ] {
         let entries = if kept == "revived" { 2 } else { 1 };
         assert_eq!(all_entries(&*store, kept).await.len(), entries, "{kept}");
     }
-    assert!(store.expire(NOW, 30, 100).await.unwrap().is_empty(), "nothing left to do");
+    assert!(
+        store.expire(NOW, 30, 100).await.unwrap().is_empty(),
+        "nothing left to do"
+    );
 
     // A shorter default reaches the orgs without their own retention only.
     let mut expired = store.expire(NOW, 20, 100).await.unwrap();
@@ -105,18 +129,30 @@ pub async fn expire_honours_org_retention_and_the_default(factory: &dyn StoreFac
     // Clearing an org's retention hands it to the default.
     store.set_retention("short", None).await.unwrap();
     assert!(store.expire(NOW, 20, 100).await.unwrap().is_empty());
-    assert_eq!(store.expire(NOW + DAY, 10, 100).await.unwrap(), ["short-exactly-10d"]);
+    assert_eq!(
+        store.expire(NOW + DAY, 10, 100).await.unwrap(),
+        ["short-exactly-10d"]
+    );
 }
 
 /// `expire` removes at most `limit` sessions per call, the longest idle first; called
 /// again while it returns `limit`, it gets them all.
 pub async fn expire_is_bounded_and_oldest_first(factory: &dyn StoreFactory) {
     let store = factory.make().await;
-    for (id, days) in [("d50", 50), ("d40", 40), ("d45", 45), ("d60", 60), ("d35", 35)] {
+    for (id, days) in [
+        ("d50", 50),
+        ("d40", 40),
+        ("d45", 45),
+        ("d60", 60),
+        ("d35", 35),
+    ] {
         create(&*store, &new_session(id, "org", None, NOW - days * DAY)).await;
     }
     create(&*store, &new_session("fresh", "org", None, NOW)).await;
-    assert!(store.expire(NOW, 30, 0).await.unwrap().is_empty(), "limit 0");
+    assert!(
+        store.expire(NOW, 30, 0).await.unwrap().is_empty(),
+        "limit 0"
+    );
     assert_eq!(store.expire(NOW, 30, 2).await.unwrap(), ["d60", "d50"]);
     assert_eq!(store.expire(NOW, 30, 2).await.unwrap(), ["d45", "d40"]);
     assert_eq!(store.expire(NOW, 30, 2).await.unwrap(), ["d35"]);

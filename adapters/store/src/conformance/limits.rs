@@ -12,7 +12,10 @@ pub async fn values_past_i64_are_errors_not_panics(factory: &dyn StoreFactory) {
     let refused = store
         .create_session(&new_session("s-late", "org", None, too_big))
         .await;
-    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Rejected(_))),
+        "{refused:?}"
+    );
     assert_eq!(store.session("s-late").await.unwrap(), None);
 
     create(&*store, &new_session("s1", "org", None, NOW)).await;
@@ -20,20 +23,36 @@ pub async fn values_past_i64_are_errors_not_panics(factory: &dyn StoreFactory) {
     for bad in [event("s1", too_big, NOW), event("s1", 5, u64::MAX)] {
         let batch = [event("s1", 1, NOW + 1), bad];
         let refused = store.write(&batch).await;
-        assert!(matches!(refused, Err(StoreError::Rejected(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(StoreError::Rejected(_))),
+            "{refused:?}"
+        );
     }
-    assert!(all_entries(&*store, "s1").await.is_empty(), "nothing of either batch");
+    assert!(
+        all_entries(&*store, "s1").await.is_empty(),
+        "nothing of either batch"
+    );
     assert_eq!(row(&*store, "s1").await, before);
 
     let refused = store.expire(u64::MAX, 30, 10).await;
-    assert!(matches!(refused, Err(StoreError::Rejected(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::Rejected(_))),
+        "{refused:?}"
+    );
     row(&*store, "s1").await;
 
     let since_never = SessionQuery {
         active_since: Some(u64::MAX),
         ..query("org", MAX_PAGE)
     };
-    assert!(store.list_sessions(&since_never).await.unwrap().sessions.is_empty());
+    assert!(
+        store
+            .list_sessions(&since_never)
+            .await
+            .unwrap()
+            .sessions
+            .is_empty()
+    );
     let before_forever = SessionQuery {
         active_before: Some(u64::MAX),
         cursor: Some(Cursor {
@@ -42,7 +61,10 @@ pub async fn values_past_i64_are_errors_not_panics(factory: &dyn StoreFactory) {
         }),
         ..query("org", MAX_PAGE)
     };
-    assert_eq!(ids(&store.list_sessions(&before_forever).await.unwrap().sessions), ["s1"]);
+    assert_eq!(
+        ids(&store.list_sessions(&before_forever).await.unwrap().sessions),
+        ["s1"]
+    );
 }
 
 /// Values up to `i64::MAX` (and `u32::MAX` retention with the greatest default) are
@@ -59,10 +81,16 @@ pub async fn values_near_i64_max_round_trip(factory: &dyn StoreFactory) {
         .await
         .unwrap();
     let edge = row(&*store, "s-max").await;
-    assert_eq!((edge.created_at, edge.last_activity_at, edge.last_seq), (max - 10, max, max));
+    assert_eq!(
+        (edge.created_at, edge.last_activity_at, edge.last_seq),
+        (max - 10, max, max)
+    );
     assert_eq!(edge.preview.as_deref(), Some("the last word"));
     assert_eq!(seqs(&all_entries(&*store, "s-max").await), [max - 1, max]);
-    assert_eq!(seqs(&store.transcript("s-max", max - 1, None, 10).await.unwrap()), [max]);
+    assert_eq!(
+        seqs(&store.transcript("s-max", max - 1, None, 10).await.unwrap()),
+        [max]
+    );
 
     create(&*store, &new_session("s-zero", "org", None, 0)).await;
     // The longest retention reaches back past the epoch: nothing is that old.

@@ -19,7 +19,10 @@ pub async fn list_orders_by_activity_then_id(factory: &dyn StoreFactory) {
     }
     // Activity from writes counts like creation time.
     create(&*store, &new_session("s-written", "org", None, NOW - 10)).await;
-    store.write(&[event("s-written", 1, NOW + 70)]).await.unwrap();
+    store
+        .write(&[event("s-written", 1, NOW + 70)])
+        .await
+        .unwrap();
 
     let listed = store.list_sessions(&query("org", MAX_PAGE)).await.unwrap();
     assert_eq!(
@@ -115,7 +118,10 @@ pub async fn list_pages_without_gap_or_duplicate(factory: &dyn StoreFactory) {
         assert_eq!(ids(&paged), ids(&everything.sessions), "pages of {size}");
     }
     // 23 sessions in pages of 23: full, and nothing follows.
-    assert_eq!(store.list_sessions(&query("org", 23)).await.unwrap().next, None);
+    assert_eq!(
+        store.list_sessions(&query("org", 23)).await.unwrap().next,
+        None
+    );
 
     let first = store.list_sessions(&query("org", 10)).await.unwrap();
     let cursor = first.next.clone().unwrap();
@@ -150,7 +156,10 @@ pub async fn list_limit_is_clamped(factory: &dyn StoreFactory) {
         let at = NOW + i as u64;
         create(&*store, &new_session(&format!("s{i:03}"), "org", None, at)).await;
     }
-    let huge = store.list_sessions(&query("org", usize::MAX)).await.unwrap();
+    let huge = store
+        .list_sessions(&query("org", usize::MAX))
+        .await
+        .unwrap();
     assert_eq!(huge.sessions.len(), MAX_PAGE);
     assert!(huge.next.is_some());
     let zero = store.list_sessions(&query("org", 0)).await.unwrap();
@@ -180,6 +189,14 @@ pub async fn list_never_shows_another_orgs_sessions(factory: &dyn StoreFactory) 
         ..query("org-b", MAX_PAGE)
     };
     assert_eq!(ids(&all_pages(&*store, u1_in_b).await), ["b-1"]);
-    assert!(all_pages(&*store, query("org", MAX_PAGE)).await.is_empty(), "no prefix match");
-    assert!(all_pages(&*store, query("ORG-A", MAX_PAGE)).await.is_empty(), "case counts");
+    assert!(
+        all_pages(&*store, query("org", MAX_PAGE)).await.is_empty(),
+        "no prefix match"
+    );
+    assert!(
+        all_pages(&*store, query("ORG-A", MAX_PAGE))
+            .await
+            .is_empty(),
+        "case counts"
+    );
 }

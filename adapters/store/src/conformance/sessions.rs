@@ -7,7 +7,11 @@ use crate::{SessionChange, SessionState};
 pub async fn ping_answers(factory: &dyn StoreFactory) {
     let store = factory.make().await;
     store.ping().await.unwrap();
-    assert!(matches!(store.name(), "sqlite" | "postgres"), "{}", store.name());
+    assert!(
+        matches!(store.name(), "sqlite" | "postgres"),
+        "{}",
+        store.name()
+    );
 }
 
 /// Creating an id that exists returns `false` and changes nothing.
@@ -68,7 +72,10 @@ pub async fn session_round_trips(factory: &dyn StoreFactory) {
 pub async fn update_changes_title_and_state_only(factory: &dyn StoreFactory) {
     let store = factory.make().await;
     create(&*store, &new_session("s1", "org", Some("alice"), NOW)).await;
-    store.write(&[event("s1", SEQ_BASE + 1, NOW + 10)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 1, NOW + 10)])
+        .await
+        .unwrap();
     let before = row(&*store, "s1").await;
 
     let renamed = store
@@ -102,7 +109,10 @@ pub async fn update_changes_title_and_state_only(factory: &dyn StoreFactory) {
         .unwrap();
     assert_eq!(archived.state, SessionState::Archived);
     assert_eq!(archived.title.as_deref(), Some("Trip to Lisbon"), "kept");
-    assert_eq!(archived.last_activity_at, before.last_activity_at, "not activity");
+    assert_eq!(
+        archived.last_activity_at, before.last_activity_at,
+        "not activity"
+    );
     assert_eq!(row(&*store, "s1").await, archived, "returned as stored");
 
     let both = store
@@ -116,7 +126,10 @@ pub async fn update_changes_title_and_state_only(factory: &dyn StoreFactory) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((both.title.as_deref(), both.state), (Some("Lisbon"), SessionState::Active));
+    assert_eq!(
+        (both.title.as_deref(), both.state),
+        (Some("Lisbon"), SessionState::Active)
+    );
     let unchanged = store
         .update_session("s1", &SessionChange::default())
         .await
@@ -129,7 +142,11 @@ pub async fn update_changes_title_and_state_only(factory: &dyn StoreFactory) {
             .unwrap(),
         None
     );
-    assert_eq!(store.session("s_missing").await.unwrap(), None, "not created");
+    assert_eq!(
+        store.session("s_missing").await.unwrap(),
+        None,
+        "not created"
+    );
 }
 
 /// Deleting removes the session and its whole transcript (a new session with the same
@@ -139,7 +156,12 @@ pub async fn delete_removes_the_session_and_its_transcript(factory: &dyn StoreFa
     create(&*store, &new_session("s1", "org", None, NOW)).await;
     create(&*store, &new_session("s2", "org", None, NOW)).await;
     let batch: Vec<_> = (1..=20)
-        .flat_map(|i| [event("s1", SEQ_BASE + i, NOW + i), event("s2", SEQ_BASE + i, NOW + i)])
+        .flat_map(|i| {
+            [
+                event("s1", SEQ_BASE + i, NOW + i),
+                event("s2", SEQ_BASE + i, NOW + i),
+            ]
+        })
         .collect();
     store.write(&batch).await.unwrap();
 
@@ -147,9 +169,16 @@ pub async fn delete_removes_the_session_and_its_transcript(factory: &dyn StoreFa
     assert_eq!(store.session("s1").await.unwrap(), None);
     assert!(all_entries(&*store, "s1").await.is_empty());
     assert!(!store.delete_session("s1").await.unwrap(), "gone already");
-    assert_eq!(all_entries(&*store, "s2").await.len(), 20, "the other session");
+    assert_eq!(
+        all_entries(&*store, "s2").await.len(),
+        20,
+        "the other session"
+    );
 
     create(&*store, &new_session("s1", "org", None, NOW + 100)).await;
-    assert!(all_entries(&*store, "s1").await.is_empty(), "a new s1 starts empty");
+    assert!(
+        all_entries(&*store, "s1").await.is_empty(),
+        "a new s1 starts empty"
+    );
     assert_eq!(row(&*store, "s1").await.last_seq, 0);
 }

@@ -14,17 +14,27 @@ pub async fn write_stores_entries_as_given(factory: &dyn StoreFactory) {
     odd.entry.event = "{ \"type\": \"message\",  \"text\": \"spacing kept\" }".into();
     // Written out of order, across two batches and two sessions.
     store
-        .write(&[event("s1", SEQ_BASE + 5, NOW + 5), odd.clone(), event("s2", 7, NOW)])
+        .write(&[
+            event("s1", SEQ_BASE + 5, NOW + 5),
+            odd.clone(),
+            event("s2", 7, NOW),
+        ])
         .await
         .unwrap();
-    store.write(&[event("s1", SEQ_BASE + 1, NOW + 1)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 1, NOW + 1)])
+        .await
+        .unwrap();
     store.write(&[]).await.unwrap();
 
     let s1 = all_entries(&*store, "s1").await;
     assert_eq!(seqs(&s1), vec![SEQ_BASE + 1, SEQ_BASE + 3, SEQ_BASE + 5]);
     assert_eq!(s1[1], odd.entry);
     assert_eq!(s1[0], event("s1", SEQ_BASE + 1, NOW + 1).entry);
-    assert_eq!(all_entries(&*store, "s2").await, vec![event("s2", 7, NOW).entry]);
+    assert_eq!(
+        all_entries(&*store, "s2").await,
+        vec![event("s2", 7, NOW).entry]
+    );
 }
 
 /// An entry whose `(session_id, seq)` is stored already is skipped: within a batch,
@@ -74,8 +84,15 @@ pub async fn write_skips_unknown_sessions(factory: &dyn StoreFactory) {
         .unwrap();
     assert_eq!(seqs(&all_entries(&*store, "known").await), vec![1, 2]);
     for gone in ["ghost", "deleted"] {
-        assert_eq!(store.session(gone).await.unwrap(), None, "{gone} not created");
-        assert!(all_entries(&*store, gone).await.is_empty(), "{gone} has no entries");
+        assert_eq!(
+            store.session(gone).await.unwrap(),
+            None,
+            "{gone} not created"
+        );
+        assert!(
+            all_entries(&*store, gone).await.is_empty(),
+            "{gone} has no entries"
+        );
     }
     // A batch of unknown sessions only.
     store.write(&[event("ghost", 3, NOW)]).await.unwrap();
@@ -88,20 +105,42 @@ pub async fn write_skips_unknown_sessions(factory: &dyn StoreFactory) {
 pub async fn activity_and_seq_move_forward_never_back(factory: &dyn StoreFactory) {
     let store = factory.make().await;
     create(&*store, &new_session("s1", "org", None, NOW)).await;
-    store.write(&[event("s1", SEQ_BASE + 10, NOW + 5_000)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 10, NOW + 5_000)])
+        .await
+        .unwrap();
     let moved = row(&*store, "s1").await;
-    assert_eq!((moved.last_seq, moved.last_activity_at), (SEQ_BASE + 10, NOW + 5_000));
+    assert_eq!(
+        (moved.last_seq, moved.last_activity_at),
+        (SEQ_BASE + 10, NOW + 5_000)
+    );
 
     // Older in both.
-    store.write(&[event("s1", SEQ_BASE + 4, NOW + 3_000)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 4, NOW + 3_000)])
+        .await
+        .unwrap();
     let after_late = row(&*store, "s1").await;
-    assert_eq!((after_late.last_seq, after_late.last_activity_at), (SEQ_BASE + 10, NOW + 5_000));
-    assert_eq!(all_entries(&*store, "s1").await.len(), 2, "the late entry is stored");
+    assert_eq!(
+        (after_late.last_seq, after_late.last_activity_at),
+        (SEQ_BASE + 10, NOW + 5_000)
+    );
+    assert_eq!(
+        all_entries(&*store, "s1").await.len(),
+        2,
+        "the late entry is stored"
+    );
 
     // Newer seq, older ts (clocks of two replicas): each moves on its own.
-    store.write(&[event("s1", SEQ_BASE + 11, NOW + 4_000)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 11, NOW + 4_000)])
+        .await
+        .unwrap();
     let mixed = row(&*store, "s1").await;
-    assert_eq!((mixed.last_seq, mixed.last_activity_at), (SEQ_BASE + 11, NOW + 5_000));
+    assert_eq!(
+        (mixed.last_seq, mixed.last_activity_at),
+        (SEQ_BASE + 11, NOW + 5_000)
+    );
 
     // Within one batch, the greatest of each wins whatever the order.
     store
@@ -113,7 +152,10 @@ pub async fn activity_and_seq_move_forward_never_back(factory: &dyn StoreFactory
         .await
         .unwrap();
     let batch = row(&*store, "s1").await;
-    assert_eq!((batch.last_seq, batch.last_activity_at), (SEQ_BASE + 30, NOW + 9_000));
+    assert_eq!(
+        (batch.last_seq, batch.last_activity_at),
+        (SEQ_BASE + 30, NOW + 9_000)
+    );
     assert_eq!(batch.created_at, NOW, "created_at never moves");
 }
 
@@ -128,14 +170,25 @@ pub async fn preview_follows_the_newest_message(factory: &dyn StoreFactory) {
         .unwrap();
     assert_eq!(row(&*store, "s1").await.preview.as_deref(), Some("second"));
 
-    store.write(&[event("s1", SEQ_BASE + 3, NOW + 3)]).await.unwrap();
-    assert_eq!(row(&*store, "s1").await.preview.as_deref(), Some("second"), "kept");
+    store
+        .write(&[event("s1", SEQ_BASE + 3, NOW + 3)])
+        .await
+        .unwrap();
+    assert_eq!(
+        row(&*store, "s1").await.preview.as_deref(),
+        Some("second"),
+        "kept"
+    );
 
     store
         .write(&[message("s1", SEQ_BASE + 1, NOW + 1, "first, late", None)])
         .await
         .unwrap();
-    assert_eq!(row(&*store, "s1").await.preview.as_deref(), Some("second"), "not rewound");
+    assert_eq!(
+        row(&*store, "s1").await.preview.as_deref(),
+        Some("second"),
+        "not rewound"
+    );
 
     store
         .write(&[
@@ -154,22 +207,43 @@ pub async fn title_hint_only_names_untitled_sessions(factory: &dyn StoreFactory)
     let store = factory.make().await;
     create(&*store, &new_session("s1", "org", None, NOW)).await;
     create(&*store, &new_session("s2", "org", None, NOW)).await;
-    store.write(&[event("s1", SEQ_BASE + 1, NOW + 1)]).await.unwrap();
+    store
+        .write(&[event("s1", SEQ_BASE + 1, NOW + 1)])
+        .await
+        .unwrap();
     assert_eq!(row(&*store, "s1").await.title, None, "no hint, no title");
 
     store
         .write(&[
-            message("s1", SEQ_BASE + 4, NOW + 4, "later question", Some("later question")),
-            message("s1", SEQ_BASE + 2, NOW + 2, "first question", Some("first question")),
+            message(
+                "s1",
+                SEQ_BASE + 4,
+                NOW + 4,
+                "later question",
+                Some("later question"),
+            ),
+            message(
+                "s1",
+                SEQ_BASE + 2,
+                NOW + 2,
+                "first question",
+                Some("first question"),
+            ),
         ])
         .await
         .unwrap();
-    assert_eq!(row(&*store, "s1").await.title.as_deref(), Some("first question"));
+    assert_eq!(
+        row(&*store, "s1").await.title.as_deref(),
+        Some("first question")
+    );
     store
         .write(&[message("s1", SEQ_BASE + 9, NOW + 9, "next", Some("next"))])
         .await
         .unwrap();
-    assert_eq!(row(&*store, "s1").await.title.as_deref(), Some("first question"));
+    assert_eq!(
+        row(&*store, "s1").await.title.as_deref(),
+        Some("first question")
+    );
 
     let rename = SessionChange {
         title: Some("Renamed".into()),
@@ -198,13 +272,24 @@ pub async fn a_new_message_makes_an_archived_session_active(factory: &dyn StoreF
     };
     store.update_session("s1", &archive).await.unwrap().unwrap();
 
-    store.write(&[event("s1", SEQ_BASE + 6, NOW + 6)]).await.unwrap();
-    assert_eq!(row(&*store, "s1").await.state, SessionState::Archived, "not a message");
+    store
+        .write(&[event("s1", SEQ_BASE + 6, NOW + 6)])
+        .await
+        .unwrap();
+    assert_eq!(
+        row(&*store, "s1").await.state,
+        SessionState::Archived,
+        "not a message"
+    );
     store
         .write(&[message("s1", SEQ_BASE + 1, NOW + 1, "old", None)])
         .await
         .unwrap();
-    assert_eq!(row(&*store, "s1").await.state, SessionState::Archived, "an old message");
+    assert_eq!(
+        row(&*store, "s1").await.state,
+        SessionState::Archived,
+        "an old message"
+    );
 
     store
         .write(&[message("s1", SEQ_BASE + 7, NOW + 7, "back again", None)])
@@ -219,7 +304,9 @@ pub async fn transcript_pages_with_after_before_and_limit(factory: &dyn StoreFac
     let store = factory.make().await;
     create(&*store, &new_session("s1", "org", None, NOW)).await;
     let total = MAX_TRANSCRIPT_PAGE as u64 + 20;
-    let batch: Vec<_> = (1..=total).map(|i| event("s1", SEQ_BASE + i, NOW + i)).collect();
+    let batch: Vec<_> = (1..=total)
+        .map(|i| event("s1", SEQ_BASE + i, NOW + i))
+        .collect();
     store.write(&batch).await.unwrap();
     let range = |from: u64, to: u64| (from..=to).map(|i| SEQ_BASE + i).collect::<Vec<_>>();
     let read = |after: u64, before: Option<u64>, limit: usize| {
@@ -228,18 +315,36 @@ pub async fn transcript_pages_with_after_before_and_limit(factory: &dyn StoreFac
     };
 
     assert_eq!(read(SEQ_BASE + 10, None, 5).await, range(11, 15));
-    assert_eq!(read(SEQ_BASE + 10, Some(SEQ_BASE + 20), 100).await, range(11, 19));
-    assert_eq!(read(SEQ_BASE + 10, Some(SEQ_BASE + 11), 100).await, Vec::<u64>::new());
+    assert_eq!(
+        read(SEQ_BASE + 10, Some(SEQ_BASE + 20), 100).await,
+        range(11, 19)
+    );
+    assert_eq!(
+        read(SEQ_BASE + 10, Some(SEQ_BASE + 11), 100).await,
+        Vec::<u64>::new()
+    );
     assert_eq!(read(0, None, 3).await, range(1, 3));
-    assert_eq!(read(SEQ_BASE + total - 2, None, 100).await, range(total - 1, total));
+    assert_eq!(
+        read(SEQ_BASE + total - 2, None, 100).await,
+        range(total - 1, total)
+    );
     assert_eq!(read(SEQ_BASE + total, None, 100).await, Vec::<u64>::new());
     assert_eq!(read(0, None, 0).await, Vec::<u64>::new(), "limit 0");
-    assert_eq!(read(0, None, usize::MAX).await, range(1, MAX_TRANSCRIPT_PAGE as u64));
+    assert_eq!(
+        read(0, None, usize::MAX).await,
+        range(1, MAX_TRANSCRIPT_PAGE as u64)
+    );
     assert_eq!(
         read(0, Some(u64::MAX), 2).await,
         range(1, 2),
         "a bound past every seq is no bound"
     );
     assert_eq!(read(u64::MAX, None, 10).await, Vec::<u64>::new());
-    assert!(store.transcript("nobody", 0, None, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .transcript("nobody", 0, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
