@@ -10,9 +10,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Postgres;
 use sqlx::error::DatabaseError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, PgConnection, Postgres};
 
 use crate::batch::{self, Entry};
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
@@ -25,8 +25,10 @@ use crate::{
 
 /// How long [`PostgresStore::connect`] tries before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a call waits for a free (or new) connection.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for a free (or new) connection. While the server is down
+/// (connections refused), sqlx retries until then: a restart shorter than this is
+/// ridden over, a longer outage fails each call after this long.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `$1`: session ids, sorted. Locks the existing ones against delete, erase and expiry
 /// (and other writers) until the transaction ends; their ids.
@@ -76,12 +78,12 @@ impl PostgresStore {
             options.get_port(),
             options.get_database().unwrap_or(options.get_username())
         );
-        let connecting = PgPoolOptions::new()
-            .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options);
-        let pool = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(pool)) => pool,
+        // One connection first, outside the pool: its error says what went wrong
+        // (refused, unknown database, authentication) where the pool would only time out.
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options)).await {
+            Ok(Ok(first)) => {
+                let _ = first.close().await;
+            }
             Ok(Err(e)) => {
                 let error = match db(e) {
                     StoreError::Unavailable(e) => StoreError::Unavailable(format!(
@@ -99,7 +101,11 @@ impl PostgresStore {
                     "PostgreSQL at {place} did not answer within {CONNECT_TIMEOUT:?}"
                 )));
             }
-        };
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
         migrations::postgres().run(&pool).await.map_err(|e| {
             StoreError::Rejected(redact(
                 &format!("migrating the PostgreSQL schema at {place}: {e}"),

@@ -71,7 +71,7 @@ async fn a_server_that_never_answers_fails_within_the_timeout() {
     assert!(took < Duration::from_secs(15), "{took:?}");
 }
 
-/// While the server is down, calls fail as `Unavailable` (transient); once it is back
+/// While the server is down, calls fail soon as `Unavailable` (transient); once it is back
 /// the same store works again, with everything committed before the outage.
 #[tokio::test]
 async fn the_store_works_again_after_the_server_restarts() {
@@ -87,10 +87,22 @@ async fn the_store_works_again_after_the_server_restarts() {
         .unwrap();
 
     server.stop();
+    let started = Instant::now();
     let error = store.write(&[entry("s1", 3)]).await.unwrap_err();
     assert!(error.is_transient(), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let started = Instant::now();
     let error = store.session("s1").await.unwrap_err();
     assert!(error.is_transient(), "{error:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 
     server.restart();
     eventually(Duration::from_secs(15), "the store answers again", || {
