@@ -2,6 +2,8 @@
 //!
 //! - [`redis`]: a real `redis-server` ([`RedisServer`]), in memory or persistent.
 //! - [`nats`]: a real `nats-server`, with JetStream by default ([`NatsServer`]).
+//! - [`postgres`]: a real PostgreSQL server with a fresh cluster ([`PostgresServer`]),
+//!   and fresh databases in it.
 //! - [`process`]: what both servers are, a [`ServerProcess`] on a free port of 127.0.0.1:
 //!   `stop()` is SIGKILL, `restart()` comes back on the same port and data directory,
 //!   `freeze()` / `thaw()` pause it; its log tail is printed when a test panics.
@@ -14,7 +16,7 @@
 //! - [`port`]: free ports, chosen below the kernel's ephemeral range.
 //! - [`scratch`]: fresh paths for data directories, logs and test files.
 //!
-//! A missing `redis-server` or `nats-server` fails with a message telling to run
+//! A missing `redis-server`, `nats-server` or PostgreSQL fails with a message telling to run
 //! `./scripts/test` (which installs both): it never turns into a skipped test. Each
 //! process is killed when its handle drops. Starting functions panic, for tests; the
 //! `try_` variants return a [`StartError`], for tools.
@@ -27,15 +29,19 @@ pub mod error;
 pub mod gateway;
 pub mod nats;
 pub mod port;
+pub mod postgres;
+mod proc_tree;
 pub mod process;
 pub mod redis;
 pub mod scratch;
+mod system_user;
 pub mod wait;
 
 pub use error::StartError;
 pub use gateway::{Gateway, GatewayCommand};
 pub use nats::{NatsOptions, NatsServer};
 pub use port::free_port;
+pub use postgres::PostgresServer;
 pub use process::ServerProcess;
 pub use redis::{RedisOptions, RedisServer};
 pub use scratch::temp_path;

@@ -24,6 +24,7 @@ static NATS: Spec = Spec {
     scheme: "nats",
     probe: greets,
     ready_line: "Server is ready",
+    run_as: None,
 };
 
 /// How a [`NatsServer`] runs.

@@ -1,7 +1,9 @@
-//! A real backing server (`redis-server`, `nats-server`) on a free port of 127.0.0.1,
-//! killed on `Drop`, with `stop()` and `restart()` (same port, same data directory) for
-//! fault tests. What differs per server (its binary, arguments and readiness) is a
-//! `Spec`, given by [`crate::redis`] and [`crate::nats`].
+//! A real backing server (`redis-server`, `nats-server`, `postgres`) on a free port of
+//! 127.0.0.1, killed on `Drop`, with `stop()` and `restart()` (same port, same data
+//! directory) for fault tests. What differs per server (its binary, arguments and
+//! readiness) is a `Spec`, given by [`crate::redis`], [`crate::nats`] and
+//! [`crate::postgres`]. Signals reach the server's worker processes too (PostgreSQL
+//! forks one per connection).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+use crate::proc_tree::{descendants, is_stopped, wait_gone};
 use crate::scratch::{tail, temp_path};
+use crate::system_user::{SystemUser, is_root, lookup};
 use crate::wait::POLL;
 use crate::{StartError, free_port};
 
@@ -29,6 +33,8 @@ pub(crate) enum Arg {
     Port,
     /// The data directory.
     Dir,
+    /// A path in the data directory.
+    InDir(&'static str),
 }
 
 impl From<&str> for Arg {
@@ -52,6 +58,9 @@ pub(crate) struct Spec {
     /// A line the server logs once it is ready: with the probe, it proves that the
     /// server answering is this one and not a stranger on the same port.
     pub ready_line: &'static str,
+    /// The system user to run the server as when the kit runs as root (PostgreSQL
+    /// refuses root); `None`: as the kit's user.
+    pub run_as: Option<&'static str>,
 }
 
 /// A backing server, running or (after [`ServerProcess::stop`]) stopped.
@@ -60,6 +69,8 @@ pub struct ServerProcess {
     binary: PathBuf,
     args: Vec<Arg>,
     child: Option<Child>,
+    /// Who the server runs as, when not as the kit's user.
+    user: Option<SystemUser>,
     port: u16,
     dir: PathBuf,
     log: PathBuf,
@@ -76,16 +87,37 @@ impl ServerProcess {
         dir: Option<PathBuf>,
     ) -> Result<ServerProcess, StartError> {
         let binary = crate::binary::find_binary(spec.name, spec.env, spec.fixed_path, spec.name)?;
+        ServerProcess::start_prepared(spec, binary, args, dir, |_, _| Ok(()))
+    }
+
+    /// [`ServerProcess::start`] with the binary found by the caller, and `prepare`
+    /// called once before the first spawn with the data directory (created, owned by
+    /// the server's user) and that user (`None`: the kit's).
+    pub(crate) fn start_prepared(
+        spec: &'static Spec,
+        binary: PathBuf,
+        args: Vec<Arg>,
+        dir: Option<PathBuf>,
+        prepare: impl FnOnce(&Path, Option<SystemUser>) -> Result<(), StartError>,
+    ) -> Result<ServerProcess, StartError> {
+        let user = server_user(spec)?;
         let owns_dir = dir.is_none();
         let dir = dir.unwrap_or_else(|| temp_path(spec.name, "d"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| StartError::io_at("create the data directory", &dir, e))?;
+        if let Some(user) = user {
+            std::os::unix::fs::chown(&dir, Some(user.uid), Some(user.gid)).map_err(|e| {
+                StartError::io_at("hand the data directory to the server's user", &dir, e)
+            })?;
+        }
+        prepare(&dir, user)?;
         let log = dir.join(format!("{}.log", spec.name));
         let mut server = ServerProcess {
             spec,
             binary,
             args,
             child: None,
+            user,
             port: free_port(),
             dir,
             log,
@@ -129,12 +161,21 @@ impl ServerProcess {
         &self.dir
     }
 
-    /// Kill the server (SIGKILL: only what it already persisted survives) and wait for
-    /// it to be gone. A frozen server is killed too.
+    /// Kill the server and its workers (SIGKILL: only what it already persisted
+    /// survives) and wait for them to be gone. A frozen server is killed too.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            // Stopped first, the server forks no worker the kill would miss.
+            let _ = kill_process(Pid::from_child(&child), Signal::STOP);
+            let workers = descendants(child.id());
+            for &worker in &workers {
+                signal_pid(worker, Signal::KILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
+            // A restart must not meet them (PostgreSQL refuses to start while an old
+            // worker still holds its shared memory).
+            wait_gone(&workers, Duration::from_secs(5));
         }
     }
 
@@ -159,6 +200,9 @@ impl ServerProcess {
         let Some(pid) = self.child.as_ref().map(std::process::Child::id) else {
             return;
         };
+        for worker in descendants(pid) {
+            signal_pid(worker, Signal::STOP);
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while !is_stopped(pid) {
             assert!(
@@ -170,8 +214,13 @@ impl ServerProcess {
         }
     }
 
-    /// Let a frozen server run again (SIGCONT).
+    /// Let a frozen server (and its workers) run again (SIGCONT).
     pub fn thaw(&self) {
+        if let Some(pid) = self.child.as_ref().map(std::process::Child::id) {
+            for worker in descendants(pid) {
+                signal_pid(worker, Signal::CONT);
+            }
+        }
         self.signal(Signal::CONT);
     }
 
@@ -196,6 +245,7 @@ impl ServerProcess {
                 Arg::Text(text) => text.clone(),
                 Arg::Port => self.port.to_string().into(),
                 Arg::Dir => self.dir.clone().into_os_string(),
+                Arg::InDir(name) => self.dir.join(name).into_os_string(),
             })
             .collect()
     }
@@ -212,11 +262,17 @@ impl ServerProcess {
         let log_err = log
             .try_clone()
             .map_err(|e| StartError::io_at("open the server log", &self.log, e))?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args(self.command_line())
+            .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log_err))
+            .stderr(Stdio::from(log_err));
+        if let Some(user) = self.user {
+            as_user(&mut command, user);
+        }
+        let child = command
             .spawn()
             .map_err(|e| StartError::io(format!("spawn {}", self.binary.display()), e))?;
         self.child = Some(child);
@@ -283,17 +339,30 @@ impl Drop for ServerProcess {
     }
 }
 
-/// Whether process `pid` is stopped (state `T` in `/proc/<pid>/stat`). The state is
-/// the first field after the command name, which ends at the last `)`.
-fn is_stopped(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            let (_, after_name) = stat.rsplit_once(')')?;
-            after_name
-                .split_whitespace()
-                .next()
-                .map(|state| state == "T")
-        })
-        .unwrap_or(false)
+/// The user `spec`'s server runs as: its `run_as` user when the kit runs as root.
+fn server_user(spec: &Spec) -> Result<Option<SystemUser>, StartError> {
+    let Some(name) = spec.run_as.filter(|_| is_root()) else {
+        return Ok(None);
+    };
+    lookup(name).map(Some).ok_or_else(|| StartError::NotReady {
+        name: spec.name.into(),
+        detail: format!(
+            "it must not run as root, and there is no system user {name} to run it as \
+             (its Debian package creates one)"
+        ),
+    })
+}
+
+/// Runs `command` as `user` (without root's supplementary groups: std drops them when
+/// it changes the user).
+pub(crate) fn as_user(command: &mut Command, user: SystemUser) {
+    use std::os::unix::process::CommandExt;
+    command.uid(user.uid).gid(user.gid);
+}
+
+/// Sends `signal` to `pid`, which may be gone already.
+fn signal_pid(pid: u32, signal: Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
+        let _ = kill_process(pid, signal);
+    }
 }

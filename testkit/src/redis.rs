@@ -25,6 +25,7 @@ static REDIS: Spec = Spec {
     scheme: "redis",
     probe: ping,
     ready_line: "Ready to accept connections",
+    run_as: None,
 };
 
 /// How a [`RedisServer`] runs.

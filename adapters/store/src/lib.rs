@@ -10,19 +10,26 @@
 //!
 //! Times are milliseconds since the Unix epoch, as the protocol's `ts`.
 
+mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod convert;
+mod db_error;
 mod error;
+mod list;
+mod migrations;
 mod model;
 mod postgres;
+mod redact;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use model::{
-    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
-    SessionState, TranscriptEntry, TranscriptWrite,
+    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, SessionState,
+    TranscriptEntry, TranscriptWrite,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -57,17 +64,19 @@ pub trait ConversationStore: Send + Sync + 'static {
     async fn delete_session(&self, session_id: &str) -> Result<bool, StoreError>;
 
     /// Sessions of `query.org_id` (of one owner, in one state, active in a time window,
-    /// as the query says), newest activity first (ties: greater `session_id` first),
-    /// at most `min(query.limit, MAX_PAGE)`, after `query.cursor`; `next` is set when
-    /// more may follow.
+    /// as the query says), newest activity first (ties: greater `session_id` first,
+    /// comparing bytes), at most `query.limit` clamped to `1..=MAX_PAGE`, after
+    /// `query.cursor`; `next` is set when more follow.
     async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError>;
 
     /// Add transcript entries, in one transaction. Idempotent: an entry whose
     /// `(session_id, seq)` is stored already is skipped. Entries of sessions that do
     /// not exist (deleted, erased, or created on a replica with another store) are
     /// skipped. Each stored entry moves its session's `last_activity_at` and `last_seq`
-    /// forward (never back); an entry with a `preview` sets the preview; one with a
-    /// `title_hint` sets the title when the session has none.
+    /// forward (never back); an entry with a `preview` (a message) newer than the
+    /// session's `last_seq` sets the preview and makes an archived session active; one
+    /// with a `title_hint` sets the title when the session has none. A value that does
+    /// not fit the store (above `i64::MAX`) fails the whole batch.
     async fn write(&self, batch: &[TranscriptWrite]) -> Result<(), StoreError>;
 
     /// Entries of a session with `after < seq` (and `seq < before` when given), oldest

@@ -1,0 +1,361 @@
+//! [`SqliteStore`]: the conversation store in one SQLite file (or in memory), for a
+//! single gateway replica.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Sqlite;
+use sqlx::error::DatabaseError;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
+use crate::db_error::store_error;
+use crate::{
+    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
+    SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite, batch, list,
+    migrations, sql,
+};
+
+/// How long a statement waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a call waits for a free connection.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections of a file store: readers run beside the one writer (WAL), writers
+/// take turns anyway.
+const FILE_CONNECTIONS: u32 = 4;
+
+/// Write transactions take the write lock when they begin: a transaction that read
+/// first and then wrote could fail (not wait) when another wrote in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// `$1..$5`: session_id, seq, ts, kind, event; stored only when the session exists
+/// and the entry is not stored yet.
+const INSERT_ENTRY: &str = "INSERT INTO transcript (session_id, seq, ts, kind, event) \
+     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = $1) \
+     ON CONFLICT (session_id, seq) DO NOTHING";
+
+/// `$1..$6`: session_id, newest ts, greatest seq, seq of the newest preview (NULL:
+/// none), that preview, title hint. See [`batch::SessionUpdate`].
+const UPDATE_AFTER_WRITE: &str = "UPDATE sessions SET \
+     last_activity_at = MAX(last_activity_at, $2), \
+     preview = CASE WHEN $4 > last_seq THEN $5 ELSE preview END, \
+     state = CASE WHEN $4 > last_seq THEN 'active' ELSE state END, \
+     last_seq = MAX(last_seq, $3), \
+     title = COALESCE(title, $6) \
+     WHERE session_id = $1";
+
+/// The conversation store in an SQLite database: a file (WAL journal) that keeps
+/// everything across restarts, or memory (tests, benchmarks).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open the database file at `path`, creating it (and its directory) when missing,
+    /// and bring its schema up to date.
+    pub async fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir).await.map_err(|e| {
+                StoreError::Unavailable(format!("create the directory {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(FILE_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(common(options))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        SqliteStore::migrated(pool).await
+    }
+
+    /// A fresh database in memory, gone when the store (its last clone) drops.
+    pub async fn in_memory() -> Result<SqliteStore, StoreError> {
+        // A named in-memory database with a shared cache; one connection, kept for the
+        // pool's whole life: the database exists only while a connection to it is open.
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(|e| store_error(e, is_transient))?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(common(options))
+            .await
+            .map_err(|e| store_error(e, is_transient))?;
+        SqliteStore::migrated(pool).await
+    }
+
+    /// Close every connection, waiting for calls in flight (the last close folds the
+    /// WAL back into the database file). Calls after it fail as `Unavailable`.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn migrated(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
+        migrations::sqlite()
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Rejected(format!("migrating the SQLite schema: {e}")))?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// What every connection of either kind sets.
+fn common(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true)
+}
+
+fn open_error(path: &Path, error: sqlx::Error) -> StoreError {
+    match store_error(error, is_transient) {
+        StoreError::Unavailable(e) => {
+            StoreError::Unavailable(format!("open {}: {e}", path.display()))
+        }
+        other => other,
+    }
+}
+
+/// SQLite's transient result codes (the primary code is the extended code's low byte):
+/// busy or locked past the busy timeout, out of memory, I/O error, disk full, cannot
+/// open.
+fn is_transient(error: &dyn DatabaseError) -> bool {
+    let code = error
+        .code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .unwrap_or(0);
+    matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14)
+}
+
+fn db(error: sqlx::Error) -> StoreError {
+    store_error(error, is_transient)
+}
+
+fn entry(row: &SqliteRow) -> Result<TranscriptEntry, StoreError> {
+    Ok(TranscriptEntry {
+        seq: from_db(column(row, "seq")?, "seq")?,
+        ts: from_db(column(row, "ts")?, "ts")?,
+        kind: column(row, "kind")?,
+        event: column(row, "event")?,
+    })
+}
+
+#[async_trait]
+impl ConversationStore for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_session(&self, session: &NewSession) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql::CREATE_SESSION)
+            .bind(&session.session_id)
+            .bind(&session.org_id)
+            .bind(&session.owner)
+            .bind(&session.key_sha256)
+            .bind(to_db(session.created_at, "created_at")?)
+            .bind(metadata_to_db(session.metadata.as_ref()))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(sql::SESSION)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    async fn update_session(
+        &self,
+        session_id: &str,
+        change: &SessionChange,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        let row = sqlx::query(sql::UPDATE_SESSION)
+            .bind(&change.title)
+            .bind(change.state.map(|state| state.as_str()))
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(session_row).transpose()
+    }
+
+    async fn delete_session(&self, session_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(sql::DELETE_SESSION)
+            .bind(session_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_sessions(&self, query: &SessionQuery) -> Result<SessionPage, StoreError> {
+        let Some(mut select) = list::select::<Sqlite>(query)? else {
+            return Ok(list::page(query, Vec::new()));
+        };
+        let rows = select.build().fetch_all(&self.pool).await.map_err(db)?;
+        let sessions = rows.iter().map(session_row).collect::<Result<_, _>>()?;
+        Ok(list::page(query, sessions))
+    }
+
+    async fn write(&self, batch: &[TranscriptWrite]) -> Result<(), StoreError> {
+        let entries = batch::entries(batch)?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let mut stored = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let done = sqlx::query(INSERT_ENTRY)
+                .bind(entry.session_id)
+                .bind(entry.seq)
+                .bind(entry.ts)
+                .bind(entry.kind)
+                .bind(entry.event)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            if done.rows_affected() == 1 {
+                stored.push(entry);
+            }
+        }
+        for update in batch::session_updates(stored) {
+            let (preview_seq, preview) = update.preview.unzip();
+            sqlx::query(UPDATE_AFTER_WRITE)
+                .bind(update.session_id)
+                .bind(update.last_activity_at)
+                .bind(update.last_seq)
+                .bind(preview_seq)
+                .bind(preview)
+                .bind(update.title_hint)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)
+    }
+
+    async fn transcript(
+        &self,
+        session_id: &str,
+        after: u64,
+        before: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        // Nothing is stored past i64::MAX: a bound beyond it is no bound, or nothing.
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(sql::TRANSCRIPT)
+            .bind(session_id)
+            .bind(after)
+            .bind(before.and_then(upper_bound))
+            .bind(limit(max.min(MAX_TRANSCRIPT_PAGE)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(entry).collect()
+    }
+
+    async fn erase_user(&self, org_id: &str, user_id: &str) -> Result<Erased, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let session_ids = sqlx::query_scalar::<_, String>(sql::OWNED)
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        let entries: i64 = sqlx::query_scalar(sql::OWNED_ENTRIES)
+            .bind(org_id)
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::query(sql::DELETE_OWNED)
+            .bind(org_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(Erased {
+            session_ids,
+            entries: from_db(entries, "entry count")?,
+        })
+    }
+
+    async fn set_retention(&self, org_id: &str, days: Option<u32>) -> Result<(), StoreError> {
+        let statement = match days {
+            Some(days) => sqlx::query(sql::SET_RETENTION)
+                .bind(org_id)
+                .bind(i64::from(days)),
+            None => sqlx::query(sql::CLEAR_RETENTION).bind(org_id),
+        };
+        statement.execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn retention(&self, org_id: &str) -> Result<Option<u32>, StoreError> {
+        let days: Option<i64> = sqlx::query_scalar(sql::RETENTION)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        days.map(|days| {
+            u32::try_from(days)
+                .map_err(|_| StoreError::InvalidData(format!("retention of {days} days")))
+        })
+        .transpose()
+    }
+
+    async fn expire(
+        &self,
+        now_ms: u64,
+        default_days: u32,
+        max: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = to_db(now_ms, "now")?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let expired = sqlx::query_scalar::<_, String>(sql::EXPIRED)
+            .bind(now)
+            .bind(i64::from(default_days))
+            .bind(limit(max))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+        for session_id in &expired {
+            sqlx::query(sql::DELETE_SESSION)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(expired)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+}
