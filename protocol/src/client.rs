@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::conversation::{SessionDelete, SessionExport, SessionList, SessionUpdate, UserErase};
 use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -88,6 +89,21 @@ pub enum ClientFrame {
     /// Replaces the connection's token before it expires; answered by `auth.refreshed`.
     #[serde(rename = "auth.refresh")]
     AuthRefresh(AuthRefresh),
+    /// Lists conversations, newest activity first; answered by `session.listed`.
+    #[serde(rename = "session.list")]
+    SessionList(SessionList),
+    /// Renames, archives or unarchives a conversation; answered by `session.updated`.
+    #[serde(rename = "session.update")]
+    SessionUpdate(SessionUpdate),
+    /// Deletes a conversation for good; answered by `session.deleted`.
+    #[serde(rename = "session.delete")]
+    SessionDelete(SessionDelete),
+    /// Exports a conversation's transcript; answered by `session.exported`.
+    #[serde(rename = "session.export")]
+    SessionExport(SessionExport),
+    /// Erases a user's conversations in the org (admins); answered by `user.erased`.
+    #[serde(rename = "user.erase")]
+    UserErase(UserErase),
 }
 
 /// Every frame `type` a client may send.
@@ -100,6 +116,11 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "turn.cancel",
     "tool.decide",
     "auth.refresh",
+    "session.list",
+    "session.update",
+    "session.delete",
+    "session.export",
+    "user.erase",
 ];
 
 /// A client frame with its optional `id`, as sent on the wire.
@@ -145,6 +166,11 @@ impl ClientFrame {
             ClientFrame::TurnCancel(_) => "turn.cancel",
             ClientFrame::ToolDecide(_) => "tool.decide",
             ClientFrame::AuthRefresh(_) => "auth.refresh",
+            ClientFrame::SessionList(_) => "session.list",
+            ClientFrame::SessionUpdate(_) => "session.update",
+            ClientFrame::SessionDelete(_) => "session.delete",
+            ClientFrame::SessionExport(_) => "session.export",
+            ClientFrame::UserErase(_) => "user.erase",
         }
     }
 

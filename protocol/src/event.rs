@@ -137,6 +137,11 @@ pub enum EventBody {
         data: Value,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         publisher: Option<String>,
+        /// Kept in the conversation's transcript (docs/protocol.md §4.6) when it was
+        /// published through the gateway; otherwise only the backplane's short history
+        /// holds it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        durable: bool,
     },
 }
 

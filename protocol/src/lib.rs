@@ -8,6 +8,8 @@
 //!   `session.joined`, `error`, `goaway`, …).
 //! - [`event`]: session events (`message`, `turn.delta`, …), the stored [`Event`]
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
+//! - [`conversation`]: conversations as records (summaries, listings, exports,
+//!   erasure reports) for the lifecycle frames and `/v1` routes.
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
 //! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
@@ -17,6 +19,7 @@
 
 pub mod client;
 pub mod close;
+pub mod conversation;
 pub mod event;
 #[cfg(feature = "schema")]
 pub mod schema;

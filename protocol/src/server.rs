@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::conversation::{ErasureReport, ExportFormat, SessionListing, SessionSummary};
 use crate::{ErrorCode, Seq};
 
 /// Who a connection is, as fixed at the handshake.
@@ -83,6 +84,26 @@ pub enum ServerFrame {
     /// The reply to `auth.refresh`; `expires_at` is the new token's `exp` (Unix seconds).
     #[serde(rename = "auth.refreshed")]
     AuthRefreshed { expires_at: u64 },
+    /// The reply to `session.list`.
+    #[serde(rename = "session.listed")]
+    SessionListed(SessionListing),
+    /// The reply to `session.update`: the conversation after the change.
+    #[serde(rename = "session.updated")]
+    SessionUpdated { session: SessionSummary },
+    /// The reply to `session.delete`.
+    #[serde(rename = "session.deleted")]
+    SessionDeleted { session_id: String },
+    /// The reply to `session.export`: the export as text (JSON or Markdown), the same
+    /// bytes as `GET /v1/sessions/{id}/export`.
+    #[serde(rename = "session.exported")]
+    SessionExported {
+        session_id: String,
+        format: ExportFormat,
+        content: String,
+    },
+    /// The reply to `user.erase`: what was erased.
+    #[serde(rename = "user.erased")]
+    UserErased(ErasureReport),
     /// A frame could not be carried out; the connection stays open unless a close follows.
     #[serde(rename = "error")]
     Error { code: ErrorCode, message: String },

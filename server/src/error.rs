@@ -1,7 +1,7 @@
 //! Errors that reach a client: always one of the protocol's codes with a message a
 //! person can act on.
 
-use switchboard_backplane::{AppendError, ReadError, RecordError, SubscribeError};
+use switchboard_backplane::{AppendError, ReadError, RecordError, StreamError, SubscribeError};
 use switchboard_protocol::ErrorCode;
 
 /// An error answered to a client frame or an HTTP request.
@@ -64,4 +64,28 @@ macro_rules! from_backplane {
     )*};
 }
 
-from_backplane!(AppendError, ReadError, RecordError, SubscribeError);
+from_backplane!(
+    AppendError,
+    ReadError,
+    RecordError,
+    StreamError,
+    SubscribeError
+);
+
+impl From<switchboard_store::StoreError> for ClientError {
+    fn from(e: switchboard_store::StoreError) -> ClientError {
+        if e.is_transient() {
+            tracing::warn!(error = %e, "conversation store unavailable");
+            ClientError::new(
+                ErrorCode::Unavailable,
+                "the conversation store is unavailable right now; retry in a moment",
+            )
+        } else {
+            tracing::error!(error = %e, "conversation store error");
+            ClientError::new(
+                ErrorCode::Internal,
+                "the server could not complete this request",
+            )
+        }
+    }
+}

@@ -20,6 +20,9 @@
 //!    member's [`fanout::outbound`] queue without waiting; a queue that overflows is
 //!    a **slow consumer, closed with 4008** (`Outbound::overflowed`, the one place).
 //! 6. [`connection::writer`] writes the queue to the socket, in batches.
+//! 7. Off that path, [`conversations::writer`] keeps the durable events (messages,
+//!    turn ends, tool events) in the conversation store ([`store`]), where a join
+//!    older than the backplane's history finds them ([`conversations::replay`]).
 //!
 //! Meanwhile the intake queued a turn: [`assistant::turns`] runs it (retrieval from
 //! [`assistant::knowledge`] with the asker's access context, a reply from
@@ -34,11 +37,15 @@
 //! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`]: what everything
 //!   shares — client errors with protocol codes, ids, Prometheus metrics, the
 //!   replica's lifecycle, and every flag with its limit;
-//! - [`backplane`]: connects the configured backplane;
+//! - [`backplane`], [`store`]: connect the configured backplane and open the
+//!   conversation store;
 //! - [`records`]: shared records — sessions, idempotency keys, and the list of every
 //!   record namespace;
 //! - [`access`]: who a caller is (tokens, API keys, JWT verification), and **every
 //!   permission decision**;
+//! - [`conversations`]: transcripts (kept off the hot path, replayed past the
+//!   history) and their lifecycle — list, rename, archive, delete, export, erase,
+//!   retention;
 //! - [`fanout`]: the event path — append, one subscription per stream, the bounded
 //!   queue per connection;
 //! - [`assistant`]: accepting messages, turns, the model providers and the prompt,
@@ -55,6 +62,7 @@ pub mod backplane;
 pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod conversations;
 pub mod error;
 pub mod fanout;
 pub mod http;
@@ -63,6 +71,7 @@ pub mod metrics;
 pub mod records;
 pub mod shutdown;
 pub mod state;
+pub mod store;
 
 pub use http::app;
 pub use state::AppState;

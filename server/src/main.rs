@@ -119,6 +119,10 @@ async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<
     state.turns.drain(drain_grace).await;
     // Let the turns' last events reach sockets before `goaway` is queued behind them.
     state.registry.settle(Duration::from_secs(2)).await;
+    // Everything the turns appended is in the transcript before the process ends.
+    if !state.transcripts.flush(Duration::from_secs(5)).await {
+        tracing::warn!("some transcript entries were not written in time");
+    }
     // Closing: the stragglers that connected during the drain leave too.
     shutdown.close();
     state.tracker.close();

@@ -37,6 +37,16 @@ pub struct Metrics {
     pub backplane_seconds: HistogramVec,
     /// Backplane operation failures, by `op`.
     pub backplane_errors: IntCounterVec,
+    /// Transcript entries waiting to be written to the conversation store.
+    pub transcript_queue: IntGauge,
+    /// Transcript entries handed to the store, by `outcome` (`written`, `dropped`).
+    pub transcript_entries: IntCounterVec,
+    /// Conversation store batch writes' latency.
+    pub store_write_seconds: prometheus::Histogram,
+    /// Conversation store failures, by `op`.
+    pub store_errors: IntCounterVec,
+    /// Conversations removed, by `reason` (`deleted`, `erased`, `expired`).
+    pub conversations_removed: IntCounterVec,
 }
 
 impl Metrics {
@@ -137,6 +147,41 @@ impl Metrics {
         registry.register(Box::new(errors_sent.clone()))?;
         registry.register(Box::new(backplane_seconds.clone()))?;
         registry.register(Box::new(backplane_errors.clone()))?;
+        let transcript_queue = IntGauge::new(
+            "switchboard_transcript_queue",
+            "Transcript entries waiting to be written to the conversation store",
+        )?;
+        let transcript_entries = IntCounterVec::new(
+            Opts::new(
+                "switchboard_transcript_entries_total",
+                "Transcript entries handed to the conversation store, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        let store_write_seconds =
+            prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+                "switchboard_store_write_seconds",
+                "Latency of the conversation store's batch writes",
+            ))?;
+        let store_errors = IntCounterVec::new(
+            Opts::new(
+                "switchboard_store_errors_total",
+                "Conversation store failures, by operation",
+            ),
+            &["op"],
+        )?;
+        let conversations_removed = IntCounterVec::new(
+            Opts::new(
+                "switchboard_conversations_removed_total",
+                "Conversations removed from the store, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(transcript_queue.clone()))?;
+        registry.register(Box::new(transcript_entries.clone()))?;
+        registry.register(Box::new(store_write_seconds.clone()))?;
+        registry.register(Box::new(store_errors.clone()))?;
+        registry.register(Box::new(conversations_removed.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -153,6 +198,11 @@ impl Metrics {
             errors_sent,
             backplane_seconds,
             backplane_errors,
+            transcript_queue,
+            transcript_entries,
+            store_write_seconds,
+            store_errors,
+            conversations_removed,
         })
     }
 

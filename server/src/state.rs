@@ -1,5 +1,5 @@
-//! The shared state every handler and task gets: configuration, the backplane and
-//! everything built on it, wired together once in [`AppState::build`].
+//! The shared state every handler and task gets: configuration, the backplane, the
+//! conversation store and everything built on them, wired together once in [`AppState::build`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,8 @@ use crate::assistant::turns::{
     CANCEL_SAFETY_NET, LeaseTiming, Replica, TurnLimits, TurnServices, Turns,
 };
 use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
+use crate::conversations::retention::run_sweeps;
+use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
 use crate::records::sessions::SessionStore;
@@ -36,6 +38,10 @@ pub struct AppState {
     pub events: Events,
     pub registry: Arc<Registry>,
     pub sessions: Arc<SessionStore>,
+    /// Conversations as records: list, rename, delete, export, erase, retention.
+    pub conversations: Arc<Conversations>,
+    /// Keeps durable events in the store; flushed on drain.
+    pub transcripts: TranscriptWriter,
     /// Per-org model settings (admin API).
     pub model_settings: Arc<ModelSettingsStore>,
     /// Tool calls waiting for a decision (`tool.decide`).
@@ -73,6 +79,14 @@ impl AppState {
             crate::backplane::connect(&backplane_choice, &config.backplane_prefix, retention)
                 .await?;
         let metrics = Arc::new(Metrics::new()?);
+        let store_choice = crate::config::parse_store(&config.store)?;
+        let store = crate::store::open(
+            &store_choice,
+            &config.data_dir,
+            config.store_max_connections,
+        )
+        .await?;
+        let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());
         let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
         if config.demo_seed {
             knowledge
@@ -100,7 +114,7 @@ impl AppState {
                 coalesce_window: Duration::from_millis(5),
             })?),
         };
-        let events = Events::new(backplane.clone(), metrics.clone());
+        let events = Events::new(backplane.clone(), transcripts.clone(), metrics.clone());
         let tools = match &config.tools_file {
             Some(path) => tools::load_file(path)?,
             None => Vec::new(),
@@ -116,7 +130,19 @@ impl AppState {
             &config.tool_endpoint_origins,
         );
         let model_settings = Arc::new(ModelSettingsStore::new(backplane.clone(), defaults));
-        let sessions = Arc::new(SessionStore::new(backplane.clone(), config.history_max_age));
+        let sessions = Arc::new(SessionStore::new(
+            backplane.clone(),
+            store.clone(),
+            config.history_max_age,
+        ));
+        let conversations = Arc::new(Conversations::new(
+            store.clone(),
+            backplane.clone(),
+            sessions.clone(),
+            metrics.clone(),
+            config.retention_days,
+        ));
+        tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
         let services = TurnServices {
             settings: model_settings.clone(),
             tools: Arc::new(ToolRunner::new(
@@ -169,8 +195,14 @@ impl AppState {
         Ok(AppState {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
-            registry: Arc::new(Registry::new(backplane.clone(), metrics.clone())),
+            registry: Arc::new(Registry::new(
+                backplane.clone(),
+                TranscriptReader::new(store.clone()),
+                metrics.clone(),
+            )),
             sessions,
+            conversations,
+            transcripts,
             model_settings,
             approvals,
             connection_limit: Arc::new(Semaphore::new(config.max_connections as usize)),

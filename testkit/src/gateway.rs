@@ -1,6 +1,10 @@
 //! The gateway as a process: `switchboard serve --bind 127.0.0.1:0 …`, its address read
 //! from the `listening on http://ADDR` line it prints first, killed on `Drop`.
 //!
+//! Unless the arguments or environment name `--data-dir`, each gateway keeps its SQLite
+//! conversation store in a fresh data directory of its own, removed after a passing
+//! test; a test that restarts a gateway on the same data passes `--data-dir` itself.
+//!
 //! The caller names the binary: integration tests of the server crate pass
 //! `env!("CARGO_BIN_EXE_switchboard")` (cargo builds it for them); a tool finds it with
 //! [`find_binary`], next to its own executable.
@@ -34,6 +38,7 @@ pub struct GatewayCommand {
     env: Vec<(OsString, OsString)>,
     log: Option<PathBuf>,
     keep_switchboard_env: bool,
+    current_dir: Option<PathBuf>,
 }
 
 impl GatewayCommand {
@@ -45,7 +50,15 @@ impl GatewayCommand {
             env: Vec::new(),
             log: None,
             keep_switchboard_env: false,
+            current_dir: None,
         }
+    }
+
+    /// Run in `dir`, as a person would from a checkout: relative paths (the default
+    /// `./data`) are under it, and no data directory is made for the gateway.
+    pub fn current_dir(mut self, dir: impl Into<PathBuf>) -> GatewayCommand {
+        self.current_dir = Some(dir.into());
+        self
     }
 
     /// More arguments.
@@ -95,8 +108,23 @@ impl GatewayCommand {
             .unwrap_or_else(|| temp_path("gateway", "log"));
         let log_file = std::fs::File::create(&log)
             .map_err(|e| StartError::io_at("create the gateway log", &log, e))?;
-        let mut child = command(&self.binary, self.keep_switchboard_env)
+        let names_data_dir = self.args.iter().any(|a| {
+            let a = a.to_string_lossy();
+            a == "--data-dir" || a.starts_with("--data-dir=")
+        }) || self.env.iter().any(|(k, _)| k == "SWITCHBOARD_DATA_DIR")
+            || self.current_dir.is_some();
+        let own_data = (!names_data_dir).then(|| temp_path("gateway-data", "d"));
+        let mut command = command(&self.binary, self.keep_switchboard_env);
+        if let Some(dir) = &self.current_dir {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(
+                own_data
+                    .iter()
+                    .flat_map(|dir| [OsStr::new("--data-dir"), dir.as_os_str()]),
+            )
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -167,6 +195,7 @@ impl GatewayCommand {
             child: Some(child),
             log,
             owns_log,
+            own_data,
             exit: None,
         })
     }
@@ -181,6 +210,8 @@ pub struct Gateway {
     child: Option<Child>,
     log: PathBuf,
     owns_log: bool,
+    /// The data directory made for this gateway, removed after a passing test.
+    own_data: Option<PathBuf>,
     exit: Option<ExitStatus>,
 }
 
@@ -286,8 +317,13 @@ impl Drop for Gateway {
                 self.log.display(),
                 tail(&self.log, 60)
             );
-        } else if self.owns_log {
-            let _ = std::fs::remove_file(&self.log);
+        } else {
+            if self.owns_log {
+                let _ = std::fs::remove_file(&self.log);
+            }
+            if let Some(dir) = &self.own_data {
+                let _ = std::fs::remove_dir_all(dir);
+            }
         }
     }
 }

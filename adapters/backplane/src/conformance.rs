@@ -229,6 +229,7 @@ fn tagged(tag: &str, i: usize) -> EventBody {
         name: tag.into(),
         data: json!(i),
         publisher: None,
+        durable: false,
     }
 }
 
@@ -881,16 +882,19 @@ fn every_body() -> Vec<EventBody> {
                 "quote\"key": "line\nbreak",
             }),
             publisher: Some("billing".into()),
+            durable: true,
         },
         EventBody::Custom {
             name: "nothing".into(),
             data: json!(null),
             publisher: None,
+            durable: false,
         },
         EventBody::Custom {
             name: "scalar".into(),
             data: json!("just a string"),
             publisher: None,
+            durable: false,
         },
     ]
 }

@@ -5,6 +5,10 @@ use serde_json::{Value, json};
 use switchboard_protocol::client::{
     AuthRefresh, MessageSend, SessionCreate, SessionJoin, SessionLeave, ToolDecide, TurnCancel,
 };
+use switchboard_protocol::conversation::{
+    ErasureReport, ExportFormat, ListScope, SessionDelete, SessionExport, SessionList,
+    SessionListing, SessionState, SessionSummary, SessionUpdate, UserErase,
+};
 use switchboard_protocol::{
     ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
     TurnStatus, Usage,
@@ -49,7 +53,49 @@ pub fn every_client_frame() -> Vec<ClientFrame> {
         ClientFrame::AuthRefresh(AuthRefresh {
             token: "eyJ...".into(),
         }),
+        ClientFrame::SessionList(SessionList {
+            scope: ListScope::Org,
+            owner: Some("u1".into()),
+            state: Some(SessionState::Archived),
+            active_since: Some(1_795_000_000_000),
+            active_before: Some(1_796_000_000_000),
+            cursor: Some("MTc5NTAwMDAwMDAwMDpzXzE".into()),
+            limit: Some(50),
+        }),
+        ClientFrame::SessionList(SessionList::default()),
+        ClientFrame::SessionUpdate(SessionUpdate {
+            session_id: "s_1".into(),
+            title: Some("Refund for order 42".into()),
+            state: Some(SessionState::Active),
+        }),
+        ClientFrame::SessionDelete(SessionDelete {
+            session_id: "s_1".into(),
+        }),
+        ClientFrame::SessionExport(SessionExport {
+            session_id: "s_1".into(),
+            format: ExportFormat::Markdown,
+        }),
+        ClientFrame::UserErase(UserErase {
+            user_id: "u1".into(),
+        }),
     ]
+}
+
+fn summary() -> SessionSummary {
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("page".into(), serde_json::json!("/pricing"));
+    SessionSummary {
+        session_id: "s_1".into(),
+        org_id: "acme".into(),
+        owner: Some("u1".into()),
+        title: Some("How do refunds work?".into()),
+        state: SessionState::Active,
+        created_at: 1_795_000_000_000,
+        last_activity_at: 1_795_000_060_000,
+        last_seq: 42,
+        preview: Some("Within 30 days of purchase…".into()),
+        metadata: Some(metadata),
+    }
 }
 
 pub fn every_server_frame() -> Vec<ServerFrame> {
@@ -124,6 +170,36 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
         ServerFrame::AuthRefreshed {
             expires_at: 1_900_000_000,
         },
+        ServerFrame::SessionListed(SessionListing {
+            sessions: vec![
+                summary(),
+                SessionSummary {
+                    owner: None,
+                    title: None,
+                    preview: None,
+                    metadata: None,
+                    state: SessionState::Archived,
+                    ..summary()
+                },
+            ],
+            next_cursor: Some("MTc5NTAwMDAwMDAwMDpzXzE".into()),
+        }),
+        ServerFrame::SessionUpdated { session: summary() },
+        ServerFrame::SessionDeleted {
+            session_id: "s_1".into(),
+        },
+        ServerFrame::SessionExported {
+            session_id: "s_1".into(),
+            format: ExportFormat::Json,
+            content: "{\"session\":{},\"events\":[]}".into(),
+        },
+        ServerFrame::UserErased(ErasureReport {
+            org_id: "acme".into(),
+            user_id: "u1".into(),
+            sessions: vec!["s_1".into(), "s_2".into()],
+            transcript_entries: 12,
+            records: 3,
+        }),
         ServerFrame::Error {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
@@ -217,11 +293,13 @@ pub fn every_event_body() -> Vec<EventBody> {
             name: "order.shipped".into(),
             data: json!({"order": 42, "items": ["a", "b"], "ok": true, "none": null}),
             publisher: Some("orders".into()),
+            durable: false,
         },
         EventBody::Custom {
             name: "ping".into(),
             data: Value::Null,
             publisher: None,
+            durable: false,
         },
     ]
 }

@@ -14,6 +14,9 @@
 //! | administer an org (documents, model settings) | an admin key (any org); a token with role `admin` (its own org) | `forbidden` |
 //! | read a document (prompt, reply, `sources`) | its org's members: all of them if `public` (anonymous visitors too), the users and groups its ACL names, or every authenticated member if it names none | never seen |
 //!
+//! Decisions on conversations as records (list, rename, delete, export, erase) are in
+//! [`conversations`], with their own table.
+//!
 //! A session of another org always answers `not_found`, exactly like one that does
 //! not exist: nobody learns that it does (docs/protocol.md §3, §6).
 
@@ -305,6 +308,10 @@ pub fn administer(caller: &Caller, requested: Option<&str>) -> Result<AdminScope
         )),
     }
 }
+
+mod conversations;
+
+pub use conversations::{ConversationAction, ListScope, list_org, list_own, manage_conversation};
 
 #[cfg(test)]
 mod tests;

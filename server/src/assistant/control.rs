@@ -35,6 +35,7 @@ impl Hint {
             name: name.to_string(),
             data,
             publisher: None,
+            durable: false,
         }
     }
 
@@ -88,12 +89,14 @@ mod tests {
             name: "order.shipped".into(),
             data: serde_json::json!({ "turn_id": "t_1" }),
             publisher: None,
+            durable: false,
         };
         assert_eq!(Hint::parse(&other), None);
         let malformed = EventBody::Custom {
             name: CANCEL.into(),
             data: serde_json::json!({ "turn_id": 7 }),
             publisher: None,
+            durable: false,
         };
         assert_eq!(Hint::parse(&malformed), None);
     }

@@ -93,6 +93,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<()> {
         name: args.name,
         data,
         publisher: Some(args.publisher),
+        durable: false,
     };
     let event = backplane
         .append(&stream, body)

@@ -15,9 +15,9 @@ mod validate;
 mod values;
 
 pub use serve::ServeConfig;
-pub use validate::{ConfigError, parse_backplane};
+pub use validate::{ConfigError, parse_backplane, parse_store};
 pub use values::{
-    ApiKey, BackplaneChoice, ModelProviderChoice, Secret, parse_duration, redact_url,
+    ApiKey, BackplaneChoice, ModelProviderChoice, Secret, StoreChoice, parse_duration, redact_url,
 };
 
 /// Parse `switchboard serve` flags alone, for tests of the configuration.

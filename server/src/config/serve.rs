@@ -43,6 +43,32 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_HISTORY_MAX_AGE", default_value = "24h", value_parser = parse_duration)]
     pub history_max_age: Duration,
 
+    /// Where conversations (sessions and their transcripts) are kept: `sqlite` (a
+    /// file in `--data-dir`; one replica), `postgres://…` (shared by many replicas;
+    /// credentials in the URL), or `memory` (nothing survives a restart; for tests).
+    /// Unreachable or unwritable at boot: the gateway exits.
+    #[arg(long, env = "SWITCHBOARD_STORE", default_value = "sqlite")]
+    pub store: String,
+
+    /// Directory of the SQLite store (default `./data`), created if missing.
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+
+    /// PostgreSQL connections each replica keeps open at most (default 10).
+    #[arg(long, env = "SWITCHBOARD_STORE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub store_max_connections: u32,
+
+    /// Days a conversation is kept after its last activity (default 90), for orgs
+    /// that set none of their own (`PUT /v1/admin/retention`).
+    #[arg(long, env = "SWITCHBOARD_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub retention_days: u32,
+
+    /// How often conversations idle past their retention are removed (default 10m).
+    #[arg(long, env = "SWITCHBOARD_RETENTION_SWEEP", default_value = "10m", value_parser = parse_duration)]
+    pub retention_sweep: Duration,
+
     /// Largest WebSocket frame a client may send, in bytes (default 65536). Larger:
     /// `error` `too_large`, then close 1009.
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = 65536,

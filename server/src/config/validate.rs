@@ -1,7 +1,7 @@
-//! What clap cannot check: relations between settings, and the backplane URL.
+//! What clap cannot check: relations between settings, the backplane URL and the store.
 
 use super::serve::ServeConfig;
-use super::values::{BackplaneChoice, ModelProviderChoice, redact_url};
+use super::values::{BackplaneChoice, ModelProviderChoice, StoreChoice, redact_url};
 
 /// A configuration that parsed but cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +150,7 @@ impl ServeConfig {
                 reason: "is required with --tools-file: tool endpoints get the caller's identity signed with it".into(),
             });
         }
+        parse_store(&self.store)?;
         parse_backplane(&self.backplane)
     }
 }
@@ -166,6 +167,24 @@ pub fn parse_backplane(value: &str) -> Result<BackplaneChoice, ConfigError> {
             env: "SWITCHBOARD_BACKPLANE",
             reason: format!(
                 "'{}' is not a backplane: use memory, redis://host:6379, rediss://…, nats://host:4222 or tls://…",
+                redact_url(value)
+            ),
+        }),
+    }
+}
+
+/// The store `--store` names.
+pub fn parse_store(value: &str) -> Result<StoreChoice, ConfigError> {
+    let scheme = value.split_once("://").map(|(scheme, _)| scheme);
+    match (value, scheme) {
+        ("sqlite", _) => Ok(StoreChoice::Sqlite),
+        ("memory", _) => Ok(StoreChoice::Memory),
+        (_, Some("postgres" | "postgresql")) => Ok(StoreChoice::Postgres(value.to_string())),
+        _ => Err(ConfigError {
+            flag: "--store",
+            env: "SWITCHBOARD_STORE",
+            reason: format!(
+                "'{}' is not a store: use sqlite (a file in --data-dir), postgres://user:password@host:5432/db, or memory",
                 redact_url(value)
             ),
         }),

@@ -80,6 +80,17 @@ pub enum BackplaneChoice {
     Nats(String),
 }
 
+/// Where conversations are kept (`--store`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// An SQLite file in `--data-dir`.
+    Sqlite,
+    /// SQLite in memory: nothing survives a restart.
+    Memory,
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
 /// A backplane URL with any password removed, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

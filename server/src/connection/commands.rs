@@ -69,6 +69,11 @@ impl Connection {
                 Ok(())
             }
             ClientFrame::AuthRefresh(refresh) => self.refresh(id, &refresh.token).await,
+            ClientFrame::SessionList(list) => self.list_sessions(id, list).await,
+            ClientFrame::SessionUpdate(update) => self.update_session(id, update).await,
+            ClientFrame::SessionDelete(delete) => self.delete_session(id, delete).await,
+            ClientFrame::SessionExport(export) => self.export_session(id, export).await,
+            ClientFrame::UserErase(erase) => self.erase_user(id, erase).await,
         }
     }
 

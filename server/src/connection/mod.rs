@@ -35,6 +35,7 @@
 //! decided (4008).
 
 pub mod commands;
+mod conversations;
 pub mod heartbeat;
 mod rate_limit;
 pub mod reader;

@@ -1,5 +1,6 @@
 //! The one path every event takes into a stream: a user's message, a turn's deltas
-//! and a backend's `event` all go through [`Events::append`], timed and counted. The
+//! and a backend's `event` all go through [`Events::append`], timed and counted, and
+//! handed to the transcript writer (which keeps the durable ones). The
 //! backplane assigns the event's `seq` and `ts` in `Backplane::append` (memory:
 //! `MemoryBackplane`; Redis: `lua/append.lua`; NATS: the JetStream sequence).
 
@@ -10,6 +11,7 @@ use switchboard_backplane::{
     AppendError, Backoff, Backplane, Event, EventBody, RecordKey, Seq, StreamName,
 };
 
+use crate::conversations::TranscriptWriter;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
 use crate::records::idempotency::{self, Reserved};
@@ -27,12 +29,21 @@ pub enum Once {
 #[derive(Clone)]
 pub struct Events {
     backplane: Arc<dyn Backplane>,
+    transcripts: TranscriptWriter,
     metrics: Arc<Metrics>,
 }
 
 impl Events {
-    pub fn new(backplane: Arc<dyn Backplane>, metrics: Arc<Metrics>) -> Events {
-        Events { backplane, metrics }
+    pub fn new(
+        backplane: Arc<dyn Backplane>,
+        transcripts: TranscriptWriter,
+        metrics: Arc<Metrics>,
+    ) -> Events {
+        Events {
+            backplane,
+            transcripts,
+            metrics,
+        }
     }
 
     /// Append `body` to `stream`; the backplane assigns `seq` and `ts`.
@@ -45,11 +56,12 @@ impl Events {
         let started = Instant::now();
         let result = self.backplane.append(stream, body).await;
         self.metrics.observe_backplane("append", started, &result);
-        if result.is_ok() {
+        if let Ok(event) = &result {
             self.metrics
                 .events_appended
                 .with_label_values(&[type_name])
                 .inc();
+            self.transcripts.keep(stream, event).await;
         }
         result
     }
@@ -180,7 +192,10 @@ mod tests {
     /// replica died), the message appended or not.
     async fn abandoned(appended: bool) -> (Events, StreamName, RecordKey, Option<Seq>) {
         let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
-        let events = Events::new(backplane.clone(), Arc::new(Metrics::new().unwrap()));
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let store = switchboard_store::SqliteStore::in_memory().await.unwrap();
+        let transcripts = TranscriptWriter::start(Arc::new(store), metrics.clone());
+        let events = Events::new(backplane.clone(), transcripts, metrics);
         let stream = StreamName::session("s_abandoned").unwrap();
         let key = RecordKey::new("test-idempotency", "k");
         let stale = Reservation {

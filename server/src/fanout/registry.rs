@@ -21,6 +21,7 @@ use switchboard_protocol::EventFrame;
 
 use super::hub::{ConnectionId, Hub, HubShared, Member, MemberState, PAGE};
 use super::outbound::Outbound;
+use crate::conversations::TranscriptReader;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
 
@@ -40,14 +41,21 @@ pub struct JoinInfo {
 pub struct Registry {
     hubs: DashMap<StreamName, Hub>,
     backplane: Arc<dyn Backplane>,
+    /// The older part of session replays, past what the backplane's history keeps.
+    transcripts: TranscriptReader,
     metrics: Arc<Metrics>,
 }
 
 impl Registry {
-    pub fn new(backplane: Arc<dyn Backplane>, metrics: Arc<Metrics>) -> Registry {
+    pub fn new(
+        backplane: Arc<dyn Backplane>,
+        transcripts: TranscriptReader,
+        metrics: Arc<Metrics>,
+    ) -> Registry {
         Registry {
             hubs: DashMap::new(),
             backplane,
+            transcripts,
             metrics,
         }
     }
@@ -165,9 +173,28 @@ impl Registry {
             self.metrics.observe_backplane("read", started, &page);
             let page = page?;
             if let Some(joined) = joined.take() {
+                let from = after.unwrap_or(0);
+                let first = page.events.first().map(|e| e.seq);
+                // Older than the history: the transcript, up to where the history
+                // starts. Without an answer from the store, the replay is the
+                // history alone (`recovered: false` when it was trimmed).
+                let mut older = Vec::new();
+                let mut stored = !page.trimmed;
+                if TranscriptReader::needed(&hub.stream, from, first, page.last_seq) {
+                    match self.transcripts.page(&hub.stream, from, first).await {
+                        Ok(events) => {
+                            older = events;
+                            stored = true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(stream = %hub.stream, error = %e, "replay without the transcript: the store did not answer");
+                        }
+                    }
+                }
+                let last_stored = older.last().map_or(0, |e| e.seq);
                 let frame = joined(JoinInfo {
-                    last_seq: page.last_seq,
-                    trimmed: page.trimmed,
+                    last_seq: page.last_seq.max(last_stored),
+                    trimmed: !stored,
                 });
                 if outbound
                     .enqueue_patiently(frame, REPLAY_PATIENCE)
@@ -176,16 +203,24 @@ impl Registry {
                 {
                     return Err(closing());
                 }
+                while !older.is_empty() {
+                    let full = older.len() >= switchboard_store::MAX_TRANSCRIPT_PAGE;
+                    for event in &older {
+                        self.send_replayed(hub, outbound, event).await?;
+                    }
+                    let newest = older.last().map_or(from, |e| e.seq);
+                    older = if full {
+                        self.transcripts
+                            .page(&hub.stream, newest, first)
+                            .await
+                            .unwrap_or_default()
+                    } else {
+                        Vec::new()
+                    };
+                }
             }
             for event in &page.events {
-                let frame = Utf8Bytes::from(EventFrame::new(&hub.stream, event).to_json());
-                if outbound
-                    .enqueue_patiently(frame, REPLAY_PATIENCE)
-                    .await
-                    .is_err()
-                {
-                    return Err(closing());
-                }
+                self.send_replayed(hub, outbound, event).await?;
                 cursor = Some(event.seq);
             }
             if page.events.len() < PAGE {
@@ -193,6 +228,20 @@ impl Registry {
                 return Ok(page.last_seq.max(cursor.unwrap_or(0)));
             }
         }
+    }
+
+    /// Queue one replayed event, waiting for room up to [`REPLAY_PATIENCE`].
+    async fn send_replayed(
+        &self,
+        hub: &HubShared,
+        outbound: &Arc<Outbound>,
+        event: &switchboard_backplane::Event,
+    ) -> Result<(), ClientError> {
+        let frame = Utf8Bytes::from(EventFrame::new(&hub.stream, event).to_json());
+        outbound
+            .enqueue_patiently(frame, REPLAY_PATIENCE)
+            .await
+            .map_err(|_| closing())
     }
 
     /// Remove `connection` from `stream`; the last member drops the subscription.
@@ -329,12 +378,17 @@ mod tests {
         }
     }
 
-    fn setup() -> (Arc<Counting>, Registry) {
+    async fn setup() -> (Arc<Counting>, Registry) {
         let backplane = Arc::new(Counting {
             inner: MemoryBackplane::new(Retention::default()),
             subscribes: AtomicUsize::new(0),
         });
-        let registry = Registry::new(backplane.clone(), Arc::new(Metrics::new().unwrap()));
+        let store = switchboard_store::SqliteStore::in_memory().await.unwrap();
+        let registry = Registry::new(
+            backplane.clone(),
+            TranscriptReader::new(Arc::new(store)),
+            Arc::new(Metrics::new().unwrap()),
+        );
         (backplane, registry)
     }
 
@@ -361,7 +415,7 @@ mod tests {
     /// member receives the very same bytes for an event: it was serialized once.
     #[tokio::test]
     async fn one_subscription_per_stream_and_one_serialization_per_event() {
-        let (backplane, registry) = setup();
+        let (backplane, registry) = setup().await;
         let stream = StreamName::session("s_1").unwrap();
         let mut members = Vec::new();
         for connection in 0..3 {
@@ -398,7 +452,7 @@ mod tests {
     /// once, in order: replay and live meet with no gap and no duplicate.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn joining_during_appends_has_no_gap_and_no_duplicate() {
-        let (backplane, registry) = setup();
+        let (backplane, registry) = setup().await;
         let registry = Arc::new(registry);
         let stream = StreamName::session("s_2").unwrap();
         // An existing member keeps the hub alive throughout.

@@ -18,13 +18,18 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     if state.shutdown.is_draining() {
         return json_error(ErrorCode::Unavailable, "draining");
     }
-    match state.backplane.ping().await {
-        Ok(()) => axum::Json(serde_json::json!({"status": "ready"})).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "not ready: backplane unreachable");
-            json_error(ErrorCode::Unavailable, "the backplane is unreachable")
-        }
+    if let Err(e) = state.backplane.ping().await {
+        tracing::warn!(error = %e, "not ready: backplane unreachable");
+        return json_error(ErrorCode::Unavailable, "the backplane is unreachable");
     }
+    if let Err(e) = state.conversations.store().ping().await {
+        tracing::warn!(error = %e, "not ready: conversation store unreachable");
+        return json_error(
+            ErrorCode::Unavailable,
+            "the conversation store is unreachable",
+        );
+    }
+    axum::Json(serde_json::json!({"status": "ready"})).into_response()
 }
 
 /// Prometheus text.

@@ -12,8 +12,8 @@ pub mod sessions;
 /// keys by accident, and an operator can see everything a deployment stores. The Redis
 /// and NATS layouts of records are in docs/backplanes.md.
 pub mod namespace {
-    /// `<session_id>` → a session record ([`super::sessions`]); lives
-    /// `--history-max-age`.
+    /// `<session_id>` → a session record ([`super::sessions`]), cached from the
+    /// conversation store; lives `--history-max-age`.
     pub const SESSIONS: &str = "sessions";
     /// `<session_id>/<client_message_id>` → the message a retried send answers with
     /// ([`super::idempotency`]); lives 24 h.

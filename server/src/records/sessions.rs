@@ -1,5 +1,8 @@
-//! Session records, kept in the backplane's shared records so every replica sees
-//! them. Who may join a session is decided in `access::policy`.
+//! Session records: kept for good in the conversation store, and cached in the
+//! backplane's shared records (for `--history-max-age`) so every replica finds them
+//! with one read. A session the cache forgot (expired, or a restarted in-memory
+//! backplane) is loaded from the store and cached again. Who may join a session is
+//! decided in `access::policy`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,11 +13,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use switchboard_backplane::{Backplane, RecordKey};
+use switchboard_store::{ConversationStore, NewSession, SessionRow};
 
 use switchboard_protocol::Principal;
 
 use crate::error::ClientError;
-use crate::ids::new_id;
+use crate::ids::{new_id, session_stream};
 use crate::records::namespace::SESSIONS;
 
 /// A session as every replica sees it.
@@ -41,10 +45,24 @@ impl SessionRecord {
     }
 }
 
-/// Session records, stored in the backplane.
+impl From<SessionRow> for SessionRecord {
+    fn from(row: SessionRow) -> SessionRecord {
+        SessionRecord {
+            session_id: row.session_id,
+            org_id: row.org_id,
+            owner: row.owner,
+            key_sha256: row.key_sha256,
+            created_at: row.created_at,
+            metadata: row.metadata,
+        }
+    }
+}
+
+/// Session records: the store, and their cache in the backplane.
 pub struct SessionStore {
     backplane: Arc<dyn Backplane>,
-    /// Sessions live as long as their history may (`--history-max-age`).
+    store: Arc<dyn ConversationStore>,
+    /// How long the cached copy lives (`--history-max-age`).
     ttl: Duration,
 }
 
@@ -62,8 +80,16 @@ fn new_session_key() -> String {
 }
 
 impl SessionStore {
-    pub fn new(backplane: Arc<dyn Backplane>, ttl: Duration) -> SessionStore {
-        SessionStore { backplane, ttl }
+    pub fn new(
+        backplane: Arc<dyn Backplane>,
+        store: Arc<dyn ConversationStore>,
+        ttl: Duration,
+    ) -> SessionStore {
+        SessionStore {
+            backplane,
+            store,
+            ttl,
+        }
     }
 
     /// Create a session owned by `access`. Returns the record and, for anonymous
@@ -86,18 +112,20 @@ impl SessionStore {
             created_at: switchboard_backplane::now_ms(),
             metadata,
         };
-        let value = serde_json::to_vec(&record).map_err(|e| {
-            ClientError::new(switchboard_protocol::ErrorCode::Internal, e.to_string())
-        })?;
         let created = self
-            .backplane
-            .record_create(
-                &RecordKey::new(SESSIONS, &record.session_id),
-                Bytes::from(value),
-                Some(self.ttl),
-            )
+            .store
+            .create_session(&NewSession {
+                session_id: record.session_id.clone(),
+                org_id: record.org_id.clone(),
+                owner: record.owner.clone(),
+                key_sha256: record.key_sha256.clone(),
+                created_at: record.created_at,
+                metadata: record.metadata.clone(),
+            })
             .await?;
-        if !created {
+        if created {
+            self.cache(&record).await?;
+        } else {
             // A random 128-bit id collided: practically impossible, but never overwrite.
             return Err(ClientError::new(
                 switchboard_protocol::ErrorCode::Conflict,
@@ -107,8 +135,54 @@ impl SessionStore {
         Ok((record, key))
     }
 
-    /// The session, if it exists.
+    /// Put `record` in the backplane's cache.
+    async fn cache(&self, record: &SessionRecord) -> Result<(), ClientError> {
+        let value = serde_json::to_vec(record).map_err(|e| {
+            ClientError::new(switchboard_protocol::ErrorCode::Internal, e.to_string())
+        })?;
+        self.backplane
+            .record_put(
+                &RecordKey::new(SESSIONS, &record.session_id),
+                Bytes::from(value),
+                Some(self.ttl),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The session, if it exists: from the cache, else from the store (then cached
+    /// again, with the stream told where its `seq` stands, so a backplane that forgot
+    /// the stream never hands out a `seq` the transcript already has).
     pub async fn get(&self, session_id: &str) -> Result<Option<SessionRecord>, ClientError> {
+        if let Some(record) = self.cached(session_id).await? {
+            return Ok(Some(record));
+        }
+        let Some(row) = self.store.session(session_id).await? else {
+            return Ok(None);
+        };
+        if let Ok(stream) = session_stream(session_id)
+            && let Err(e) = self.backplane.ensure_seq_above(&stream, row.last_seq).await
+        {
+            // NATS cannot raise a stream's seq (it shares one sequence): a backplane
+            // whose sequence restarted below the transcript's is logged, and the
+            // conversation stays reachable.
+            tracing::warn!(session_id, last_seq = row.last_seq, error = %e, "the backplane's seq is below the transcript's");
+        }
+        let record = SessionRecord::from(row);
+        self.cache(&record).await?;
+        Ok(Some(record))
+    }
+
+    /// Drop the cached record (the session was deleted from the store).
+    pub async fn forget(&self, session_id: &str) -> Result<(), ClientError> {
+        self.backplane
+            .record_delete(&RecordKey::new(SESSIONS, session_id))
+            .await?;
+        Ok(())
+    }
+
+    /// The cached record, if the cache holds it.
+    async fn cached(&self, session_id: &str) -> Result<Option<SessionRecord>, ClientError> {
         let Some(bytes) = self
             .backplane
             .record_get(&RecordKey::new(SESSIONS, session_id))

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 /// of lower layers only; modules of one layer do not use each other.
 const LAYERS: &[&[&str]] = &[
     &["error", "metrics", "shutdown", "config"],
-    &["ids", "backplane"],
+    &["ids", "backplane", "store"],
     &["records"],
     &["access"],
+    &["conversations"],
     &["fanout"],
     &["assistant"],
     &["state"],

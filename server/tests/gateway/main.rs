@@ -13,6 +13,7 @@ mod access_jwt;
 mod access_retrieval;
 mod access_tenancy;
 mod chaos_turns;
+mod conversations_durable;
 mod drain;
 mod http_ops;
 mod layers;

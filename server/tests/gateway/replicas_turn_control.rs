@@ -225,6 +225,7 @@ async fn control_stream_out_of_reach(backing: Backing) {
         name: "test.sentinel".into(),
         data: json!({}),
         publisher: None,
+        durable: false,
     };
     direct.append(&control, sentinel.clone()).await.unwrap();
     let first = tokio::time::timeout(WAIT, heard.next())

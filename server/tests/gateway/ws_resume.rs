@@ -183,45 +183,45 @@ async fn join_after_seq_within_retention_is_recovered_and_replays_the_tail() {
 }
 
 /// With `--history-max-events 5`, joining with an `after_seq` whose successors were
-/// trimmed answers `recovered:false` and replays from the oldest retained event (a
-/// suffix of the history); joining without `after_seq` is also `recovered:false`.
+/// trimmed (or without `after_seq`) is still `recovered:true`: the replay is the
+/// transcript's events older than the history (messages and turn ends, no starts or
+/// deltas), then the 5 retained events, in `seq` order, each as members saw it live.
 #[tokio::test]
-async fn join_after_trimmed_seq_is_not_recovered_and_replays_oldest_retained() {
+async fn join_after_trimmed_seq_replays_the_transcript_then_the_retained_history() {
     let gw = gateway("5ms", &["--history-max-events", "5"]);
     let mut creator = Client::connect(&gw.ws_url()).await;
     let s = creator.create_session().await;
-    // One after the other: a message still waiting when five newer events arrived
-    // would have left the history before its turn (docs/protocol.md §3.7).
     creator.send_message(&s.id, UNMATCHED_QUESTION).await;
     let mut all = owned(&creator.collect_turns(1).await, &s.id);
     creator.send_message(&s.id, REFUND_QUESTION).await;
     all.extend(owned(&creator.collect_turns(1).await, &s.id));
     assert!(all.len() >= 10, "{}", support::summary(&all));
     let newest = seq(all.last().unwrap());
+    let retained = &all[all.len() - 5..];
 
     for after_seq in [Some(seq(&all[0])), None] {
+        let after = after_seq.unwrap_or(0);
         let mut joiner = Client::connect(&gw.ws_url()).await;
         let joined = joiner.join(&s.id, after_seq, s.key.as_deref()).await;
-        assert_eq!(joined["recovered"], false, "after {after_seq:?}: {joined}");
+        assert_eq!(joined["recovered"], true, "after {after_seq:?}: {joined}");
         assert_eq!(joined["last_seq"], newest, "{joined}");
         let replay = owned(&joiner.collect_until(|f| f["seq"] == newest).await, &s.id);
-        assert!(
-            !replay.is_empty() && replay.len() <= 5,
-            "at most 5 retained: {}",
+        let mut expected: Vec<Value> = all
+            .iter()
+            .filter(|f| seq(f) > after && seq(f) < seq(&retained[0]))
+            .filter(|f| !matches!(ty(f), "turn.start" | "turn.delta"))
+            .cloned()
+            .collect();
+        expected.extend_from_slice(retained);
+        assert_eq!(
+            replay,
+            expected,
+            "after {after_seq:?}: transcript then history; got {}",
             support::summary(&replay)
-        );
-        assert!(
-            all.ends_with(&replay),
-            "replay must be the newest events: {}",
-            support::summary(&replay)
-        );
-        assert!(
-            seq(&replay[0]) > seq(&all[1]),
-            "trimmed events were replayed"
         );
     }
 
-    // An after_seq inside the retained window is still recovered.
+    // An after_seq inside the retained window replays the history alone.
     let inside = seq(&all[all.len() - 3]);
     let mut joiner = Client::connect(&gw.ws_url()).await;
     let joined = joiner.join(&s.id, Some(inside), s.key.as_deref()).await;

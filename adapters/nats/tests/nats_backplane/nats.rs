@@ -29,6 +29,7 @@ fn custom(name: &str, i: i64) -> EventBody {
         name: name.into(),
         data: serde_json::json!(i),
         publisher: None,
+        durable: false,
     }
 }
 
@@ -489,6 +490,7 @@ async fn a_direct_publisher_reaches_history_and_live_with_a_seq() {
             name: "order.updated".into(),
             data: serde_json::json!({"id": 7}),
             publisher: Some("billing".into()),
+            durable: false,
         }
     );
     assert_eq!(live[2].seq, acked_seq);

@@ -268,6 +268,7 @@ async fn a_direct_publisher_shares_the_seq_order() {
             name: "order.updated".into(),
             data: serde_json::json!({"order": 42, "big": u64::MAX}),
             publisher: Some("billing".into()),
+            durable: false,
         }
     );
     assert_eq!(live[2], third);

@@ -23,6 +23,8 @@ const NO_POLL: Duration = Duration::from_secs(3600);
 
 async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> {
     let metrics = Arc::new(Metrics::new().unwrap());
+    let store: Arc<dyn switchboard_store::ConversationStore> =
+        Arc::new(switchboard_store::SqliteStore::in_memory().await.unwrap());
     let services = TurnServices {
         settings: Arc::new(ModelSettingsStore::new(
             backplane.clone(),
@@ -36,13 +38,18 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
         )),
         sessions: Arc::new(SessionStore::new(
             backplane.clone(),
+            store.clone(),
             Duration::from_secs(60),
         )),
     };
     let turns = Turns::new(
         Arc::new(Replica::new(backplane.clone(), metrics.clone(), TIMING)),
         backplane.clone(),
-        Events::new(backplane.clone(), metrics.clone()),
+        Events::new(
+            backplane.clone(),
+            crate::conversations::TranscriptWriter::start(store, metrics.clone()),
+            metrics.clone(),
+        ),
         Arc::new(KnowledgeBase::new(backplane.clone())),
         Arc::new(OfflineAgent::new(delay)),
         services,
@@ -984,6 +991,7 @@ async fn a_message_after_a_long_history_is_answered() {
             name: "filler".into(),
             data: serde_json::json!(n),
             publisher: None,
+            durable: false,
         };
         backplane.append(&stream, filler).await.unwrap();
     }

@@ -1,6 +1,6 @@
 //! The `/v1` HTTP API (docs/protocol.md §6): publishing into streams, operator
-//! messages (human handoff), session history, knowledge-base and model-settings
-//! administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
+//! messages (human handoff), session history, conversations (list, rename, delete,
+//! export, erase, retention), knowledge-base and model-settings administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
 //! describes it for machines ([`openapi`]).
 //!
 //! Handlers authenticate with [`Authed`](super::credentials::Authed) (before the body
@@ -8,6 +8,7 @@
 //! deployment-wide, JWT roles count within the token's own org, and a session of
 //! another org is `not_found`, exactly like one that does not exist.
 
+pub mod conversations;
 pub mod documents;
 pub mod model_settings;
 pub mod openapi;
@@ -31,6 +32,8 @@ use crate::state::AppState;
 
 /// Largest document body (`POST /v1/admin/documents`): 1 MiB of text plus the rest.
 const MAX_DOCUMENT_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Largest body of a rename or a retention setting.
+const MAX_SMALL_BODY_BYTES: usize = 16 * 1024;
 /// Largest model-settings body (a long system prompt and a few dozen tools).
 const MAX_SETTINGS_BODY_BYTES: usize = 256 * 1024;
 
@@ -47,6 +50,33 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             body_limit(post(sessions::operator_message), publish_limit),
         )
         .route("/v1/sessions/{session_id}/events", get(sessions::history))
+        .route("/v1/sessions", get(conversations::list_sessions))
+        .route(
+            "/v1/sessions/{session_id}",
+            body_limit(
+                get(conversations::get_session)
+                    .patch(conversations::update_session)
+                    .delete(conversations::delete_session),
+                MAX_SMALL_BODY_BYTES,
+            ),
+        )
+        .route(
+            "/v1/sessions/{session_id}/export",
+            get(conversations::export_session),
+        )
+        .route(
+            "/v1/admin/users/{user_id}/erase",
+            post(conversations::erase_user),
+        )
+        .route(
+            "/v1/admin/retention",
+            body_limit(
+                get(conversations::get_retention)
+                    .put(conversations::put_retention)
+                    .delete(conversations::delete_retention),
+                MAX_SMALL_BODY_BYTES,
+            ),
+        )
         .route(
             "/v1/admin/documents",
             body_limit(
@@ -84,7 +114,13 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(600));
     Ok(router.layer(cors))

@@ -4,6 +4,11 @@
 use axum::Json;
 use utoipa::OpenApi;
 
+use super::conversations::{
+    __path_delete_retention, __path_delete_session, __path_erase_user, __path_export_session,
+    __path_get_retention, __path_get_session, __path_list_sessions, __path_put_retention,
+    __path_update_session, DeletedSession, RetentionBody, SessionChangeBody,
+};
 use super::documents::{
     __path_delete_document, __path_list_documents, __path_put_document, AclBody, DocumentBody,
     DocumentList, DocumentRef, DocumentRequest,
@@ -19,6 +24,9 @@ use super::sessions::{
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
+use switchboard_protocol::conversation::{
+    ErasureReport, ExportFormat, ListScope, SessionListing, SessionState, SessionSummary,
+};
 
 struct BearerAuth;
 
@@ -43,12 +51,16 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; manage the knowledge base and per-org model settings. See docs/http-api.md."),
-    paths(publish, operator_message, history, put_document, list_documents, delete_document,
+    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base and per-org model settings. See docs/http-api.md."),
+    paths(publish, operator_message, history, list_sessions, get_session, update_session,
+        delete_session, export_session, erase_user, get_retention, put_retention,
+        delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
-        DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec)),
+        DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
+        SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
+        DeletedSession, ErasureReport, RetentionBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

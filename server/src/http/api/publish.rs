@@ -49,6 +49,10 @@ pub struct PublishRequest {
     /// The org of a `user` target (publisher keys only; default `--default-org`).
     #[serde(default)]
     pub org_id: Option<String>,
+    /// Keep the event in the conversation's transcript (session targets only), so
+    /// it replays and exports after the backplane's history dropped it.
+    #[serde(default)]
+    pub durable: bool,
 }
 
 /// Where the event landed.
@@ -78,6 +82,11 @@ pub async fn publish(
         check_len("idempotency_key", key, 128)?;
     }
     let on_behalf_of = request.org_id.as_deref();
+    if request.durable && !matches!(request.target, PublishTarget::Session(_)) {
+        return Err(ApiError(ClientError::bad_request(
+            "durable applies to session targets only: user and org streams have no transcript",
+        )));
+    }
     let stream = match &request.target {
         PublishTarget::Session(session_id) => {
             let record = session_record(&state, session_id).await?;
@@ -110,6 +119,7 @@ pub async fn publish(
         name: request.name,
         data: request.data,
         publisher: Some(publisher.name),
+        durable: request.durable,
     };
     let seq = match state
         .events

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use super::{check_len, refused, session_record};
 use crate::access::policy;
+use crate::conversations::TranscriptReader;
 use crate::error::ClientError;
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ApiJson, ErrorBody};
@@ -88,13 +89,15 @@ pub struct HistoryQuery {
     pub limit: Option<usize>,
 }
 
-/// A session's retained history.
+/// A session's events after `after_seq`: older ones from its transcript (no deltas),
+/// then the backplane's history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryResponse {
     pub session_id: String,
     /// The stream's newest `seq`.
     pub last_seq: u64,
-    /// True when retention removed events after `after_seq`.
+    /// True when events after `after_seq` are missing: the history dropped them and
+    /// the transcript does not keep them.
     pub trimmed: bool,
     /// Events exactly as sockets receive them, oldest first.
     #[schema(value_type = Vec<Object>)]
@@ -125,15 +128,29 @@ pub async fn history(
         .read(&stream, query.after_seq, limit)
         .await
         .map_err(ClientError::from)?;
-    let events = replay
-        .events
+    // Older than the history: the transcript, as joins replay it.
+    let after = query.after_seq.unwrap_or(0);
+    let first = replay.events.first().map(|e| e.seq);
+    let mut trimmed = replay.trimmed;
+    let mut older = Vec::new();
+    if TranscriptReader::needed(&stream, after, first, replay.last_seq) {
+        older = TranscriptReader::new(state.conversations.store().clone())
+            .page(&stream, after, first)
+            .await
+            .map_err(ClientError::from)?;
+        trimmed = false;
+    }
+    let last_seq = replay.last_seq.max(older.last().map_or(0, |e| e.seq));
+    let events = older
         .iter()
+        .chain(replay.events.iter())
+        .take(limit)
         .filter_map(|event| serde_json::to_value(EventFrame::new(&stream, event)).ok())
         .collect();
     Ok(Json(HistoryResponse {
         session_id,
-        last_seq: replay.last_seq,
-        trimmed: replay.trimmed,
+        last_seq,
+        trimmed,
         events,
     }))
 }
