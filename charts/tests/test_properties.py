@@ -461,4 +461,5 @@ def test_notes_tell_how_to_reach_the_gateway():
     notes = chart.render_set("defaults").notes
     assert "port-forward service/sb-switchboard 8080:80" in notes
     assert "backplane.type to redis or nats" in notes
+    assert "on the claim sb-switchboard-data" in notes and "store.type to postgres" in notes
     assert "existingSecret" in chart.render_set("redis").notes
