@@ -22,11 +22,15 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 switchboard \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
-       --home-dir /nonexistent --shell /usr/sbin/nologin switchboard
+       --home-dir /nonexistent --shell /usr/sbin/nologin switchboard \
+    && install -d -o 10001 -g 10001 -m 0750 /data
 COPY --from=build /out/switchboard /usr/local/bin/switchboard
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
 ENV SWITCHBOARD_BIND=0.0.0.0:8080
+# The SQLite store's directory, owned by the user above (mount a volume there to keep
+# conversations); the Helm chart mounts its claim at the same path.
+ENV SWITCHBOARD_DATA_DIR=/data
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/switchboard"]
 CMD ["serve"]

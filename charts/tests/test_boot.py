@@ -2,17 +2,22 @@
 
 A small stand-in for the kubelet turns the rendered container into a process: it
 resolves secretKeyRefs (from the chart's Secret, or the operator's Secrets the test
-plays), the pod name, `$(VAR)` references as Kubernetes substitutes them, and secret
-files mounted where the variables point. Then the gateway must start, answer
-/health and /ready over a real Redis or NATS with credentials, accept the API keys
-it was given, and on SIGTERM drain and exit 0 well inside the pod's grace period.
-Only the listen address changes (port 0 on 127.0.0.1), so tests can run side by side.
+plays), the pod name, `$(VAR)` references as Kubernetes substitutes them, secret
+files mounted where the variables point, and a directory for each other volume (the
+SQLite data volume). Then the gateway must start, answer /health and /ready over a
+real Redis or NATS with credentials, keep conversations where the chart said (the
+SQLite file on the data volume, or a real PostgreSQL whose URL came from a Secret),
+accept the API keys it was given, and on SIGTERM drain and exit 0 well inside the
+pod's grace period. Only the listen address changes (port 0 on 127.0.0.1), so tests
+can run side by side.
 """
 
 from __future__ import annotations
 
 import base64
+import glob
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -60,8 +65,9 @@ def accepts(port: int) -> bool:
 
 
 @contextmanager
-def server(argv: list[str], port: int):
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def server(argv: list[str], port: int, user: pwd.struct_passwd | None = None):
+    as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user)
     try:
         wait_for(lambda: accepts(port), argv[0])
         yield
@@ -89,6 +95,53 @@ def nats_with_user(user: str, password: str):
             yield port
 
 
+def postgres_tool(name: str) -> str:
+    """A PostgreSQL server program: on PATH, or where Debian's packages put it."""
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    assert found, f"{name} is missing: install Debian's postgresql package"
+    return found
+
+
+@contextmanager
+def postgres_with_user(user: str, password: str):
+    """A throwaway PostgreSQL cluster on a free port; `user` (with `password`) owns it,
+    so may create the gateway's schema on first start, as the deploy guide asks."""
+    port = free_port()
+    # PostgreSQL refuses to run as root: then the cluster belongs to an unprivileged user.
+    owner = None
+    if os.getuid() == 0:
+        names = {entry.pw_name: entry for entry in pwd.getpwall()}
+        owner = names.get("postgres") or names["nobody"]
+    with tempfile.TemporaryDirectory() as root:
+        if owner:
+            os.chown(root, owner.pw_uid, owner.pw_gid)
+        password_file = Path(root) / "password"
+        password_file.write_text(password + "\n")
+        if owner:
+            os.chown(password_file, owner.pw_uid, owner.pw_gid)
+        as_owner = {"user": owner.pw_uid, "group": owner.pw_gid, "extra_groups": []} if owner else {}
+        initdb = [postgres_tool("initdb"), "-D", f"{root}/data", "-U", user, f"--pwfile={password_file}"]
+        initdb += ["--auth=scram-sha-256", "--no-sync", "--no-instructions"]
+        subprocess.run(initdb, check=True, capture_output=True, **as_owner)
+        argv = [postgres_tool("postgres"), "-D", f"{root}/data", "-p", str(port), "-k", root]
+        argv += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+        with server(argv, port, owner):
+            yield port
+
+
+def postgres_tables(port: int, user: str, password: str) -> list[str]:
+    """The tables in the `postgres` database's public schema."""
+    query = "select table_name from information_schema.tables where table_schema = 'public' order by 1"
+    result = subprocess.run(
+        [postgres_tool("psql"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres", "-Atc", query],
+        env={**os.environ, "PGPASSWORD": password},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.split()
+
+
 def pod_process_inputs(rendered: chart.Rendered, external_secrets: dict, root: Path):
     """(argv, env) for the rendered container, as the kubelet would start it."""
     secrets = {name: dict(data) for name, data in external_secrets.items()}
@@ -96,7 +149,7 @@ def pod_process_inputs(rendered: chart.Rendered, external_secrets: dict, root: P
     if made:
         secrets[made["metadata"]["name"]] = {k: base64.b64decode(v).decode() for k, v in made["data"].items()}
 
-    # Volumes: secret items become files under a temporary directory per mount.
+    # Volumes: a temporary directory per mount; secret items become files in it.
     volumes = {v["name"]: v for v in rendered.pod["spec"]["volumes"]}
     mounts = {}
     for mount in rendered.container["volumeMounts"]:
@@ -119,7 +172,7 @@ def pod_process_inputs(rendered: chart.Rendered, external_secrets: dict, root: P
                 item["value"],
             )
             for mount_path, directory in mounts.items():
-                if value.startswith(mount_path + "/"):
+                if value == mount_path or value.startswith(mount_path + "/"):
                     value = directory + value[len(mount_path) :]
         elif "fieldRef" in item["valueFrom"]:
             assert item["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
@@ -147,7 +200,8 @@ def http(base: str, path: str, key: str | None = None) -> tuple[int, str]:
 
 def boot_and_drain(rendered: chart.Rendered, external_secrets: dict, check=None):
     """Start the pod's process; check health, readiness and metrics; SIGTERM it and
-    return the seconds it took to exit (asserting exit code 0)."""
+    return the seconds it took to exit (asserting exit code 0). With SQLite, the
+    database file must be on the data volume by then."""
     assert BINARY.is_file(), f"{BINARY} is missing: build it with cargo build -p switchboard"
     with tempfile.TemporaryDirectory() as tmp:
         argv, env = pod_process_inputs(rendered, external_secrets, Path(tmp))
@@ -177,6 +231,13 @@ def boot_and_drain(rendered: chart.Rendered, external_secrets: dict, check=None)
             process.stdout.close()
             process.stderr.close()
         assert code == 0, stderr
+        if env["SWITCHBOARD_STORE"] == "sqlite":
+            data_dir = env["SWITCHBOARD_DATA_DIR"]
+            assert data_dir.startswith(tmp), "the data directory is not on a volume"
+            assert (Path(data_dir) / "switchboard.db").is_file(), f"no switchboard.db in the data volume: {stderr}"
+        else:
+            password = re.match(r"^postgres(?:ql)?://[^:/@]*:([^@]+)@", env["SWITCHBOARD_STORE"]).group(1)
+            assert password not in stderr, "the PostgreSQL password leaked into the logs"
         # Nothing the gateway logs may contain the secrets the pod was given.
         for name in chart.SECRET_ENV & env.keys():
             for part in env[name].replace(",", ":").split(":"):
@@ -227,7 +288,8 @@ def test_memory_release_boots_and_drains():
 
 def test_redis_release_with_password_from_a_secret_boots_and_drains():
     password = "redis-password-0123456789"
-    with redis_with_password(password) as port:
+    pg_password = "pg-password-0123456789"
+    with redis_with_password(password) as port, postgres_with_user("switchboard", pg_password) as pg_port:
         values = {
             "replicaCount": 3,
             "backplane": {
@@ -235,16 +297,26 @@ def test_redis_release_with_password_from_a_secret_boots_and_drains():
                 "url": f"redis://127.0.0.1:{port}",
                 "password": {"existingSecret": "sb-redis", "key": "redis-password"},
             },
+            "store": {"type": "postgres", "postgres": {"existingSecret": "sb-postgres-app", "existingSecretKey": "uri"}},
             "secrets": {"data": {"adminKeys": f"ops:{ADMIN_SECRET}"}},
             "drain": {"graceSeconds": 5, "preStopSleepSeconds": 1},
         }
         rendered = chart.render(values)
         assert password not in repr(rendered.docs)
-        boot_and_drain(rendered, {"sb-redis": {"redis-password": password}}, api_keys_work)
+        store_url = f"postgresql://switchboard:{pg_password}@127.0.0.1:{pg_port}/postgres"
+        external = {"sb-redis": {"redis-password": password}, "sb-postgres-app": {"uri": store_url}}
+        assert postgres_tables(pg_port, "switchboard", pg_password) == []
+        boot_and_drain(rendered, external, api_keys_work)
+        # The migrations ran at start, in the database the Secret named.
+        assert postgres_tables(pg_port, "switchboard", pg_password) != []
 
 
-def test_nats_release_with_url_from_an_existing_secret_and_a_mounted_public_key_boots():
-    with nats_with_user("switchboard", "nats-password-0123456789") as port:
+def test_nats_release_with_urls_from_an_existing_secret_and_a_mounted_public_key_boots():
+    pg_password = "pg-password-abcdef0123456789"
+    with (
+        nats_with_user("switchboard", "nats-password-0123456789") as port,
+        postgres_with_user("sb", pg_password) as pg_port,
+    ):
         values = chart.load_values("existing-secret")
         values["backplane"]["type"] = "nats"
         values["model"] = {"provider": "offline"}
@@ -255,8 +327,10 @@ def test_nats_release_with_url_from_an_existing_secret_and_a_mounted_public_key_
             "admin-keys": f"ops:{ADMIN_SECRET}",
             "openai-key": "sk-unused-0123456789abcdef",
             "redis-url": f"nats://switchboard:nats-password-0123456789@127.0.0.1:{port}",
+            "store-url": f"postgres://sb:{pg_password}@127.0.0.1:{pg_port}/postgres",
         }
         boot_and_drain(rendered, {"switchboard-secrets": operator_secret}, api_keys_and_publisher_key_work)
+        assert postgres_tables(pg_port, "sb", pg_password) != []
 
 
 def test_a_wrong_backplane_password_keeps_the_pod_from_starting():

@@ -92,6 +92,19 @@ def test_final_image_agrees_with_the_chart():
     assert final[0].startswith("debian:"), "the preStop hook needs coreutils in the image"
 
 
+def test_final_image_has_a_data_directory_its_user_can_write():
+    """The default SQLite store lives in SWITCHBOARD_DATA_DIR: the image points it at a
+    directory it creates for its own user, the path where the chart mounts its volume."""
+    final = stages()[-1]
+    env = dict(re.fullmatch(r"(\w+)=(\S+)", e).groups() for e in instructions(final, "ENV"))
+    data_dir = env["SWITCHBOARD_DATA_DIR"]
+    assert data_dir == chart.render_set("defaults").env()["SWITCHBOARD_DATA_DIR"]["value"]
+    user = instructions(final, "USER")[-1]
+    runs = " ".join(instructions(final, "RUN"))
+    owner, group = user.split(":")
+    assert f"install -d -o {owner} -g {group} -m 0750 {data_dir}" in runs
+
+
 def test_build_context_keeps_what_cargo_needs_and_drops_target():
     patterns = dockerignore_patterns()
     assert ignored("target", patterns) and ignored(".git", patterns)

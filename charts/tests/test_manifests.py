@@ -35,7 +35,8 @@ def test_expected_objects_for_each_value_set():
     """Each optional part appears exactly when its value set asks for it."""
     always = ["Deployment", "PodDisruptionBudget", "Service", "ServiceAccount"]
     expected = {
-        "defaults": always,
+        "defaults": always + ["PersistentVolumeClaim"],
+        "sqlite": always + ["PersistentVolumeClaim"],
         "redis": always + ["Secret"],
         "nats": always + ["Secret"],
         "ingress-nginx": always + ["Ingress"],

@@ -1,5 +1,6 @@
 """The properties of the rendered release that matter to an operator: probes, drain
-timing, secrets, security, spreading, and that the objects point at each other."""
+timing, secrets, the conversation store, security, spreading, and that the objects
+point at each other."""
 
 import base64
 import re
@@ -62,6 +63,7 @@ def secret_strings(values):
     """Every secret text a value set holds (to look for it in the pod spec)."""
     data = values.get("secrets", {}).get("data", {})
     found = [v for v in data.values() if v]
+    found += [url for url in [values.get("store", {}).get("postgres", {}).get("url")] if url]
     # The parts of each key list and URL too, so a partial leak is caught.
     for text in list(found):
         found += [part.split(":", 1)[-1] for part in text.split(",")]
@@ -76,6 +78,9 @@ def test_secrets_are_referenced_never_inlined(value_set):
     for name in chart.SECRET_ENV & env.keys():
         assert set(env[name]) == {"name", "valueFrom"}, f"{name} is a literal"
         assert "secretKeyRef" in env[name]["valueFrom"], name
+    # The store is named (sqlite) or its URL comes from a Secret, never written here.
+    store = env["SWITCHBOARD_STORE"]
+    assert store == {"name": "SWITCHBOARD_STORE", "value": "sqlite"} or set(store["valueFrom"]) == {"secretKeyRef"}
     backplane = env.get("SWITCHBOARD_BACKPLANE")
     if backplane is not None and "value" in backplane:
         userinfo = re.match(r"^[a-z]+://([^/]*)@", backplane["value"])
@@ -100,6 +105,7 @@ def test_every_secret_reference_resolves(value_set):
     made = rendered.maybe("Secret")
     made_keys = set(made["data"]) if made else set()
     external = {values["secrets"]["existingSecret"], values["backplane"]["password"]["existingSecret"]}
+    external.add(values["store"]["postgres"]["existingSecret"])
     external |= {e["valueFrom"]["secretKeyRef"]["name"] for e in values["extraEnv"] if "valueFrom" in e}
     for item in rendered.container["env"]:
         ref = item.get("valueFrom", {}).get("secretKeyRef")
@@ -155,6 +161,7 @@ def test_existing_secret_is_used_and_none_is_created():
         "SWITCHBOARD_ADMIN_KEYS": {"name": "switchboard-secrets", "key": "admin-keys"},
         "SWITCHBOARD_MODEL_API_KEY": {"name": "switchboard-secrets", "key": "openai-key"},
         "SWITCHBOARD_BACKPLANE": {"name": "switchboard-secrets", "key": "redis-url"},
+        "SWITCHBOARD_STORE": {"name": "switchboard-secrets", "key": "store-url"},
     }
     assert env["SWITCHBOARD_JWT_PUBLIC_KEY_FILE"]["value"] == "/etc/switchboard/secrets/jwt-public-key.pem"
     assert env["SWITCHBOARD_JWT_ALGORITHM"]["value"] == "RS256"
@@ -259,7 +266,105 @@ def test_replicas_spread_over_nodes_and_zones(value_set):
 
 def test_rollout_adds_a_pod_before_removing_one():
     strategy = chart.render_set("redis").get("Deployment")["spec"]["strategy"]
-    assert strategy["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert strategy == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+@pytest.mark.parametrize("value_set", ["defaults", "sqlite"])
+def test_sqlite_rollout_stops_the_old_pod_first(value_set):
+    """Two pods never hold the ReadWriteOnce volume and the SQLite file at once."""
+    assert chart.render_set(value_set).get("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    disabled = chart.render({"store": {"sqlite": {"persistence": {"enabled": False}}}})
+    assert disabled.get("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def data_volume(rendered: chart.Rendered) -> dict:
+    """The volume mounted where SWITCHBOARD_DATA_DIR points."""
+    data_dir = rendered.env()["SWITCHBOARD_DATA_DIR"]["value"]
+    mount = next(m for m in rendered.container["volumeMounts"] if m["mountPath"] == data_dir)
+    assert not mount.get("readOnly", False)
+    return next(v for v in rendered.pod["spec"]["volumes"] if v["name"] == mount["name"])
+
+
+def test_sqlite_keeps_the_database_on_a_claim():
+    rendered = chart.render_set("defaults")
+    env = rendered.env()
+    assert env["SWITCHBOARD_STORE"]["value"] == "sqlite"
+    assert env["SWITCHBOARD_DATA_DIR"]["value"] == "/data"
+    # SQLite's temporary files go to the volume, not to the 64Mi /tmp.
+    assert env["SQLITE_TMPDIR"]["value"] == "/data"
+    assert env["SWITCHBOARD_RETENTION_DAYS"]["value"] == "90"
+    assert "SWITCHBOARD_STORE_MAX_CONNECTIONS" not in env
+    claim = rendered.get("PersistentVolumeClaim")
+    assert data_volume(rendered) == {"name": "data", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}
+    assert claim["metadata"]["name"] == "sb-switchboard-data"
+    assert claim["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    # `helm uninstall` does not take the conversations with it.
+    assert claim["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    # The pod (uid 10001, read-only root) can write the volume: it is group-owned by fsGroup.
+    assert rendered.pod["spec"]["securityContext"]["fsGroup"] == 10001
+
+    custom = chart.render_set("sqlite")
+    claim = custom.get("PersistentVolumeClaim")
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "5Gi"
+    assert "annotations" not in claim["metadata"]
+    assert custom.env()["SWITCHBOARD_RETENTION_DAYS"]["value"] == "30"
+
+    no_class = chart.render({"store": {"sqlite": {"persistence": {"storageClass": "-"}}}})
+    assert no_class.get("PersistentVolumeClaim")["spec"]["storageClassName"] == ""
+
+
+def test_sqlite_on_an_existing_claim_or_without_persistence():
+    existing = chart.render({"store": {"sqlite": {"persistence": {"existingClaim": "chat-data"}}}})
+    assert existing.maybe("PersistentVolumeClaim") is None
+    assert data_volume(existing)["persistentVolumeClaim"] == {"claimName": "chat-data"}
+    ephemeral = chart.render({"store": {"sqlite": {"persistence": {"enabled": False}}}})
+    assert ephemeral.maybe("PersistentVolumeClaim") is None
+    assert data_volume(ephemeral)["emptyDir"] == {}
+    assert "on an emptyDir: conversations are lost" in ephemeral.notes
+
+
+@pytest.mark.parametrize("value_set", [s for s in chart.VALUE_SETS if s not in ("defaults", "sqlite")])
+def test_postgres_store_url_comes_from_a_secret(value_set):
+    rendered = chart.render_set(value_set)
+    env = rendered.env()
+    values = chart.chart().merge_values(rendered.values)["store"]
+    assert values["type"] == "postgres"
+    ref = env["SWITCHBOARD_STORE"]["valueFrom"]["secretKeyRef"]
+    if values["postgres"]["existingSecret"]:
+        assert ref == {"name": values["postgres"]["existingSecret"], "key": values["postgres"]["existingSecretKey"]}
+    else:
+        made = rendered.get("Secret")
+        assert ref == {"name": made["metadata"]["name"], "key": "store-url"}
+        assert base64.b64decode(made["data"]["store-url"]).decode() == values["postgres"]["url"]
+    assert env["SWITCHBOARD_STORE_MAX_CONNECTIONS"]["value"] == str(values["postgres"]["maxConnections"])
+    assert env["SWITCHBOARD_RETENTION_DAYS"]["value"] == str(values["retentionDays"])
+    # No data volume: every replica shares the database.
+    assert "SWITCHBOARD_DATA_DIR" not in env and "SQLITE_TMPDIR" not in env
+    assert rendered.maybe("PersistentVolumeClaim") is None
+    assert "data" not in {v["name"] for v in rendered.pod["spec"]["volumes"]}
+
+
+def test_a_changed_store_url_rolls_the_pods():
+    rendered = chart.render_set("nats")
+    changed = chart.load_values("nats")
+    changed["store"]["postgres"]["url"] = "postgres://switchboard:another-password-0123@pg:5432/switchboard"
+    annotation = "checksum/secret"
+    assert (
+        chart.render(changed).pod["metadata"]["annotations"][annotation]
+        != rendered.pod["metadata"]["annotations"][annotation]
+    )
+    # A Secret that holds only the store URL is still the chart's to create and hash.
+    only_store = chart.render(
+        {
+            "replicaCount": 2,
+            "backplane": {"type": "redis", "url": "redis://redis:6379"},
+            "store": {"type": "postgres", "postgres": {"url": "postgres://u:pg-password-0123@pg/chat"}},
+        }
+    )
+    assert list(only_store.get("Secret")["data"]) == ["store-url"]
+    assert "checksum/secret" in only_store.pod["metadata"]["annotations"]
+    assert "store.postgres.existingSecret" in only_store.notes
 
 
 def test_autoscaler_owns_the_replica_count():
@@ -328,6 +433,8 @@ def test_settings_reach_the_gateway_environment():
         "SWITCHBOARD_KNOWLEDGE_FILE": "/etc/switchboard/knowledge/knowledge.json",
         "SWITCHBOARD_MAX_QUEUED_TURNS": "4",
         "SWITCHBOARD_BACKPLANE_PREFIX": "tenant-a",
+        "SWITCHBOARD_RETENTION_DAYS": "30",
+        "SWITCHBOARD_STORE_MAX_CONNECTIONS": "25",
     } == literal
     assert env["SWITCHBOARD_SERVER_ID"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     origins = chart.render_set("redis").env()
@@ -354,4 +461,5 @@ def test_notes_tell_how_to_reach_the_gateway():
     notes = chart.render_set("defaults").notes
     assert "port-forward service/sb-switchboard 8080:80" in notes
     assert "backplane.type to redis or nats" in notes
+    assert "on the claim sb-switchboard-data" in notes and "store.type to postgres" in notes
     assert "existingSecret" in chart.render_set("redis").notes

@@ -15,18 +15,34 @@ def refused(values, error=helm.HelmError):
 
 
 REDIS = {"backplane": {"type": "redis", "url": "redis://redis:6379"}}
+POSTGRES = {"store": {"type": "postgres", "postgres": {"existingSecret": "pg-app", "existingSecretKey": "uri"}}}
+PG_URL = "postgres://switchboard:pg-password-0123456789@pg:5432/chat"
 
 
 def test_memory_backplane_with_two_replicas_is_refused():
-    message = refused({"replicaCount": 2}, helm.HelmRenderError)
+    message = refused({"replicaCount": 2, **POSTGRES}, helm.HelmRenderError)
     assert "backplane.type is memory" in message and "2 replicas" in message
     # The same replicas over Redis render.
-    assert chart.render({"replicaCount": 2, **REDIS}).get("Deployment")["spec"]["replicas"] == 2
+    assert chart.render({"replicaCount": 2, **REDIS, **POSTGRES}).get("Deployment")["spec"]["replicas"] == 2
 
 
 def test_memory_backplane_with_autoscaling_is_refused():
-    message = refused({"autoscaling": {"enabled": True, "maxReplicas": 5}}, helm.HelmRenderError)
+    message = refused({"autoscaling": {"enabled": True, "maxReplicas": 5}, **POSTGRES}, helm.HelmRenderError)
     assert "backplane.type is memory" in message and "5 replicas" in message
+
+
+def test_sqlite_store_with_two_replicas_is_refused():
+    message = refused({"replicaCount": 2, **REDIS}, helm.HelmRenderError)
+    assert "store.type is sqlite" in message and "2 replicas" in message
+    assert "use store.type=postgres" in message
+    # The same replicas with PostgreSQL render.
+    assert chart.render({"replicaCount": 2, **REDIS, **POSTGRES}).get("Deployment")["spec"]["replicas"] == 2
+
+
+def test_sqlite_store_with_autoscaling_is_refused():
+    message = refused({"autoscaling": {"enabled": True, "maxReplicas": 5}, **REDIS}, helm.HelmRenderError)
+    assert "store.type is sqlite" in message and "5 replicas" in message
+    assert chart.render({"autoscaling": {"enabled": True}, **REDIS, **POSTGRES}).maybe("HorizontalPodAutoscaler")
 
 
 @pytest.mark.parametrize(
@@ -48,6 +64,13 @@ def test_memory_backplane_with_autoscaling_is_refused():
         ({"podSecurityContext": {"runAsNonRoot": False}}, "/podSecurityContext/runAsNonRoot"),
         ({"secrets": {"data": {"toolSigningKey": "too-short"}}}, "/secrets/data/toolSigningKey"),
         ({"autoscaling": {"targetCPUUtilizationPercentage": 150}}, "/autoscaling/targetCPUUtilizationPercentage"),
+        ({"store": {"type": "mysql"}}, "/store/type"),
+        ({"store": {"type": "postgres", "postgres": {"url": "mysql://u:p@db/chat"}}}, "/store/postgres/url"),
+        ({"store": {"retentionDays": 0}}, "/store/retentionDays"),
+        ({"store": {"retentionDays": "90d"}}, "/store/retentionDays"),
+        ({"store": {"postgres": {"maxConnections": 0}}}, "/store/postgres/maxConnections"),
+        ({"store": {"sqlite": {"persistence": {"size": "lots"}}}}, "/store/sqlite/persistence/size"),
+        ({"store": {"sqlite": {"persistence": {"accessMode": "ReadWriteMany"}}}}, "'accessMode'"),
     ],
 )
 def test_schema_rejects_a_bad_value(values, where):
@@ -115,8 +138,37 @@ def test_schema_rejects_a_bad_value(values, where):
         ),
         ({"auth": {"jwtAlgorithm": "RS256"}}, "auth.jwtAlgorithm only applies to a public key"),
         (
-            {**REDIS, "autoscaling": {"enabled": True, "minReplicas": 6, "maxReplicas": 3}},
+            {**REDIS, **POSTGRES, "autoscaling": {"enabled": True, "minReplicas": 6, "maxReplicas": 3}},
             "minReplicas is greater than autoscaling.maxReplicas",
+        ),
+        ({"store": {"type": "postgres"}}, "store.type is postgres: set store.postgres.existingSecret"),
+        (
+            {"store": {"type": "postgres", "postgres": {"url": PG_URL, "existingSecret": "pg", "existingSecretKey": "uri"}}},
+            "the PostgreSQL URL is set twice",
+        ),
+        (
+            {"store": {"type": "postgres", "postgres": {"existingSecret": "pg-app"}}},
+            "set store.postgres.existingSecretKey too",
+        ),
+        (
+            {"store": {"type": "postgres", "postgres": {"url": PG_URL, "existingSecretKey": "uri"}}},
+            "store.postgres.existingSecret is empty",
+        ),
+        ({"store": {"postgres": {"url": PG_URL}}}, "store.postgres is set but store.type is sqlite"),
+        (
+            {"store": {"postgres": {"existingSecret": "pg-app", "existingSecretKey": "uri"}}},
+            "store.postgres is set but store.type is sqlite",
+        ),
+        (
+            {
+                "store": {"type": "postgres", "postgres": {"url": PG_URL}},
+                "secrets": {"existingSecret": "mine", "existingSecretKeys": {"adminKeys": "admin"}},
+            },
+            "the chart creates no Secret to hold it",
+        ),
+        (
+            {"extraEnv": [{"name": "SWITCHBOARD_STORE", "value": PG_URL}]},
+            "extraEnv sets SWITCHBOARD_STORE to a literal value",
         ),
     ],
 )
@@ -128,3 +180,7 @@ def test_contradictory_values_are_refused_with_a_reason(values, says):
 def test_a_refused_password_is_not_echoed():
     message = refused({"backplane": {"type": "redis", "url": "redis://:hunter2-password@redis:6379"}})
     assert "hunter2" not in message
+    message = refused({"store": {"postgres": {"url": PG_URL}}})
+    assert "pg-password" not in message
+    message = refused({"store": {"type": "postgres", "postgres": {"url": PG_URL, "existingSecret": "pg"}}})
+    assert "pg-password" not in message

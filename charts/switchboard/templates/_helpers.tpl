@@ -97,6 +97,45 @@ existing Secret is named, else every non-empty value of secrets.data.
 - SWITCHBOARD_TOOL_SIGNING_KEY
 - SWITCHBOARD_BACKPLANE
 - BACKPLANE_PASSWORD
+- SWITCHBOARD_STORE
+{{- end }}
+
+{{/* Where the SQLite store's volume is mounted (SWITCHBOARD_DATA_DIR). */}}
+{{- define "switchboard.dataDir" -}}/data{{- end }}
+
+{{/* Key of the PostgreSQL URL in the Secret the chart creates. */}}
+{{- define "switchboard.storeUrlKey" -}}store-url{{- end }}
+
+{{/*
+The Secret key the pod reads the PostgreSQL URL from, as YAML `{name, key}`; empty
+for SQLite. The operator's Secret when named, else the chart's (from store.postgres.url).
+*/}}
+{{- define "switchboard.storeUrlRef" -}}
+{{- $pg := .Values.store.postgres }}
+{{- if eq .Values.store.type "postgres" }}
+{{- if $pg.existingSecret }}
+{{- toYaml (dict "name" $pg.existingSecret "key" $pg.existingSecretKey) }}
+{{- else if $pg.url }}
+{{- toYaml (dict "name" (include "switchboard.fullname" .) "key" (include "switchboard.storeUrlKey" .)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the chart's own Secret holds the PostgreSQL URL ("true" or empty). */}}
+{{- define "switchboard.storeUrlInChartSecret" -}}
+{{- if and (eq .Values.store.type "postgres") .Values.store.postgres.url (not .Values.store.postgres.existingSecret) }}true{{ end }}
+{{- end }}
+
+{{/* Whether the chart creates a Secret ("true" or empty): secrets.data or store.postgres.url. */}}
+{{- define "switchboard.createsSecret" -}}
+{{- if not .Values.secrets.existingSecret }}
+{{- if or (include "switchboard.secretKeysInUse" . | fromYaml) (include "switchboard.storeUrlInChartSecret" .) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/* The claim that holds the SQLite data directory: the operator's or the chart's. */}}
+{{- define "switchboard.dataClaimName" -}}
+{{- default (printf "%s-data" (include "switchboard.fullname" .)) .Values.store.sqlite.persistence.existingClaim }}
 {{- end }}
 
 {{/* Pods the release runs at most: the HPA's ceiling, or replicaCount. */}}
@@ -158,6 +197,33 @@ says what to change, so `helm install` stops before a pod would crash-loop.
 {{- if and $bp.password.existingSecret (not $bp.url) }}
 {{- fail "backplane.password needs backplane.url (the URL the password is added to)" }}
 {{- end }}
+{{- end }}
+
+{{- $store := $v.store }}
+{{- $pg := $store.postgres }}
+{{- if eq $store.type "sqlite" }}
+{{- if gt $maxReplicas 1 }}
+{{- fail (printf "store.type is sqlite, which keeps conversations on one pod's volume, but this release would run up to %d replicas: use store.type=postgres (with store.postgres.url or store.postgres.existingSecret) for several replicas, or replicaCount: 1 and autoscaling.enabled: false" $maxReplicas) }}
+{{- end }}
+{{- if or $pg.url $pg.existingSecret }}
+{{- fail "store.postgres is set but store.type is sqlite: set store.type to postgres, or clear store.postgres.url and store.postgres.existingSecret" }}
+{{- end }}
+{{- else }}
+{{- if and $pg.url $pg.existingSecret }}
+{{- fail "the PostgreSQL URL is set twice: in store.postgres.url and through store.postgres.existingSecret; keep one" }}
+{{- end }}
+{{- if not (or $pg.url $pg.existingSecret) }}
+{{- fail "store.type is postgres: set store.postgres.existingSecret and .existingSecretKey (a Secret holding the URL), or store.postgres.url" }}
+{{- end }}
+{{- if and $pg.existingSecret (not $pg.existingSecretKey) }}
+{{- fail "store.postgres.existingSecret is set: set store.postgres.existingSecretKey too (the key that holds the URL)" }}
+{{- end }}
+{{- if and $pg.url $v.secrets.existingSecret }}
+{{- fail "store.postgres.url is set, but secrets.existingSecret is too, so the chart creates no Secret to hold it: put the URL in a Secret and name it in store.postgres.existingSecret and .existingSecretKey" }}
+{{- end }}
+{{- end }}
+{{- if and $pg.existingSecretKey (not $pg.existingSecret) }}
+{{- fail "store.postgres.existingSecretKey is set but store.postgres.existingSecret is empty: name the Secret" }}
 {{- end }}
 
 {{- if $v.secrets.existingSecret }}
