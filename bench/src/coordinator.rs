@@ -683,6 +683,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
             completed_per_sec: m.merged.turns_completed as f64 / window.as_secs_f64(),
             first_delta_us: summary(&m.merged.first_delta),
             delta_latency_us: summary(&m.merged.delta_latency),
+            store_entries_per_sec: None,
         }),
         storm: m.storm.map(|(resumed, failed, all_resumed_ms)| Storm {
             resumed,
@@ -848,6 +849,7 @@ async fn turns(args: crate::TurnsArgs) -> anyhow::Result<Report> {
     let (mut workers, ready) = Workers::spawn(&env, slots, Mode::Turns).await?;
     workers.measure().await?;
     let before = env.sample()?;
+    let written_before = transcript_entries_written(&env).await;
     let workers_cpu_before = workers.cpu_secs();
     let started = Instant::now();
     tokio::time::sleep(args.duration).await;
@@ -855,6 +857,7 @@ async fn turns(args: crate::TurnsArgs) -> anyhow::Result<Report> {
     // Turns in flight finish: a reply is ~20 deltas apart by the agent delay.
     tokio::time::sleep(Duration::from_secs(2) + args.agent_delay * 40).await;
     let after = env.sample()?;
+    let written_after = transcript_entries_written(&env).await;
     let window = started.elapsed();
     let workers_cpu_secs = workers.cpu_secs() - workers_cpu_before;
     let merged = merge(workers.report(&HashMap::new()).await?);
@@ -884,6 +887,41 @@ async fn turns(args: crate::TurnsArgs) -> anyhow::Result<Report> {
             workers_cpu_secs,
         },
     )
+    .map(|mut report| {
+        if let (Some(turns), Some(before), Some(after)) =
+            (report.turns.as_mut(), written_before, written_after)
+        {
+            turns.store_entries_per_sec =
+                Some(after.saturating_sub(before) as f64 / window.as_secs_f64());
+        }
+        report
+    })
+}
+
+/// Transcript entries the gateways wrote to their store so far, from `/metrics`;
+/// `None` when a gateway does not report it.
+async fn transcript_entries_written(env: &Env) -> Option<u64> {
+    const METRIC: &str = "switchboard_transcript_entries_total{outcome=\"written\"}";
+    let client = reqwest::Client::new();
+    let mut total = 0;
+    for gateway in &env.gateways {
+        let text = client
+            .get(format!("http://{}/metrics", gateway.addr))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let value: f64 = text
+            .lines()
+            .find_map(|line| line.strip_prefix(METRIC))?
+            .trim()
+            .parse()
+            .ok()?;
+        total += value as u64;
+    }
+    Some(total)
 }
 
 async fn storm(args: crate::StormArgs) -> anyhow::Result<Report> {

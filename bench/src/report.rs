@@ -81,6 +81,11 @@ pub struct Turns {
     pub first_delta_us: LatencySummary,
     /// Append (`ts`, whole milliseconds) → socket for `turn.delta`: ±1 ms.
     pub delta_latency_us: LatencySummary,
+    /// Transcript entries the gateways wrote to their conversation store per second
+    /// of the window (`switchboard_transcript_entries_total{outcome="written"}`);
+    /// `None` for a gateway without the metric.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_entries_per_sec: Option<f64>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -195,6 +200,12 @@ impl Report {
                 "delta append → socket (±1ms)",
                 &t.delta_latency_us,
             );
+            if let Some(rate) = t.store_entries_per_sec {
+                let _ = writeln!(
+                    out,
+                    "  store writes                 {rate:.0} transcript entries/s"
+                );
+            }
         }
         if let Some(s) = &self.storm {
             let _ = writeln!(
