@@ -145,3 +145,61 @@ async fn fifty_streamed_answers_replay_every_message_from_the_start() {
         "every turn's end"
     );
 }
+
+/// The store is off the delta path: with PostgreSQL frozen (it accepts connections
+/// and answers nothing), a message is accepted and its whole answer streams as usual;
+/// once the store answers again, the transcript holds both, lost nothing.
+#[tokio::test]
+async fn a_frozen_store_holds_back_no_answer_and_loses_nothing() {
+    let postgres = switchboard_testkit::PostgresServer::start();
+    let url = postgres.url();
+    let gw = Gateway::start(&[
+        "--demo-seed",
+        "--offline-agent-delay",
+        "5ms",
+        "--store",
+        url.as_str(),
+    ]);
+    let mut client = Client::connect(&gw.ws_url()).await;
+    let s = client.create_session().await;
+    client.send_message(&s.id, REFUND_QUESTION).await;
+    client.collect_turns(1).await;
+
+    postgres.freeze();
+    let accepted = client.send_message(&s.id, "How does resume work?").await;
+    let question_seq = seq(&accepted);
+    let frames = client.collect_turns(1).await;
+    let deltas = frames.iter().filter(|f| ty(f) == "turn.delta").count();
+    assert!(deltas > 3, "the answer streamed while the store was frozen");
+    let answer_seq = seq(frames
+        .iter()
+        .rev()
+        .find(|f| is_assistant_message(f))
+        .unwrap());
+    postgres.thaw();
+
+    switchboard_testkit::eventually(Duration::from_secs(15), "the transcript catches up", || {
+        let ws_url = gw.ws_url();
+        let s = s.clone();
+        async move {
+            let mut reader = Client::connect(&ws_url).await;
+            reader.join(&s.id, None, s.key.as_deref()).await;
+            let export = reader
+                .request_ok(
+                    "session.export",
+                    serde_json::json!({ "session_id": s.id }),
+                    "session.exported",
+                )
+                .await;
+            let content: Value = serde_json::from_str(export["content"].as_str().unwrap()).unwrap();
+            let seqs: Vec<u64> = content["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect();
+            seqs.contains(&question_seq) && seqs.contains(&answer_seq)
+        }
+    })
+    .await;
+}
