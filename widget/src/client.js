@@ -95,6 +95,13 @@ export function refreshDelay(expiresAtMs, nowMs) {
   return Math.max(0, remaining - margin);
 }
 
+/** An Error with the gateway's error `code` (or `disconnected`, `busy`). */
+function requestError(code, message) {
+  const error = new Error(message || code);
+  error.code = code;
+  return error;
+}
+
 function randomId(prefix) {
   if (globalThis.crypto?.randomUUID) return `${prefix}${globalThis.crypto.randomUUID().replace(/-/g, '')}`;
   let id = '';
@@ -325,6 +332,96 @@ export class SwitchboardClient extends EventTarget {
     this.#lastSeq = null;
     this.#joined = false;
     this.#persist();
+  }
+
+  // ---- conversations of a signed-in user (docs/protocol.md §3.13) ----
+
+  /** Whether the connection is a signed-in user (a JWT with `sub`), who has a list. */
+  get signedIn() {
+    return Boolean(this.#principal && !this.#principal.anonymous && this.#principal.user_id);
+  }
+
+  /**
+   * Start a new conversation now (`session.create`) and make it the current one.
+   * @returns {Promise<{session_id:string, seq:number}>}
+   */
+  newSession() {
+    if (this.#outbox.length) return Promise.reject(requestError('busy', 'a message is still being sent'));
+    this.forgetSession();
+    return new Promise((resolve, reject) => {
+      if (!this.#create((reply) => (reply.type === 'session.created' ? resolve(reply) : reject(requestError(reply.code, reply.message))))) {
+        reject(requestError('disconnected', 'not connected'));
+      }
+    });
+  }
+
+  /**
+   * Make another of the user's conversations the current one: leave this one, join that
+   * one with `after_seq: 0` (its whole history is replayed as `event`s).
+   * @returns {Promise<{session_id:string, last_seq:number, recovered:boolean}>}
+   */
+  openSession(sessionId) {
+    if (this.#outbox.length) return Promise.reject(requestError('busy', 'a message is still being sent'));
+    if (this.#state !== 'online') return Promise.reject(requestError('disconnected', 'not connected'));
+    this.forgetSession();
+    this.#sessionId = sessionId;
+    this.#persist();
+    return new Promise((resolve, reject) => {
+      this.#join({ fromStart: true, onDone: (reply) => (reply.type === 'session.joined' ? resolve(reply) : reject(requestError(reply.code, reply.message))) });
+    });
+  }
+
+  /**
+   * One page of the user's conversations, newest activity first (`session.list`).
+   * @param {{state?:'active'|'archived', cursor?:string, limit?:number}} [options]
+   * @returns {Promise<{sessions:object[], next_cursor?:string}>}
+   */
+  listSessions({ state, cursor, limit } = {}) {
+    const frame = { type: 'session.list', scope: 'mine' };
+    if (state) frame.state = state;
+    if (cursor) frame.cursor = cursor;
+    if (limit) frame.limit = limit;
+    return this.#ask(frame, 'session.listed');
+  }
+
+  /**
+   * Rename, archive or unarchive a conversation (`session.update`).
+   * @returns {Promise<object>} the conversation's summary after the change
+   */
+  async updateSession(sessionId, { title, state } = {}) {
+    const frame = { type: 'session.update', session_id: sessionId };
+    if (title !== undefined) frame.title = title;
+    if (state !== undefined) frame.state = state;
+    return (await this.#ask(frame, 'session.updated')).session;
+  }
+
+  /**
+   * Delete a conversation for good (`session.delete`). Deleting the current one
+   * leaves it first, so the next `send` starts a new conversation.
+   */
+  async deleteSession(sessionId) {
+    if (sessionId === this.#sessionId) this.forgetSession();
+    await this.#ask({ type: 'session.delete', session_id: sessionId }, 'session.deleted');
+  }
+
+  /**
+   * A conversation's transcript as text (`session.export`).
+   * @param {'json'|'markdown'} [format]
+   * @returns {Promise<{session_id:string, format:string, content:string}>}
+   */
+  exportSession(sessionId, format = 'markdown') {
+    return this.#ask({ type: 'session.export', session_id: sessionId, format }, 'session.exported');
+  }
+
+  /** Send a request frame; resolve with its `replyType` reply, reject with its error. */
+  #ask(frame, replyType) {
+    return new Promise((resolve, reject) => {
+      const sent = this.#request(frame, (reply) => {
+        if (reply.type === replyType) resolve(reply);
+        else reject(requestError(reply.code || 'internal', reply.message || `unexpected ${reply.type}`));
+      });
+      if (!sent) reject(requestError('disconnected', 'not connected'));
+    });
   }
 
   // ---- connection lifecycle ----
@@ -566,12 +663,24 @@ export class SwitchboardClient extends EventTarget {
     this.#setState('online');
   }
 
-  #join() {
-    const frame = { type: 'session.join', session_id: this.#sessionId };
+  /**
+   * Join the current session: resume after the last `seq` delivered, or (`fromStart`,
+   * switching conversations) replay it all. `onDone` hears the reply.
+   */
+  #join({ fromStart = false, onDone = null } = {}) {
+    const sessionId = this.#sessionId;
+    const frame = { type: 'session.join', session_id: sessionId };
     if (this.#sessionKey) frame.session_key = this.#sessionKey;
     if (this.#lastSeq !== null) frame.after_seq = this.#lastSeq;
+    else if (fromStart) frame.after_seq = 0;
     const resumed = this.#lastSeq !== null;
-    this.#request(frame, (reply) => {
+    const sent = this.#request(frame, (reply) => {
+      onDone?.(reply);
+      if (sessionId !== this.#sessionId) {
+        // Another conversation was opened meanwhile: this one is not wanted any more.
+        if (reply.type === 'session.joined') this.#sendFrame({ type: 'session.leave', session_id: sessionId });
+        return;
+      }
       if (reply.type === 'session.joined') {
         this.#joined = true;
         this.#becomeOnline();
@@ -601,16 +710,22 @@ export class SwitchboardClient extends EventTarget {
         }
       }
     });
+    if (!sent) onDone?.({ type: 'error', code: 'disconnected', message: 'not connected' });
   }
 
-  #create() {
-    if (this.#creating || this.#sessionId) return;
+  /** Create a session (unless one is being created); `onDone` hears the reply. */
+  #create(onDone = null) {
+    if (this.#creating || this.#sessionId) return false;
     this.#creating = true;
     const frame = { type: 'session.create' };
     if (this.#metadata) frame.metadata = this.#metadata;
     const sent = this.#request(frame, (reply) => {
       this.#creating = false;
-      if (reply.type === 'session.created') {
+      onDone?.(reply);
+      if (reply.type === 'session.created' && this.#sessionId) {
+        // Another conversation was opened meanwhile: that one stays the current one.
+        this.#sendFrame({ type: 'session.leave', session_id: reply.session_id });
+      } else if (reply.type === 'session.created') {
         this.#sessionId = reply.session_id;
         this.#sessionKey = reply.session_key || null;
         this.#lastSeq = typeof reply.seq === 'number' ? reply.seq : null;
@@ -624,6 +739,7 @@ export class SwitchboardClient extends EventTarget {
       }
     });
     if (!sent) this.#creating = false;
+    return Boolean(sent);
   }
 
   #onEvent(event) {

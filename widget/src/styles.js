@@ -77,7 +77,7 @@ export const STYLES = `
   position: absolute; width: 1px; height: 1px; margin: -1px; padding: 0; border: 0;
   overflow: hidden; clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap;
 }
-button, textarea { font: inherit; color: inherit; }
+button, textarea, input { font: inherit; color: inherit; }
 :focus-visible { outline: 3px solid var(--_focus); outline-offset: 2px; }
 
 .panel {
@@ -110,7 +110,13 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
   background: transparent; border: 0; color: inherit; cursor: pointer;
   font-size: 1.4em; line-height: 1; padding: 2px 8px; border-radius: 6px;
 }
-.close:focus-visible { outline-color: var(--_accent-fg); }
+.close:focus-visible, .head-btn:focus-visible { outline-color: var(--_accent-fg); }
+.head-btn {
+  display: grid; place-items: center; width: 32px; height: 32px; padding: 0; flex: none;
+  background: transparent; border: 0; border-radius: 6px; color: inherit; cursor: pointer;
+}
+.head-btn:hover, .head-btn[aria-expanded="true"] { background: rgba(255, 255, 255, 0.18); }
+.head-btn svg { width: 20px; height: 20px; fill: none; stroke: currentColor; stroke-width: 2; stroke-linecap: round; }
 
 .banner {
   padding: 6px 14px; font-size: 0.9em; background: #fff4d6; color: #4d3800;
@@ -181,6 +187,44 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
 }
 .btn.secondary { background: var(--_bg); color: var(--_fg); border-color: var(--_border); }
 .btn:disabled { opacity: 0.6; cursor: default; }
+.btn.danger { background: var(--_danger); border-color: var(--_danger); color: var(--_bg); }
+
+/* The conversation list (signed-in users) takes the place of the log and composer. */
+.panel[data-view="conversations"] .log, .panel[data-view="conversations"] form[part="composer"] { display: none; }
+.conversations {
+  flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 8px;
+  overscroll-behavior: contain;
+}
+.conversations h3 { margin: 0; font-size: 1em; font-weight: 600; }
+.conversations h3:focus { outline: none; }
+.conv-status { margin: 0; font-size: 0.88em; color: var(--_muted); }
+.conv-status[data-kind="error"] { color: var(--_danger); }
+.conv-list { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 8px; }
+.conv { border: 1px solid var(--_border); border-radius: 10px; }
+.conv[data-current] { border-color: var(--_accent); box-shadow: inset 4px 0 0 var(--_accent); }
+.conv-open {
+  display: grid; gap: 1px; width: 100%; padding: 8px 12px 2px; text-align: start;
+  background: transparent; border: 0; border-radius: 10px 10px 0 0; cursor: pointer;
+}
+.conv-open:hover { background: var(--_assistant-bg); }
+.conv-title, .conv-preview { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.conv-title { font-weight: 600; }
+.conv-preview { font-size: 0.88em; color: var(--_muted); }
+.conv-time { font-size: 0.8em; color: var(--_muted); }
+.conv-actions { display: flex; gap: 14px; padding: 0 12px 6px; }
+.link-btn {
+  background: none; border: 0; padding: 2px 0; cursor: pointer; font-size: 0.85em;
+  color: var(--_muted); text-decoration: underline;
+}
+.link-btn:hover { color: var(--_fg); }
+.conv-confirm { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; padding: 4px 12px 8px; }
+.conv-question { flex-basis: 100%; font-size: 0.9em; }
+.conv-rename-form { display: flex; gap: 6px; width: 100%; padding: 0; border: 0; align-items: center; }
+.conv-title-input {
+  flex: 1; min-width: 0; padding: 6px 8px; border: 1px solid var(--_border); border-radius: 8px;
+  background: var(--_bg); color: var(--_fg);
+}
+.conv-more { align-self: center; }
 
 form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid var(--_border); align-items: flex-end; }
 textarea {

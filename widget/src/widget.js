@@ -5,6 +5,8 @@
 // every attribute, property, method and DOM event.
 
 import { SwitchboardClient } from './client.js';
+import { ConversationList } from './conversations.js';
+import { el, icon } from './dom.js';
 import { renderMarkdown, safeUrl } from './markdown.js';
 import { STYLES } from './styles.js';
 
@@ -33,31 +35,9 @@ const STATUS_TEXT = {
   stopped: 'Disconnected',
 };
 
-const SVG_NS = 'http://www.w3.org/2000/svg';
-
-/** The launcher's speech-bubble icon, built as nodes (no HTML parsing, Trusted Types safe). */
+/** The launcher's speech-bubble icon. */
 function chatIcon(doc) {
-  const svg = doc.createElementNS(SVG_NS, 'svg');
-  svg.setAttribute('viewBox', '0 0 24 24');
-  svg.setAttribute('aria-hidden', 'true');
-  svg.setAttribute('focusable', 'false');
-  const path = doc.createElementNS(SVG_NS, 'path');
-  path.setAttribute('d', 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
-  svg.appendChild(path);
-  return svg;
-}
-
-function el(doc, tag, props = {}, children = []) {
-  const node = doc.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null || value === false) continue;
-    if (key === 'className') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key === 'dataset') Object.assign(node.dataset, value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children) if (child) node.appendChild(child);
-  return node;
+  return icon(doc, 'M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z');
 }
 
 let sharedSheet = null;
@@ -91,6 +71,7 @@ export class SwitchboardChat extends HTMLElement {
   #startQueued = false;
   #tokenProvider = null;
   #status = 'idle';
+  #conversations = null;
 
   // Transcript bookkeeping: what is on screen, keyed by the ids the gateway gives.
   #messages = new Map(); // message_id -> element
@@ -239,10 +220,26 @@ export class SwitchboardChat extends HTMLElement {
     return this.#client.send(text);
   }
 
-  /** Leave the current conversation; the next message starts a new one. */
+  /**
+   * Leave the current conversation. A signed-in user gets a new one at once (it shows
+   * in their list); otherwise the next message starts it.
+   */
   newConversation() {
-    this.#client?.forgetSession();
+    const client = this.#client;
+    const idle = client && !client.outbox.length;
+    if (idle && client.signedIn && client.sessionId && client.lastSeq === 0) {
+      // The current conversation has nothing in it yet: it is a new one already.
+      this.#ui.input.focus();
+      return;
+    }
     this.#clearTranscript();
+    if (idle && client.signedIn && client.state === 'online') {
+      client.newSession().catch((error) => this.#notice(`Could not start a new conversation: ${error.message}`));
+    } else {
+      client?.forgetSession();
+    }
+    this.#conversations?.setCurrent(client?.sessionId);
+    this.#ui.input.focus();
   }
 
   // ---- building the UI ----
@@ -260,7 +257,6 @@ export class SwitchboardChat extends HTMLElement {
     const title = el(doc, 'h2', { id: 'sb-title' });
     const dot = el(doc, 'span', { className: 'dot', 'aria-hidden': 'true' });
     const close = el(doc, 'button', { type: 'button', className: 'close', 'aria-label': 'Close chat', text: '×' });
-    const header = el(doc, 'header', { part: 'header' }, [dot, title, close]);
     const banner = el(doc, 'div', { className: 'banner', role: 'status', hidden: true });
     const log = el(doc, 'div', {
       className: 'log',
@@ -276,7 +272,20 @@ export class SwitchboardChat extends HTMLElement {
     const stop = el(doc, 'button', { type: 'button', className: 'btn secondary stop', hidden: true, text: 'Stop', 'aria-label': 'Stop the answer' });
     const sendButton = el(doc, 'button', { type: 'submit', className: 'btn send', part: 'send', text: 'Send' });
     const form = el(doc, 'form', { part: 'composer' }, [label, input, stop, sendButton]);
-    const panel = el(doc, 'section', { id: 'sb-panel', className: 'panel', part: 'panel' }, [header, banner, log, live, form]);
+    const panel = el(doc, 'section', { id: 'sb-panel', className: 'panel', part: 'panel' });
+    const conversations = new ConversationList({
+      panel,
+      client: () => this.#client,
+      onOpen: (sessionId) => this.#openConversation(sessionId),
+      onNew: () => this.newConversation(),
+      onDeleted: (sessionId, wasCurrent) => {
+        if (wasCurrent) this.#clearTranscript();
+        this.#dispatch('switchboard:session', { session_id: null, deleted: sessionId });
+      },
+    });
+    this.#conversations = conversations;
+    const header = el(doc, 'header', { part: 'header' }, [dot, title, conversations.toggleButton, conversations.newButton, close]);
+    panel.append(header, banner, conversations.element, log, live, form);
     this.#root.append(launcher, panel);
     this.#ui = { launcher, title, close, header, banner, log, live, input, stop, sendButton, form, panel, greeting: null };
 
@@ -401,6 +410,7 @@ export class SwitchboardChat extends HTMLElement {
     client.addEventListener('welcome', (e) => {
       const max = e.detail.limits?.max_text_chars;
       if (max) this.#ui.input.maxLength = max;
+      this.#conversations.setAvailable(client.signedIn);
     });
     client.addEventListener('event', (e) => this.#onEvent(e.detail));
     client.addEventListener('outbox', (e) => this.#onOutbox(e.detail));
@@ -408,9 +418,11 @@ export class SwitchboardChat extends HTMLElement {
       if (e.detail.recovered === false) {
         this.#notice('Some earlier messages of this conversation are no longer available.');
       }
+      this.#conversations.setCurrent(e.detail.session_id);
       this.#dispatch('switchboard:session', e.detail);
     });
     client.addEventListener('reset', () => {
+      this.#conversations.setCurrent(null);
       this.#clearTranscript();
       this.#notice('The previous conversation has ended. Your next message starts a new one.');
       this.#dispatch('switchboard:session', { session_id: null, reset: true });
@@ -441,6 +453,33 @@ export class SwitchboardChat extends HTMLElement {
     this.#client?.stop();
     this.#client = null;
     this.#started = false;
+    this.#conversations?.setAvailable(false);
+  }
+
+  /** Show another of the user's conversations: its whole history replays into the log. */
+  #openConversation(sessionId) {
+    const client = this.#client;
+    if (!client) return;
+    if (sessionId === client.sessionId) {
+      this.#conversations.close({ focus: false });
+      this.#ui.input.focus();
+      return;
+    }
+    if (client.outbox.length || client.state !== 'online') {
+      this.#conversations.say(client.outbox.length ? 'Your message is still being sent; try again in a moment.' : 'Not connected; try again in a moment.', 'error');
+      return;
+    }
+    client.openSession(sessionId).then(
+      () => {},
+      (error) => {
+        if (error.code !== 'not_found') this.#notice(`Could not open that conversation: ${error.message}`);
+      },
+    );
+    // The log is cleared at once; the replay fills it (events of the old one are dropped).
+    this.#clearTranscript();
+    this.#conversations.setCurrent(sessionId);
+    this.#conversations.close({ focus: false });
+    this.#ui.input.focus();
   }
 
   #restartIfStarted() {

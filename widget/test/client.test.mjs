@@ -5,69 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SwitchboardClient, backoffDelay, refreshDelay, tokenExpiry, websocketUrl } from '../src/client.js';
-
-/** A WebSocket stand-in the test drives: it records what the client sends. */
-class ScriptedSocket {
-  static all = [];
-  constructor(url, protocol) {
-    this.url = url;
-    this.protocol = protocol;
-    this.readyState = 0;
-    this.sent = [];
-    ScriptedSocket.all.push(this);
-    setTimeout(() => {
-      this.readyState = 1;
-      this.receive({ type: 'welcome', protocol: 1, heartbeat_ms: 25000, principal: { anonymous: true }, limits: { max_text_chars: 8000 } });
-    }, 0);
-  }
-  send(data) {
-    this.sent.push(JSON.parse(data));
-  }
-  close() {
-    this.readyState = 3;
-  }
-  receive(frame) {
-    this.onmessage?.({ data: JSON.stringify(frame) });
-  }
-  /** The server closes the connection. */
-  drop(code = 1006) {
-    this.readyState = 3;
-    this.onclose?.({ code, reason: '' });
-  }
-  frames(type) {
-    return this.sent.filter((f) => f.type === type);
-  }
-}
-
-class MemoryStorage {
-  constructor() {
-    this.map = new Map();
-  }
-  getItem(key) {
-    return this.map.has(key) ? this.map.get(key) : null;
-  }
-  setItem(key, value) {
-    this.map.set(key, String(value));
-  }
-  removeItem(key) {
-    this.map.delete(key);
-  }
-}
+import { MemoryStorage, ScriptedSocket, until } from './support/scripted.mjs';
 
 const FAST = { initialMs: 5, maxMs: 20, factor: 2 };
-
-function until(predicate, what, timeoutMs = 2000) {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const check = () => {
-      const value = predicate();
-      if (value) return resolve(value);
-      if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}`));
-      setTimeout(check, 2);
-    };
-    check();
-  });
-}
 
 function client(options = {}) {
   ScriptedSocket.all = [];
