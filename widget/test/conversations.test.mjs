@@ -289,43 +289,51 @@ test('a long list comes 20 at a time, with Load more until the last page', async
   const frames = recordFrames(page);
   await page.goto(url);
   await online(page);
-  // 24 conversations made over a socket of the page's own (create, then leave, so the
-  // per-connection session limit is never reached).
+  // 22 conversations made over a socket of the page's own: create, then leave (so the
+  // per-connection session limit is never reached), paced under the frame rate limit.
   const created = await page.evaluate(
-    async ({ wsUrl, token }) => {
+    async ({ wsUrl, token, count }) => {
       const ws = new WebSocket(`${wsUrl}?token=${token}`, 'switchboard.v1');
-      const replies = [];
-      let waiting = null;
+      const pending = new Map();
       ws.onmessage = (message) => {
         const frame = JSON.parse(message.data);
-        if (frame.re && waiting) waiting(frame);
+        pending.get(frame.re)?.(frame);
       };
+      const closed = new Promise((_, reject) => {
+        ws.onclose = (close) => reject(new Error(`closed ${close.code} ${close.reason}`));
+      });
+      const ask = (frame) =>
+        Promise.race([
+          closed,
+          new Promise((resolve) => {
+            pending.set(frame.id, resolve);
+            ws.send(JSON.stringify(frame));
+          }),
+        ]);
       await new Promise((resolve) => {
         ws.onopen = resolve;
       });
-      for (let i = 0; i < 24; i += 1) {
-        const reply = await new Promise((resolve) => {
-          waiting = resolve;
-          ws.send(JSON.stringify({ id: `c${i}`, type: 'session.create' }));
-        });
-        replies.push(reply.session_id);
-        await new Promise((resolve) => {
-          waiting = resolve;
-          ws.send(JSON.stringify({ id: `l${i}`, type: 'session.leave', session_id: reply.session_id }));
-        });
+      const ids = [];
+      for (let i = 0; i < count; i += 1) {
+        const reply = await ask({ id: `c${i}`, type: 'session.create' });
+        if (reply.type !== 'session.created') throw new Error(JSON.stringify(reply));
+        ids.push(reply.session_id);
+        await ask({ id: `l${i}`, type: 'session.leave', session_id: reply.session_id });
+        await new Promise((resolve) => setTimeout(resolve, 120));
       }
+      ws.onclose = null;
       ws.close();
-      return replies;
+      return ids;
     },
-    { wsUrl: gateway.url.replace('http:', 'ws:') + '/ws', token: await page.evaluate(() => window.getChatToken()) },
+    { wsUrl: `${gateway.url.replace('http:', 'ws:')}/ws`, token: await page.evaluate(() => window.getChatToken()), count: 22 },
   );
-  assert.equal(new Set(created).size, 24);
+  assert.equal(new Set(created).size, 22);
 
   assert.equal((await openList(page)).length, 20);
   const more = page.locator('switchboard-chat .conv-more');
   assert.equal(await more.isVisible(), true);
   await more.click();
-  await page.waitForFunction(() => document.querySelector('switchboard-chat').shadowRoot.querySelectorAll('li.conv').length === 24);
+  await page.waitForFunction(() => document.querySelector('switchboard-chat').shadowRoot.querySelectorAll('li.conv').length === 22);
   assert.equal(await more.isVisible(), false, 'no more pages');
   const ids = await page.locator(conv.item).evaluateAll((items) => items.map((li) => li.dataset.sessionId));
   assert.deepEqual([...ids].sort(), [...created].sort(), 'each conversation once, none missing');
