@@ -2,7 +2,8 @@
 // and redis-server, each on a free 127.0.0.1 port, each killed when the test ends.
 
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,10 +18,12 @@ export const GATEWAY_BIN = process.env.SWITCHBOARD_BIN || join(TARGET, 'debug/sw
 
 const STARTUP_MS = 30_000;
 const live = new Set();
+const dataDirs = [];
 
-// A test that fails or times out must not leave processes behind.
+// A test that fails or times out must not leave processes (or data) behind.
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
+  for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 /** A free TCP port on 127.0.0.1 (the OS picks; the listener is closed at once). */
@@ -50,7 +53,9 @@ let logNumber = 0;
 
 /**
  * A running `switchboard serve`. `start()` binds `127.0.0.1:0` unless `port` is given
- * (a restart reuses the port, so the browser reconnects to the same URL).
+ * (a restart reuses the port, so the browser reconnects to the same URL). Each gateway
+ * keeps its conversations in a fresh temporary `--data-dir` of its own (kept across
+ * its restarts, removed when the tests end) unless its args name one.
  */
 export class Gateway {
   constructor(args = [], { name = 'gateway', env = {} } = {}) {
@@ -75,6 +80,13 @@ export class Gateway {
     const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', ...this.env };
     for (const key of Object.keys(env)) {
       if (key.startsWith('SWITCHBOARD_') && !(key in this.env)) delete env[key];
+    }
+    if (!this.args.includes('--data-dir') && !('SWITCHBOARD_DATA_DIR' in this.env)) {
+      if (!this.dataDir) {
+        this.dataDir = mkdtempSync(join(tmpdir(), `switchboard-${this.name}-`));
+        dataDirs.push(this.dataDir);
+      }
+      env.SWITCHBOARD_DATA_DIR = this.dataDir;
     }
     logNumber += 1;
     this.logPath = join(ARTIFACTS, `${this.name}-${process.pid}-${logNumber}.log`);
