@@ -37,6 +37,7 @@ export class ConversationList {
   #available = false;
   #currentId = null;
   #nextCursor = null;
+  #state = 'active'; // which conversations are listed: `active` or `archived`
   #loading = 0; // which load is current: an older answer is dropped
   #items = new Map(); // session_id -> {li, summary}
 
@@ -75,6 +76,7 @@ export class ConversationList {
       hidden: true,
     }, [icon(doc, 'M12 5v14M5 12h14')]);
     this.heading = el(doc, 'h3', { id: 'sb-conversations-title', tabindex: '-1', text: 'Conversations' });
+    this.stateButton = el(doc, 'button', { type: 'button', className: 'link-btn conv-state', text: 'Show archived' });
     this.status = el(doc, 'p', { className: 'conv-status', role: 'status' });
     this.list = el(doc, 'ul', { className: 'conv-list', 'aria-labelledby': 'sb-conversations-title' });
     this.more = el(doc, 'button', { type: 'button', className: 'btn secondary conv-more', text: 'Load more', hidden: true });
@@ -84,7 +86,7 @@ export class ConversationList {
       part: 'conversations',
       'aria-labelledby': 'sb-conversations-title',
       hidden: true,
-    }, [this.heading, this.status, this.list, this.more]);
+    }, [el(doc, 'div', { className: 'conv-head' }, [this.heading, this.stateButton]), this.status, this.list, this.more]);
 
     this.toggleButton.addEventListener('click', () => (this.isOpen ? this.close() : this.open()));
     this.newButton.addEventListener('click', () => {
@@ -92,6 +94,7 @@ export class ConversationList {
       this.#onNew();
     });
     this.more.addEventListener('click', () => this.#load({ append: true }));
+    this.stateButton.addEventListener('click', () => this.#show(this.#state === 'active' ? 'archived' : 'active'));
     this.element.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && !event.defaultPrevented) {
         event.stopPropagation(); // closes the list, not the launcher's panel
@@ -120,10 +123,22 @@ export class ConversationList {
 
   open() {
     if (!this.#available) return;
+    this.#show('active', { focus: false });
     this.element.hidden = false;
     this.#panel.dataset.view = 'conversations';
     this.toggleButton.setAttribute('aria-expanded', 'true');
     this.heading.focus();
+  }
+
+  /** List the active or the archived conversations. */
+  #show(state, { focus = true } = {}) {
+    this.#state = state;
+    this.heading.textContent = state === 'archived' ? 'Archived conversations' : 'Conversations';
+    this.stateButton.textContent = state === 'archived' ? 'Show active' : 'Show archived';
+    this.list.replaceChildren();
+    this.#items.clear();
+    this.more.hidden = true;
+    if (focus) this.heading.focus();
     this.#load({ append: false });
   }
 
@@ -147,7 +162,7 @@ export class ConversationList {
     this.say(append ? 'Loading more…' : 'Loading conversations…');
     let page;
     try {
-      page = await client.listSessions({ state: 'active', cursor: append ? this.#nextCursor : undefined, limit: PAGE_SIZE });
+      page = await client.listSessions({ state: this.#state, cursor: append ? this.#nextCursor : undefined, limit: PAGE_SIZE });
     } catch (error) {
       if (load !== this.#loading) return;
       this.more.disabled = false;
@@ -163,7 +178,20 @@ export class ConversationList {
     this.#nextCursor = page.next_cursor || null;
     this.more.hidden = !this.#nextCursor;
     this.more.disabled = false;
-    this.say(this.#items.size ? '' : 'No conversations yet.');
+    this.say(this.#items.size ? '' : this.#emptyText());
+  }
+
+  #emptyText() {
+    return this.#state === 'archived' ? 'No archived conversations.' : 'No conversations yet.';
+  }
+
+  /** Take a conversation off this list, saying why, with focus on its neighbour. */
+  #drop(li, sessionId, message) {
+    const next = li.nextElementSibling || li.previousElementSibling;
+    li.remove();
+    this.#items.delete(sessionId);
+    this.say(this.#items.size ? message : `${message} ${this.#emptyText()}`);
+    (next?.querySelector('.conv-open') || this.heading).focus();
   }
 
   /** A line above the list: progress, an empty list, or what went wrong. */
@@ -197,15 +225,29 @@ export class ConversationList {
       time,
     ]);
     const rename = el(doc, 'button', { type: 'button', className: 'link-btn conv-rename', text: 'Rename', 'aria-label': `Rename: ${title}` });
+    const archived = this.#state === 'archived';
+    const archive = el(doc, 'button', { type: 'button', className: 'link-btn conv-archive', text: archived ? 'Unarchive' : 'Archive', 'aria-label': `${archived ? 'Unarchive' : 'Archive'}: ${title}` });
     const remove = el(doc, 'button', { type: 'button', className: 'link-btn conv-delete', text: 'Delete', 'aria-label': `Delete: ${title}` });
-    const actions = el(doc, 'div', { className: 'conv-actions' }, [rename, remove]);
+    const actions = el(doc, 'div', { className: 'conv-actions' }, [rename, archive, remove]);
     const li = el(doc, 'li', { className: 'conv' }, [openButton, actions]);
     li.dataset.sessionId = id;
     this.#markCurrent(li, id === this.#currentId);
     openButton.addEventListener('click', () => this.#onOpen(id));
     rename.addEventListener('click', () => this.#startRename(li, summary));
     remove.addEventListener('click', () => this.#confirmDelete(li, summary));
+    archive.addEventListener('click', () => this.#setState(li, summary, archived ? 'active' : 'archived'));
     return li;
+  }
+
+  async #setState(li, summary, state) {
+    const title = summary.title || UNTITLED;
+    try {
+      await this.#client()?.updateSession(summary.session_id, { state });
+    } catch (error) {
+      this.say(`Could not ${state === 'archived' ? 'archive' : 'unarchive'} it: ${error.message}`, 'error');
+      return;
+    }
+    this.#drop(li, summary.session_id, state === 'archived' ? `Archived “${title}”.` : `“${title}” is active again.`);
   }
 
   #markCurrent(li, current) {
@@ -256,11 +298,7 @@ export class ConversationList {
         no.disabled = false;
         return;
       }
-      const next = li.nextElementSibling || li.previousElementSibling;
-      li.remove();
-      this.#items.delete(summary.session_id);
-      this.say(this.#items.size ? `Deleted “${title}”.` : 'No conversations yet.');
-      (next?.querySelector('.conv-open') || this.heading).focus();
+      this.#drop(li, summary.session_id, `Deleted “${title}”.`);
       const wasCurrent = summary.session_id === this.#currentId;
       if (wasCurrent) this.setCurrent(null);
       this.#onDeleted(summary.session_id, wasCurrent);
@@ -295,8 +333,13 @@ export class ConversationList {
         this.say(`Could not rename it: ${error.message}`, 'error');
         return;
       }
-      const fresh = this.#put(updated || { ...summary, title: wanted });
-      fresh.querySelector('.conv-rename').focus();
+      const renamed = updated || { ...summary, title: wanted };
+      if (renamed.state && renamed.state !== this.#state) {
+        // A rename brings an archived conversation back to the active ones.
+        this.#drop(li, summary.session_id, `Renamed “${renamed.title}”; it is active again.`);
+        return;
+      }
+      this.#put(renamed).querySelector('.conv-rename').focus();
     });
     input.focus();
     input.select();

@@ -195,6 +195,7 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
   flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 8px;
   overscroll-behavior: contain;
 }
+.conv-head { display: flex; align-items: baseline; justify-content: space-between; gap: 8px; }
 .conversations h3 { margin: 0; font-size: 1em; font-weight: 600; }
 .conversations h3:focus { outline: none; }
 .conv-status { margin: 0; font-size: 0.88em; color: var(--_muted); }

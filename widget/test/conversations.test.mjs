@@ -215,10 +215,11 @@ test('a signed-in user lists, switches between and starts conversations; a reloa
   await context.close();
 });
 
-test('the list works from the keyboard: open, choose, Escape; rename; delete asks first', async () => {
+test('the list works from the keyboard: open, choose, Escape; rename; archive; delete asks first', async () => {
   const url = chatPage(gateway.url, '/bob', { user: 'bob' });
   const context = await browser.newContext({ viewport: { width: 820, height: 820 } });
   const page = await context.newPage();
+  const frames = recordFrames(page);
   await page.goto(url);
   await online(page);
   await ask(page, 'What is Switchboard?');
@@ -235,7 +236,9 @@ test('the list works from the keyboard: open, choose, Escape; rename; delete ask
   assert.deepEqual(await listed(page), ['* How do I deploy on Kubernetes?', 'What is Switchboard?']);
   const focusedClass = () => page.evaluate(() => document.querySelector('switchboard-chat').shadowRoot.activeElement?.className ?? null);
   await page.keyboard.press('Tab');
-  assert.equal(await focusedClass(), 'conv-open', 'Tab reaches the first conversation');
+  assert.equal(await focusedClass(), 'link-btn conv-state', 'Tab reaches "Show archived"');
+  await page.keyboard.press('Tab');
+  assert.equal(await focusedClass(), 'conv-open', 'then the first conversation');
   await page.keyboard.press('Escape');
   assert.equal(await page.locator(conv.panel).isVisible(), false);
   assert.match(await focusedClass(), /conversations-toggle/, 'focus returns to the toggle');
@@ -251,6 +254,23 @@ test('the list works from the keyboard: open, choose, Escape; rename; delete ask
   await page.locator(conv.item).filter({ hasText: 'About Switchboard' }).waitFor();
   await page.keyboard.press('Escape');
   assert.deepEqual(await openList(page), ['* How do I deploy on Kubernetes?', 'About Switchboard']);
+
+  // Archive it: it leaves the list for the archived ones, and comes back from there.
+  const count = (n) => page.waitForFunction((want) => document.querySelector('switchboard-chat').shadowRoot.querySelectorAll('li.conv').length === want, n);
+  await page.locator(conv.item).filter({ hasText: 'About Switchboard' }).locator('.conv-archive').click();
+  await count(1);
+  assert.deepEqual(await listed(page), ['* How do I deploy on Kubernetes?']);
+  assert.match(await page.locator('switchboard-chat .conv-status').textContent(), /Archived “About Switchboard”/);
+  await page.locator('switchboard-chat .conv-state').click();
+  assert.deepEqual(await listed(page), ['About Switchboard']);
+  assert.equal(await page.locator('switchboard-chat #sb-conversations-title').textContent(), 'Archived conversations');
+  assert.equal(frames.sent.filter((f) => f.type === 'session.list').at(-1).state, 'archived');
+  await screenshot(page, 'conversations-archived');
+  await page.locator(conv.item).locator('.conv-archive').click(); // "Unarchive"
+  await count(0);
+  assert.match(await page.locator('switchboard-chat .conv-status').textContent(), /No archived conversations/);
+  await page.locator('switchboard-chat .conv-state').click();
+  assert.deepEqual(await listed(page), ['* How do I deploy on Kubernetes?', 'About Switchboard']);
 
   // Delete the current one: first a question, and Cancel keeps it.
   const current = page.locator(conv.current);
