@@ -228,9 +228,7 @@ export class SwitchboardChat extends HTMLElement {
     const client = this.#client;
     const idle = client && !client.outbox.length;
     if (idle && client.signedIn && client.sessionId && client.lastSeq === 0) {
-      // The current conversation has nothing in it yet: it is a new one already.
-      this.#ui.input.focus();
-      return;
+      return; // the current conversation has nothing in it yet: it is a new one already
     }
     this.#clearTranscript();
     if (idle && client.signedIn && client.state === 'online') {
@@ -239,7 +237,6 @@ export class SwitchboardChat extends HTMLElement {
       client?.forgetSession();
     }
     this.#conversations?.setCurrent(client?.sessionId);
-    this.#ui.input.focus();
   }
 
   // ---- building the UI ----
@@ -277,7 +274,10 @@ export class SwitchboardChat extends HTMLElement {
       panel,
       client: () => this.#client,
       onOpen: (sessionId) => this.#openConversation(sessionId),
-      onNew: () => this.newConversation(),
+      onNew: () => {
+        this.newConversation();
+        input.focus();
+      },
       onDeleted: (sessionId, wasCurrent) => {
         if (wasCurrent) this.#clearTranscript();
         this.#dispatch('switchboard:session', { session_id: null, deleted: sessionId });
