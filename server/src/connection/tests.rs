@@ -35,10 +35,9 @@ async fn gateway(flags: &[&str]) -> AppState {
     let mut all = vec!["--store", "memory"];
     all.extend_from_slice(flags);
     let config = parse_serve(&all).expect("flags parse");
-    let state = AppState::build(config, BackplaneChoice::Memory)
+    AppState::build(config, BackplaneChoice::Memory)
         .await
-        .expect("state builds");
-    state
+        .expect("state builds")
 }
 
 fn anonymous() -> Authenticated {
