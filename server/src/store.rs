@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 pub use switchboard_store::{ConversationStore, StoreError};
-use switchboard_store::{PostgresStore, SqliteStore};
+use switchboard_store::{MemoryStore, PostgresStore, SqliteStore};
 
 use crate::config::{StoreChoice, redact_url};
 
@@ -31,11 +31,8 @@ pub async fn open(
             Ok(Arc::new(store))
         }
         StoreChoice::Memory => {
-            let store = SqliteStore::in_memory()
-                .await
-                .map_err(|e| anyhow::anyhow!("--store memory (SWITCHBOARD_STORE): {e}"))?;
             tracing::warn!("conversations are kept in memory: a restart forgets them");
-            Ok(Arc::new(store))
+            Ok(Arc::new(MemoryStore::new()))
         }
         StoreChoice::Postgres(url) => {
             let store = PostgresStore::connect(url, max_connections)

@@ -3,10 +3,12 @@
 //! durable event, with its `seq`), kept until the org's retention lapses, the session
 //! is deleted or its owner erased.
 //!
-//! One trait, [`ConversationStore`], two implementations on sqlx — [`SqliteStore`]
-//! (embedded, the default, one replica) and [`PostgresStore`] (shared by many
-//! replicas) — and one conformance suite both pass (`conformance`, behind the feature
-//! of that name). The schema is in `migrations/<engine>/`, applied on open.
+//! One trait, [`ConversationStore`], three implementations — [`SqliteStore`] (embedded,
+//! the default, one replica) and [`PostgresStore`] (shared by many replicas) on sqlx,
+//! and [`MemoryStore`] (plain data structures, no thread, no I/O: for tests and
+//! throwaway runs; nothing survives a restart) — and one conformance suite all three
+//! pass (`conformance`, behind the feature of that name). The SQL schema is in
+//! `migrations/<engine>/`, applied on open.
 //!
 //! Times are milliseconds since the Unix epoch, as the protocol's `ts`.
 
@@ -17,6 +19,7 @@ mod convert;
 mod db_error;
 mod error;
 mod list;
+mod memory;
 mod migrations;
 mod model;
 mod postgres;
@@ -27,6 +30,7 @@ mod sqlite;
 use async_trait::async_trait;
 
 pub use error::StoreError;
+pub use memory::MemoryStore;
 pub use model::{
     Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, SessionState,
     TranscriptEntry, TranscriptWrite,
@@ -42,7 +46,7 @@ pub const MAX_TRANSCRIPT_PAGE: usize = 1000;
 /// Where conversations are kept. Every method is atomic: a failed call changed nothing.
 #[async_trait]
 pub trait ConversationStore: Send + Sync + 'static {
-    /// `sqlite` or `postgres`, for logs, metrics and `/ready`.
+    /// `sqlite`, `postgres` or `memory`, for logs, metrics and `/ready`.
     fn name(&self) -> &'static str;
 
     /// Store a new session. Returns `false` (and changes nothing) when a session with

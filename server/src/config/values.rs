@@ -85,7 +85,7 @@ pub enum BackplaneChoice {
 pub enum StoreChoice {
     /// An SQLite file in `--data-dir`.
     Sqlite,
-    /// SQLite in memory: nothing survives a restart.
+    /// In memory ([`switchboard_store::MemoryStore`]): nothing survives a restart.
     Memory,
     /// A PostgreSQL URL.
     Postgres(String),

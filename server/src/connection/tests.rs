@@ -35,13 +35,9 @@ async fn gateway(flags: &[&str]) -> AppState {
     let mut all = vec!["--store", "memory"];
     all.extend_from_slice(flags);
     let config = parse_serve(&all).expect("flags parse");
-    let state = AppState::build(config, BackplaneChoice::Memory)
+    AppState::build(config, BackplaneChoice::Memory)
         .await
-        .expect("state builds");
-    // The clock stops only now: opening the store waits on its own thread, which a
-    // paused clock would time out.
-    tokio::time::pause();
-    state
+        .expect("state builds")
 }
 
 fn anonymous() -> Authenticated {
@@ -153,7 +149,7 @@ fn assert_counted_once(counted: &[(String, u64)], code: CloseCode) {
 
 /// A peer that sends nothing, not even a pong, is pinged every `--heartbeat` and
 /// closed with 4000 once silent for `--heartbeat-timeout`; the close counts once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_silent_peer_is_pinged_then_closed_4000_and_counted_once() {
     let state = gateway(&["--heartbeat", "1s", "--heartbeat-timeout", "3s"]).await;
     let sweeper = tokio::spawn(heartbeat::sweep(state.clone()));
@@ -175,7 +171,7 @@ async fn a_silent_peer_is_pinged_then_closed_4000_and_counted_once() {
 }
 
 /// A connection whose token expires gets `token_expired`, then close 4401 at `exp`.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_expired_token_gets_token_expired_then_4401() {
     let state = gateway(&[]).await;
     let now = switchboard_backplane::now_ms() / 1000;
@@ -206,7 +202,7 @@ async fn an_expired_token_gets_token_expired_then_4401() {
 
 /// `--max-bad-frames` bad frames in a row: each gets `bad_request`, the last one also
 /// close 4029.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn too_many_bad_frames_in_a_row_close_4029() {
     let state = gateway(&["--max-bad-frames", "5"]).await;
     let mut peer = connect(&state, anonymous());
@@ -226,7 +222,7 @@ async fn too_many_bad_frames_in_a_row_close_4029() {
 
 /// A frame over `--max-frame-bytes` gets `too_large`, then close 1009 — whether the
 /// codec refused it (a capacity error) or it arrived whole.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn an_oversize_frame_gets_too_large_then_1009() {
     let state = gateway(&["--max-frame-bytes", "1024"]).await;
 
@@ -259,7 +255,7 @@ async fn an_oversize_frame_gets_too_large_then_1009() {
 
 /// A peer that stops reading while events keep coming overflows its outbound queue:
 /// close 4008, abortively (what was queued is dropped, not sent), counted once.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_stops_reading_is_closed_4008() {
     let state = gateway(&["--outbound-queue-bytes", "4096"]).await;
     let mut peer = connect(&state, anonymous());

@@ -193,7 +193,7 @@ mod tests {
     async fn abandoned(appended: bool) -> (Events, StreamName, RecordKey, Option<Seq>) {
         let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
         let metrics = Arc::new(Metrics::new().unwrap());
-        let store = switchboard_store::SqliteStore::in_memory().await.unwrap();
+        let store = switchboard_store::MemoryStore::new();
         let transcripts = TranscriptWriter::start(Arc::new(store), metrics.clone());
         let events = Events::new(backplane.clone(), transcripts, metrics);
         let stream = StreamName::session("s_abandoned").unwrap();

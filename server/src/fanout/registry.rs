@@ -383,7 +383,7 @@ mod tests {
             inner: MemoryBackplane::new(Retention::default()),
             subscribes: AtomicUsize::new(0),
         });
-        let store = switchboard_store::SqliteStore::in_memory().await.unwrap();
+        let store = switchboard_store::MemoryStore::new();
         let registry = Registry::new(
             backplane.clone(),
             TranscriptReader::new(Arc::new(store)),

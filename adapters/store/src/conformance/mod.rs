@@ -1,5 +1,5 @@
 //! The conformance suite: one function per promise of the [`ConversationStore`]
-//! contract, run by every store (SQLite on a file and in memory, PostgreSQL).
+//! contract, run by every store (SQLite on a file and in memory, PostgreSQL, memory).
 //!
 //! # Usage
 //!
@@ -11,14 +11,14 @@
 //! use std::sync::Arc;
 //! use async_trait::async_trait;
 //! use switchboard_store::conformance::StoreFactory;
-//! use switchboard_store::{ConversationStore, SqliteStore};
+//! use switchboard_store::{ConversationStore, MemoryStore};
 //!
 //! struct Memory;
 //!
 //! #[async_trait]
 //! impl StoreFactory for Memory {
 //!     async fn make(&self) -> Arc<dyn ConversationStore> {
-//!         Arc::new(SqliteStore::in_memory().await.unwrap())
+//!         Arc::new(MemoryStore::new())
 //!     }
 //! }
 //!

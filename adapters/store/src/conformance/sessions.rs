@@ -8,7 +8,7 @@ pub async fn ping_answers(factory: &dyn StoreFactory) {
     let store = factory.make().await;
     store.ping().await.unwrap();
     assert!(
-        matches!(store.name(), "sqlite" | "postgres"),
+        matches!(store.name(), "sqlite" | "postgres" | "memory"),
         "{}",
         store.name()
     );

@@ -1,5 +1,5 @@
-//! The conformance suite against every store: SQLite on a file, SQLite in memory, and
-//! PostgreSQL.
+//! The conformance suite against every store: SQLite on a file, SQLite in memory,
+//! PostgreSQL, and the memory store.
 
 mod sqlite_file {
     use std::sync::Arc;
@@ -82,4 +82,24 @@ mod postgres {
     }
 
     switchboard_store::conformance_tests!(Postgres::new());
+}
+
+mod memory {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use switchboard_store::conformance::StoreFactory;
+    use switchboard_store::{ConversationStore, MemoryStore};
+
+    /// A fresh memory store per store.
+    struct Memory;
+
+    #[async_trait]
+    impl StoreFactory for Memory {
+        async fn make(&self) -> Arc<dyn ConversationStore> {
+            Arc::new(MemoryStore::new())
+        }
+    }
+
+    switchboard_store::conformance_tests!(Memory);
 }

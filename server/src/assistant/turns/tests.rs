@@ -24,7 +24,7 @@ const NO_POLL: Duration = Duration::from_secs(3600);
 async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> {
     let metrics = Arc::new(Metrics::new().unwrap());
     let store: Arc<dyn switchboard_store::ConversationStore> =
-        Arc::new(switchboard_store::SqliteStore::in_memory().await.unwrap());
+        Arc::new(switchboard_store::MemoryStore::new());
     let services = TurnServices {
         settings: Arc::new(ModelSettingsStore::new(
             backplane.clone(),
