@@ -4,12 +4,15 @@
 //! `redis-cli`, not through the gateway — while another user's conversation is
 //! untouched.
 
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use switchboard_testkit::{PostgresServer, RedisServer};
 
 use crate::support::conversations::{chat, durable, error_message, export_json_with, ids, list};
 use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS};
 use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::knowledge::{REFUND_QUESTION, standard_file};
 use crate::support::stores::{pg_count, pg_mentions, redis_dump, redis_mentions};
 use crate::support::{Client, Gateway, ty};
 
@@ -291,4 +294,44 @@ async fn an_erased_user_leaves_nothing_in_postgres_or_redis_ws() {
     assert!(redis_late.is_empty(), "back in Redis: {redis_late:#?}");
     assert!(pg_late.is_empty(), "back in PostgreSQL: {pg_late:?}");
     assert_intact(&d, &mut u2).await;
+}
+
+/// Erased in the middle of an answer: the turn that was streaming does not bring the
+/// conversation back. For as long as the answer would have taken (and then some),
+/// neither Redis nor PostgreSQL names the erased sessions again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_streaming_during_the_erase_leaves_nothing_behind() {
+    let kb = standard_file();
+    // About a second of deltas for the refund question (30 ms apart).
+    let d = deployment_with(&["--offline-agent-delay", "30ms", "--knowledge-file", &kb]);
+    // The knowledge file's documents are the default org's.
+    let mut u1 = connect(&d.gw, &token("u1", "default", &[])).await;
+    let s = u1.create_session().await;
+    u1.send_message(&s.id, REFUND_QUESTION).await;
+    u1.next_of_type("turn.delta").await;
+
+    let api = Api::new(&d.gw);
+    let report = api
+        .post(
+            "/v1/admin/users/u1/erase?org_id=default",
+            Some(ADMIN_SECRET),
+            &json!({}),
+        )
+        .await;
+    let report = report.expect(200, "erase u1 mid-answer").clone();
+    assert_eq!(report["sessions"], json!([s.id]), "{report}");
+
+    let ids = vec![s.id.clone()];
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let (redis, pg) = traces(&d, &ids, "u1");
+        assert!(
+            redis.is_empty(),
+            "back in Redis after the erase: {redis:#?}"
+        );
+        assert!(pg.is_empty(), "back in PostgreSQL after the erase: {pg:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let join = u1.join_reply(&s.id, Some(0), None).await;
+    error_message(&join, "not_found", "join after the erase");
 }
