@@ -33,6 +33,9 @@ impl Connection {
             ClientFrame::SessionLeave(leave) => self.leave_session(id, leave),
             ClientFrame::MessageSend(send) => {
                 let joined = self.sessions.contains(&send.session_id);
+                if joined {
+                    self.still_exists(&send.session_id).await?;
+                }
                 let outbound = &self.outbound;
                 self.state
                     .intake
@@ -81,6 +84,20 @@ impl Connection {
     fn member_of(&self, session_id: &str) -> Result<(), ClientError> {
         policy::act_in_session(self.sessions.contains(session_id))
             .map_err(|refused| refused.into_error(ClientError::session_not_found))
+    }
+
+    /// A joined session that was deleted meanwhile (by another member, an erase or
+    /// retention, on any replica) is left and `not_found`: appending to it would bring
+    /// its stream back.
+    async fn still_exists(&mut self, session_id: &str) -> Result<(), ClientError> {
+        if self.state.sessions.get(session_id).await?.is_some() {
+            return Ok(());
+        }
+        if self.sessions.remove(session_id) {
+            let stream = session_stream(session_id)?;
+            self.state.registry.leave(&stream, self.id);
+        }
+        Err(ClientError::session_not_found())
     }
 
     /// Replace the token: same `sub` and org only; groups and roles may change.

@@ -12,11 +12,14 @@
 //! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
 //!   backend, scripted per request.
 //! - [`replicas`]: several gateways over one real backplane.
+//! - [`conversations`]: listings, exports and chats of conversations as records;
+//!   [`stores`]: Redis and PostgreSQL read directly, to see what a gateway left there.
 //! - [`turns`]: what a session's events say about its turns (the exactly-once rule).
 //! - [`link`]: a WebSocket connection that reports failures instead of panicking, for
 //!   clients that outlive the replica they talk to.
 
 pub mod client;
+pub mod conversations;
 pub mod gateway;
 pub mod http;
 pub mod jwt;
@@ -24,6 +27,7 @@ pub mod knowledge;
 pub mod link;
 pub mod raw;
 pub mod replicas;
+pub mod stores;
 pub mod tool_backend;
 pub mod turns;
 pub mod upstream;
