@@ -135,14 +135,6 @@ impl AppState {
             store.clone(),
             config.history_max_age,
         ));
-        let conversations = Arc::new(Conversations::new(
-            store.clone(),
-            backplane.clone(),
-            sessions.clone(),
-            metrics.clone(),
-            config.retention_days,
-        ));
-        tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
         let services = TurnServices {
             settings: model_settings.clone(),
             tools: Arc::new(ToolRunner::new(
@@ -184,6 +176,15 @@ impl AppState {
             config.history_max_age,
         );
         turns.start_background().await;
+        let conversations = Arc::new(Conversations::new(
+            store.clone(),
+            turns.clone(),
+            backplane.clone(),
+            sessions.clone(),
+            metrics.clone(),
+            config.retention_days,
+        ));
+        tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
         let shutdown = Shutdown::new();
         let intake = Arc::new(Intake::new(
             events.clone(),

@@ -3,8 +3,9 @@
 //! them (idempotency keys, turn queues, turn jobs, cancels, tool calls and decisions).
 //! One path for a deleted conversation, an erased user and an expired conversation.
 //!
-//! Order matters for retries: the backplane and records go first and the store row
-//! last, so a removal that failed half-way is found again and finished by a retry.
+//! Order matters: the conversation's turns end first (so none writes into it after),
+//! then the backplane and records go, and the store row last, so a removal that
+//! failed half-way is found again and finished by a retry.
 
 use std::collections::HashSet;
 
@@ -107,6 +108,12 @@ impl Conversations {
         let mut removed = Removed::default();
         let wanted: HashSet<&str> = session_ids.iter().map(String::as_str).collect();
         let mut message_ids = HashSet::new();
+        for session_id in session_ids {
+            // No turn may write into it once it is gone: its answer ends first.
+            self.turns
+                .stop_turns(session_id, super::lifecycle::STOP_TURNS_PATIENCE)
+                .await?;
+        }
         for session_id in session_ids {
             for event in self.stored_events(session_id, usize::MAX).await? {
                 removed.entries += 1;

@@ -27,9 +27,26 @@ use crate::records::sessions::{SessionRecord, SessionStore};
 /// ones cut (said in the export).
 pub const MAX_EXPORT_EVENTS: usize = 50_000;
 
+/// How long a removal waits for the conversation's turns to end.
+pub const STOP_TURNS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Ends a conversation's turns for good before it is removed, so no turn writes into
+/// it afterwards. Implemented by the turns (a layer above), handed in at wiring.
+#[async_trait::async_trait]
+pub trait TurnStopper: Send + Sync {
+    /// Cancel the session's running turn and every queued one, on whichever replica
+    /// runs them, and wait (up to `patience`) until none is left.
+    async fn stop_turns(
+        &self,
+        session_id: &str,
+        patience: std::time::Duration,
+    ) -> Result<(), ClientError>;
+}
+
 /// The conversations of every org, as records.
 pub struct Conversations {
     pub(super) store: Arc<dyn ConversationStore>,
+    pub(super) turns: Arc<dyn TurnStopper>,
     pub(super) backplane: Arc<dyn Backplane>,
     pub(super) sessions: Arc<SessionStore>,
     pub(super) metrics: Arc<Metrics>,
@@ -45,6 +62,7 @@ pub(super) fn refused(refusal: Refusal) -> ClientError {
 impl Conversations {
     pub fn new(
         store: Arc<dyn ConversationStore>,
+        turns: Arc<dyn TurnStopper>,
         backplane: Arc<dyn Backplane>,
         sessions: Arc<SessionStore>,
         metrics: Arc<Metrics>,
@@ -52,6 +70,7 @@ impl Conversations {
     ) -> Conversations {
         Conversations {
             store,
+            turns,
             backplane,
             sessions,
             metrics,

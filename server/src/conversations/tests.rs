@@ -23,6 +23,20 @@ struct World {
     conversations: Conversations,
 }
 
+/// No turns run in these tests.
+struct NoTurns;
+
+#[async_trait::async_trait]
+impl super::TurnStopper for NoTurns {
+    async fn stop_turns(
+        &self,
+        _session_id: &str,
+        _patience: Duration,
+    ) -> Result<(), crate::error::ClientError> {
+        Ok(())
+    }
+}
+
 async fn world(default_days: u32) -> World {
     let store: Arc<dyn ConversationStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
@@ -33,6 +47,7 @@ async fn world(default_days: u32) -> World {
     ));
     let conversations = Conversations::new(
         store.clone(),
+        Arc::new(NoTurns),
         backplane.clone(),
         sessions.clone(),
         Arc::new(Metrics::new().unwrap()),

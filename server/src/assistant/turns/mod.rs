@@ -26,6 +26,7 @@ mod lease;
 mod listen;
 pub mod replica;
 mod run;
+mod stop;
 mod takeover;
 mod worker;
 
