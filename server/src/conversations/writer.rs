@@ -1,6 +1,6 @@
 //! Writing transcripts off the hot path. Every durable event a replica appends is
 //! queued here after its append and written to the store by one task, in batches (one
-//! transaction each). A `turn.delta` never reaches this queue, so no delta waits for
+//! transaction each, gathering for [`BATCH_WINDOW`] after the first entry). A `turn.delta` never reaches this queue, so no delta waits for
 //! the store; a durable event waits only when the queue is full (the store is down or
 //! slow), which holds back messages and turn ends rather than growing memory.
 //!
@@ -25,6 +25,10 @@ use crate::metrics::Metrics;
 pub const QUEUE_CAPACITY: usize = 16_384;
 /// Most entries one store transaction writes.
 pub const MAX_BATCH: usize = 512;
+/// How long the writer gathers entries after the first one of a batch: at a few
+/// thousand durable events per second, one transaction every few milliseconds
+/// instead of one per event.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(5);
 
 /// The sending half; cheap to clone.
 #[derive(Clone)]
@@ -92,6 +96,15 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if batch.len() < MAX_BATCH {
+            tokio::time::sleep(BATCH_WINDOW).await;
+            while batch.len() < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(write) => batch.push(write),
+                    Err(_) => break,
+                }
+            }
+        }
         metrics.transcript_queue.set(receiver.len() as i64);
         let written = write_patiently(store.as_ref(), &metrics, &batch).await;
         let outcome = if written { "written" } else { "dropped" };
