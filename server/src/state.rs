@@ -178,6 +178,7 @@ impl AppState {
         turns.start_background().await;
         let conversations = Arc::new(Conversations::new(
             store.clone(),
+            transcripts.clone(),
             turns.clone(),
             backplane.clone(),
             sessions.clone(),

@@ -17,6 +17,7 @@ use switchboard_store::{
 
 use super::export;
 use super::transcript::event_of;
+use super::writer::TranscriptWriter;
 use crate::access::Caller;
 use crate::access::policy::{self, ConversationAction, ListScope, Refusal};
 use crate::error::ClientError;
@@ -26,6 +27,9 @@ use crate::records::sessions::{SessionRecord, SessionStore};
 /// Most events an export holds; a longer conversation's export ends with its newest
 /// ones cut (said in the export).
 pub const MAX_EXPORT_EVENTS: usize = 50_000;
+
+/// How long a change waits for this replica's transcript queue to be written.
+const FLUSH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// How long a removal waits for the conversation's turns to end.
 pub const STOP_TURNS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -46,6 +50,8 @@ pub trait TurnStopper: Send + Sync {
 /// The conversations of every org, as records.
 pub struct Conversations {
     pub(super) store: Arc<dyn ConversationStore>,
+    /// This replica's transcript queue: a change waits for what was appended before it.
+    pub(super) writer: TranscriptWriter,
     pub(super) turns: Arc<dyn TurnStopper>,
     pub(super) backplane: Arc<dyn Backplane>,
     pub(super) sessions: Arc<SessionStore>,
@@ -62,6 +68,7 @@ pub(super) fn refused(refusal: Refusal) -> ClientError {
 impl Conversations {
     pub fn new(
         store: Arc<dyn ConversationStore>,
+        writer: TranscriptWriter,
         turns: Arc<dyn TurnStopper>,
         backplane: Arc<dyn Backplane>,
         sessions: Arc<SessionStore>,
@@ -70,6 +77,7 @@ impl Conversations {
     ) -> Conversations {
         Conversations {
             store,
+            writer,
             turns,
             backplane,
             sessions,
@@ -207,6 +215,11 @@ impl Conversations {
             title,
             state: update.state.map(stored_state),
         };
+        // An answer that reached the sockets before this change is in the transcript
+        // before it too: a late write of it must not undo an archive.
+        if !self.writer.flush(FLUSH_PATIENCE).await {
+            tracing::warn!(session_id = %update.session_id, "transcript queue not flushed before a change");
+        }
         match self
             .store
             .update_session(&update.session_id, &change)

@@ -45,12 +45,14 @@ async fn world(default_days: u32) -> World {
         store.clone(),
         Duration::from_secs(86_400),
     ));
+    let metrics = Arc::new(Metrics::new().unwrap());
     let conversations = Conversations::new(
         store.clone(),
+        super::TranscriptWriter::start(store.clone(), metrics.clone()),
         Arc::new(NoTurns),
         backplane.clone(),
         sessions.clone(),
-        Arc::new(Metrics::new().unwrap()),
+        metrics,
         default_days,
     );
     World {
