@@ -313,5 +313,17 @@ mod conversations;
 
 pub use conversations::{ConversationAction, ListScope, list_org, list_own, manage_conversation};
 
+/// The org an admin request acts on: the one an admin key names (`requested` is
+/// required), or a JWT admin's own. `forbidden` for callers who administer nothing
+/// or name another org.
+pub fn administered_org(caller: &Caller, requested: Option<&str>) -> Result<String, ClientError> {
+    match administer(caller, requested).map_err(|r| r.into_error(ClientError::session_not_found))? {
+        AdminScope::AnyOrg => requested
+            .map(str::to_string)
+            .ok_or_else(|| ClientError::bad_request("org_id is required with an admin key")),
+        AdminScope::OwnOrg(org) => Ok(org),
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -15,9 +15,9 @@ use switchboard_backplane::RecordKey;
 use switchboard_protocol::conversation::ErasureReport;
 use switchboard_protocol::{EventBody, Role};
 
-use super::lifecycle::{Conversations, refused};
+use super::lifecycle::Conversations;
 use crate::access::Caller;
-use crate::access::policy::{self, AdminScope};
+use crate::access::policy;
 use crate::error::ClientError;
 use crate::records::namespace::{
     MESSAGE_IDS, PUBLISH_KEYS, TOOL_CALLS, TOOL_DECISIONS, TURN_CANCELS, TURN_JOBS, TURN_LEASES,
@@ -43,12 +43,7 @@ impl Conversations {
         user_id: &str,
         org_id: Option<&str>,
     ) -> Result<ErasureReport, ClientError> {
-        let org_id = match policy::administer(caller, org_id).map_err(refused)? {
-            AdminScope::AnyOrg => org_id
-                .map(str::to_string)
-                .ok_or_else(|| ClientError::bad_request("org_id is required with an admin key"))?,
-            AdminScope::OwnOrg(org) => org,
-        };
+        let org_id = policy::administered_org(caller, org_id)?;
         let n = user_id.chars().count();
         if n == 0 || n > MAX_USER_ID_CHARS {
             return Err(ClientError::bad_request(format!(

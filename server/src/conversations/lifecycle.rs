@@ -139,26 +139,23 @@ impl Conversations {
         })
     }
 
-    /// The session `session_id` and its stored row, when `caller` may do `action` to
-    /// it. `joined_with_key`: see `policy::manage_conversation`.
+    /// The stored row of `session_id`, when `caller` may do `action` to it.
+    /// `joined_with_key`: see `policy::manage_conversation`.
     pub(super) async fn authorized(
         &self,
         caller: &Caller,
         session_id: &str,
         action: ConversationAction,
         joined_with_key: bool,
-    ) -> Result<(SessionRecord, SessionRow), ClientError> {
-        let record = if crate::ids::session_stream(session_id).is_ok() {
-            self.sessions.get(session_id).await?
-        } else {
-            None
+    ) -> Result<SessionRow, ClientError> {
+        let row = match crate::ids::session_stream(session_id) {
+            Ok(_) => self.store.session(session_id).await?,
+            Err(_) => None,
         };
+        let record = row.clone().map(SessionRecord::from);
         policy::manage_conversation(caller, record.as_ref(), action, joined_with_key)
             .map_err(refused)?;
-        let (Some(record), Some(row)) = (record, self.store.session(session_id).await?) else {
-            return Err(ClientError::session_not_found());
-        };
-        Ok((record, row))
+        row.ok_or_else(ClientError::session_not_found)
     }
 
     /// One conversation's summary.
@@ -168,7 +165,7 @@ impl Conversations {
         session_id: &str,
         joined_with_key: bool,
     ) -> Result<SessionSummary, ClientError> {
-        let (_, row) = self
+        let row = self
             .authorized(
                 caller,
                 session_id,
@@ -256,7 +253,7 @@ impl Conversations {
         format: ExportFormat,
         joined_with_key: bool,
     ) -> Result<String, ClientError> {
-        let (_, row) = self
+        let row = self
             .authorized(
                 caller,
                 session_id,

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::lifecycle::{Conversations, refused};
+use super::lifecycle::Conversations;
 use crate::access::Caller;
-use crate::access::policy::{self, AdminScope};
+use crate::access::policy;
 use crate::error::ClientError;
 
 /// Conversations one sweep batch removes at most.
@@ -66,7 +66,7 @@ impl Conversations {
         caller: &Caller,
         org_id: Option<&str>,
     ) -> Result<Retention, ClientError> {
-        let org = administered(caller, org_id)?;
+        let org = policy::administered_org(caller, org_id)?;
         Ok(match self.store.retention(&org).await? {
             Some(days) => Retention { days, own: true },
             None => Retention {
@@ -83,7 +83,7 @@ impl Conversations {
         org_id: Option<&str>,
         days: Option<u32>,
     ) -> Result<Retention, ClientError> {
-        let org = administered(caller, org_id)?;
+        let org = policy::administered_org(caller, org_id)?;
         if let Some(days) = days
             && !(1..=MAX_RETENTION_DAYS).contains(&days)
         {
@@ -93,15 +93,6 @@ impl Conversations {
         }
         self.store.set_retention(&org, days).await?;
         self.retention(caller, Some(&org)).await
-    }
-}
-
-fn administered(caller: &Caller, org_id: Option<&str>) -> Result<String, ClientError> {
-    match policy::administer(caller, org_id).map_err(refused)? {
-        AdminScope::AnyOrg => org_id
-            .map(str::to_string)
-            .ok_or_else(|| ClientError::bad_request("org_id is required with an admin key")),
-        AdminScope::OwnOrg(org) => Ok(org),
     }
 }
 

@@ -209,11 +209,13 @@ impl Registry {
                         self.send_replayed(hub, outbound, event).await?;
                     }
                     let newest = older.last().map_or(from, |e| e.seq);
+                    // A store that stops answering mid-replay fails the join (the
+                    // client retries) rather than leaving a hole in it.
                     older = if full {
                         self.transcripts
                             .page(&hub.stream, newest, first)
                             .await
-                            .unwrap_or_default()
+                            .map_err(ClientError::from)?
                     } else {
                         Vec::new()
                     };

@@ -15,6 +15,7 @@ use switchboard_protocol::conversation::{
 use utoipa::{IntoParams, ToSchema};
 
 use super::OrgQuery;
+use crate::conversations::retention::Retention;
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
@@ -210,6 +211,15 @@ pub struct RetentionBody {
     pub own: bool,
 }
 
+impl From<Retention> for RetentionBody {
+    fn from(retention: Retention) -> RetentionBody {
+        RetentionBody {
+            retention_days: retention.days,
+            own: retention.own,
+        }
+    }
+}
+
 /// An org's retention.
 #[utoipa::path(get, path = "/v1/admin/retention", params(OrgQuery),
     responses((status = 200, body = RetentionBody), (status = 401, body = ErrorBody),
@@ -224,10 +234,7 @@ pub async fn get_retention(
         .conversations
         .retention(&caller, org.org_id.as_deref())
         .await?;
-    Ok(Json(RetentionBody {
-        retention_days: retention.days,
-        own: retention.own,
-    }))
+    Ok(Json(RetentionBody::from(retention)))
 }
 
 /// Set an org's retention.
@@ -245,10 +252,7 @@ pub async fn put_retention(
         .conversations
         .set_retention(&caller, org.org_id.as_deref(), Some(body.retention_days))
         .await?;
-    Ok(Json(RetentionBody {
-        retention_days: retention.days,
-        own: retention.own,
-    }))
+    Ok(Json(RetentionBody::from(retention)))
 }
 
 /// Clear an org's retention: `--retention-days` applies again.
@@ -265,8 +269,5 @@ pub async fn delete_retention(
         .conversations
         .set_retention(&caller, org.org_id.as_deref(), None)
         .await?;
-    Ok(Json(RetentionBody {
-        retention_days: retention.days,
-        own: retention.own,
-    }))
+    Ok(Json(RetentionBody::from(retention)))
 }

@@ -24,7 +24,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use super::body_limit::body_limit;
 use super::error::ApiError;
 use crate::access::Caller;
-use crate::access::policy::{self, AdminScope, Refusal};
+use crate::access::policy::{self, Refusal};
 use crate::error::ClientError;
 use crate::ids::session_stream;
 use crate::records::sessions::SessionRecord;
@@ -147,14 +147,7 @@ fn refused(refusal: Refusal) -> ApiError {
 /// Which org an admin request acts on: an admin key names it (`org_id` is required);
 /// a JWT admin acts on its own org only.
 fn administered_org(caller: &Caller, requested: Option<&str>) -> Result<String, ApiError> {
-    match policy::administer(caller, requested).map_err(refused)? {
-        AdminScope::AnyOrg => requested.map(str::to_string).ok_or_else(|| {
-            ApiError(ClientError::bad_request(
-                "org_id is required with an admin key",
-            ))
-        }),
-        AdminScope::OwnOrg(org) => Ok(org),
-    }
+    Ok(policy::administered_org(caller, requested)?)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
