@@ -12,30 +12,15 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 
 use crate::support;
 use crate::support::http::{
-    ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_NAME, PUBLISHER_SECRET,
+    ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_NAME, PUBLISHER_SECRET, keyed_gateway,
 };
-use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::jwt::{Claims, HS_ARGS, connect, token};
 use crate::support::{Client, Gateway, events_of, is_assistant_message, is_event, seq, ty};
 
 /// HS256 JWTs, a publisher key, an admin key, publish bodies of at most 1 KiB and a
 /// fast offline agent.
 fn gateway() -> Gateway {
-    Gateway::start(&[
-        HS_ARGS[0],
-        HS_ARGS[1],
-        "--publisher-keys",
-        PUBLISHER_KEYS,
-        "--admin-keys",
-        ADMIN_KEYS,
-        "--max-publish-bytes",
-        "1024",
-        "--offline-agent-delay",
-        "1ms",
-    ])
-}
-
-fn token(sub: &str, org: &str, roles: &[&str]) -> String {
-    Claims::user(sub, org).roles(roles).hs256()
+    keyed_gateway(&["--max-publish-bytes", "1024"])
 }
 
 fn session_event(session: &str, name: &str, data: Value) -> Value {

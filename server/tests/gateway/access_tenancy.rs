@@ -6,30 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_SECRET};
-use crate::support::jwt::{Claims, HS_ARGS, connect};
-use crate::support::{Client, Gateway, ty};
-
-/// A session id that exists nowhere.
-const MISSING: &str = "s_00000000000000000000000000000000";
-
-/// HS256 JWTs, a publisher key, an admin key and a fast offline agent.
-fn gateway() -> Gateway {
-    Gateway::start(&[
-        HS_ARGS[0],
-        HS_ARGS[1],
-        "--publisher-keys",
-        PUBLISHER_KEYS,
-        "--admin-keys",
-        ADMIN_KEYS,
-        "--offline-agent-delay",
-        "1ms",
-    ])
-}
-
-fn token(sub: &str, org: &str, roles: &[&str]) -> String {
-    Claims::user(sub, org).roles(roles).hs256()
-}
+use crate::support::http::{ADMIN_SECRET, Api, PUBLISHER_SECRET, keyed_gateway};
+use crate::support::jwt::{connect, token};
+use crate::support::{Client, MISSING_SESSION, ty};
 
 /// Panics unless `reply` is an `error` `not_found` and returns its message.
 fn not_found_message(reply: &Value, what: &str) -> String {
@@ -71,13 +50,13 @@ async fn history(api: &Api, session: &str) -> Vec<Value> {
 /// the session's traffic.
 #[tokio::test]
 async fn other_org_cannot_join_and_gets_the_same_not_found_as_a_missing_session() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut a = connect(&gw, &token("u-a", "acme", &[])).await;
     let s = a.create_session().await;
     let mut b = connect(&gw, &token("u-b", "globex", &["operator", "admin"])).await;
 
-    let missing = not_found_message(&b.join_reply(MISSING, None, None).await, "missing");
+    let missing = not_found_message(&b.join_reply(MISSING_SESSION, None, None).await, "missing");
     let other = not_found_message(&b.join_reply(&s.id, None, None).await, "other org");
     assert_eq!(
         other, missing,
@@ -116,11 +95,11 @@ async fn other_org_cannot_join_and_gets_the_same_not_found_as_a_missing_session(
 /// A's session.
 #[tokio::test]
 async fn same_user_id_in_another_org_cannot_join() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let mut a = connect(&gw, &token("u1", "acme", &[])).await;
     let s = a.create_session().await;
     let mut b = connect(&gw, &token("u1", "globex", &[])).await;
-    let missing = not_found_message(&b.join_reply(MISSING, None, None).await, "missing");
+    let missing = not_found_message(&b.join_reply(MISSING_SESSION, None, None).await, "missing");
     let other = not_found_message(&b.join_reply(&s.id, None, None).await, "u1 of globex");
     assert_eq!(other, missing);
     // The owner itself, on a second connection, may join.
@@ -134,12 +113,15 @@ async fn same_user_id_in_another_org_cannot_join() {
 /// cannot.
 #[tokio::test]
 async fn same_org_operator_can_join_another_users_session_plain_user_cannot() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let mut owner = connect(&gw, &token("u-owner", "acme", &[])).await;
     let s = owner.create_session().await;
 
     let mut plain = connect(&gw, &token("u-plain", "acme", &[])).await;
-    let missing = not_found_message(&plain.join_reply(MISSING, None, None).await, "missing");
+    let missing = not_found_message(
+        &plain.join_reply(MISSING_SESSION, None, None).await,
+        "missing",
+    );
     let refused = not_found_message(&plain.join_reply(&s.id, None, None).await, "plain user");
     assert_eq!(refused, missing);
 
@@ -167,7 +149,7 @@ async fn same_org_operator_can_join_another_users_session_plain_user_cannot() {
 /// session), for anonymous and authenticated connections; with its key it is joined.
 #[tokio::test]
 async fn anonymous_session_cannot_be_joined_without_its_key() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let mut creator = Client::connect(&gw.ws_url()).await;
     let s = creator.create_session().await;
     let key = s
@@ -178,7 +160,10 @@ async fn anonymous_session_cannot_be_joined_without_its_key() {
     let decoy_key = decoy.key.clone().expect("session_key");
 
     let mut intruder = Client::connect(&gw.ws_url()).await;
-    let missing = not_found_message(&intruder.join_reply(MISSING, None, None).await, "missing");
+    let missing = not_found_message(
+        &intruder.join_reply(MISSING_SESSION, None, None).await,
+        "missing",
+    );
     for (k, why) in [
         (None, "no key"),
         (Some("sk_wrong"), "a wrong key"),
@@ -218,7 +203,7 @@ async fn anonymous_session_cannot_be_joined_without_its_key() {
 /// user of A who is not an admin (plain, publisher, operator); 401 without credentials.
 #[tokio::test]
 async fn other_org_cannot_read_a_sessions_history() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut owner = connect(&gw, &token("u1", "acme", &[])).await;
     let s = owner.create_session().await;
@@ -227,7 +212,7 @@ async fn other_org_cannot_read_a_sessions_history() {
         .await;
     owner.collect_turns(1).await;
     let path = format!("/v1/sessions/{}/events", s.id);
-    let missing_path = format!("/v1/sessions/{MISSING}/events");
+    let missing_path = format!("/v1/sessions/{MISSING_SESSION}/events");
 
     for (cred, why) in [
         (token("u-adm", "globex", &["admin"]), "admin of another org"),
@@ -291,7 +276,7 @@ async fn other_org_cannot_read_a_sessions_history() {
 /// operator message into B's session (404); B's members receive nothing of it.
 #[tokio::test]
 async fn jwt_publisher_cannot_reach_another_orgs_session_or_streams() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut b1 = connect(&gw, &token("u-b", "globex", &[])).await;
     let sb = b1.create_session().await;
@@ -309,7 +294,7 @@ async fn jwt_publisher_cannot_reach_another_orgs_session_or_streams() {
     let missing = api
         .publish(
             Some(&pub_a),
-            &json!({"target": {"session": MISSING}, "name": "leak.session", "data": {}}),
+            &json!({"target": {"session": MISSING_SESSION}, "name": "leak.session", "data": {}}),
         )
         .await;
     missing.assert_error(404, "not_found", "missing session");
@@ -384,7 +369,7 @@ async fn jwt_publisher_cannot_reach_another_orgs_session_or_streams() {
 /// an `event` on `user:u1`, and neither another user of org A nor u1 of org B.
 #[tokio::test]
 async fn user_stream_publish_reaches_all_of_the_users_connections_and_nobody_else() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut u1a = connect(&gw, &token("u1", "acme", &[])).await;
     let mut u1b = connect(&gw, &token("u1", "acme", &["operator"])).await;
@@ -469,7 +454,7 @@ async fn user_stream_publish_reaches_all_of_the_users_connections_and_nobody_els
 /// `event` on `org:<id>`, and no connection of another org.
 #[tokio::test]
 async fn org_stream_publish_reaches_the_whole_org_and_no_other() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut acme = [
         connect(&gw, &token("u1", "acme", &[])).await,

@@ -11,7 +11,7 @@ use switchboard_testkit::{PostgresServer, RedisServer};
 
 use crate::support::conversations::{chat, durable, error_message, export_json_with, ids, list};
 use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS};
-use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::jwt::{HS_ARGS, connect, token};
 use crate::support::knowledge::{REFUND_QUESTION, standard_file};
 use crate::support::stores::{pg_count, pg_mentions, redis_dump, redis_mentions};
 use crate::support::{Client, Gateway, ty};
@@ -48,10 +48,6 @@ fn deployment_with(extra: &[&str]) -> Deployment {
     args.extend_from_slice(extra);
     let gw = Gateway::start(&args);
     Deployment { gw, redis, pg }
-}
-
-fn token(sub: &str, org: &str, roles: &[&str]) -> String {
-    Claims::user(sub, org).roles(roles).hs256()
 }
 
 /// A user's conversations, with how many transcript entries each holds once written.

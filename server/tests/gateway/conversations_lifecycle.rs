@@ -10,31 +10,9 @@ use crate::support::conversations::{
     chat, durable, error_message, export_json_with, ids, list, list_until, shortened, summary_in,
     without_session_id,
 };
-use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api, PUBLISHER_KEYS, PUBLISHER_SECRET};
-use crate::support::jwt::{Claims, HS_ARGS, connect};
-use crate::support::{Client, Gateway, is_assistant_message, ty};
-
-/// A session id that exists nowhere.
-const MISSING: &str = "s_00000000000000000000000000000000";
-
-/// HS256 JWTs, a publisher key, an admin key, a fast offline agent, the memory
-/// backplane and the default SQLite store.
-fn gateway() -> Gateway {
-    Gateway::start(&[
-        HS_ARGS[0],
-        HS_ARGS[1],
-        "--publisher-keys",
-        PUBLISHER_KEYS,
-        "--admin-keys",
-        ADMIN_KEYS,
-        "--offline-agent-delay",
-        "1ms",
-    ])
-}
-
-fn token(sub: &str, org: &str, roles: &[&str]) -> String {
-    Claims::user(sub, org).roles(roles).hs256()
-}
+use crate::support::http::{ADMIN_SECRET, Api, PUBLISHER_SECRET, keyed_gateway};
+use crate::support::jwt::{connect, token};
+use crate::support::{Client, MISSING_SESSION, is_assistant_message, ty};
 
 /// The text of the assistant's answer among `events`.
 fn answer_text(events: &[Value]) -> String {
@@ -83,7 +61,7 @@ async fn delete(client: &mut Client, session_id: &str) -> Value {
 /// the server did not give and limits 0 and 101 are `bad_request`. HTTP lists the same.
 #[tokio::test]
 async fn a_users_conversations_list_newest_first_titled_previewed_and_paged() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let u1 = token("u1", "acme", &[]);
     let mut client = connect(&gw, &u1).await;
@@ -185,7 +163,7 @@ async fn a_users_conversations_list_newest_first_titled_previewed_and_paged() {
 /// `bad_request`.
 #[tokio::test]
 async fn rename_and_archive_show_in_the_list_and_a_new_message_unarchives() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let mut client = connect(&gw, &token("u1", "acme", &[])).await;
     let a = client.create_session().await;
     chat(&mut client, &a.id, "How do refunds work?").await;
@@ -272,7 +250,7 @@ async fn rename_and_archive_show_in_the_list_and_a_new_message_unarchives() {
 /// text. HTTP serves both as attachments, identical to the WebSocket's.
 #[tokio::test]
 async fn exports_hold_the_conversation_as_replayed_over_ws_and_http() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let u1 = token("u1", "acme", &[]);
     let mut client = connect(&gw, &u1).await;
@@ -351,7 +329,7 @@ async fn exports_hold_the_conversation_as_replayed_over_ws_and_http() {
 /// same message as a session that never existed, and the list no longer shows it.
 #[tokio::test]
 async fn a_deleted_conversation_is_gone_everywhere() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let u1 = token("u1", "acme", &[]);
     let mut owner = connect(&gw, &u1).await;
@@ -365,7 +343,7 @@ async fn a_deleted_conversation_is_gone_everywhere() {
     list_until(&mut owner, json!({}), "both listed", |l| ids(l).len() == 2).await;
 
     let missing = error_message(
-        &owner.join_reply(MISSING, None, None).await,
+        &owner.join_reply(MISSING_SESSION, None, None).await,
         "not_found",
         "missing",
     );
@@ -450,7 +428,7 @@ async fn a_deleted_conversation_is_gone_everywhere() {
 /// not, finds nothing; only admins erase users.
 #[tokio::test]
 async fn only_the_owner_and_the_orgs_admins_manage_a_conversation() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let u1 = token("u1", "acme", &[]);
     let mut owner = connect(&gw, &u1).await;
@@ -464,7 +442,7 @@ async fn only_the_owner_and_the_orgs_admins_manage_a_conversation() {
     chat(&mut peer, &theirs.id, "Peer's question").await;
     list_until(&mut owner, json!({}), "owner's two", |l| ids(l).len() == 2).await;
     let missing = error_message(
-        &peer.join_reply(MISSING, None, None).await,
+        &peer.join_reply(MISSING_SESSION, None, None).await,
         "not_found",
         "missing",
     );
@@ -606,7 +584,7 @@ async fn only_the_owner_and_the_orgs_admins_manage_a_conversation() {
 /// and delete it; a visitor who did not join (or tried a wrong key) finds nothing.
 #[tokio::test]
 async fn an_anonymous_visitor_manages_only_the_conversation_it_joined_with_its_key() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let mut creator = Client::connect(&gw.ws_url()).await;
     assert_eq!(creator.welcome["principal"]["anonymous"], true);
     let s = creator.create_session().await;
@@ -618,7 +596,7 @@ async fn an_anonymous_visitor_manages_only_the_conversation_it_joined_with_its_k
 
     let mut intruder = Client::connect(&gw.ws_url()).await;
     let missing = error_message(
-        &intruder.join_reply(MISSING, None, None).await,
+        &intruder.join_reply(MISSING_SESSION, None, None).await,
         "not_found",
         "missing",
     );
@@ -679,7 +657,7 @@ async fn an_anonymous_visitor_manages_only_the_conversation_it_joined_with_its_k
 /// org only when it names it, and renames and deletes.
 #[tokio::test]
 async fn api_keys_read_and_administer_conversations_as_the_table_says() {
-    let gw = gateway();
+    let gw = keyed_gateway(&[]);
     let api = Api::new(&gw);
     let mut owner = connect(&gw, &token("u1", "acme", &[])).await;
     let s = owner.create_session().await;
@@ -722,9 +700,12 @@ async fn api_keys_read_and_administer_conversations_as_the_table_says() {
     )
     .await
     .assert_error(403, "forbidden", "publisher erase");
-    api.get(&format!("/v1/sessions/{MISSING}"), Some(PUBLISHER_SECRET))
-        .await
-        .assert_error(404, "not_found", "publisher GET missing");
+    api.get(
+        &format!("/v1/sessions/{MISSING_SESSION}"),
+        Some(PUBLISHER_SECRET),
+    )
+    .await
+    .assert_error(404, "not_found", "publisher GET missing");
 
     let without_org = api.get("/v1/sessions?scope=org", Some(ADMIN_SECRET)).await;
     assert!(

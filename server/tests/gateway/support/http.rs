@@ -16,6 +16,23 @@ pub const PUBLISHER_NAME: &str = "backend";
 pub const ADMIN_KEYS: &str = "ops:adm_secret_0123456789abcdef";
 pub const ADMIN_SECRET: &str = "adm_secret_0123456789abcdef";
 
+/// A gateway with HS256 JWTs, a publisher key, an admin key and a fast offline agent
+/// (memory backplane, default SQLite store), plus `extra` flags.
+pub fn keyed_gateway(extra: &[&str]) -> Gateway {
+    let mut args = vec![
+        super::jwt::HS_ARGS[0],
+        super::jwt::HS_ARGS[1],
+        "--publisher-keys",
+        PUBLISHER_KEYS,
+        "--admin-keys",
+        ADMIN_KEYS,
+        "--offline-agent-delay",
+        "1ms",
+    ];
+    args.extend_from_slice(extra);
+    Gateway::start(&args)
+}
+
 /// A reply: status, headers, body text and the body parsed as JSON (`Null` if it is not).
 #[derive(Debug)]
 pub struct Reply {

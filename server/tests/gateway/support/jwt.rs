@@ -133,6 +133,11 @@ fn sign(header: Header, claims: &Value, key: &EncodingKey) -> String {
     jsonwebtoken::encode(&header, claims, key).expect("sign a token")
 }
 
+/// An HS256 token for `sub` in `org` with `roles` (no groups), as most tests need.
+pub fn token(sub: &str, org: &str, roles: &[&str]) -> String {
+    Claims::user(sub, org).roles(roles).hs256()
+}
+
 /// Base64url without padding.
 pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

@@ -40,6 +40,9 @@ pub use client::Client;
 pub use gateway::{Gateway, run_to_exit};
 pub use raw::{RawClient, RawEvent};
 
+/// A session id that exists nowhere.
+pub const MISSING_SESSION: &str = "s_00000000000000000000000000000000";
+
 /// How long a single wait (a frame, a reply, a connect) may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
 
