@@ -18,6 +18,10 @@ pub struct Principal {
     #[serde(default)]
     pub roles: Vec<String>,
     pub anonymous: bool,
+    /// A display name for the people this principal talks to (the token's `name`
+    /// claim); absent when the token has none, and for anonymous connections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// Limits announced in `welcome`, so a client can stay within them (docs/protocol.md

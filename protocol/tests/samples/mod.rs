@@ -110,6 +110,7 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
                 groups: vec!["support".into()],
                 roles: vec!["operator".into()],
                 anonymous: false,
+                name: None,
             },
             heartbeat_ms: 25000,
             limits: Limits {
@@ -129,6 +130,7 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
                 groups: vec![],
                 roles: vec![],
                 anonymous: true,
+                name: None,
             },
             heartbeat_ms: 25000,
             limits: Limits {

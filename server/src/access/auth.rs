@@ -102,6 +102,7 @@ impl Authenticator {
                     groups: Vec::new(),
                     roles: Vec::new(),
                     anonymous: true,
+                    name: None,
                 },
                 expires_at: None,
             }),

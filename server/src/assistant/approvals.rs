@@ -260,6 +260,7 @@ mod tests {
             groups: vec![],
             roles: roles.iter().map(|r| r.to_string()).collect(),
             anonymous: false,
+            name: None,
         }
     }
 

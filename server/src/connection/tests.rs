@@ -48,6 +48,7 @@ fn anonymous() -> Authenticated {
             groups: vec![],
             roles: vec![],
             anonymous: true,
+            name: None,
         },
         expires_at: None,
     }
@@ -182,6 +183,7 @@ async fn an_expired_token_gets_token_expired_then_4401() {
             groups: vec![],
             roles: vec![],
             anonymous: false,
+            name: None,
         },
         expires_at: Some(now + 90),
     };

@@ -70,6 +70,7 @@ fn user(id: &str, org: &str, roles: &[&str]) -> AccessContext {
         groups: vec![],
         roles: roles.iter().map(|r| r.to_string()).collect(),
         anonymous: false,
+        name: None,
     }
 }
 

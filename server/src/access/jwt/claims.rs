@@ -1,7 +1,7 @@
 //! The principal a verified token names: `sub` is the user id, the org comes from the
 //! org claim (else the default org), groups and roles from their claims (a list of
-//! strings, or one string). A claim of any other shape refuses the token rather than
-//! being read as empty.
+//! strings, or one string), the display name from `name`. A claim of any other shape
+//! refuses the token rather than being read as empty.
 
 use serde_json::{Map, Value};
 use switchboard_protocol::Principal;
@@ -54,6 +54,7 @@ impl PrincipalClaims {
                 )));
             }
         };
+        let name = display_name(claims)?;
         let groups = string_list(claims, &self.groups)?;
         let roles = string_list(claims, &self.roles)?;
         let expires_at = match claims.get("exp") {
@@ -74,9 +75,27 @@ impl PrincipalClaims {
                 groups,
                 roles,
                 anonymous: false,
+                name,
             },
             expires_at,
         })
+    }
+}
+
+/// Longest display name kept from a token's `name` claim, in characters; longer
+/// names are cut.
+pub const MAX_NAME_CHARS: usize = 80;
+
+/// The `name` claim (OpenID Connect's display name): a string, trimmed and cut to
+/// [`MAX_NAME_CHARS`]; `None` when absent or blank.
+fn display_name(claims: &Map<String, Value>) -> Result<Option<String>, TokenError> {
+    match claims.get("name") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(name)) => {
+            let name: String = name.trim().chars().take(MAX_NAME_CHARS).collect();
+            Ok((!name.is_empty()).then_some(name))
+        }
+        Some(_) => Err(invalid("the token's `name` claim is not a string")),
     }
 }
 

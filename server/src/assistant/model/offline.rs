@@ -181,6 +181,7 @@ mod tests {
                 groups: vec![],
                 roles: vec![],
                 anonymous: true,
+                name: None,
             },
         }
     }

@@ -75,6 +75,7 @@ fn asker() -> AccessContext {
         groups: vec![],
         roles: vec![],
         anonymous: true,
+        name: None,
     }
 }
 

@@ -25,6 +25,7 @@ async fn hs256_happy_path_with_default_claim_names() {
                 groups: vec!["support".into(), "sales".into()],
                 roles: vec!["operator".into()],
                 anonymous: false,
+                name: None,
             },
             expires_at: exp,
         }
@@ -76,9 +77,37 @@ async fn claims_of_the_wrong_shape_are_refused() {
         (json!({"sub": 7}), "`sub`"),
         (json!({"sub": ""}), "`sub`"),
         (json!({"sub": null}), "`sub`"),
+        (json!({"name": ["Dana"]}), "`name`"),
     ] {
         let token = sign(Algorithm::HS256, None, &hs_key(), &claims(extra.clone()));
         let message = refused(v.verify(&token).await);
         assert!(message.contains(needle), "{extra}: {message}");
     }
+}
+
+#[tokio::test]
+async fn the_name_claim_is_the_display_name_trimmed_and_cut() {
+    let v = verifier(hs_settings()).await;
+    let named = |name: serde_json::Value| {
+        sign(
+            Algorithm::HS256,
+            None,
+            &hs_key(),
+            &claims(json!({"name": name})),
+        )
+    };
+    let p = v
+        .verify(&named(json!("  Dana Scully ")))
+        .await
+        .unwrap()
+        .principal;
+    assert_eq!(p.name.as_deref(), Some("Dana Scully"));
+    let p = v
+        .verify(&named(json!("x".repeat(200))))
+        .await
+        .unwrap()
+        .principal;
+    assert_eq!(p.name.map(|n| n.chars().count()), Some(80));
+    let p = v.verify(&named(json!("   "))).await.unwrap().principal;
+    assert_eq!(p.name, None);
 }

@@ -140,6 +140,7 @@ mod tests {
                 groups: vec![],
                 roles: vec![],
                 anonymous: true,
+                name: None,
             },
         }
     }
