@@ -108,6 +108,10 @@ pub enum EventBody {
         ok: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output: Option<Value>,
+        /// Who decided a call that needed approval: a `user_id`, or `anonymous`.
+        /// Absent when the call needed no approval or nobody decided in time.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decided_by: Option<String>,
     },
     /// A turn ended; `text` is the whole reply (partial when not completed).
     #[serde(rename = "turn.end")]

@@ -819,12 +819,14 @@ fn every_body() -> Vec<EventBody> {
             call_id: "call_1".into(),
             ok: true,
             output: Some(json!([{"doc_id": "d1", "score": 0.5}])),
+            decided_by: Some("ann".into()),
         },
         EventBody::ToolResult {
             turn_id: "t_1".into(),
             call_id: "call_2".into(),
             ok: false,
             output: None,
+            decided_by: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_1".into(),

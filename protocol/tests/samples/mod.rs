@@ -246,12 +246,14 @@ pub fn every_event_body() -> Vec<EventBody> {
             call_id: "call_1".into(),
             ok: true,
             output: Some(json!({"status": "shipped"})),
+            decided_by: Some("ann".into()),
         },
         EventBody::ToolResult {
             turn_id: "t_1".into(),
             call_id: "call_2".into(),
             ok: false,
             output: None,
+            decided_by: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_1".into(),

@@ -6,7 +6,9 @@
 //! |---|---|---|
 //! | join a session (and replay it) | its owner; an `operator`/`admin` of its org; for an anonymous session, whoever presents its key (same org) | `not_found` |
 //! | send, cancel, decide in a session over the WebSocket | a connection that joined it | `forbidden` |
-//! | decide a tool call | the session's owner, an `operator`/`admin` of its org; in an anonymous session any member | other org: `not_found`; else `forbidden` |
+//! | decide a tool call | its asker; an `operator`/`admin` of its org whose groups include all the asker's; in an anonymous session any member | other org: `not_found`; else `forbidden` |
+//! | start an AI turn with a message | customers: the owner; in an anonymous session its key holders (staff messages are `operator` messages) | no turn |
+//! | retrieve documents for a turn | with the access of everyone who receives the answer: the asker, who is the owner | never seen |
 //! | `auth.refresh` | a token for the same `sub` and org as the connection | `forbidden` |
 //! | publish | a publisher key (anywhere); a token with role `publisher` (its own org) | `forbidden`; another org's session: `not_found` |
 //! | post an operator message | a publisher key; a token with role `operator` or `publisher` (own org) | `forbidden`; another org's session: `not_found` |
@@ -130,19 +132,57 @@ pub fn act_in_session(joined: bool) -> Decision {
     )
 }
 
-/// `tool.decide` on a call waiting in a session of `call_org` owned by `call_owner`
-/// (`None`: an anonymous session, where joining it already took the session key).
-pub fn decide_tool(who: &AccessContext, call_org: &str, call_owner: Option<&str>) -> Decision {
+/// Who a member speaks as in a session: the customer whose conversation it is (the
+/// owner; in an anonymous session, whoever holds its key), or staff of its org (an
+/// `operator` or `admin` who joined someone else's conversation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Voice {
+    /// Their message is a `user` message and starts an AI turn.
+    Customer,
+    /// Their message is an `operator` message and never starts an AI turn.
+    Staff,
+}
+
+/// The voice of `who`, a member of `session` (membership is checked by `join`).
+pub fn voice(who: &AccessContext, session: &SessionRecord) -> Voice {
+    let owns = session.owner.is_some() && session.owner == who.user_id && !who.anonymous;
+    if !owns && who.org_id == session.org_id && is_operator_or_admin(who) {
+        Voice::Staff
+    } else {
+        Voice::Customer
+    }
+}
+
+/// The access a turn's retrieval runs with: only documents that **every principal
+/// who receives its answer** may read reach the prompt, the reply or `sources`
+/// (docs/protocol.md §7). Only customers start turns (see [`voice`]): the asker is the
+/// session's owner, or in an anonymous session one of its anonymous key holders, so
+/// the asker's access is the owner's. Staff who joined receive the answer too: they
+/// see what the customer sees, which is what joining a customer's conversation grants.
+/// `None` when `asker` may not start a turn in `session`.
+pub fn turn_audience<'a>(
+    asker: &'a AccessContext,
+    session: &SessionRecord,
+) -> Option<&'a AccessContext> {
+    (voice(asker, session) == Voice::Customer && asker.org_id == session.org_id).then_some(asker)
+}
+
+/// `tool.decide` on a call waiting in a session of `call_org`, asked by `asker` (the
+/// principal whose message started the turn; the call runs with its identity). Its
+/// asker decides; so may an `operator` or `admin` of the org whose groups cover every
+/// group of the asker (they could see all the asker sees). In an anonymous session
+/// (an anonymous asker) every member decides: joining it took the session key.
+pub fn decide_tool(who: &AccessContext, call_org: &str, asker: &AccessContext) -> Decision {
     if call_org != who.org_id {
         return Err(Refusal::Hide);
     }
-    let allowed = match call_owner {
-        Some(owner) => who.user_id.as_deref() == Some(owner) || is_operator_or_admin(who),
-        None => true,
-    };
+    let is_asker = !who.anonymous && who.user_id.is_some() && who.user_id == asker.user_id;
+    let covers = is_operator_or_admin(who) && asker.groups.iter().all(|g| who.groups.contains(g));
     allow_if(
-        allowed,
-        Refusal::Forbid("only the session's owner or an operator of its org may decide tool calls"),
+        asker.anonymous || is_asker || covers,
+        Refusal::Forbid(
+            "only the member who asked, or an operator of the org whose groups include all of the asker's, may decide this tool call",
+        ),
     )
 }
 

@@ -35,9 +35,19 @@ pub const DECISION_SAFETY_NET: Duration = Duration::from_secs(2);
 /// How long call and decision records outlive the approval timeout.
 const RECORD_MARGIN: Duration = Duration::from_secs(600);
 
+/// Decisions as older gateways recorded them (anything else not JSON is a denial).
 const APPROVED: &[u8] = b"approved";
-const DENIED: &[u8] = b"denied";
 const TIMED_OUT: &[u8] = b"timeout";
+
+/// A member's decision as recorded: what, and who (`user_id`, or `anonymous`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DecisionRecord {
+    approved: bool,
+    by: String,
+}
+
+/// How an anonymous member who decided is named in `tool.result.decided_by`.
+const ANONYMOUS: &str = "anonymous";
 
 /// A call waiting for a decision, as every replica sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,8 +56,13 @@ pub struct PendingCall {
     pub turn_id: String,
     pub org_id: String,
     pub tool: String,
-    /// The session's owner (`None` for anonymous sessions), who may decide.
+    /// The session's owner (`None` for anonymous sessions): who decides calls opened
+    /// by gateways that did not record the asker.
     pub owner: Option<String>,
+    /// The principal whose message started the turn: the call runs as them, and they
+    /// (or staff whose access covers theirs) decide it.
+    #[serde(default)]
+    pub asker: Option<AccessContext>,
     /// The replica whose turn waits, to be woken when the decision is made elsewhere
     /// (absent in calls opened by older gateways: their turns poll).
     #[serde(default)]
@@ -64,12 +79,23 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn from_record(value: &[u8]) -> Decision {
-        match value {
+    /// The decision in a record, and who made it (`None`: timed out, or a record
+    /// written by a gateway that did not name the member).
+    fn from_record(value: &[u8]) -> (Decision, Option<String>) {
+        if let Ok(record) = serde_json::from_slice::<DecisionRecord>(value) {
+            let decision = if record.approved {
+                Decision::Approved
+            } else {
+                Decision::Denied
+            };
+            return (decision, Some(record.by));
+        }
+        let decision = match value {
             APPROVED => Decision::Approved,
             TIMED_OUT => Decision::TimedOut,
             _ => Decision::Denied,
-        }
+        };
+        (decision, None)
     }
 }
 
@@ -143,14 +169,28 @@ impl Approvals {
         if call.session_id != session_id {
             return Err(not_found());
         }
-        policy::decide_tool(access, &call.org_id, call.owner.as_deref())
+        let asker = call.asker.clone().unwrap_or_else(|| AccessContext {
+            user_id: call.owner.clone(),
+            org_id: call.org_id.clone(),
+            groups: Vec::new(),
+            roles: Vec::new(),
+            anonymous: call.owner.is_none(),
+            name: None,
+        });
+        policy::decide_tool(access, &call.org_id, &asker)
             .map_err(|refused| refused.into_error(not_found))?;
-        let value = if approved { APPROVED } else { DENIED };
+        let record = DecisionRecord {
+            approved,
+            by: match (&access.user_id, access.anonymous) {
+                (Some(user), false) => user.clone(),
+                _ => ANONYMOUS.to_string(),
+            },
+        };
         let created = self
             .backplane
             .record_create(
                 &RecordKey::new(TOOL_DECISIONS, call_id),
-                Bytes::from_static(value),
+                Bytes::from(serde_json::to_vec(&record).unwrap_or_default()),
                 Some(self.timeout + RECORD_MARGIN),
             )
             .await?;
@@ -196,9 +236,10 @@ impl Approvals {
         }
     }
 
-    /// Wait for the decision on `call_id`; after the approval timeout, deny it. A
-    /// backplane outage while waiting keeps waiting until the timeout.
-    pub async fn wait(&self, call_id: &str) -> Decision {
+    /// Wait for the decision on `call_id`, and who made it; after the approval
+    /// timeout, deny it. A backplane outage while waiting keeps waiting until the
+    /// timeout.
+    pub async fn wait(&self, call_id: &str) -> (Decision, Option<String>) {
         let notify = Arc::new(Notify::new());
         self.waiters.insert(call_id.to_string(), notify.clone());
         let _unregister = Unregister {
@@ -223,7 +264,7 @@ impl Approvals {
                     .await
                 {
                     Ok(false) => continue,
-                    Ok(true) | Err(_) => return Decision::TimedOut,
+                    Ok(true) | Err(_) => return (Decision::TimedOut, None),
                 }
             }
             tokio::select! {
@@ -276,6 +317,7 @@ mod tests {
         )
     }
 
+    /// A call in acme's session `s_1`, owned by `owner`, asked by the owner.
     fn call(owner: Option<&str>) -> PendingCall {
         PendingCall {
             session_id: "s_1".into(),
@@ -283,6 +325,14 @@ mod tests {
             org_id: "acme".into(),
             tool: "refund".into(),
             owner: owner.map(str::to_string),
+            asker: Some(match owner {
+                Some(owner) => member(owner, "acme", &[]),
+                None => AccessContext {
+                    user_id: None,
+                    anonymous: true,
+                    ..member("-", "acme", &[])
+                },
+            }),
             replica: None,
         }
     }
@@ -299,7 +349,10 @@ mod tests {
         b.decide(&member("ann", "acme", &[]), "s_1", "tc_1", true)
             .await
             .unwrap();
-        assert_eq!(waiting.await.unwrap(), Decision::Approved);
+        assert_eq!(
+            waiting.await.unwrap(),
+            (Decision::Approved, Some("ann".to_string()))
+        );
         let again = b
             .decide(&member("ann", "acme", &[]), "s_1", "tc_1", false)
             .await;
@@ -310,7 +363,7 @@ mod tests {
     async fn nobody_deciding_in_time_denies_and_a_late_decision_conflicts() {
         let (a, _) = setup(Duration::from_millis(100));
         a.open("tc_2", &call(Some("ann"))).await.unwrap();
-        assert_eq!(a.wait("tc_2").await, Decision::TimedOut);
+        assert_eq!(a.wait("tc_2").await, (Decision::TimedOut, None));
         let late = a
             .decide(&member("ann", "acme", &[]), "s_1", "tc_2", true)
             .await;
@@ -336,6 +389,37 @@ mod tests {
         a.decide(&member("olga", "acme", &["operator"]), "s_1", "tc_3", false)
             .await
             .unwrap();
-        assert_eq!(a.wait("tc_3").await, Decision::Denied);
+        assert_eq!(
+            a.wait("tc_3").await,
+            (Decision::Denied, Some("olga".to_string()))
+        );
+    }
+
+    /// The session's owner cannot approve a call another member's message started
+    /// (it would run as that member); the asker can.
+    #[tokio::test]
+    async fn the_owner_cannot_decide_a_call_someone_else_asked() {
+        let (a, _) = setup(Duration::from_secs(10));
+        let mut asked_by_operator = call(Some("ann"));
+        asked_by_operator.asker = Some(AccessContext {
+            groups: vec!["hr".into()],
+            ..member("olga", "acme", &["operator"])
+        });
+        a.open("tc_4", &asked_by_operator).await.unwrap();
+        let owner = a
+            .decide(&member("ann", "acme", &[]), "s_1", "tc_4", true)
+            .await;
+        assert_eq!(owner.unwrap_err().code, ErrorCode::Forbidden);
+        let uncovered = a
+            .decide(&member("otto", "acme", &["operator"]), "s_1", "tc_4", true)
+            .await;
+        assert_eq!(uncovered.unwrap_err().code, ErrorCode::Forbidden);
+        a.decide(&member("olga", "acme", &["operator"]), "s_1", "tc_4", true)
+            .await
+            .unwrap();
+        assert_eq!(
+            a.wait("tc_4").await,
+            (Decision::Approved, Some("olga".to_string()))
+        );
     }
 }

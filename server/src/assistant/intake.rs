@@ -1,6 +1,10 @@
 //! Accepting a user's message: the one place where a `message.send` becomes a
 //! `message` event and a queued turn.
 //!
+//! A member who is staff in the session (an operator or admin of its org who is not
+//! its owner, see `policy::voice`) posts an `operator` message: stored the same way,
+//! and no turn is queued for it.
+//!
 //! In order: refuse during a drain; only from a connection that joined the session;
 //! check the text; make sure the session has room for one more turn (before anything
 //! is appended); remember who asks (any replica may answer); append the `message` once
@@ -23,6 +27,7 @@ use crate::fanout::Events;
 use crate::fanout::events::Once;
 use crate::ids::{new_id, session_stream};
 use crate::records::idempotency;
+use crate::records::sessions::SessionRecord;
 use crate::shutdown::Shutdown;
 
 /// A message that was accepted (or had been, for a retried `client_message_id`).
@@ -57,26 +62,33 @@ impl Intake {
         }
     }
 
-    /// Accept `send` from `sender`, whose connection has `joined` the session or not.
-    /// The answer goes to `acknowledge` before the turn is queued, so the sender hears
+    /// Accept `send` from `sender`; `joined` is the session's record when the
+    /// sender's connection joined it (and it still exists), `None` otherwise. The
+    /// answer goes to `acknowledge` before the turn is queued, so the sender hears
     /// `message.accepted` before the turn can start.
     pub async fn accept(
         &self,
         sender: &AccessContext,
-        joined: bool,
+        joined: Option<&SessionRecord>,
         send: MessageSend,
         acknowledge: impl FnOnce(&Accepted),
     ) -> Result<(), ClientError> {
         if self.shutdown.is_draining() {
             return Err(ClientError::draining());
         }
-        policy::act_in_session(joined)
+        policy::act_in_session(joined.is_some())
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
+        let Some(session) = joined else {
+            return Err(ClientError::session_not_found());
+        };
         self.check(&send)?;
+        let Some(asker) = policy::turn_audience(sender, session) else {
+            return self.accept_from_staff(sender, send, acknowledge).await;
+        };
         self.turns.has_room(&send.session_id).await?;
         let stream = session_stream(&send.session_id)?;
         let message_id = new_id("m");
-        self.turns.remember_job(&message_id, sender).await?;
+        self.turns.remember_job(&message_id, asker).await?;
         let key = send
             .client_message_id
             .as_deref()
@@ -136,6 +148,46 @@ impl Intake {
         if let Claim::Owned(lease) = claim {
             self.turns.start(*lease);
         }
+        Ok(())
+    }
+
+    /// A staff member's message: an `operator` message under their display name,
+    /// appended once per `client_message_id`; no turn answers it.
+    async fn accept_from_staff(
+        &self,
+        sender: &AccessContext,
+        send: MessageSend,
+        acknowledge: impl FnOnce(&Accepted),
+    ) -> Result<(), ClientError> {
+        let stream = session_stream(&send.session_id)?;
+        let message_id = new_id("m");
+        let key = send
+            .client_message_id
+            .as_deref()
+            .map(|cmid| idempotency::message_key(&send.session_id, cmid));
+        let body = EventBody::Message {
+            message_id: message_id.clone(),
+            role: Role::Operator,
+            text: send.text,
+            author: sender.name.clone().or_else(|| sender.user_id.clone()),
+        };
+        let accepted = match self
+            .events
+            .append_once(&stream, body, key.as_ref(), &message_id, Some(is_message))
+            .await?
+        {
+            Once::Appended(event) => Accepted {
+                session_id: send.session_id,
+                message_id,
+                seq: event.seq,
+            },
+            Once::Earlier { id, seq } => Accepted {
+                session_id: send.session_id,
+                message_id: id,
+                seq,
+            },
+        };
+        acknowledge(&accepted);
         Ok(())
     }
 

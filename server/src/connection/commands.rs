@@ -11,6 +11,7 @@ use crate::access::policy;
 use crate::error::ClientError;
 use crate::fanout::JoinInfo;
 use crate::ids::session_stream;
+use crate::records::sessions::SessionRecord;
 
 /// Largest serialized `session.create.metadata` (docs/protocol.md §3).
 const MAX_METADATA_BYTES: usize = 4096;
@@ -32,14 +33,15 @@ impl Connection {
             ClientFrame::SessionJoin(join) => self.join_session(id, join).await,
             ClientFrame::SessionLeave(leave) => self.leave_session(id, leave),
             ClientFrame::MessageSend(send) => {
-                let joined = self.sessions.contains(&send.session_id);
-                if joined {
-                    self.still_exists(&send.session_id).await?;
-                }
+                let joined = if self.sessions.contains(&send.session_id) {
+                    Some(self.still_exists(&send.session_id).await?)
+                } else {
+                    None
+                };
                 let outbound = &self.outbound;
                 self.state
                     .intake
-                    .accept(&self.access, joined, send, |accepted| {
+                    .accept(&self.access, joined.as_ref(), send, |accepted| {
                         let reply = ServerFrame::MessageAccepted {
                             session_id: accepted.session_id.clone(),
                             message_id: accepted.message_id.clone(),
@@ -89,9 +91,9 @@ impl Connection {
     /// A joined session that was deleted meanwhile (by another member, an erase or
     /// retention, on any replica) is left and `not_found`: appending to it would bring
     /// its stream back.
-    async fn still_exists(&mut self, session_id: &str) -> Result<(), ClientError> {
-        if self.state.sessions.get(session_id).await?.is_some() {
-            return Ok(());
+    async fn still_exists(&mut self, session_id: &str) -> Result<SessionRecord, ClientError> {
+        if let Some(record) = self.state.sessions.get(session_id).await? {
+            return Ok(record);
         }
         if self.sessions.remove(session_id) {
             let stream = session_stream(session_id)?;

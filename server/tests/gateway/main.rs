@@ -11,6 +11,7 @@ mod support;
 mod access_http;
 mod access_jwt;
 mod access_retrieval;
+mod access_shared_sessions;
 mod access_tenancy;
 mod chaos_turns;
 mod conversations_durable;

@@ -545,6 +545,44 @@ async fn an_operator_of_the_org_may_decide() {
     assert_eq!(backend.hits().len(), 1);
 }
 
+/// A call asked by a member of group `finance` runs as them: an operator whose groups
+/// do not include `finance` may not approve it; one in `finance` may, and
+/// `tool.result` names who decided.
+#[tokio::test]
+async fn only_staff_whose_access_covers_the_askers_may_decide_for_them() {
+    let upstream = Upstream::start().await;
+    let backend = ToolBackend::start(json!({"ok": 1})).await;
+    let gw = gateway_with_tools(&upstream, &backend, &[("refund_order", true)], &[]);
+    upstream.push(tool_call_reply("call_3", "refund_order", &["{}"]));
+    upstream.push(Reply::text(&["Done."]));
+    let mut owner = connect(&gw, &token("ann", "acme", &["finance"], &[])).await;
+    let s = owner.create_session().await;
+    let mut otto = connect(&gw, &token("otto", "acme", &[], &["operator"])).await;
+    otto.join(&s.id, None, None).await;
+    let mut fiona = connect(&gw, &token("fiona", "acme", &["finance"], &["operator"])).await;
+    fiona.join(&s.id, None, None).await;
+    owner.send_message(&s.id, "refund it").await;
+    let request = tool_request(&mut otto).await;
+    let call_id = request["call_id"].as_str().unwrap().to_string();
+    let refused = otto
+        .request(
+            "tool.decide",
+            json!({"session_id": s.id, "call_id": call_id, "approved": true}),
+        )
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    assert!(
+        backend.hits().is_empty(),
+        "an uncovered operator's approval ran the tool"
+    );
+    decide(&mut fiona, &s.id, &call_id, true).await;
+    let frames = owner.collect_until(is_assistant_message).await;
+    let result = first_of(&frames, "tool.result");
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["decided_by"], "fiona", "{result}");
+    assert_eq!(backend.hits().len(), 1);
+}
+
 /// Nobody decides before `--tool-approval-timeout`: denied, the backend is not
 /// called, and a late decision conflicts.
 #[tokio::test]

@@ -112,6 +112,26 @@ fn http<T>(who: &Who, decide: impl Fn(&Caller) -> Result<T, Refusal>) -> char {
     who.caller.as_ref().map_or('-', |c| letter(decide(c)))
 }
 
+/// A turn's audience as a decision: `A` when `who` starts a turn, `F` when its
+/// message is a staff message.
+fn audience(who: &AccessContext, session: &SessionRecord) -> Decision {
+    turn_audience(who, session)
+        .map(|_| ())
+        .ok_or(Refusal::Forbid("staff"))
+}
+
+/// The principal whose message started a turn.
+fn asker(user: Option<&str>, groups: &[&str], roles: &[&str]) -> AccessContext {
+    AccessContext {
+        user_id: user.map(str::to_string),
+        org_id: "acme".into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        anonymous: user.is_none(),
+        name: None,
+    }
+}
+
 fn publish_to(caller: &Caller, on_behalf_of: Option<&str>, target: Target<'_>) -> Decision {
     publish(&publisher(caller)?, on_behalf_of, target)
 }
@@ -208,15 +228,44 @@ fn the_permission_matrix() {
             "A A A A A A A - -",
             Box::new(|w| ws(w, |_| act_in_session(true))),
         ),
+        // Turns and tool calls: the rows assume the caller joined the session.
         (
-            "decide a tool call in the owned session",
+            "start an AI turn in the owned session",
+            "A A A F F A F - -",
+            Box::new(|w| ws(w, |a| audience(a, &owned))),
+        ),
+        (
+            "start an AI turn in the anonymous session",
+            "A A A F F A F - -",
+            Box::new(|w| ws(w, |a| audience(a, &anonymous))),
+        ),
+        (
+            "decide a tool call the owner u1 asked",
             "F A F A A F H - -",
-            Box::new(|w| ws(w, |a| decide_tool(a, "acme", Some("u1")))),
+            Box::new(|w| ws(w, |a| decide_tool(a, "acme", &asker(Some("u1"), &[], &[])))),
+        ),
+        (
+            "decide a tool call u1 of group finance asked",
+            "F A F F F F H - -",
+            Box::new(|w| {
+                ws(w, |a| {
+                    decide_tool(a, "acme", &asker(Some("u1"), &["finance"], &[]))
+                })
+            }),
+        ),
+        (
+            "decide a tool call operator u3 asked",
+            "F F F A A F H - -",
+            Box::new(|w| {
+                ws(w, |a| {
+                    decide_tool(a, "acme", &asker(Some("u3"), &[], &[ROLE_OPERATOR]))
+                })
+            }),
         ),
         (
             "decide a tool call in an anonymous session",
             "A A A A A A H - -",
-            Box::new(|w| ws(w, |a| decide_tool(a, "acme", None))),
+            Box::new(|w| ws(w, |a| decide_tool(a, "acme", &asker(None, &[], &[])))),
         ),
         (
             "refresh with a token for the same identity",

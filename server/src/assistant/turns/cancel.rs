@@ -83,9 +83,10 @@ impl Turns {
         }
     }
 
-    /// `turn.cancel` for a turn this replica does not run: when a turn of the session
-    /// holds the lease somewhere, leave a cancel request and wake the lease's replica.
-    /// False when no turn of the session runs anywhere.
+    /// `turn.cancel` of `turn_id` in `session_id`: cancelled here when it runs here;
+    /// when it runs elsewhere (the session's lease names it), leave a cancel request
+    /// and wake the lease's replica. False when no turn of that id runs in that
+    /// session anywhere: a turn id of another session cancels nothing.
     pub async fn cancel_anywhere(
         &self,
         session_id: &str,
@@ -101,10 +102,10 @@ impl Turns {
             return Ok(false);
         };
         if lease.running.as_ref().is_none_or(|r| r.turn_id != turn_id) {
-            // A turn of the session runs, but not that one (it finished, or it is a
-            // turn of another session): nothing to cancel, and no record that could
-            // reach a turn elsewhere.
-            return Ok(true);
+            // No turn of that id runs in this session (it finished, or it is a turn of
+            // another session): nothing to cancel, and no record that could reach a
+            // turn elsewhere.
+            return Ok(false);
         }
         self.backplane
             .record_put(

@@ -132,6 +132,7 @@ impl Turns {
                 org_id: job.access.org_id.clone(),
                 tool: call.name.clone(),
                 owner,
+                asker: Some(job.access.clone()),
                 replica: Some(self.replica_id()),
             };
             if let Err(e) = self.services.approvals.open(&call_id, &pending).await {
@@ -153,12 +154,15 @@ impl Turns {
         if let Err(e) = self.events.append(&job.stream, request).await {
             return Err(format!("the tool call could not be recorded: {}", e.kind));
         }
+        let mut decided_by = None;
         let outcome = match (spec, &arguments) {
             (None, _) => ToolOutcome::failed(format!("there is no tool named {}", call.name)),
             (Some(_), None) => ToolOutcome::failed("the arguments are not a JSON object"),
             (Some(spec), Some(arguments)) => {
                 let decision = if requires_approval {
-                    self.services.approvals.wait(&call_id).await
+                    let (decision, by) = self.services.approvals.wait(&call_id).await;
+                    decided_by = by;
+                    decision
                 } else {
                     Decision::Approved
                 };
@@ -188,6 +192,7 @@ impl Turns {
             call_id,
             ok: outcome.ok,
             output: Some(outcome.output.clone()),
+            decided_by,
         };
         if let Err(e) = self.events.append(&job.stream, result).await {
             return Err(format!("the tool result could not be recorded: {}", e.kind));
