@@ -18,6 +18,7 @@ pub mod conformance;
 mod convert;
 mod db_error;
 mod error;
+mod handoff;
 mod list;
 mod memory;
 mod migrations;
@@ -32,8 +33,8 @@ use async_trait::async_trait;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
-    Cursor, Erased, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, SessionState,
-    TranscriptEntry, TranscriptWrite,
+    Cursor, Erased, HandoffRow, HandoffSettingsRow, HandoffState, NewSession, SessionChange,
+    SessionPage, SessionQuery, SessionRow, SessionState, TranscriptEntry, TranscriptWrite,
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -113,6 +114,44 @@ pub trait ConversationStore: Send + Sync + 'static {
         default_days: u32,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// The session's handoff; `None` when there is no such session (a session that
+    /// never had one is the assistant's since its creation, version 0).
+    async fn handoff(&self, session_id: &str) -> Result<Option<HandoffRow>, StoreError>;
+
+    /// Change the session's handoff to `new` (its `version` is ignored) only if its
+    /// version is `expected` now: the new version is `expected + 1`. Returns whether it
+    /// did; `false` when another change came first or there is no such session.
+    /// Atomic across replicas sharing the store.
+    async fn set_handoff(
+        &self,
+        session_id: &str,
+        expected: u64,
+        new: &HandoffRow,
+    ) -> Result<bool, StoreError>;
+
+    /// The org's sessions whose handoff is `waiting` or `human`, the longest in that
+    /// state first (ties: smaller `session_id`), at most `limit` clamped to
+    /// `1..=MAX_PAGE`.
+    async fn inbox(
+        &self,
+        org_id: &str,
+        limit: usize,
+    ) -> Result<Vec<(SessionRow, HandoffRow)>, StoreError>;
+
+    /// Set (`Some`) or clear (`None`: the deployment's defaults) an org's handoff
+    /// settings.
+    async fn set_handoff_settings(
+        &self,
+        org_id: &str,
+        settings: Option<&HandoffSettingsRow>,
+    ) -> Result<(), StoreError>;
+
+    /// The org's own handoff settings, if it set them.
+    async fn handoff_settings(
+        &self,
+        org_id: &str,
+    ) -> Result<Option<HandoffSettingsRow>, StoreError>;
 
     /// Whether the store answers now (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;

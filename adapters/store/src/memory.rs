@@ -13,9 +13,9 @@ use async_trait::async_trait;
 
 use crate::convert::{from_db, to_db};
 use crate::{
-    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
-    SessionQuery, SessionRow, SessionState, StoreError, TranscriptEntry, TranscriptWrite, batch,
-    list,
+    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, HandoffState, MAX_PAGE,
+    MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
+    SessionState, StoreError, TranscriptEntry, TranscriptWrite, batch, list,
 };
 
 /// A day in milliseconds, as retention counts.
@@ -36,6 +36,8 @@ struct State {
     sessions: BTreeMap<String, Session>,
     /// Days, per org that set its own.
     retention: HashMap<String, u32>,
+    /// Per org that set its own.
+    handoff_settings: HashMap<String, HandoffSettingsRow>,
 }
 
 #[derive(Debug)]
@@ -43,6 +45,8 @@ struct Session {
     row: SessionRow,
     /// By `seq`.
     transcript: BTreeMap<u64, TranscriptEntry>,
+    /// `None`: the assistant's since creation, version 0.
+    handoff: Option<HandoffRow>,
 }
 
 /// One entry of a write batch as planned for the SQL stores, and as this store keeps
@@ -193,6 +197,7 @@ impl ConversationStore for MemoryStore {
             Session {
                 row,
                 transcript: BTreeMap::new(),
+                handoff: None,
             },
         );
         Ok(true)
@@ -364,6 +369,81 @@ impl ConversationStore for MemoryStore {
             state.sessions.remove(session_id);
         }
         Ok(expired)
+    }
+
+    async fn handoff(&self, session_id: &str) -> Result<Option<HandoffRow>, StoreError> {
+        Ok(self.state().sessions.get(session_id).map(|s| {
+            s.handoff
+                .clone()
+                .unwrap_or_else(|| HandoffRow::assistant(s.row.created_at))
+        }))
+    }
+
+    async fn set_handoff(
+        &self,
+        session_id: &str,
+        expected: u64,
+        new: &HandoffRow,
+    ) -> Result<bool, StoreError> {
+        to_db(new.since, "since")?;
+        to_db(expected, "version")?;
+        let mut state = self.state();
+        let Some(session) = state.sessions.get_mut(session_id) else {
+            return Ok(false);
+        };
+        let current = session.handoff.as_ref().map_or(0, |h| h.version);
+        if current != expected {
+            return Ok(false);
+        }
+        session.handoff = Some(HandoffRow {
+            version: expected.saturating_add(1),
+            ..new.clone()
+        });
+        Ok(true)
+    }
+
+    async fn inbox(
+        &self,
+        org_id: &str,
+        max: usize,
+    ) -> Result<Vec<(SessionRow, HandoffRow)>, StoreError> {
+        let state = self.state();
+        let mut held: Vec<(SessionRow, HandoffRow)> = state
+            .sessions
+            .values()
+            .filter(|s| s.row.org_id == org_id)
+            .filter_map(|s| {
+                let handoff = s.handoff.as_ref()?;
+                (handoff.state != HandoffState::Assistant).then(|| (s.row.clone(), handoff.clone()))
+            })
+            .collect();
+        held.sort_unstable_by(|a, b| {
+            (a.1.since, &a.0.session_id).cmp(&(b.1.since, &b.0.session_id))
+        });
+        held.truncate(max.clamp(1, MAX_PAGE));
+        Ok(held)
+    }
+
+    async fn set_handoff_settings(
+        &self,
+        org_id: &str,
+        settings: Option<&HandoffSettingsRow>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        match settings {
+            Some(settings) => state
+                .handoff_settings
+                .insert(org_id.to_string(), settings.clone()),
+            None => state.handoff_settings.remove(org_id),
+        };
+        Ok(())
+    }
+
+    async fn handoff_settings(
+        &self,
+        org_id: &str,
+    ) -> Result<Option<HandoffSettingsRow>, StoreError> {
+        Ok(self.state().handoff_settings.get(org_id).cloned())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

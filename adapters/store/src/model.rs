@@ -130,3 +130,76 @@ pub struct Erased {
     pub session_ids: Vec<String>,
     pub entries: u64,
 }
+
+/// Who holds a conversation (human handoff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffState {
+    /// The AI answers (every session starts here).
+    Assistant,
+    /// A person was asked for; the AI is silent.
+    Waiting,
+    /// An operator holds the conversation; the AI is silent.
+    Human,
+}
+
+impl HandoffState {
+    /// The name stored in the database and used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffState::Assistant => "assistant",
+            HandoffState::Waiting => "waiting",
+            HandoffState::Human => "human",
+        }
+    }
+
+    /// The state named `name`, if any.
+    pub fn parse(name: &str) -> Option<HandoffState> {
+        match name {
+            "assistant" => Some(HandoffState::Assistant),
+            "waiting" => Some(HandoffState::Waiting),
+            "human" => Some(HandoffState::Human),
+            _ => None,
+        }
+    }
+}
+
+/// A session's handoff as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffRow {
+    pub state: HandoffState,
+    /// The operator holding it (`human`), or who last held it.
+    pub operator: Option<String>,
+    pub operator_name: Option<String>,
+    /// Why a person was asked for.
+    pub reason: Option<String>,
+    /// When the state began.
+    pub since: u64,
+    /// Raised by one on every change; `0` for a session that never had a handoff.
+    pub version: u64,
+}
+
+impl HandoffRow {
+    /// The handoff of a session that never had one: the assistant's since `since`.
+    pub fn assistant(since: u64) -> HandoffRow {
+        HandoffRow {
+            state: HandoffState::Assistant,
+            operator: None,
+            operator_name: None,
+            reason: None,
+            since,
+            version: 0,
+        }
+    }
+}
+
+/// An org's handoff settings as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffSettingsRow {
+    /// Whether a person may be asked for at all.
+    pub enabled: bool,
+    /// Shown to the customer while waiting; `None`: the gateway's default.
+    pub waiting_message: Option<String>,
+    /// Whether the assistant asks for a person when the knowledge base has nothing.
+    pub when_unanswered: bool,
+}

@@ -19,8 +19,9 @@ use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db,
 use crate::db_error::store_error;
 use crate::redact::redact;
 use crate::{
-    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
-    SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite, list, migrations, sql,
+    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_PAGE, MAX_TRANSCRIPT_PAGE,
+    NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
+    TranscriptWrite, handoff, list, migrations, sql,
 };
 
 /// How long [`PostgresStore::connect`] tries before giving up.
@@ -396,6 +397,86 @@ impl ConversationStore for PostgresStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(expired)
+    }
+
+    async fn handoff(&self, session_id: &str) -> Result<Option<HandoffRow>, StoreError> {
+        let row = sqlx::query(handoff::HANDOFF)
+            .bind(session_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| handoff::handoff_row(&row, "state"))
+            .transpose()
+    }
+
+    async fn set_handoff(
+        &self,
+        session_id: &str,
+        expected: u64,
+        new: &HandoffRow,
+    ) -> Result<bool, StoreError> {
+        let since = to_db(new.since, "since")?;
+        let statement = if expected == 0 {
+            sqlx::query(handoff::INSERT_HANDOFF)
+        } else {
+            sqlx::query(handoff::UPDATE_HANDOFF)
+        }
+        .bind(session_id)
+        .bind(new.state.as_str())
+        .bind(new.operator.as_deref())
+        .bind(new.operator_name.as_deref())
+        .bind(new.reason.as_deref())
+        .bind(since);
+        let statement = if expected == 0 {
+            statement
+        } else {
+            statement.bind(to_db(expected, "version")?)
+        };
+        let done = statement.execute(&self.pool).await.map_err(db)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn inbox(
+        &self,
+        org_id: &str,
+        max: usize,
+    ) -> Result<Vec<(SessionRow, HandoffRow)>, StoreError> {
+        let rows = sqlx::query(handoff::INBOX)
+            .bind(org_id)
+            .bind(limit(max.clamp(1, MAX_PAGE)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(handoff::inbox_row).collect()
+    }
+
+    async fn set_handoff_settings(
+        &self,
+        org_id: &str,
+        settings: Option<&HandoffSettingsRow>,
+    ) -> Result<(), StoreError> {
+        let statement = match settings {
+            Some(settings) => sqlx::query(handoff::SET_SETTINGS)
+                .bind(org_id)
+                .bind(settings.enabled)
+                .bind(settings.waiting_message.as_deref())
+                .bind(settings.when_unanswered),
+            None => sqlx::query(handoff::CLEAR_SETTINGS).bind(org_id),
+        };
+        statement.execute(&self.pool).await.map_err(db)?;
+        Ok(())
+    }
+
+    async fn handoff_settings(
+        &self,
+        org_id: &str,
+    ) -> Result<Option<HandoffSettingsRow>, StoreError> {
+        let row = sqlx::query(handoff::SETTINGS)
+            .bind(org_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|row| handoff::settings_row(&row)).transpose()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

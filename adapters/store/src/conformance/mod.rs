@@ -39,6 +39,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod handoff;
 mod lifecycle;
 mod limits;
 mod listing;
@@ -52,6 +53,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
+pub use handoff::*;
 pub use lifecycle::*;
 pub use limits::*;
 pub use listing::*;
@@ -127,6 +129,9 @@ macro_rules! conformance_tests {
             expire_is_bounded_and_oldest_first
             values_past_i64_are_errors_not_panics
             values_near_i64_max_round_trip
+            handoff_changes_by_compare_and_set
+            inbox_lists_waiting_and_held_sessions_oldest_first
+            handoff_settings_are_set_changed_and_cleared
         );
     };
 }

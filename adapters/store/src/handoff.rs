@@ -1,0 +1,97 @@
+//! Handoff statements both engines run as they are, and the rows they read back.
+
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::convert::{column, from_db, session_row};
+use crate::{HandoffRow, HandoffSettingsRow, HandoffState, SessionRow, StoreError};
+
+/// `$1`: session_id. A session without a handoff row reads as the assistant's since
+/// its creation, version 0; no row at all: no such session.
+pub(crate) const HANDOFF: &str = "SELECT COALESCE(h.state, 'assistant') AS state, \
+     h.operator, h.operator_name, h.reason, \
+     COALESCE(h.since, s.created_at) AS since, COALESCE(h.version, 0) AS version \
+     FROM sessions s LEFT JOIN session_handoff h ON h.session_id = s.session_id \
+     WHERE s.session_id = $1";
+
+/// `$1..$6`: session_id, state, operator, operator_name, reason, since: the first
+/// handoff of a session (version 1), only if the session exists and has none yet.
+pub(crate) const INSERT_HANDOFF: &str = "INSERT INTO session_handoff \
+     (session_id, org_id, state, operator, operator_name, reason, since, version) \
+     SELECT s.session_id, s.org_id, $2, $3, $4, $5, $6, 1 FROM sessions s \
+     WHERE s.session_id = $1 \
+     ON CONFLICT (session_id) DO NOTHING";
+
+/// `$1..$7`: session_id, state, operator, operator_name, reason, since, expected
+/// version.
+pub(crate) const UPDATE_HANDOFF: &str = "UPDATE session_handoff SET \
+     state = $2, operator = $3, operator_name = $4, reason = $5, since = $6, \
+     version = version + 1 \
+     WHERE session_id = $1 AND version = $7";
+
+/// `$1, $2`: org_id, limit.
+pub(crate) const INBOX: &str = "SELECT s.session_id, s.org_id, s.owner, s.key_sha256, \
+     s.title, s.state, s.created_at, s.last_activity_at, s.last_seq, s.preview, \
+     s.metadata, h.state AS handoff_state, h.operator, h.operator_name, h.reason, \
+     h.since, h.version \
+     FROM session_handoff h JOIN sessions s ON s.session_id = h.session_id \
+     WHERE h.org_id = $1 AND h.state <> 'assistant' \
+     ORDER BY h.since, h.session_id LIMIT $2";
+
+/// `$1..$4`: org_id, enabled, waiting_message, when_unanswered.
+pub(crate) const SET_SETTINGS: &str = "INSERT INTO org_handoff \
+     (org_id, enabled, waiting_message, when_unanswered) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (org_id) DO UPDATE SET enabled = excluded.enabled, \
+     waiting_message = excluded.waiting_message, when_unanswered = excluded.when_unanswered";
+
+/// `$1`: org_id.
+pub(crate) const CLEAR_SETTINGS: &str = "DELETE FROM org_handoff WHERE org_id = $1";
+
+/// `$1`: org_id.
+pub(crate) const SETTINGS: &str =
+    "SELECT enabled, waiting_message, when_unanswered FROM org_handoff WHERE org_id = $1";
+
+/// A handoff read with its state in column `state_column`.
+pub(crate) fn handoff_row<R>(row: &R, state_column: &str) -> Result<HandoffRow, StoreError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let state: String = column(row, state_column)?;
+    Ok(HandoffRow {
+        state: HandoffState::parse(&state)
+            .ok_or_else(|| StoreError::InvalidData(format!("unknown handoff state {state:?}")))?,
+        operator: column(row, "operator")?,
+        operator_name: column(row, "operator_name")?,
+        reason: column(row, "reason")?,
+        since: from_db(column(row, "since")?, "since")?,
+        version: from_db(column(row, "version")?, "version")?,
+    })
+}
+
+/// A row of [`INBOX`].
+pub(crate) fn inbox_row<R>(row: &R) -> Result<(SessionRow, HandoffRow), StoreError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok((session_row(row)?, handoff_row(row, "handoff_state")?))
+}
+
+/// A row of [`SETTINGS`].
+pub(crate) fn settings_row<R>(row: &R) -> Result<HandoffSettingsRow, StoreError>
+where
+    R: Row,
+    for<'n> &'n str: ColumnIndex<R>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(HandoffSettingsRow {
+        enabled: column(row, "enabled")?,
+        waiting_message: column(row, "waiting_message")?,
+        when_unanswered: column(row, "when_unanswered")?,
+    })
+}
