@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Seq;
+use crate::conversation::SessionSummary;
 use crate::handoff::{Handoff, HandoffBy, HandoffState, Staffer};
 
 /// Who wrote a `message`.
@@ -164,10 +165,10 @@ pub enum EventBody {
         notice: Option<String>,
     },
     /// A conversation entered, changed in or left the operator inbox (on the staff
-    /// stream only, §4.7).
+    /// stream only, §4.7): the conversation as listings show it, and its handoff.
     #[serde(rename = "inbox.changed")]
     InboxChanged {
-        session_id: String,
+        session: SessionSummary,
         handoff: Handoff,
     },
 }

@@ -353,6 +353,13 @@ pub async fn run_to_exit(
     timeout: Duration,
 ) -> Output {
     let mut cmd = tokio::process::Command::from(command(binary, false));
+    // A run that gets as far as opening the default store keeps it in a temporary
+    // directory, never in the test's working directory.
+    let names_data_dir = args.iter().any(|a| a.starts_with("--data-dir"))
+        || env.iter().any(|(k, _)| *k == "SWITCHBOARD_DATA_DIR");
+    if !names_data_dir {
+        cmd.env("SWITCHBOARD_DATA_DIR", temp_path("gateway-data", "d"));
+    }
     cmd.args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())

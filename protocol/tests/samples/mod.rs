@@ -9,6 +9,10 @@ use switchboard_protocol::conversation::{
     ErasureReport, ExportFormat, ListScope, SessionDelete, SessionExport, SessionList,
     SessionListing, SessionState, SessionSummary, SessionUpdate, UserErase,
 };
+use switchboard_protocol::handoff::{
+    Handoff, HandoffBy, HandoffRequest, HandoffState, HandoffTarget, Inbox, InboxEntry, InboxList,
+    Staffer,
+};
 use switchboard_protocol::{
     ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
     TurnStatus, Usage,
@@ -78,7 +82,30 @@ pub fn every_client_frame() -> Vec<ClientFrame> {
         ClientFrame::UserErase(UserErase {
             user_id: "u1".into(),
         }),
+        ClientFrame::HandoffRequest(HandoffRequest {
+            session_id: "s_1".into(),
+            reason: Some("I want a refund".into()),
+        }),
+        ClientFrame::HandoffClaim(HandoffTarget {
+            session_id: "s_1".into(),
+        }),
+        ClientFrame::HandoffRelease(HandoffTarget {
+            session_id: "s_1".into(),
+        }),
+        ClientFrame::InboxList(InboxList { limit: Some(20) }),
     ]
+}
+
+fn held() -> Handoff {
+    Handoff {
+        state: HandoffState::Human,
+        operator: Some(Staffer {
+            user_id: "olga".into(),
+            name: Some("Dana".into()),
+        }),
+        reason: Some("I want a refund".into()),
+        since: 1_795_000_070_000,
+    }
 }
 
 fn summary() -> SessionSummary {
@@ -202,6 +229,16 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
             transcript_entries: 12,
             records: 3,
         }),
+        ServerFrame::HandoffUpdated {
+            session_id: "s_1".into(),
+            handoff: held(),
+        },
+        ServerFrame::InboxListed(Inbox {
+            sessions: vec![InboxEntry {
+                session: summary(),
+                handoff: held(),
+            }],
+        }),
         ServerFrame::Error {
             code: ErrorCode::RateLimited,
             message: "slow down".into(),
@@ -304,6 +341,27 @@ pub fn every_event_body() -> Vec<EventBody> {
             data: Value::Null,
             publisher: None,
             durable: false,
+        },
+        EventBody::Handoff {
+            state: HandoffState::Waiting,
+            by: HandoffBy::Customer,
+            operator: None,
+            reason: Some("I want a refund".into()),
+            notice: Some("Someone from the team will be with you shortly.".into()),
+        },
+        EventBody::Handoff {
+            state: HandoffState::Human,
+            by: HandoffBy::Operator,
+            operator: Some(Staffer {
+                user_id: "olga".into(),
+                name: None,
+            }),
+            reason: None,
+            notice: None,
+        },
+        EventBody::InboxChanged {
+            session: summary(),
+            handoff: held(),
         },
     ]
 }

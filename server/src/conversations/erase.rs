@@ -20,7 +20,8 @@ use crate::access::Caller;
 use crate::access::policy;
 use crate::error::ClientError;
 use crate::records::namespace::{
-    MESSAGE_IDS, PUBLISH_KEYS, TOOL_CALLS, TOOL_DECISIONS, TURN_CANCELS, TURN_JOBS, TURN_LEASES,
+    HANDOFFS, MESSAGE_IDS, PUBLISH_KEYS, TOOL_CALLS, TOOL_DECISIONS, TURN_CANCELS, TURN_JOBS,
+    TURN_LEASES,
 };
 
 /// Longest `user_id` an erase accepts, in characters.
@@ -161,6 +162,9 @@ impl Conversations {
         }
         for message_id in message_ids {
             count += self.delete_record(TURN_JOBS, message_id).await?;
+        }
+        for session_id in wanted {
+            count += self.delete_record(HANDOFFS, session_id).await?;
         }
         let mut calls = Vec::new();
         for namespace in [TURN_CANCELS, TOOL_CALLS, TOOL_DECISIONS] {

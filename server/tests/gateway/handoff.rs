@@ -24,7 +24,7 @@ fn operator(sub: &str, name: &str) -> String {
 /// The next `inbox.changed` on the staff stream for `session`.
 async fn inbox_change(staff: &mut Client, session: &str) -> Value {
     let frames = staff
-        .collect_until(|f| ty(f) == "inbox.changed" && f["session_id"] == session)
+        .collect_until(|f| ty(f) == "inbox.changed" && f["session"]["session_id"] == session)
         .await;
     frames.last().unwrap().clone()
 }

@@ -26,6 +26,7 @@ use switchboard_store::{
 use self::cache::{HandoffCache, Mirrored};
 use crate::access::AccessContext;
 use crate::access::policy;
+use crate::conversations::lifecycle::summary;
 use crate::error::ClientError;
 use crate::fanout::Events;
 use crate::ids::session_stream;
@@ -353,8 +354,16 @@ impl Handoffs {
         {
             tracing::warn!(session_id = %session.session_id, error = %e, "could not record a handoff event");
         }
+        let row = match self.store.session(&session.session_id).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(session_id = %session.session_id, error = %e, "could not tell the staff about a handoff");
+                return;
+            }
+        };
         let changed = EventBody::InboxChanged {
-            session_id: session.session_id.clone(),
+            session: summary(row),
             handoff: handoff.clone(),
         };
         if let Ok(stream) = StreamName::staff(&session.org_id)
