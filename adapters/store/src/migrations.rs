@@ -11,17 +11,31 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// `(version, description, SQL)` of each migration, oldest first.
 type Files = [(i64, &'static str, &'static str)];
 
-const SQLITE: &Files = &[(
-    1,
-    "conversations",
-    include_str!("../migrations/sqlite/0001_conversations.sql"),
-)];
+const SQLITE: &Files = &[
+    (
+        1,
+        "conversations",
+        include_str!("../migrations/sqlite/0001_conversations.sql"),
+    ),
+    (
+        2,
+        "webhooks",
+        include_str!("../migrations/sqlite/0002_webhooks.sql"),
+    ),
+];
 
-const POSTGRES: &Files = &[(
-    1,
-    "conversations",
-    include_str!("../migrations/postgres/0001_conversations.sql"),
-)];
+const POSTGRES: &Files = &[
+    (
+        1,
+        "conversations",
+        include_str!("../migrations/postgres/0001_conversations.sql"),
+    ),
+    (
+        2,
+        "webhooks",
+        include_str!("../migrations/postgres/0002_webhooks.sql"),
+    ),
+];
 
 pub(crate) fn sqlite() -> Migrator {
     migrator(SQLITE)

@@ -15,10 +15,11 @@ use sqlx::sqlite::{
 
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
 use crate::db_error::store_error;
+use crate::webhook_sql::{self, DeliveryValues, delivery_row, events_to_db, webhook_row};
 use crate::{
-    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
-    SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite, batch, list,
-    migrations, sql,
+    ConversationStore, Erased, MAX_DELIVERY_PAGE, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange,
+    SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite,
+    WebhookDelivery, WebhookRow, batch, list, migrations, sql,
 };
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -349,6 +350,115 @@ impl ConversationStore for SqliteStore {
         }
         tx.commit().await.map_err(db)?;
         Ok(expired)
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        let created_at = to_db(webhook.created_at, "created_at")?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let count: i64 = sqlx::query_scalar(webhook_sql::COUNT_WEBHOOKS)
+            .bind(&webhook.org_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_org {
+            return Ok(false);
+        }
+        sqlx::query(webhook_sql::CREATE_WEBHOOK)
+            .bind(&webhook.webhook_id)
+            .bind(&webhook.org_id)
+            .bind(&webhook.url)
+            .bind(events_to_db(&webhook.events))
+            .bind(&webhook.secret)
+            .bind(created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        let rows = sqlx::query(webhook_sql::WEBHOOKS)
+            .bind(org_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter().map(webhook_row).collect()
+    }
+
+    async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(webhook_sql::DELETE_WEBHOOK)
+            .bind(org_id)
+            .bind(webhook_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        let values = DeliveryValues::of(delivery)?;
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let done = sqlx::query(webhook_sql::RECORD_DELIVERY)
+            .bind(&delivery.webhook_id)
+            .bind(&delivery.delivery_id)
+            .bind(&delivery.event_type)
+            .bind(values.attempts)
+            .bind(delivery.outcome.as_str())
+            .bind(values.last_status)
+            .bind(&delivery.last_error)
+            .bind(values.created_at)
+            .bind(values.updated_at)
+            .bind(values.next_attempt_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        sqlx::query(webhook_sql::PRUNE_DELIVERIES)
+            .bind(&delivery.webhook_id)
+            .bind(limit(keep))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        max: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        let found: i64 = sqlx::query_scalar(webhook_sql::WEBHOOK_EXISTS)
+            .bind(org_id)
+            .bind(webhook_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        if found == 0 {
+            return Ok(None);
+        }
+        let rows = sqlx::query(webhook_sql::DELIVERIES)
+            .bind(webhook_id)
+            .bind(limit(max.min(MAX_DELIVERY_PAGE)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        rows.iter()
+            .map(delivery_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

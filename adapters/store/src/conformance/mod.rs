@@ -44,6 +44,7 @@ mod limits;
 mod listing;
 mod sessions;
 mod transcript;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub use limits::*;
 pub use listing::*;
 pub use sessions::*;
 pub use transcript::*;
+pub use webhooks::*;
 
 use crate::{
     ConversationStore, NewSession, SessionQuery, SessionRow, TranscriptEntry, TranscriptWrite,
@@ -127,6 +129,13 @@ macro_rules! conformance_tests {
             expire_is_bounded_and_oldest_first
             values_past_i64_are_errors_not_panics
             values_near_i64_max_round_trip
+            webhooks_round_trip_per_org
+            webhooks_are_capped_per_org
+            racing_registrations_respect_the_cap
+            deliveries_are_updated_listed_newest_first_and_bounded
+            delivery_pages_are_clamped
+            deliveries_go_with_their_endpoint
+            webhook_values_past_i64_are_errors
         );
     };
 }
