@@ -17,6 +17,7 @@ fn principal(name: &'static str, user: Option<&str>, org: &str, roles: &[&str]) 
         groups: vec![],
         roles: roles.iter().map(|r| r.to_string()).collect(),
         anonymous: user.is_none(),
+        name: None,
     };
     Who {
         name,

@@ -20,6 +20,7 @@ fn access(org: &str, user: Option<&str>, groups: &[&str]) -> AccessContext {
         groups: groups.iter().map(|g| g.to_string()).collect(),
         roles: vec![],
         anonymous: user.is_none(),
+        name: None,
     }
 }
 
