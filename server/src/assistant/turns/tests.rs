@@ -40,6 +40,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
             backplane.clone(),
             store.clone(),
             Duration::from_secs(60),
+            crate::webhooks::testing::inert(store.clone(), metrics.clone()),
         )),
     };
     let turns = Turns::new(
@@ -47,7 +48,8 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
         backplane.clone(),
         Events::new(
             backplane.clone(),
-            crate::conversations::TranscriptWriter::start(store, metrics.clone()),
+            crate::conversations::TranscriptWriter::start(store.clone(), metrics.clone()),
+            crate::webhooks::testing::inert(store, metrics.clone()),
             metrics.clone(),
         ),
         Arc::new(KnowledgeBase::new(backplane.clone())),
