@@ -20,15 +20,13 @@ mod db_error;
 mod error;
 mod list;
 mod memory;
-mod memory_webhooks;
 mod migrations;
 mod model;
 mod postgres;
 mod redact;
 mod sql;
 mod sqlite;
-mod webhook;
-mod webhook_sql;
+mod webhooks;
 
 use async_trait::async_trait;
 
@@ -40,7 +38,7 @@ pub use model::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use webhook::{DeliveryOutcome, MAX_DELIVERY_PAGE, WebhookDelivery, WebhookRow};
+pub use webhooks::{DeliveryOutcome, MAX_DELIVERY_PAGE, WebhookDelivery, WebhookRow};
 
 /// Most sessions one [`ConversationStore::list_sessions`] page holds.
 pub const MAX_PAGE: usize = 100;

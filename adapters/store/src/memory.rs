@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::convert::{from_db, to_db};
-use crate::memory_webhooks::Webhooks;
+use crate::webhooks::memory::Webhooks;
 use crate::{
     ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
     SessionQuery, SessionRow, SessionState, StoreError, TranscriptEntry, TranscriptWrite,

@@ -18,11 +18,10 @@ use crate::batch::{self, Entry};
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
 use crate::db_error::store_error;
 use crate::redact::redact;
-use crate::webhook_sql::{self, DeliveryValues, delivery_row, events_to_db, webhook_row};
 use crate::{
-    ConversationStore, Erased, MAX_DELIVERY_PAGE, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange,
-    SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite,
-    WebhookDelivery, WebhookRow, list, migrations, sql,
+    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
+    SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite, WebhookDelivery,
+    WebhookRow, list, migrations, sql, webhooks,
 };
 
 /// How long [`PostgresStore::connect`] tries before giving up.
@@ -55,11 +54,6 @@ const UPDATE_AFTER_WRITE: &str = "UPDATE sessions AS s SET \
      FROM UNNEST($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[]) \
        AS u(session_id, last_activity_at, last_seq, preview_seq, preview, title_hint) \
      WHERE s.session_id = u.session_id";
-
-/// `$1`: org_id. Holds the org's webhook registrations to one at a time until the
-/// transaction ends: counting rows cannot lock the rows a racing insert adds.
-const LOCK_ORG_WEBHOOKS: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended('switchboard.webhooks:' || $1, 0))";
 
 /// `$1`: session ids.
 const DELETE_SESSIONS: &str = "DELETE FROM sessions WHERE session_id = ANY($1)";
@@ -150,7 +144,7 @@ fn is_transient(error: &dyn DatabaseError) -> bool {
         .any(|prefix| code.starts_with(prefix))
 }
 
-fn db(error: sqlx::Error) -> StoreError {
+pub(crate) fn db(error: sqlx::Error) -> StoreError {
     store_error(error, is_transient)
 }
 
@@ -410,52 +404,15 @@ impl ConversationStore for PostgresStore {
         webhook: &WebhookRow,
         max_per_org: usize,
     ) -> Result<bool, StoreError> {
-        let created_at = to_db(webhook.created_at, "created_at")?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        sqlx::query(LOCK_ORG_WEBHOOKS)
-            .bind(&webhook.org_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        let count: i64 = sqlx::query_scalar(webhook_sql::COUNT_WEBHOOKS)
-            .bind(&webhook.org_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_org {
-            return Ok(false);
-        }
-        sqlx::query(webhook_sql::CREATE_WEBHOOK)
-            .bind(&webhook.webhook_id)
-            .bind(&webhook.org_id)
-            .bind(&webhook.url)
-            .bind(events_to_db(&webhook.events))
-            .bind(&webhook.secret)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        webhooks::postgres::create(&self.pool, webhook, max_per_org).await
     }
 
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
-        let rows = sqlx::query(webhook_sql::WEBHOOKS)
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(webhook_row).collect()
+        webhooks::postgres::of_org(&self.pool, org_id).await
     }
 
     async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(webhook_sql::DELETE_WEBHOOK)
-            .bind(org_id)
-            .bind(webhook_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        webhooks::postgres::delete(&self.pool, org_id, webhook_id).await
     }
 
     async fn record_delivery(
@@ -463,33 +420,7 @@ impl ConversationStore for PostgresStore {
         delivery: &WebhookDelivery,
         keep: usize,
     ) -> Result<bool, StoreError> {
-        let values = DeliveryValues::of(delivery)?;
-        let mut tx = self.pool.begin().await.map_err(db)?;
-        let done = sqlx::query(webhook_sql::RECORD_DELIVERY)
-            .bind(&delivery.webhook_id)
-            .bind(&delivery.delivery_id)
-            .bind(&delivery.event_type)
-            .bind(values.attempts)
-            .bind(delivery.outcome.as_str())
-            .bind(values.last_status)
-            .bind(&delivery.last_error)
-            .bind(values.created_at)
-            .bind(values.updated_at)
-            .bind(values.next_attempt_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(webhook_sql::PRUNE_DELIVERIES)
-            .bind(&delivery.webhook_id)
-            .bind(limit(keep))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        webhooks::postgres::record(&self.pool, delivery, keep).await
     }
 
     async fn webhook_deliveries(
@@ -498,25 +429,7 @@ impl ConversationStore for PostgresStore {
         webhook_id: &str,
         max: usize,
     ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
-        let found: i64 = sqlx::query_scalar(webhook_sql::WEBHOOK_EXISTS)
-            .bind(org_id)
-            .bind(webhook_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        if found == 0 {
-            return Ok(None);
-        }
-        let rows = sqlx::query(webhook_sql::DELIVERIES)
-            .bind(webhook_id)
-            .bind(limit(max.min(MAX_DELIVERY_PAGE)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(delivery_row)
-            .collect::<Result<_, _>>()
-            .map(Some)
+        webhooks::postgres::log(&self.pool, org_id, webhook_id, max).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -15,11 +15,10 @@ use sqlx::sqlite::{
 
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
 use crate::db_error::store_error;
-use crate::webhook_sql::{self, DeliveryValues, delivery_row, events_to_db, webhook_row};
 use crate::{
-    ConversationStore, Erased, MAX_DELIVERY_PAGE, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange,
-    SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite,
-    WebhookDelivery, WebhookRow, batch, list, migrations, sql,
+    ConversationStore, Erased, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage,
+    SessionQuery, SessionRow, StoreError, TranscriptEntry, TranscriptWrite, WebhookDelivery,
+    WebhookRow, batch, list, migrations, sql, webhooks,
 };
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -32,7 +31,7 @@ const FILE_CONNECTIONS: u32 = 4;
 
 /// Write transactions take the write lock when they begin: a transaction that read
 /// first and then wrote could fail (not wait) when another wrote in between.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// `$1..$5`: session_id, seq, ts, kind, event; stored only when the session exists
 /// and the entry is not stored yet.
@@ -138,7 +137,7 @@ fn is_transient(error: &dyn DatabaseError) -> bool {
     matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14)
 }
 
-fn db(error: sqlx::Error) -> StoreError {
+pub(crate) fn db(error: sqlx::Error) -> StoreError {
     store_error(error, is_transient)
 }
 
@@ -357,47 +356,15 @@ impl ConversationStore for SqliteStore {
         webhook: &WebhookRow,
         max_per_org: usize,
     ) -> Result<bool, StoreError> {
-        let created_at = to_db(webhook.created_at, "created_at")?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        let count: i64 = sqlx::query_scalar(webhook_sql::COUNT_WEBHOOKS)
-            .bind(&webhook.org_id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_org {
-            return Ok(false);
-        }
-        sqlx::query(webhook_sql::CREATE_WEBHOOK)
-            .bind(&webhook.webhook_id)
-            .bind(&webhook.org_id)
-            .bind(&webhook.url)
-            .bind(events_to_db(&webhook.events))
-            .bind(&webhook.secret)
-            .bind(created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        webhooks::sqlite::create(&self.pool, webhook, max_per_org).await
     }
 
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
-        let rows = sqlx::query(webhook_sql::WEBHOOKS)
-            .bind(org_id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(webhook_row).collect()
+        webhooks::sqlite::of_org(&self.pool, org_id).await
     }
 
     async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(webhook_sql::DELETE_WEBHOOK)
-            .bind(org_id)
-            .bind(webhook_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() > 0)
+        webhooks::sqlite::delete(&self.pool, org_id, webhook_id).await
     }
 
     async fn record_delivery(
@@ -405,33 +372,7 @@ impl ConversationStore for SqliteStore {
         delivery: &WebhookDelivery,
         keep: usize,
     ) -> Result<bool, StoreError> {
-        let values = DeliveryValues::of(delivery)?;
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        let done = sqlx::query(webhook_sql::RECORD_DELIVERY)
-            .bind(&delivery.webhook_id)
-            .bind(&delivery.delivery_id)
-            .bind(&delivery.event_type)
-            .bind(values.attempts)
-            .bind(delivery.outcome.as_str())
-            .bind(values.last_status)
-            .bind(&delivery.last_error)
-            .bind(values.created_at)
-            .bind(values.updated_at)
-            .bind(values.next_attempt_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
-        }
-        sqlx::query(webhook_sql::PRUNE_DELIVERIES)
-            .bind(&delivery.webhook_id)
-            .bind(limit(keep))
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(true)
+        webhooks::sqlite::record(&self.pool, delivery, keep).await
     }
 
     async fn webhook_deliveries(
@@ -440,25 +381,7 @@ impl ConversationStore for SqliteStore {
         webhook_id: &str,
         max: usize,
     ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
-        let found: i64 = sqlx::query_scalar(webhook_sql::WEBHOOK_EXISTS)
-            .bind(org_id)
-            .bind(webhook_id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)?;
-        if found == 0 {
-            return Ok(None);
-        }
-        let rows = sqlx::query(webhook_sql::DELIVERIES)
-            .bind(webhook_id)
-            .bind(limit(max.min(MAX_DELIVERY_PAGE)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter()
-            .map(delivery_row)
-            .collect::<Result<_, _>>()
-            .map(Some)
+        webhooks::sqlite::log(&self.pool, org_id, webhook_id, max).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,6 +1,14 @@
 //! Outgoing webhooks as the store keeps them: an org's endpoints, and the delivery log
 //! of each (the newest deliveries only: the log is bounded per endpoint). The log
 //! holds no payload, only what happened to each delivery.
+//!
+//! - [`sql`]: the statements both engines run, and their rows read back;
+//! - [`sqlite`], [`postgres`], [`memory`]: each store's methods.
+
+pub(crate) mod memory;
+pub(crate) mod postgres;
+pub(crate) mod sql;
+pub(crate) mod sqlite;
 
 /// Most deliveries one [`crate::ConversationStore::webhook_deliveries`] call returns.
 pub const MAX_DELIVERY_PAGE: usize = 100;
