@@ -22,7 +22,9 @@
 //! 6. [`connection::writer`] writes the queue to the socket, in batches.
 //! 7. Off that path, [`conversations::writer`] keeps the durable events (messages,
 //!    turn ends, tool events) in the conversation store ([`store`]), where a join
-//!    older than the backplane's history finds them ([`conversations::replay`]).
+//!    older than the backplane's history finds them ([`conversations::replay`]);
+//!    and [`webhooks`] tells the org's endpoints subscribed to `message.created`,
+//!    signed and retried, without the append waiting for them.
 //!
 //! Meanwhile the intake queued a turn: [`assistant::turns`] runs it (retrieval from
 //! [`assistant::knowledge`] with the asker's access context, a reply from
@@ -39,6 +41,8 @@
 //!   replica's lifecycle, and every flag with its limit;
 //! - [`backplane`], [`store`]: connect the configured backplane and open the
 //!   conversation store;
+//! - [`webhooks`]: outgoing webhooks — registration, signed deliveries with retries,
+//!   bounded queues, the delivery log;
 //! - [`records`]: shared records — sessions, idempotency keys, and the list of every
 //!   record namespace;
 //! - [`access`]: who a caller is (tokens, API keys, JWT verification), and **every
@@ -72,6 +76,7 @@ pub mod records;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod webhooks;
 
 pub use http::app;
 pub use state::AppState;

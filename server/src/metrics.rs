@@ -47,6 +47,14 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Conversations removed, by `reason` (`deleted`, `erased`, `expired`).
     pub conversations_removed: IntCounterVec,
+    /// Webhook deliveries finished, by `outcome` (`delivered`, `failed`).
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook attempts, by `result` (`delivered`, `retryable`, `refused`).
+    pub webhook_attempts: IntCounterVec,
+    /// Webhook deliveries pending in this process (queued or waiting for a retry).
+    pub webhook_queue: IntGauge,
+    /// Webhook events or deliveries dropped, by `reason`.
+    pub webhook_dropped: IntCounterVec,
 }
 
 impl Metrics {
@@ -182,6 +190,35 @@ impl Metrics {
         registry.register(Box::new(store_write_seconds.clone()))?;
         registry.register(Box::new(store_errors.clone()))?;
         registry.register(Box::new(conversations_removed.clone()))?;
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "switchboard_webhook_deliveries_total",
+                "Webhook deliveries finished, by outcome (delivered, failed)",
+            ),
+            &["outcome"],
+        )?;
+        let webhook_attempts = IntCounterVec::new(
+            Opts::new(
+                "switchboard_webhook_attempts_total",
+                "Webhook delivery attempts, by result (delivered, retryable, refused)",
+            ),
+            &["result"],
+        )?;
+        let webhook_queue = IntGauge::new(
+            "switchboard_webhook_queue",
+            "Webhook deliveries pending in this process (queued or waiting for a retry)",
+        )?;
+        let webhook_dropped = IntCounterVec::new(
+            Opts::new(
+                "switchboard_webhook_dropped_total",
+                "Webhook events or deliveries dropped, by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(webhook_deliveries.clone()))?;
+        registry.register(Box::new(webhook_attempts.clone()))?;
+        registry.register(Box::new(webhook_queue.clone()))?;
+        registry.register(Box::new(webhook_dropped.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -203,6 +240,10 @@ impl Metrics {
             store_write_seconds,
             store_errors,
             conversations_removed,
+            webhook_deliveries,
+            webhook_attempts,
+            webhook_queue,
+            webhook_dropped,
         })
     }
 

@@ -30,6 +30,7 @@ use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
 use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
+use crate::webhooks::{HttpTransport, WebhookSettings, Webhooks};
 
 /// Cheap to clone: every field is shared.
 #[derive(Clone)]
@@ -44,6 +45,8 @@ pub struct AppState {
     pub conversations: Arc<Conversations>,
     /// Keeps durable events in the store; flushed on drain.
     pub transcripts: TranscriptWriter,
+    /// Outgoing webhooks: registration (admin API) and delivery.
+    pub webhooks: Webhooks,
     /// Per-org model settings (admin API).
     pub model_settings: Arc<ModelSettingsStore>,
     /// Tool calls waiting for a decision (`tool.decide`).
@@ -118,7 +121,18 @@ impl AppState {
                 coalesce_window: Duration::from_millis(5),
             })?),
         };
-        let events = Events::new(backplane.clone(), transcripts.clone(), metrics.clone());
+        let (webhooks, dispatcher) = Webhooks::new(
+            store.clone(),
+            metrics.clone(),
+            WebhookSettings::new(&config.webhook_endpoint_origins),
+            Arc::new(HttpTransport::new()?),
+        );
+        let events = Events::new(
+            backplane.clone(),
+            transcripts.clone(),
+            webhooks.clone(),
+            metrics.clone(),
+        );
         let tools = match &config.tools_file {
             Some(path) => tools::load_file(path)?,
             None => Vec::new(),
@@ -138,7 +152,9 @@ impl AppState {
             backplane.clone(),
             store.clone(),
             config.history_max_age,
+            webhooks.clone(),
         ));
+        dispatcher.start(sessions.clone());
         let handoff = Arc::new(Handoffs::new(
             store.clone(),
             events.clone(),
@@ -215,6 +231,7 @@ impl AppState {
             sessions,
             conversations,
             transcripts,
+            webhooks,
             model_settings,
             approvals,
             handoff,

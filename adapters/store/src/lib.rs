@@ -27,6 +27,7 @@ mod postgres;
 mod redact;
 mod sql;
 mod sqlite;
+mod webhooks;
 
 use async_trait::async_trait;
 
@@ -38,6 +39,7 @@ pub use model::{
 };
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{DeliveryOutcome, MAX_DELIVERY_PAGE, WebhookDelivery, WebhookRow};
 
 /// Most sessions one [`ConversationStore::list_sessions`] page holds.
 pub const MAX_PAGE: usize = 100;
@@ -152,6 +154,40 @@ pub trait ConversationStore: Send + Sync + 'static {
         &self,
         org_id: &str,
     ) -> Result<Option<HandoffSettingsRow>, StoreError>;
+    /// Register a webhook endpoint, unless its org has `max_per_org` endpoints already:
+    /// `false` then, and nothing changed. Two calls racing for an org's last place
+    /// cannot both take it. An id that exists is refused (`Rejected`).
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The webhook endpoints of `org_id`, oldest first (ties: the smaller id first).
+    async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError>;
+
+    /// Remove `org_id`'s endpoint `webhook_id` with its delivery log. Whether it
+    /// existed in that org (another org's endpoint is left alone).
+    async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError>;
+
+    /// Store a delivery as it stands after an attempt, replacing what was stored for
+    /// its `(webhook_id, delivery_id)` but its `created_at`; then drop the endpoint's
+    /// deliveries past its newest `keep` (newest: greater `created_at`, ties the
+    /// greater `delivery_id`). Skipped (`false`) when the endpoint does not exist.
+    async fn record_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        keep: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The delivery log of `org_id`'s endpoint `webhook_id`, newest first, at most
+    /// `min(limit, MAX_DELIVERY_PAGE)`; `None` when that org has no such endpoint.
+    async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        limit: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError>;
 
     /// Whether the store answers now (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;

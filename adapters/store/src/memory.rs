@@ -12,10 +12,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::convert::{from_db, to_db};
+use crate::webhooks::memory::Webhooks;
 use crate::{
     ConversationStore, Erased, HandoffRow, HandoffSettingsRow, HandoffState, MAX_PAGE,
     MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
-    SessionState, StoreError, TranscriptEntry, TranscriptWrite, batch, list,
+    SessionState, StoreError, TranscriptEntry, TranscriptWrite, WebhookDelivery, WebhookRow, batch,
+    list,
 };
 
 /// A day in milliseconds, as retention counts.
@@ -38,6 +40,7 @@ struct State {
     retention: HashMap<String, u32>,
     /// Per org that set its own.
     handoff_settings: HashMap<String, HandoffSettingsRow>,
+    webhooks: Webhooks,
 }
 
 #[derive(Debug)]
@@ -444,6 +447,39 @@ impl ConversationStore for MemoryStore {
         org_id: &str,
     ) -> Result<Option<HandoffSettingsRow>, StoreError> {
         Ok(self.state().handoff_settings.get(org_id).cloned())
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        self.state().webhooks.create(webhook, max_per_org)
+    }
+
+    async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        Ok(self.state().webhooks.of_org(org_id))
+    }
+
+    async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        Ok(self.state().webhooks.delete(org_id, webhook_id))
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        self.state().webhooks.record(delivery, keep)
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        max: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        Ok(self.state().webhooks.log(org_id, webhook_id, max))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

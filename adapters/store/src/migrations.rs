@@ -18,6 +18,11 @@ const SQLITE: &Files = &[
         include_str!("../migrations/sqlite/0001_conversations.sql"),
     ),
     (
+        2,
+        "webhooks",
+        include_str!("../migrations/sqlite/0002_webhooks.sql"),
+    ),
+    (
         3,
         "handoff",
         include_str!("../migrations/sqlite/0003_handoff.sql"),
@@ -29,6 +34,11 @@ const POSTGRES: &Files = &[
         1,
         "conversations",
         include_str!("../migrations/postgres/0001_conversations.sql"),
+    ),
+    (
+        2,
+        "webhooks",
+        include_str!("../migrations/postgres/0002_webhooks.sql"),
     ),
     (
         3,

@@ -21,7 +21,7 @@ use crate::redact::redact;
 use crate::{
     ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_PAGE, MAX_TRANSCRIPT_PAGE,
     NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
-    TranscriptWrite, handoff, list, migrations, sql,
+    TranscriptWrite, WebhookDelivery, WebhookRow, handoff, list, migrations, sql, webhooks,
 };
 
 /// How long [`PostgresStore::connect`] tries before giving up.
@@ -144,7 +144,7 @@ fn is_transient(error: &dyn DatabaseError) -> bool {
         .any(|prefix| code.starts_with(prefix))
 }
 
-fn db(error: sqlx::Error) -> StoreError {
+pub(crate) fn db(error: sqlx::Error) -> StoreError {
     store_error(error, is_transient)
 }
 
@@ -477,6 +477,39 @@ impl ConversationStore for PostgresStore {
             .await
             .map_err(db)?;
         row.map(|row| handoff::settings_row(&row)).transpose()
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        webhooks::postgres::create(&self.pool, webhook, max_per_org).await
+    }
+
+    async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        webhooks::postgres::of_org(&self.pool, org_id).await
+    }
+
+    async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        webhooks::postgres::delete(&self.pool, org_id, webhook_id).await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        webhooks::postgres::record(&self.pool, delivery, keep).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        max: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        webhooks::postgres::log(&self.pool, org_id, webhook_id, max).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

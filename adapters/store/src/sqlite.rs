@@ -18,7 +18,7 @@ use crate::db_error::store_error;
 use crate::{
     ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_PAGE, MAX_TRANSCRIPT_PAGE,
     NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
-    TranscriptWrite, batch, handoff, list, migrations, sql,
+    TranscriptWrite, WebhookDelivery, WebhookRow, batch, handoff, list, migrations, sql, webhooks,
 };
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -31,7 +31,7 @@ const FILE_CONNECTIONS: u32 = 4;
 
 /// Write transactions take the write lock when they begin: a transaction that read
 /// first and then wrote could fail (not wait) when another wrote in between.
-const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
 /// `$1..$5`: session_id, seq, ts, kind, event; stored only when the session exists
 /// and the entry is not stored yet.
@@ -137,7 +137,7 @@ fn is_transient(error: &dyn DatabaseError) -> bool {
     matches!(code & 0xff, 5 | 6 | 7 | 10 | 13 | 14)
 }
 
-fn db(error: sqlx::Error) -> StoreError {
+pub(crate) fn db(error: sqlx::Error) -> StoreError {
     store_error(error, is_transient)
 }
 
@@ -429,6 +429,39 @@ impl ConversationStore for SqliteStore {
             .await
             .map_err(db)?;
         row.map(|row| handoff::settings_row(&row)).transpose()
+    }
+
+    async fn create_webhook(
+        &self,
+        webhook: &WebhookRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        webhooks::sqlite::create(&self.pool, webhook, max_per_org).await
+    }
+
+    async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        webhooks::sqlite::of_org(&self.pool, org_id).await
+    }
+
+    async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
+        webhooks::sqlite::delete(&self.pool, org_id, webhook_id).await
+    }
+
+    async fn record_delivery(
+        &self,
+        delivery: &WebhookDelivery,
+        keep: usize,
+    ) -> Result<bool, StoreError> {
+        webhooks::sqlite::record(&self.pool, delivery, keep).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        max: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        webhooks::sqlite::log(&self.pool, org_id, webhook_id, max).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

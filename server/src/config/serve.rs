@@ -244,6 +244,16 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_TOOL_ENDPOINT_ORIGINS", value_delimiter = ',')]
     pub tool_endpoint_origins: Vec<String>,
 
+    /// Origins (`scheme://host:port`) webhook endpoints registered through the admin API
+    /// may be on, comma separated (docs/webhooks.md). Default: none, and every
+    /// registration is refused with `400`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_WEBHOOK_ENDPOINT_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub webhook_endpoint_origins: Vec<String>,
+
     /// Key that signs the `X-Switchboard-Identity` token sent to tool endpoints (HS256,
     /// at least 32 characters). Required when tools are configured.
     #[arg(long, env = "SWITCHBOARD_TOOL_SIGNING_KEY", hide_env_values = true)]

@@ -150,8 +150,36 @@ impl ServeConfig {
                 reason: "is required with --tools-file: tool endpoints get the caller's identity signed with it".into(),
             });
         }
+        for origin in &self.webhook_endpoint_origins {
+            check_origin(origin).map_err(|reason| ConfigError {
+                flag: "--webhook-endpoint-origins",
+                env: "SWITCHBOARD_WEBHOOK_ENDPOINT_ORIGINS",
+                reason,
+            })?;
+        }
         parse_store(&self.store)?;
         parse_backplane(&self.backplane)
+    }
+}
+
+/// An origin as an allow list takes it: `http(s)://host[:port]`, nothing after.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let trimmed = origin.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).ok();
+    let ok = parsed.as_ref().is_some_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host().is_some()
+            && u.username().is_empty()
+            && u.path() == "/"
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{origin}' is not an origin: write scheme://host[:port], e.g. https://hooks.example.com"
+        ))
     }
 }
 
@@ -217,6 +245,26 @@ mod tests {
         let e = parse(&["--history-max-age", "soon"]).unwrap_err();
         assert!(e.contains("--history-max-age"), "{e}");
         assert!(e.contains("24h"), "{e}");
+    }
+
+    #[test]
+    fn webhook_origins_must_be_bare_origins() {
+        let c = parse(&[
+            "--webhook-endpoint-origins",
+            "https://hooks.example.com,http://127.0.0.1:8080/",
+        ])
+        .unwrap();
+        assert_eq!(c.webhook_endpoint_origins.len(), 2);
+        c.validate().unwrap();
+        for bad in [
+            "hooks.example.com",
+            "https://hooks.example.com/in",
+            "ftp://h",
+        ] {
+            let c = parse(&["--webhook-endpoint-origins", bad]).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("SWITCHBOARD_WEBHOOK_ENDPOINT_ORIGINS"), "{e}");
+        }
     }
 
     #[test]

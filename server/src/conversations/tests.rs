@@ -40,12 +40,13 @@ impl super::TurnStopper for NoTurns {
 async fn world(default_days: u32) -> World {
     let store: Arc<dyn ConversationStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
+    let metrics = Arc::new(Metrics::new().unwrap());
     let sessions = Arc::new(SessionStore::new(
         backplane.clone(),
         store.clone(),
         Duration::from_secs(86_400),
+        crate::webhooks::testing::inert(store.clone(), metrics.clone()),
     ));
-    let metrics = Arc::new(Metrics::new().unwrap());
     let conversations = Conversations::new(
         store.clone(),
         super::TranscriptWriter::start(store.clone(), metrics.clone()),

@@ -1,6 +1,8 @@
 //! The one path every event takes into a stream: a user's message, a turn's deltas
 //! and a backend's `event` all go through [`Events::append`], timed and counted, and
-//! handed to the transcript writer (which keeps the durable ones). The
+//! handed to the transcript writer (which keeps the durable ones) and to the webhooks
+//! (which tell the org's endpoints about the ones they map; each event once, by the
+//! replica that appended it). The
 //! backplane assigns the event's `seq` and `ts` in `Backplane::append` (memory:
 //! `MemoryBackplane`; Redis: `lua/append.lua`; NATS: the JetStream sequence).
 
@@ -15,6 +17,7 @@ use crate::conversations::TranscriptWriter;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
 use crate::records::idempotency::{self, Reserved};
+use crate::webhooks::Webhooks;
 
 /// What [`Events::append_once`] did.
 #[derive(Debug)]
@@ -30,6 +33,7 @@ pub enum Once {
 pub struct Events {
     backplane: Arc<dyn Backplane>,
     transcripts: TranscriptWriter,
+    webhooks: Webhooks,
     metrics: Arc<Metrics>,
 }
 
@@ -37,11 +41,13 @@ impl Events {
     pub fn new(
         backplane: Arc<dyn Backplane>,
         transcripts: TranscriptWriter,
+        webhooks: Webhooks,
         metrics: Arc<Metrics>,
     ) -> Events {
         Events {
             backplane,
             transcripts,
+            webhooks,
             metrics,
         }
     }
@@ -61,6 +67,7 @@ impl Events {
                 .events_appended
                 .with_label_values(&[type_name])
                 .inc();
+            self.webhooks.observe(stream, event);
             self.transcripts.keep(stream, event).await;
         }
         result
@@ -193,9 +200,10 @@ mod tests {
     async fn abandoned(appended: bool) -> (Events, StreamName, RecordKey, Option<Seq>) {
         let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
         let metrics = Arc::new(Metrics::new().unwrap());
-        let store = switchboard_store::MemoryStore::new();
-        let transcripts = TranscriptWriter::start(Arc::new(store), metrics.clone());
-        let events = Events::new(backplane.clone(), transcripts, metrics);
+        let store = Arc::new(switchboard_store::MemoryStore::new());
+        let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());
+        let webhooks = crate::webhooks::testing::inert(store, metrics.clone());
+        let events = Events::new(backplane.clone(), transcripts, webhooks, metrics);
         let stream = StreamName::session("s_abandoned").unwrap();
         let key = RecordKey::new("test-idempotency", "k");
         let stale = Reservation {

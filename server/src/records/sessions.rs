@@ -2,7 +2,9 @@
 //! backplane's shared records (for `--history-max-age`) so every replica finds them
 //! with one read. A session the cache forgot (expired, or a restarted in-memory
 //! backplane) is loaded from the store and cached again. Who may join a session is
-//! decided in `access::policy`.
+//! decided in `access::policy`. A created session is announced to the org's webhooks
+//! (`conversation.created`), and the records answer the webhooks' question of which
+//! org a session is in.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +22,7 @@ use switchboard_protocol::Principal;
 use crate::error::ClientError;
 use crate::ids::{new_id, session_stream};
 use crate::records::namespace::SESSIONS;
+use crate::webhooks::{SessionOrgs, WebhookEvent, WebhookEventType, Webhooks};
 
 /// A session as every replica sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +67,7 @@ pub struct SessionStore {
     store: Arc<dyn ConversationStore>,
     /// How long the cached copy lives (`--history-max-age`).
     ttl: Duration,
+    webhooks: Webhooks,
 }
 
 fn hash_key(key: &str) -> String {
@@ -84,11 +88,13 @@ impl SessionStore {
         backplane: Arc<dyn Backplane>,
         store: Arc<dyn ConversationStore>,
         ttl: Duration,
+        webhooks: Webhooks,
     ) -> SessionStore {
         SessionStore {
             backplane,
             store,
             ttl,
+            webhooks,
         }
     }
 
@@ -125,6 +131,8 @@ impl SessionStore {
             .await?;
         if created {
             self.cache(&record).await?;
+            self.webhooks
+                .notify(&record.org_id, conversation_created(&record));
         } else {
             // A random 128-bit id collided: practically impossible, but never overwrite.
             return Err(ClientError::new(
@@ -200,6 +208,27 @@ impl SessionStore {
                 ))
             }
         }
+    }
+}
+
+/// `conversation.created`: the session as its creator made it (the key never).
+fn conversation_created(record: &SessionRecord) -> WebhookEvent {
+    WebhookEvent::new(
+        WebhookEventType::ConversationCreated,
+        serde_json::json!({
+            "session_id": record.session_id,
+            "owner": record.owner,
+            "anonymous": record.key_sha256.is_some(),
+            "created_at": record.created_at,
+            "metadata": record.metadata,
+        }),
+    )
+}
+
+#[async_trait::async_trait]
+impl SessionOrgs for SessionStore {
+    async fn org_of(&self, session_id: &str) -> Result<Option<String>, ClientError> {
+        Ok(self.get(session_id).await?.map(|record| record.org_id))
     }
 }
 

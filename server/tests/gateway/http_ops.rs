@@ -54,8 +54,9 @@ async fn metrics_expose_connections_frames_events_turns_and_disconnects() {
     assert_eq!(refused.expect_close().await.0, 4401);
 
     // The refused connection is counted (and gone from the gauge) once the gateway has
-    // finished with it: poll for that.
-    let settled = "the 4401 close counted and one connection left";
+    // finished with it, and the turn once its task is past its last append (the client
+    // may read the answer first): poll for both.
+    let settled = "the 4401 close and the turn counted, and one connection left";
     let metrics = eventually(Duration::from_secs(5), settled, || async {
         let metrics = gw.metrics().await;
         let refused = metric_sum(
@@ -64,11 +65,15 @@ async fn metrics_expose_connections_frames_events_turns_and_disconnects() {
             Some("code=\"4401\""),
         );
         let connections = metric_sum(&metrics, "switchboard_connections", None);
-        if refused.is_some_and(|v| v >= 1.0) && connections == Some(1.0) {
+        let turns = metric_sum(&metrics, "switchboard_turns_total", None);
+        if refused.is_some_and(|v| v >= 1.0)
+            && connections == Some(1.0)
+            && turns.is_some_and(|v| v >= 1.0)
+        {
             Ok(metrics)
         } else {
             Err(format!(
-                "4401 closes {refused:?}, connections {connections:?}"
+                "4401 closes {refused:?}, connections {connections:?}, turns {turns:?}"
             ))
         }
     })

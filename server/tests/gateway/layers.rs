@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["error", "metrics", "shutdown", "config"],
     &["ids", "backplane", "store"],
+    &["webhooks"],
     &["records"],
     &["access"],
     &["conversations"],

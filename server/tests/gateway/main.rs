@@ -29,6 +29,7 @@ mod replicas_fanout;
 mod replicas_faults;
 mod replicas_shared_state;
 mod replicas_turn_control;
+mod webhooks;
 mod ws_bad_input;
 mod ws_heartbeat;
 mod ws_resume;

@@ -45,6 +45,7 @@ mod limits;
 mod listing;
 mod sessions;
 mod transcript;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,6 +60,7 @@ pub use limits::*;
 pub use listing::*;
 pub use sessions::*;
 pub use transcript::*;
+pub use webhooks::*;
 
 use crate::{
     ConversationStore, NewSession, SessionQuery, SessionRow, TranscriptEntry, TranscriptWrite,
@@ -132,6 +134,13 @@ macro_rules! conformance_tests {
             handoff_changes_by_compare_and_set
             inbox_lists_waiting_and_held_sessions_oldest_first
             handoff_settings_are_set_changed_and_cleared
+            webhooks_round_trip_per_org
+            webhooks_are_capped_per_org
+            racing_registrations_respect_the_cap
+            deliveries_are_updated_listed_newest_first_and_bounded
+            delivery_pages_are_clamped
+            deliveries_go_with_their_endpoint
+            webhook_values_past_i64_are_errors
         );
     };
 }

@@ -28,6 +28,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
     let events = Events::new(
         backplane.clone(),
         crate::conversations::TranscriptWriter::start(store.clone(), metrics.clone()),
+        crate::webhooks::testing::inert(store.clone(), metrics.clone()),
         metrics.clone(),
     );
     let services = TurnServices {
@@ -53,6 +54,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
             backplane.clone(),
             store.clone(),
             Duration::from_secs(60),
+            crate::webhooks::testing::inert(store.clone(), metrics.clone()),
         )),
     };
     let turns = Turns::new(

@@ -1,6 +1,6 @@
 //! The `/v1` HTTP API (docs/protocol.md §6): publishing into streams, operator
 //! messages (human handoff), session history, conversations (list, rename, delete,
-//! export, erase, retention), knowledge-base and model-settings administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
+//! export, erase, retention), knowledge-base, model-settings and webhook administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
 //! describes it for machines ([`openapi`]).
 //!
 //! Handlers authenticate with [`Authed`](super::credentials::Authed) (before the body
@@ -15,6 +15,7 @@ pub mod model_settings;
 pub mod openapi;
 pub mod publish;
 pub mod sessions;
+pub mod webhooks;
 
 use axum::Router;
 use axum::http::{HeaderValue, Method, header};
@@ -33,7 +34,7 @@ use crate::state::AppState;
 
 /// Largest document body (`POST /v1/admin/documents`): 1 MiB of text plus the rest.
 const MAX_DOCUMENT_BODY_BYTES: usize = 2 * 1024 * 1024;
-/// Largest body of a rename or a retention setting.
+/// Largest body of a rename, a retention setting or a webhook registration.
 const MAX_SMALL_BODY_BYTES: usize = 16 * 1024;
 /// Largest model-settings body (a long system prompt and a few dozen tools).
 const MAX_SETTINGS_BODY_BYTES: usize = 256 * 1024;
@@ -110,6 +111,21 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
         .route(
             "/v1/admin/documents/{doc_id}",
             delete(documents::delete_document),
+        )
+        .route(
+            "/v1/admin/webhooks",
+            body_limit(
+                post(webhooks::create_webhook).get(webhooks::list_webhooks),
+                MAX_SMALL_BODY_BYTES,
+            ),
+        )
+        .route(
+            "/v1/admin/webhooks/{webhook_id}",
+            delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/v1/admin/webhooks/{webhook_id}/deliveries",
+            get(webhooks::webhook_deliveries),
         )
         .route(
             "/v1/admin/model-settings",

@@ -25,6 +25,10 @@ use super::publish::{__path_publish, PublishRequest, PublishResponse, PublishTar
 use super::sessions::{
     __path_history, __path_operator_message, HistoryResponse, MessageResponse, OperatorMessage,
 };
+use super::webhooks::{
+    __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
+    DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
+};
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -58,18 +62,20 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base and per-org model settings. See docs/http-api.md."),
+    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
     paths(publish, operator_message, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
-        release, get_settings, put_settings, delete_settings),
+        release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
+        delete_webhook, webhook_deliveries),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
         DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,
-        InboxEntry, HandoffSettings, HandoffRequestBody)),
+        InboxEntry, HandoffSettings, HandoffRequestBody, WebhookRequest, WebhookCreated,
+        WebhookBody, WebhookList, DeliveryBody, DeliveryLog)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

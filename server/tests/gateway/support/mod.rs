@@ -10,7 +10,8 @@
 //! - [`http`], [`jwt`]: the `/v1` API with its keys, and tokens.
 //! - [`knowledge`]: knowledge files for the offline agent.
 //! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
-//!   backend, scripted per request.
+//!   backend, scripted per request; [`webhook_receiver`]: a webhook endpoint that
+//!   checks signatures and answers scripted statuses.
 //! - [`replicas`]: several gateways over one real backplane.
 //! - [`conversations`]: listings, exports and chats of conversations as records;
 //!   [`stores`]: Redis and PostgreSQL read directly, to see what a gateway left there.
@@ -31,6 +32,7 @@ pub mod stores;
 pub mod tool_backend;
 pub mod turns;
 pub mod upstream;
+pub mod webhook_receiver;
 
 use std::time::Duration;
 
