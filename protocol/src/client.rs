@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::conversation::{SessionDelete, SessionExport, SessionList, SessionUpdate, UserErase};
+use crate::presence::Typing;
 use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -104,6 +105,9 @@ pub enum ClientFrame {
     /// Erases a user's conversations in the org (admins); answered by `user.erased`.
     #[serde(rename = "user.erase")]
     UserErase(UserErase),
+    /// The member is typing, or stopped; no reply (others get a `typing` frame).
+    #[serde(rename = "typing")]
+    Typing(Typing),
 }
 
 /// Every frame `type` a client may send.
@@ -121,6 +125,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "session.delete",
     "session.export",
     "user.erase",
+    "typing",
 ];
 
 /// A client frame with its optional `id`, as sent on the wire.
@@ -171,6 +176,7 @@ impl ClientFrame {
             ClientFrame::SessionDelete(_) => "session.delete",
             ClientFrame::SessionExport(_) => "session.export",
             ClientFrame::UserErase(_) => "user.erase",
+            ClientFrame::Typing(_) => "typing",
         }
     }
 

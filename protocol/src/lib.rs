@@ -10,6 +10,7 @@
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
 //! - [`conversation`]: conversations as records (summaries, listings, exports,
 //!   erasure reports) for the lifecycle frames and `/v1` routes.
+//! - [`presence`]: who is in a session and who is typing (ephemeral frames, no `seq`).
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
 //! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
@@ -21,6 +22,7 @@ pub mod client;
 pub mod close;
 pub mod conversation;
 pub mod event;
+pub mod presence;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod server;
@@ -29,6 +31,7 @@ pub mod stream;
 pub use client::{ClientFrame, FrameError, ParsedFrame};
 pub use close::{CloseCode, ErrorCode};
 pub use event::{Event, EventBody, EventFrame, Role, Source, TurnEndCode, TurnStatus, Usage};
+pub use presence::{PresenceMember, PresenceRole};
 pub use server::{Limits, Principal, ServerFrame, ServerReply};
 pub use stream::{StreamKind, StreamName, StreamNameError};
 

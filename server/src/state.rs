@@ -26,6 +26,7 @@ use crate::conversations::retention::run_sweeps;
 use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
+use crate::presence::{Presence, PresenceLimits, PresenceTiming};
 use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
 
@@ -37,6 +38,8 @@ pub struct AppState {
     pub backplane: Arc<dyn Backplane>,
     pub events: Events,
     pub registry: Arc<Registry>,
+    /// Who is in each session and who is typing, across replicas.
+    pub presence: Arc<Presence>,
     pub sessions: Arc<SessionStore>,
     /// Conversations as records: list, rename, delete, export, erase, retention.
     pub conversations: Arc<Conversations>,
@@ -193,6 +196,16 @@ impl AppState {
             shutdown.clone(),
             config.max_text_chars as usize,
         ));
+        let presence = Presence::new(
+            backplane.clone(),
+            metrics.clone(),
+            PresenceTiming {
+                beat: config.turn_lease_beat,
+                lapse: config.turn_lease_lapse,
+            },
+            PresenceLimits::default(),
+        );
+        presence.start().await;
         let auth = Arc::new(Authenticator::from_config(&config).await?);
         Ok(AppState {
             auth,
@@ -202,6 +215,7 @@ impl AppState {
                 TranscriptReader::new(store.clone()),
                 metrics.clone(),
             )),
+            presence,
             sessions,
             conversations,
             transcripts,

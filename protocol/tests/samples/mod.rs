@@ -9,8 +9,9 @@ use switchboard_protocol::conversation::{
     ErasureReport, ExportFormat, ListScope, SessionDelete, SessionExport, SessionList,
     SessionListing, SessionState, SessionSummary, SessionUpdate, UserErase,
 };
+use switchboard_protocol::presence::{PresenceChange, PresenceSnapshot, Typing, TypingNotice};
 use switchboard_protocol::{
-    ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
+    ClientFrame, ErrorCode, PresenceMember, PresenceRole, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
     TurnStatus, Usage,
 };
 
@@ -78,7 +79,23 @@ pub fn every_client_frame() -> Vec<ClientFrame> {
         ClientFrame::UserErase(UserErase {
             user_id: "u1".into(),
         }),
+        ClientFrame::Typing(Typing {
+            session_id: "s_1".into(),
+            typing: true,
+        }),
+        ClientFrame::Typing(Typing {
+            session_id: "s_1".into(),
+            typing: false,
+        }),
     ]
+}
+
+fn dana() -> PresenceMember {
+    PresenceMember {
+        user_id: Some("op-dana".into()),
+        name: Some("Dana".into()),
+        role: PresenceRole::Operator,
+    }
 }
 
 fn summary() -> SessionSummary {
@@ -201,6 +218,49 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
             sessions: vec!["s_1".into(), "s_2".into()],
             transcript_entries: 12,
             records: 3,
+        }),
+        ServerFrame::Presence(PresenceSnapshot {
+            session_id: "s_1".into(),
+            members: vec![
+                PresenceMember {
+                    user_id: Some("u1".into()),
+                    name: None,
+                    role: PresenceRole::Owner,
+                },
+                dana(),
+            ],
+            others: 2,
+        }),
+        ServerFrame::Presence(PresenceSnapshot {
+            session_id: "s_1".into(),
+            members: vec![],
+            others: 1,
+        }),
+        ServerFrame::PresenceChanged(PresenceChange {
+            session_id: "s_1".into(),
+            joined: vec![dana()],
+            left: vec![],
+            others: 0,
+        }),
+        ServerFrame::PresenceChanged(PresenceChange {
+            session_id: "s_1".into(),
+            joined: vec![],
+            left: vec![dana()],
+            others: 3,
+        }),
+        ServerFrame::Typing(TypingNotice {
+            session_id: "s_1".into(),
+            member: dana(),
+            typing: true,
+        }),
+        ServerFrame::Typing(TypingNotice {
+            session_id: "s_1".into(),
+            member: PresenceMember {
+                user_id: None,
+                name: None,
+                role: PresenceRole::Other,
+            },
+            typing: false,
         }),
         ServerFrame::Error {
             code: ErrorCode::RateLimited,

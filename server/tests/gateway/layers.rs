@@ -15,6 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["access"],
     &["conversations"],
     &["fanout"],
+    &["presence"],
     &["assistant"],
     &["state"],
     &["connection"],
