@@ -120,8 +120,8 @@ fn the_welcome_frame_matches_the_protocol_example() {
 
 #[test]
 fn presence_and_typing_frames_match_the_protocol_examples() {
-    let typing = ClientFrame::parse(r#"{"type":"typing","session_id":"s_1","typing":true}"#)
-        .unwrap();
+    let typing =
+        ClientFrame::parse(r#"{"type":"typing","session_id":"s_1","typing":true}"#).unwrap();
     assert_eq!(
         typing.frame,
         ClientFrame::Typing(Typing {

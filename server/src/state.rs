@@ -179,23 +179,6 @@ impl AppState {
             config.history_max_age,
         );
         turns.start_background().await;
-        let conversations = Arc::new(Conversations::new(
-            store.clone(),
-            transcripts.clone(),
-            turns.clone(),
-            backplane.clone(),
-            sessions.clone(),
-            metrics.clone(),
-            config.retention_days,
-        ));
-        tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
-        let shutdown = Shutdown::new();
-        let intake = Arc::new(Intake::new(
-            events.clone(),
-            turns.clone(),
-            shutdown.clone(),
-            config.max_text_chars as usize,
-        ));
         let presence = Presence::new(
             backplane.clone(),
             metrics.clone(),
@@ -206,6 +189,24 @@ impl AppState {
             PresenceLimits::default(),
         );
         presence.start().await;
+        let conversations = Arc::new(Conversations::new(
+            store.clone(),
+            transcripts.clone(),
+            turns.clone(),
+            backplane.clone(),
+            sessions.clone(),
+            metrics.clone(),
+            config.retention_days,
+            presence.clone(),
+        ));
+        tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
+        let shutdown = Shutdown::new();
+        let intake = Arc::new(Intake::new(
+            events.clone(),
+            turns.clone(),
+            shutdown.clone(),
+            config.max_text_chars as usize,
+        ));
         let auth = Arc::new(Authenticator::from_config(&config).await?);
         Ok(AppState {
             auth,

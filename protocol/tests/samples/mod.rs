@@ -11,8 +11,8 @@ use switchboard_protocol::conversation::{
 };
 use switchboard_protocol::presence::{PresenceChange, PresenceSnapshot, Typing, TypingNotice};
 use switchboard_protocol::{
-    ClientFrame, ErrorCode, PresenceMember, PresenceRole, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
-    TurnStatus, Usage,
+    ClientFrame, ErrorCode, EventBody, Limits, PresenceMember, PresenceRole, Principal, Role,
+    ServerFrame, Source, TurnEndCode, TurnStatus, Usage,
 };
 
 pub fn every_client_frame() -> Vec<ClientFrame> {

@@ -4,9 +4,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use switchboard_protocol::client::{SessionCreate, SessionJoin, SessionLeave, TurnCancel};
-use switchboard_protocol::{
-    ClientFrame, ErrorCode, PresenceMember, Seq, ServerFrame, ServerReply,
-};
+use switchboard_protocol::{ClientFrame, ErrorCode, PresenceMember, Seq, ServerFrame, ServerReply};
 
 use super::reader::Connection;
 use crate::access::policy;

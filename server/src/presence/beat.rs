@@ -200,6 +200,10 @@ impl Presence {
                 state.liveness.heard_from(&from, Instant::now());
                 self.reread(state, &session_id);
             }
+            Hint::Forget { session_id, from } => {
+                state.liveness.heard_from(&from, Instant::now());
+                self.forget_elsewhere(state, &session_id);
+            }
             Hint::Typing {
                 session_id,
                 from,

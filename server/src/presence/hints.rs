@@ -12,6 +12,9 @@ use crate::metrics::Metrics;
 
 /// The event name of a change hint; its data is `{"session_id", "from"}`.
 const CHANGED: &str = "presence.changed";
+/// The event name of a forget hint (the session was removed); its data is
+/// `{"session_id", "from"}`.
+const FORGET: &str = "presence.forget";
 /// The event name of a typing hint; its data is `{"session_id", "from", "member",
 /// "typing"}`.
 const TYPING: &str = "typing";
@@ -20,6 +23,8 @@ const TYPING: &str = "typing";
 pub(super) enum Hint {
     /// `presence/<session_id>` changed: read it again.
     Changed { session_id: String, from: String },
+    /// `session_id` was removed: forget its presence.
+    Forget { session_id: String, from: String },
     /// `member` of `session_id` started or stopped typing.
     Typing {
         session_id: String,
@@ -34,6 +39,10 @@ impl Hint {
         let (name, data) = match self {
             Hint::Changed { session_id, from } => (
                 CHANGED,
+                serde_json::json!({ "session_id": session_id, "from": from }),
+            ),
+            Hint::Forget { session_id, from } => (
+                FORGET,
                 serde_json::json!({ "session_id": session_id, "from": from }),
             ),
             Hint::Typing {
@@ -70,6 +79,7 @@ impl Hint {
         let from = text("from")?;
         match name.as_str() {
             CHANGED => Some(Hint::Changed { session_id, from }),
+            FORGET => Some(Hint::Forget { session_id, from }),
             TYPING => Some(Hint::Typing {
                 session_id,
                 from,
@@ -114,6 +124,10 @@ mod tests {
     fn hints_round_trip_and_other_events_are_none() {
         for hint in [
             Hint::Changed {
+                session_id: "s_1".into(),
+                from: "p_1".into(),
+            },
+            Hint::Forget {
                 session_id: "s_1".into(),
                 from: "p_1".into(),
             },

@@ -166,7 +166,10 @@ mod tests {
         tokio::time::advance(Duration::from_millis(10)).await;
         liveness.listed(set(&["p_me"]), Instant::now(), |r| r != "p_c");
         assert!(liveness.is_dead("p_b"));
-        assert!(liveness.is_dead("p_c"), "kept: seen since the previous listing");
+        assert!(
+            liveness.is_dead("p_c"),
+            "kept: seen since the previous listing"
+        );
 
         tokio::time::advance(Duration::from_millis(10)).await;
         liveness.listed(set(&["p_me"]), Instant::now(), |r| r != "p_c");

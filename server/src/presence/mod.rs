@@ -26,9 +26,10 @@
 //! (this replica's side of a session), [`liveness`] (which replicas count),
 //! [`typing`] (the per-connection typing rate limit), [`hints`] (between replicas),
 //! [`writer`] (writing and re-reading records), [`beat`] (heartbeat, listing, the
-//! control stream).
+//! control stream), [`erase`] (a removed conversation's presence goes everywhere).
 
 mod beat;
+mod erase;
 mod hints;
 mod liveness;
 mod local;
@@ -271,7 +272,11 @@ impl Presence {
                     .presence_refused
                     .with_label_values(&[limit])
                     .inc();
-                tracing::warn!(session_id, limit, "presence full: this member is not tracked");
+                tracing::warn!(
+                    session_id,
+                    limit,
+                    "presence full: this member is not tracked"
+                );
                 return;
             }
             state.tracked += 1;
@@ -298,9 +303,7 @@ impl Presence {
             },
         );
         let view = session.view(&state.liveness);
-        let _ = outbound.enqueue(frame_text(ServerFrame::Presence(
-            view.snapshot(session_id),
-        )));
+        let _ = outbound.enqueue(frame_text(ServerFrame::Presence(view.snapshot(session_id))));
         session.refresh(session_id, &state.liveness, Some(connection));
         self.count(state);
         self.mark_dirty(state, session_id);
@@ -390,12 +393,13 @@ impl Presence {
             return;
         }
         let session_id = match &hint {
-            Hint::Changed { session_id, .. } | Hint::Typing { session_id, .. } => session_id,
+            Hint::Changed { session_id, .. }
+            | Hint::Forget { session_id, .. }
+            | Hint::Typing { session_id, .. } => session_id,
         };
-        let queue = session_id
-            .bytes()
-            .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(usize::from(b)))
-            % HINT_QUEUES;
+        let queue = session_id.bytes().fold(0usize, |h, b| {
+            h.wrapping_mul(31).wrapping_add(usize::from(b))
+        }) % HINT_QUEUES;
         let Some(sender) = self.hint_queues.get(queue) else {
             return;
         };

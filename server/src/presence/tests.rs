@@ -258,7 +258,10 @@ async fn typing_crosses_replicas_at_most_once_per_interval() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(ann.nothing_queued() && guest.nothing_queued(), "one of 50");
-    assert!(dana_b.nothing_queued(), "the typist hears nothing of itself");
+    assert!(
+        dana_b.nothing_queued(),
+        "the typist hears nothing of itself"
+    );
 
     // An anonymous member types: others see an unnamed member.
     a.typing("s_1", guest.id, true);
@@ -318,7 +321,10 @@ async fn presence_is_bounded_per_session_and_per_process() {
     for s in &sockets[..3] {
         a.join("s_1", s.id, &s.outbound, visitor()).await;
     }
-    assert!(sockets[2].nothing_queued(), "the third is over the session's limit");
+    assert!(
+        sockets[2].nothing_queued(),
+        "the third is over the session's limit"
+    );
     assert_eq!(a.metrics.presence_members.get(), 2);
     assert_eq!(
         a.metrics
@@ -356,9 +362,48 @@ async fn presence_is_bounded_per_session_and_per_process() {
     assert_eq!(a.metrics.presence_sessions.get(), 0);
     for session in ["s_1", "s_2", "s_3"] {
         let raw = backplane
-            .record_get(&RecordKey::new(crate::records::namespace::PRESENCE, session))
+            .record_get(&RecordKey::new(
+                crate::records::namespace::PRESENCE,
+                session,
+            ))
             .await
             .unwrap();
         assert_eq!(raw, None, "{session}'s record is removed");
     }
+}
+
+/// A removed conversation's presence goes everywhere: the record (user ids) is
+/// deleted, and the members on both replicas are no longer tracked or told anything.
+#[tokio::test(start_paused = true)]
+async fn a_removed_sessions_presence_is_erased_on_every_replica() {
+    use crate::conversations::PresenceEraser;
+
+    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, PresenceLimits::default()).await;
+    let b = replica(&backplane, PresenceLimits::default()).await;
+    let mut ann = socket(1);
+    a.join("s_1", ann.id, &ann.outbound, owner()).await;
+    ann.expect("presence").await;
+    let mut dana_b = socket(10);
+    b.join("s_1", dana_b.id, &dana_b.outbound, dana()).await;
+    dana_b.expect("presence").await;
+    ann.expect("presence.changed").await;
+
+    a.erase_presence("s_1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let key = RecordKey::new(crate::records::namespace::PRESENCE, "s_1");
+    assert_eq!(backplane.record_get(&key).await.unwrap(), None);
+    assert_eq!(a.metrics.presence_members.get(), 0);
+    assert_eq!(b.metrics.presence_members.get(), 0, "forgotten on B too");
+
+    // (What was on its way before the erase settled may still come.)
+    while !ann.nothing_queued() {}
+    while !dana_b.nothing_queued() {}
+    // Nothing more reaches them, and nothing brings the record back.
+    b.typing("s_1", dana_b.id, true);
+    b.leave("s_1", dana_b.id);
+    a.leave("s_1", ann.id);
+    tokio::time::sleep(TIMING.lapse * 3).await;
+    assert!(ann.nothing_queued() && dana_b.nothing_queued());
+    assert_eq!(backplane.record_get(&key).await.unwrap(), None);
 }

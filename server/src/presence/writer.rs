@@ -132,15 +132,21 @@ impl Presence {
         let targets = {
             let mut guard = self.lock();
             let state = &mut *guard;
-            let Some(session) = state.sessions.get_mut(session_id) else {
-                return true;
-            };
-            let now = Instant::now();
-            session.written = want;
-            session.written_at = now;
-            session.take_remote(record, &self.id, &mut state.liveness, now);
-            session.refresh(session_id, &state.liveness, None);
-            session.live_remotes(&state.liveness)
+            state.sessions.get_mut(session_id).map(|session| {
+                let now = Instant::now();
+                session.written = want;
+                session.written_at = now;
+                session.take_remote(record, &self.id, &mut state.liveness, now);
+                session.refresh(session_id, &state.liveness, None);
+                session.live_remotes(&state.liveness)
+            })
+        };
+        let Some(targets) = targets else {
+            // The session was removed while this write ran: its record goes.
+            if let Err(e) = self.delete_record(session_id).await {
+                tracing::warn!(session_id, error = %e, "presence record of a removed session not deleted; it lapses within the hour");
+            }
+            return true;
         };
         self.hint(
             targets,

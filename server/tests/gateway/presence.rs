@@ -9,9 +9,7 @@ use serde_json::{Value, json};
 
 use crate::support::http::{ADMIN_SECRET, Api, keyed_gateway};
 use crate::support::jwt::{Claims, HS_ARGS, connect};
-use crate::support::replicas::{
-    Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, replica_with,
-};
+use crate::support::replicas::{Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, replica_with};
 use crate::support::{Client, Gateway, WAIT, metric_sum, summary, ty};
 use switchboard_testkit::eventually;
 
@@ -58,7 +56,7 @@ async fn next_ephemeral(client: &mut Client, wanted: &str) -> Value {
 
 /// Ann (owner) creates a session on A; Dana (operator) joins on B.
 async fn owner_and_operator(a: &Gateway, b: &Gateway) -> (Client, Client, String) {
-    let mut owner = connect(a, &ann()).await;
+    let mut owner = connect(a, &ann()).await.with_presence();
     let session = owner.create_session().await;
     let snapshot = next_ephemeral(&mut owner, "presence").await;
     assert_eq!(ids(&snapshot["members"]), ["u1"], "{snapshot}");
@@ -66,7 +64,7 @@ async fn owner_and_operator(a: &Gateway, b: &Gateway) -> (Client, Client, String
     assert_eq!(snapshot["members"][0]["name"], "Ann");
     assert_eq!(snapshot["others"], 0);
 
-    let mut operator = connect(b, &dana()).await;
+    let mut operator = connect(b, &dana()).await.with_presence();
     operator.join(&session.id, None, None).await;
     let snapshot = next_ephemeral(&mut operator, "presence").await;
     assert_eq!(ids(&snapshot["members"]), ["u1", "op-dana"], "{snapshot}");
@@ -100,7 +98,7 @@ async fn owner_and_operator_on_two_replicas_see_each_other_come_and_go() {
     assert_eq!(ids(&left["left"]), ["op-dana"], "{left}");
 
     // Back, on the other replica this time, with a second tab on B: one Dana.
-    let mut operator_on_a = connect(&a, &dana()).await;
+    let mut operator_on_a = connect(&a, &dana()).await.with_presence();
     operator_on_a.join(&session_id, None, None).await;
     next_ephemeral(&mut operator_on_a, "presence").await;
     let back = next_ephemeral(&mut owner, "presence.changed").await;
@@ -109,11 +107,11 @@ async fn owner_and_operator_on_two_replicas_see_each_other_come_and_go() {
     let snapshot = next_ephemeral(&mut operator, "presence").await;
     assert_eq!(ids(&snapshot["members"]), ["u1", "op-dana"], "{snapshot}");
 
-    // Closing one tab leaves Dana present; closing the other does not.
-    drop(operator_on_a);
-    eventually(WAIT, "A to track the owner alone", || async {
-        let members = metric_sum(&a.metrics().await, "switchboard_presence_members", None);
-        if members == Some(1.0) {
+    // Closing the tab on B leaves Dana present (on A); closing the other does not.
+    drop(operator);
+    eventually(WAIT, "B to track nobody", || async {
+        let members = metric_sum(&b.metrics().await, "switchboard_presence_members", None);
+        if members == Some(0.0) {
             Ok(())
         } else {
             Err(format!("{members:?}"))
@@ -128,10 +126,10 @@ async fn owner_and_operator_on_two_replicas_see_each_other_come_and_go() {
     }
     assert!(
         told.iter().all(|f| ty(f) != "presence.changed"),
-        "Dana is still here on B: {}",
+        "Dana is still here on A: {}",
         summary(&told)
     );
-    drop(operator);
+    drop(operator_on_a);
     let gone = next_ephemeral(&mut owner, "presence.changed").await;
     assert_eq!(ids(&gone["left"]), ["op-dana"], "{gone}");
     assert!(
@@ -182,7 +180,9 @@ async fn typing_crosses_replicas_is_rate_limited_and_never_replayed() {
         .await;
     // Handled in order: after the pong, the typist would have had any echo already.
     let id = operator.new_id();
-    operator.send_json(json!({ "type": "ping", "id": id })).await;
+    operator
+        .send_json(json!({ "type": "ping", "id": id }))
+        .await;
     operator.reply_to(&id).await;
     let mut own = Vec::new();
     while let Some(frame) = operator.next_frame_within(Duration::ZERO).await {
@@ -215,7 +215,7 @@ async fn typing_crosses_replicas_is_rate_limited_and_never_replayed() {
 
     // A fresh join from the start replays events only: no typing, no presence but
     // the new snapshot after the replay.
-    let mut late = connect(&a, &ann()).await;
+    let mut late = connect(&a, &ann()).await.with_presence();
     late.join(&session_id, Some(0), None).await;
     let replay = late.collect_until(|f| ty(f) == "presence").await;
     assert!(
@@ -247,7 +247,7 @@ async fn typing_crosses_replicas_is_rate_limited_and_never_replayed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_members_type_and_visitors_are_counted_not_named() {
     let gw = keyed_gateway(&[]);
-    let mut visitor = Client::connect(&gw.ws_url()).await;
+    let mut visitor = Client::connect(&gw.ws_url()).await.with_presence();
     let session = visitor.create_session().await;
     let snapshot = next_ephemeral(&mut visitor, "presence").await;
     assert_eq!(snapshot["members"], json!([]));
@@ -257,7 +257,7 @@ async fn only_members_type_and_visitors_are_counted_not_named() {
         .roles(&["operator"])
         .set("name", json!("Dana"))
         .hs256();
-    let mut operator = connect(&gw, &staff).await;
+    let mut operator = connect(&gw, &staff).await.with_presence();
     let refused = operator
         .request(
             "typing",

@@ -62,14 +62,42 @@ mod tests {
     #[test]
     fn owners_and_staff_are_named_everyone_else_counted() {
         let cases = [
-            (principal(Some("u1"), &[], Some("Ann")), Some("u1"), PresenceRole::Owner),
-            (principal(Some("u1"), &["operator"], None), Some("u1"), PresenceRole::Owner),
-            (principal(Some("dana"), &["operator"], Some("Dana")), Some("u1"), PresenceRole::Operator),
-            (principal(Some("boss"), &["admin"], None), Some("u1"), PresenceRole::Operator),
-            (principal(Some("pub"), &["publisher"], None), Some("u1"), PresenceRole::Other),
+            (
+                principal(Some("u1"), &[], Some("Ann")),
+                Some("u1"),
+                PresenceRole::Owner,
+            ),
+            (
+                principal(Some("u1"), &["operator"], None),
+                Some("u1"),
+                PresenceRole::Owner,
+            ),
+            (
+                principal(Some("dana"), &["operator"], Some("Dana")),
+                Some("u1"),
+                PresenceRole::Operator,
+            ),
+            (
+                principal(Some("boss"), &["admin"], None),
+                Some("u1"),
+                PresenceRole::Operator,
+            ),
+            (
+                principal(Some("pub"), &["publisher"], None),
+                Some("u1"),
+                PresenceRole::Other,
+            ),
             (principal(None, &[], None), None, PresenceRole::Other),
-            (principal(Some("u2"), &[], Some("Bo")), None, PresenceRole::Other),
-            (principal(Some("dana"), &["operator"], Some("Dana")), None, PresenceRole::Operator),
+            (
+                principal(Some("u2"), &[], Some("Bo")),
+                None,
+                PresenceRole::Other,
+            ),
+            (
+                principal(Some("dana"), &["operator"], Some("Dana")),
+                None,
+                PresenceRole::Operator,
+            ),
         ];
         for (who, owner, role) in cases {
             let member = presence_member(&who, &session(owner));
@@ -87,6 +115,9 @@ mod tests {
     fn staff_of_another_org_is_not_staff_here() {
         let mut dana = principal(Some("dana"), &["operator"], Some("Dana"));
         dana.org_id = "globex".into();
-        assert_eq!(presence_member(&dana, &session(None)).role, PresenceRole::Other);
+        assert_eq!(
+            presence_member(&dana, &session(None)).role,
+            PresenceRole::Other
+        );
     }
 }
