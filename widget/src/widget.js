@@ -267,7 +267,7 @@ export class SwitchboardChat extends HTMLElement {
       tabindex: '0',
     });
     const live = el(doc, 'div', { className: 'visually-hidden', 'aria-live': 'polite', 'aria-atomic': 'true' });
-    const typingLine = el(doc, 'div', { className: 'typing-line', part: 'typing', 'aria-live': 'polite', hidden: true });
+    const typingLine = el(doc, 'div', { className: 'typing-line', part: 'typing', role: 'status', hidden: true });
     const label = el(doc, 'label', { className: 'visually-hidden', for: 'sb-input', text: 'Message' });
     const input = el(doc, 'textarea', { id: 'sb-input', rows: '1', part: 'input', enterkeyhint: 'send' });
     const stop = el(doc, 'button', { type: 'button', className: 'btn secondary stop', hidden: true, text: 'Stop', 'aria-label': 'Stop the answer' });
