@@ -76,6 +76,7 @@ pub(super) fn refused(refusal: Refusal) -> ClientError {
 }
 
 impl Conversations {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn ConversationStore>,
         writer: TranscriptWriter,

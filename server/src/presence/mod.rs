@@ -110,6 +110,9 @@ pub(super) struct State {
     renewed_at: Option<Instant>,
 }
 
+/// A hint waiting to be sent, and the replicas it goes to.
+type QueuedHint = (Vec<String>, Hint);
+
 /// This replica's presence: its member connections per session, and the records and
 /// hints that tell the other replicas.
 pub struct Presence {
@@ -120,8 +123,8 @@ pub struct Presence {
     limits: PresenceLimits,
     state: Mutex<State>,
     /// The hint queues' senders, and their receivers until [`Presence::start`].
-    hint_queues: Vec<mpsc::Sender<(Vec<String>, Hint)>>,
-    hint_receivers: Mutex<Vec<mpsc::Receiver<(Vec<String>, Hint)>>>,
+    hint_queues: Vec<mpsc::Sender<QueuedHint>>,
+    hint_receivers: Mutex<Vec<mpsc::Receiver<QueuedHint>>>,
     tasks: TaskTracker,
     stop: CancellationToken,
 }
@@ -307,10 +310,11 @@ impl Presence {
         session.refresh(session_id, &state.liveness, Some(connection));
         self.count(state);
         self.mark_dirty(state, session_id);
-        if created && read_failed {
-            if let Some(session) = state.sessions.get_mut(session_id) {
-                session.stale = true;
-            }
+        if created
+            && read_failed
+            && let Some(session) = state.sessions.get_mut(session_id)
+        {
+            session.stale = true;
         }
     }
 
