@@ -1,7 +1,8 @@
 //! Presence and typing (docs/protocol.md §3.14), from outside: an owner and an operator
-//! on two replicas over Redis see each other arrive and leave (a `session.leave`, a
-//! closed socket, a killed replica); typing crosses replicas, is rate-limited, and is
-//! never replayed nor kept in history; only a member may send it.
+//! on two replicas see each other arrive and leave (a `session.leave`, a closed socket,
+//! a killed replica); typing crosses replicas, is rate-limited, and is never replayed
+//! nor kept in history; only a member may send it. The two-replica tests run over Redis
+//! and over NATS (`…::redis`, `…::nats`).
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::support::http::{ADMIN_SECRET, Api, keyed_gateway};
 use crate::support::jwt::{Claims, HS_ARGS, connect};
-use crate::support::replicas::{Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, replica_with};
+use crate::support::replicas::{
+    Backing, Backplane, SHORT_LAPSE, SHORT_LEASE, backed_tests, replica_with,
+};
 use crate::support::{Client, Gateway, WAIT, metric_sum, summary, ty};
 use switchboard_testkit::eventually;
 
@@ -54,6 +57,20 @@ async fn next_ephemeral(client: &mut Client, wanted: &str) -> Value {
     frame
 }
 
+backed_tests! {
+    /// An owner on A and an operator on B see each other arrive; the operator's leave,
+    /// re-join and closed sockets each reach the owner.
+    owner_and_operator_on_two_replicas_see_each_other_come_and_go => come_and_go;
+
+    /// B is killed (SIGKILL): its operator leaves the owner's view on A within the
+    /// lapse and about a beat.
+    a_killed_replicas_members_leave_within_the_lapse => killed_replica;
+
+    /// Typing from B reaches the owner on A (not the typist), a burst is forwarded at
+    /// most twice, and none of it is replayed or kept in history.
+    typing_crosses_replicas_is_rate_limited_and_never_replayed => typing_across;
+}
+
 /// Ann (owner) creates a session on A; Dana (operator) joins on B.
 async fn owner_and_operator(a: &Gateway, b: &Gateway) -> (Client, Client, String) {
     let mut owner = connect(a, &ann()).await.with_presence();
@@ -78,11 +95,8 @@ async fn owner_and_operator(a: &Gateway, b: &Gateway) -> (Client, Client, String
     (owner, operator, session.id)
 }
 
-/// An owner on A and an operator on B see each other arrive; the operator's leave,
-/// re-join and closed socket each reach the owner.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn owner_and_operator_on_two_replicas_see_each_other_come_and_go() {
-    let backplane = Backplane::start(Backing::Redis);
+async fn come_and_go(backing: Backing) {
+    let backplane = Backplane::start(backing);
     let a = presence_replica(&backplane, "replica-a");
     let b = presence_replica(&backplane, "replica-b");
     let (mut owner, mut operator, session_id) = owner_and_operator(&a, &b).await;
@@ -138,11 +152,9 @@ async fn owner_and_operator_on_two_replicas_see_each_other_come_and_go() {
     );
 }
 
-/// B is killed (SIGKILL): its operator leaves the owner's view on A within the lapse
-/// and about a beat (documented: `--turn-lease-lapse` plus one `--turn-lease-beat`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_replicas_members_leave_within_the_lapse() {
-    let backplane = Backplane::start(Backing::Redis);
+/// Documented: within `--turn-lease-lapse` plus one `--turn-lease-beat`.
+async fn killed_replica(backing: Backing) {
+    let backplane = Backplane::start(backing);
     let a = presence_replica(&backplane, "replica-a");
     let mut b = presence_replica(&backplane, "replica-b");
     let (mut owner, operator, _session_id) = owner_and_operator(&a, &b).await;
@@ -160,12 +172,10 @@ async fn a_killed_replicas_members_leave_within_the_lapse() {
     drop(operator);
 }
 
-/// Typing from B reaches the owner on A (not the typist), 50 frames in a burst are
-/// forwarded at most twice, a stop follows; none of it is replayed by a join with
-/// `after_seq` 0 nor kept in the session's history.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn typing_crosses_replicas_is_rate_limited_and_never_replayed() {
-    let backplane = Backplane::start(Backing::Redis);
+/// 50 typing frames in a burst, then a stop; a join with `after_seq` 0 replays none,
+/// and the session's history holds none.
+async fn typing_across(backing: Backing) {
+    let backplane = Backplane::start(backing);
     let a = presence_replica(&backplane, "replica-a");
     let b = presence_replica(&backplane, "replica-b");
     let (mut owner, mut operator, session_id) = owner_and_operator(&a, &b).await;
