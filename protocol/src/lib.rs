@@ -10,6 +10,8 @@
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
 //! - [`conversation`]: conversations as records (summaries, listings, exports,
 //!   erasure reports) for the lifecycle frames and `/v1` routes.
+//! - [`handoff`]: human handoff (who holds a conversation), the operator inbox and an
+//!   org's handoff settings.
 //! - [`presence`]: who is in a session and who is typing (ephemeral frames, no `seq`).
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
@@ -22,6 +24,7 @@ pub mod client;
 pub mod close;
 pub mod conversation;
 pub mod event;
+pub mod handoff;
 pub mod presence;
 #[cfg(feature = "schema")]
 pub mod schema;

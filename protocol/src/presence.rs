@@ -1,4 +1,4 @@
-//! Presence and typing (docs/protocol.md §3.14): who is in a session, and who is
+//! Presence and typing (docs/protocol.md §3.15): who is in a session, and who is
 //! typing. Both are ephemeral: they have no `seq`, are never stored in a session's
 //! history or transcript, and are never replayed.
 //!

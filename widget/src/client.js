@@ -125,7 +125,7 @@ function randomId(prefix) {
  * - `outbox`: `{client_message_id, text, state, message_id?, error?}` as a message goes
  *   `queued` → `accepted` (or `failed`);
  * - `presence`: the current session's `presence` (who is in it) and `presence.changed`
- *   (who arrived or left) frames (docs/protocol.md §3.14);
+ *   (who arrived or left) frames (docs/protocol.md §3.15);
  * - `typing`: the current session's `typing` frames (another member started or stopped);
  * - `tool.decided`: the reply to `decideTool`;
  * - `error`: `{code, message, re?}` error frames that are not answered otherwise;

@@ -1,4 +1,4 @@
-// Presence and typing in the widget (docs/protocol.md §3.14): "Dana is typing…" under
+// Presence and typing in the widget (docs/protocol.md §3.15): "Dana is typing…" under
 // the conversation, a short "Dana joined" / "Dana left" line when staff arrive or
 // leave, and `typing` frames sent while the visitor types. Everything here is
 // ephemeral: nothing of it is in the transcript.

@@ -1,4 +1,4 @@
-// Presence and typing in the widget (docs/protocol.md §3.14), across two replicas over
+// Presence and typing in the widget (docs/protocol.md §3.15), across two replicas over
 // Redis: a signed-in customer chats in the widget on one replica, an operator (Dana, a
 // plain WebSocket in another page) joins the conversation on the other. The widget
 // shows "Dana joined", "Dana is typing…" (cleared by her stop, and by itself 6 s after

@@ -37,6 +37,7 @@
 
 pub mod commands;
 mod conversations;
+mod handoff;
 pub mod heartbeat;
 mod presence;
 mod rate_limit;

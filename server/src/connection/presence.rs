@@ -1,4 +1,4 @@
-//! Presence and typing on a connection (docs/protocol.md §3.14): joining or leaving a
+//! Presence and typing on a connection (docs/protocol.md §3.15): joining or leaving a
 //! session joins or leaves its presence; `typing` from a member goes to the others.
 
 use switchboard_protocol::PresenceMember;

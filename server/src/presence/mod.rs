@@ -1,4 +1,4 @@
-//! Presence and typing (docs/protocol.md §3.14): who is in a session, on any replica,
+//! Presence and typing (docs/protocol.md §3.15): who is in a session, on any replica,
 //! and who is typing. Neither is a session event: no `seq`, never in history, never
 //! replayed.
 //!

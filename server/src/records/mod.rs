@@ -50,6 +50,10 @@ pub mod namespace {
     /// others: its entries in `presence` no longer count.
     pub const PRESENCE_REPLICAS: &str = "presence-replicas";
 
+    /// `<session_id>` → who holds the conversation, as last stored (for
+    /// `--history-max-age`): the turn worker's check, without a store read.
+    pub const HANDOFFS: &str = "handoffs";
+
     /// All of them.
     pub const ALL: &[&str] = &[
         SESSIONS,
@@ -64,6 +68,7 @@ pub mod namespace {
         MODEL_SETTINGS,
         DOCUMENTS,
         DOCUMENT_VERSIONS,
+        HANDOFFS,
         PRESENCE,
         PRESENCE_REPLICAS,
     ];

@@ -1,4 +1,4 @@
-//! Presence and typing (docs/protocol.md §3.14), from outside: an owner and an operator
+//! Presence and typing (docs/protocol.md §3.15), from outside: an owner and an operator
 //! on two replicas see each other arrive and leave (a `session.leave`, a closed socket,
 //! a killed replica); typing crosses replicas, is rate-limited, and is never replayed
 //! nor kept in history; only a member may send it. The two-replica tests run over Redis

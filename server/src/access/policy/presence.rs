@@ -1,4 +1,4 @@
-//! How a member appears in a session's presence (docs/protocol.md §3.14): named as
+//! How a member appears in a session's presence (docs/protocol.md §3.15): named as
 //! its owner, named as staff (`operator` or `admin` of the session's org), or counted
 //! only. Sending `typing` is acting in the session: [`super::act_in_session`].
 

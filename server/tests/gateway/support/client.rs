@@ -5,7 +5,7 @@
 //! event.
 //!
 //! The ephemeral presence frames (`presence`, `presence.changed`, `typing`,
-//! docs/protocol.md §3.14) come with every join and arrive whenever members come and
+//! docs/protocol.md §3.15) come with every join and arrive whenever members come and
 //! go; a client skips them unless a test asks for them ([`Client::with_presence`]), so
 //! the tests of everything else read the frames they are about.
 
