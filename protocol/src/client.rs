@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::conversation::{SessionDelete, SessionExport, SessionList, SessionUpdate, UserErase};
 use crate::handoff::{HandoffRequest, HandoffTarget, InboxList};
+use crate::presence::Typing;
 use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -118,6 +119,9 @@ pub enum ClientFrame {
     /// The org's waiting and held conversations (staff); answered by `inbox.listed`.
     #[serde(rename = "inbox.list")]
     InboxList(InboxList),
+    /// The member is typing, or stopped; no reply (others get a `typing` frame).
+    #[serde(rename = "typing")]
+    Typing(Typing),
 }
 
 /// Every frame `type` a client may send.
@@ -139,6 +143,7 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "handoff.claim",
     "handoff.release",
     "inbox.list",
+    "typing",
 ];
 
 /// A client frame with its optional `id`, as sent on the wire.
@@ -193,6 +198,7 @@ impl ClientFrame {
             ClientFrame::HandoffClaim(_) => "handoff.claim",
             ClientFrame::HandoffRelease(_) => "handoff.release",
             ClientFrame::InboxList(_) => "inbox.list",
+            ClientFrame::Typing(_) => "typing",
         }
     }
 

@@ -12,6 +12,7 @@
 //!   erasure reports) for the lifecycle frames and `/v1` routes.
 //! - [`handoff`]: human handoff (who holds a conversation), the operator inbox and an
 //!   org's handoff settings.
+//! - [`presence`]: who is in a session and who is typing (ephemeral frames, no `seq`).
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
 //! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
@@ -24,6 +25,7 @@ pub mod close;
 pub mod conversation;
 pub mod event;
 pub mod handoff;
+pub mod presence;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod server;
@@ -32,6 +34,7 @@ pub mod stream;
 pub use client::{ClientFrame, FrameError, ParsedFrame};
 pub use close::{CloseCode, ErrorCode};
 pub use event::{Event, EventBody, EventFrame, Role, Source, TurnEndCode, TurnStatus, Usage};
+pub use presence::{PresenceMember, PresenceRole};
 pub use server::{Limits, Principal, ServerFrame, ServerReply};
 pub use stream::{StreamKind, StreamName, StreamNameError};
 

@@ -39,7 +39,8 @@ pub fn server_frame() -> Value {
         Contract::Serialize,
         "Switchboard server frame",
         "A frame the gateway sends that is not a session event (docs/protocol.md §2.4, \
-         §3 and §5.1): `welcome`, the direct replies, `error` and `goaway`. A direct reply \
+         §3 and §5.1): `welcome`, the direct replies, the ephemeral `presence`, \
+         `presence.changed` and `typing` (§3.15), `error` and `goaway`. A direct reply \
          carries `re`, the `id` of the client frame it answers.",
     )
 }

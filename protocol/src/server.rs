@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ErasureReport, ExportFormat, SessionListing, SessionSummary};
 use crate::handoff::{Handoff, Inbox};
+use crate::presence::{PresenceChange, PresenceSnapshot, TypingNotice};
 use crate::{ErrorCode, Seq};
 
 /// Who a connection is, as fixed at the handshake.
@@ -119,6 +120,16 @@ pub enum ServerFrame {
     /// The reply to `user.erase`: what was erased.
     #[serde(rename = "user.erased")]
     UserErased(ErasureReport),
+    /// Who is in a session: after `session.created`, or after `session.joined` and
+    /// its replay. Not a session event: no `seq`, never replayed.
+    #[serde(rename = "presence")]
+    Presence(PresenceSnapshot),
+    /// Members who arrived or left a session, and its new count of others.
+    #[serde(rename = "presence.changed")]
+    PresenceChanged(PresenceChange),
+    /// A member of a session started or stopped typing. Never replayed.
+    #[serde(rename = "typing")]
+    Typing(TypingNotice),
     /// A frame could not be carried out; the connection stays open unless a close follows.
     #[serde(rename = "error")]
     Error { code: ErrorCode, message: String },

@@ -5,6 +5,7 @@ mod samples;
 use samples::{every_client_frame, every_event_body, every_server_frame};
 use serde_json::{Value, json};
 use switchboard_protocol::client::SessionJoin;
+use switchboard_protocol::presence::Typing;
 use switchboard_protocol::{
     ClientFrame, ErrorCode, Event, EventFrame, ParsedFrame, ServerReply, StreamName,
 };
@@ -114,6 +115,46 @@ fn the_welcome_frame_matches_the_protocol_example() {
     assert_eq!(
         serde_json::from_str::<Value>(&error).unwrap(),
         json!({"type":"error","re":"x","code":"not_found","message":"nope"})
+    );
+}
+
+#[test]
+fn presence_and_typing_frames_match_the_protocol_examples() {
+    let typing =
+        ClientFrame::parse(r#"{"type":"typing","session_id":"s_1","typing":true}"#).unwrap();
+    assert_eq!(
+        typing.frame,
+        ClientFrame::Typing(Typing {
+            session_id: "s_1".into(),
+            typing: true
+        })
+    );
+    let refused = ClientFrame::parse(r#"{"type":"typing","session_id":"s_1"}"#).unwrap_err();
+    assert!(refused.message.contains("typing"), "{refused:?}");
+
+    let wire: Vec<Value> = every_server_frame()
+        .into_iter()
+        .map(|frame| serde_json::from_str(&ServerReply::new(None, frame).to_json()).unwrap())
+        .collect();
+    let first = |ty: &str| wire.iter().find(|f| f["type"] == ty).cloned().unwrap();
+    assert_eq!(
+        first("presence"),
+        json!({"type":"presence","session_id":"s_1","members":[
+            {"user_id":"u1","role":"owner"},
+            {"user_id":"op-dana","name":"Dana","role":"operator"}],"others":2})
+    );
+    assert_eq!(
+        first("presence.changed"),
+        json!({"type":"presence.changed","session_id":"s_1",
+            "joined":[{"user_id":"op-dana","name":"Dana","role":"operator"}],"left":[],"others":0})
+    );
+    let unnamed = wire
+        .iter()
+        .find(|f| f["type"] == "typing" && f["typing"] == false)
+        .unwrap();
+    assert_eq!(
+        unnamed,
+        &json!({"type":"typing","session_id":"s_1","member":{"role":"other"},"typing":false})
     );
 }
 

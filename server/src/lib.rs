@@ -52,6 +52,8 @@
 //!   retention;
 //! - [`fanout`]: the event path — append, one subscription per stream, the bounded
 //!   queue per connection;
+//! - [`presence`]: who is in a session and who is typing, across replicas, never in
+//!   history;
 //! - [`assistant`]: accepting messages, turns, the model providers and the prompt,
 //!   knowledge, tools, approvals, the hints replicas send each other, per-org
 //!   settings;
@@ -72,6 +74,7 @@ pub mod fanout;
 pub mod http;
 pub mod ids;
 pub mod metrics;
+pub mod presence;
 pub mod records;
 pub mod shutdown;
 pub mod state;

@@ -133,6 +133,8 @@ async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<
         tracing::warn!("some sockets did not close in time");
     }
     sweeper.abort();
+    // The others stop counting this replica's members at their next beat.
+    state.presence.stop().await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),

@@ -55,6 +55,18 @@ pub struct Metrics {
     pub webhook_queue: IntGauge,
     /// Webhook events or deliveries dropped, by `reason`.
     pub webhook_dropped: IntCounterVec,
+    /// Session memberships (a connection in a session) this replica tracks in presence.
+    pub presence_members: IntGauge,
+    /// Sessions with members of this replica in presence.
+    pub presence_sessions: IntGauge,
+    /// Joins left out of presence because a limit was reached, by `limit` (`session`,
+    /// `process`).
+    pub presence_refused: IntCounterVec,
+    /// `typing` frames from members, by `outcome` (`forwarded`, `dropped` by the rate
+    /// limit).
+    pub typing_frames: IntCounterVec,
+    /// Presence hints to other replicas dropped because their queue was full.
+    pub presence_hints_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -185,6 +197,37 @@ impl Metrics {
             ),
             &["reason"],
         )?;
+        let presence_members = IntGauge::new(
+            "switchboard_presence_members",
+            "Session memberships (a connection in a session) this replica tracks in presence",
+        )?;
+        let presence_sessions = IntGauge::new(
+            "switchboard_presence_sessions",
+            "Sessions with members of this replica in presence",
+        )?;
+        let presence_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_presence_refused_total",
+                "Joins left out of presence because a limit was reached, by limit",
+            ),
+            &["limit"],
+        )?;
+        let typing_frames = IntCounterVec::new(
+            Opts::new(
+                "switchboard_typing_total",
+                "typing frames from members, by outcome (forwarded, dropped by the rate limit)",
+            ),
+            &["outcome"],
+        )?;
+        let presence_hints_dropped = IntCounter::new(
+            "switchboard_presence_hints_dropped_total",
+            "Presence hints to other replicas dropped because their queue was full",
+        )?;
+        registry.register(Box::new(presence_hints_dropped.clone()))?;
+        registry.register(Box::new(presence_members.clone()))?;
+        registry.register(Box::new(presence_sessions.clone()))?;
+        registry.register(Box::new(presence_refused.clone()))?;
+        registry.register(Box::new(typing_frames.clone()))?;
         registry.register(Box::new(transcript_queue.clone()))?;
         registry.register(Box::new(transcript_entries.clone()))?;
         registry.register(Box::new(store_write_seconds.clone()))?;
@@ -244,6 +287,11 @@ impl Metrics {
             webhook_attempts,
             webhook_queue,
             webhook_dropped,
+            presence_members,
+            presence_sessions,
+            presence_refused,
+            typing_frames,
+            presence_hints_dropped,
         })
     }
 

@@ -28,6 +28,7 @@ use crate::conversations::retention::run_sweeps;
 use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
+use crate::presence::{Presence, PresenceLimits, PresenceTiming};
 use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
 use crate::webhooks::{HttpTransport, WebhookSettings, Webhooks};
@@ -40,6 +41,8 @@ pub struct AppState {
     pub backplane: Arc<dyn Backplane>,
     pub events: Events,
     pub registry: Arc<Registry>,
+    /// Who is in each session and who is typing, across replicas.
+    pub presence: Arc<Presence>,
     pub sessions: Arc<SessionStore>,
     /// Conversations as records: list, rename, delete, export, erase, retention.
     pub conversations: Arc<Conversations>,
@@ -202,6 +205,16 @@ impl AppState {
             config.history_max_age,
         );
         turns.start_background().await;
+        let presence = Presence::new(
+            backplane.clone(),
+            metrics.clone(),
+            PresenceTiming {
+                beat: config.turn_lease_beat,
+                lapse: config.turn_lease_lapse,
+            },
+            PresenceLimits::default(),
+        );
+        presence.start().await;
         let conversations = Arc::new(Conversations::new(
             store.clone(),
             transcripts.clone(),
@@ -210,6 +223,7 @@ impl AppState {
             sessions.clone(),
             metrics.clone(),
             config.retention_days,
+            presence.clone(),
         ));
         tokio::spawn(run_sweeps(conversations.clone(), config.retention_sweep));
         let shutdown = Shutdown::new();
@@ -228,6 +242,7 @@ impl AppState {
                 TranscriptReader::new(store.clone()),
                 metrics.clone(),
             )),
+            presence,
             sessions,
             conversations,
             transcripts,

@@ -124,6 +124,9 @@ function randomId(prefix) {
  *   `send` starts a new one, so a UI should clear its transcript;
  * - `outbox`: `{client_message_id, text, state, message_id?, error?}` as a message goes
  *   `queued` → `accepted` (or `failed`);
+ * - `presence`: the current session's `presence` (who is in it) and `presence.changed`
+ *   (who arrived or left) frames (docs/protocol.md §3.15);
+ * - `typing`: the current session's `typing` frames (another member started or stopped);
  * - `tool.decided`: the reply to `decideTool`;
  * - `error`: `{code, message, re?}` error frames that are not answered otherwise;
  * - `goaway`: the replica is draining (the client reconnects by itself).
@@ -303,6 +306,15 @@ export class SwitchboardClient extends EventTarget {
   cancelTurn(turnId) {
     if (!this.#sessionId) return false;
     return this.#sendFrame({ type: 'turn.cancel', session_id: this.#sessionId, turn_id: turnId });
+  }
+
+  /**
+   * Tell the session's other members this user is typing (`true`) or stopped (`false`).
+   * No reply; the gateway forwards at most one `true` per 2 s. False when not joined.
+   */
+  typing(isTyping) {
+    if (!this.#sessionId || !this.#joined) return false;
+    return Boolean(this.#sendFrame({ type: 'typing', session_id: this.#sessionId, typing: Boolean(isTyping) }, { withId: false }));
   }
 
   /** Approve or refuse a tool call (`tool.request`); answered by a `tool.decided` event. */
@@ -632,6 +644,13 @@ export class SwitchboardClient extends EventTarget {
         break;
       case 'tool.decided':
         this.#emit('tool.decided', frame);
+        break;
+      case 'presence':
+      case 'presence.changed':
+        if (frame.session_id === this.#sessionId) this.#emit('presence', frame);
+        break;
+      case 'typing':
+        if (frame.session_id === this.#sessionId) this.#emit('typing', frame);
         break;
       case 'error':
         this.#emit('error', frame);

@@ -153,6 +153,11 @@ header h2 { margin: 0; font-size: 1.05em; font-weight: 600; flex: 1; }
 .notice p { margin: 0 0 0.4em; }
 .notice p:last-child { margin-bottom: 0; }
 
+.typing-line {
+  padding: 0 14px 6px; font-size: 0.85em; color: var(--_muted); font-style: italic;
+  white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+}
+.notice.presence { background: transparent; color: var(--_muted); padding: 2px 10px; }
 .typing { display: inline-flex; gap: 4px; padding: 4px 0; }
 .typing span {
   width: 7px; height: 7px; border-radius: 50%; background: var(--_muted);

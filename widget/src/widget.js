@@ -8,6 +8,7 @@ import { SwitchboardClient } from './client.js';
 import { ConversationList } from './conversations.js';
 import { el, icon } from './dom.js';
 import { renderMarkdown, safeUrl } from './markdown.js';
+import { PresenceView, TypingSender } from './presence.js';
 import { STYLES } from './styles.js';
 
 const OBSERVED = [
@@ -72,6 +73,8 @@ export class SwitchboardChat extends HTMLElement {
   #tokenProvider = null;
   #status = 'idle';
   #conversations = null;
+  #presence = null;
+  #typingSender = new TypingSender(() => this.#client);
 
   // Transcript bookkeeping: what is on screen, keyed by the ids the gateway gives.
   #messages = new Map(); // message_id -> element
@@ -264,6 +267,7 @@ export class SwitchboardChat extends HTMLElement {
       tabindex: '0',
     });
     const live = el(doc, 'div', { className: 'visually-hidden', 'aria-live': 'polite', 'aria-atomic': 'true' });
+    const typingLine = el(doc, 'div', { className: 'typing-line', part: 'typing', role: 'status', hidden: true });
     const label = el(doc, 'label', { className: 'visually-hidden', for: 'sb-input', text: 'Message' });
     const input = el(doc, 'textarea', { id: 'sb-input', rows: '1', part: 'input', enterkeyhint: 'send' });
     const stop = el(doc, 'button', { type: 'button', className: 'btn secondary stop', hidden: true, text: 'Stop', 'aria-label': 'Stop the answer' });
@@ -285,9 +289,20 @@ export class SwitchboardChat extends HTMLElement {
     });
     this.#conversations = conversations;
     const header = el(doc, 'header', { part: 'header' }, [dot, title, conversations.toggleButton, conversations.newButton, close]);
-    panel.append(header, banner, conversations.element, log, live, form);
+    panel.append(header, banner, conversations.element, log, typingLine, live, form);
     this.#root.append(launcher, panel);
-    this.#ui = { launcher, title, close, header, banner, log, live, input, stop, sendButton, form, panel, greeting: null };
+    this.#ui = { launcher, title, close, header, banner, log, typingLine, live, input, stop, sendButton, form, panel, greeting: null };
+    this.#presence = new PresenceView({
+      doc,
+      line: typingLine,
+      addNotice: (node) => {
+        const stick = this.#nearEnd();
+        log.appendChild(node);
+        this.#scrollToEnd(stick);
+      },
+      announce: (text) => this.#announce(text),
+      selfId: () => this.#client?.principal?.user_id ?? null,
+    });
 
     launcher.addEventListener('click', () => this.toggleChat());
     close.addEventListener('click', () => this.closeChat());
@@ -307,7 +322,10 @@ export class SwitchboardChat extends HTMLElement {
         this.#submit();
       }
     });
-    input.addEventListener('input', () => this.#autosize());
+    input.addEventListener('input', () => {
+      this.#autosize();
+      this.#typingSender.input(input.value);
+    });
     stop.addEventListener('click', () => {
       if (this.#runningTurnId) this.#client?.cancelTurn(this.#runningTurnId);
     });
@@ -372,6 +390,7 @@ export class SwitchboardChat extends HTMLElement {
     const input = this.#ui.input;
     const text = input.value;
     if (!text.trim() || !this.#client) return;
+    this.#typingSender.stop();
     input.value = '';
     this.#autosize();
     this.#client.send(text).catch(() => {
@@ -413,6 +432,14 @@ export class SwitchboardChat extends HTMLElement {
       this.#conversations.setAvailable(client.signedIn);
     });
     client.addEventListener('event', (e) => this.#onEvent(e.detail));
+    client.addEventListener('presence', (e) => {
+      this.#presence.onPresence(e.detail);
+      this.#dispatch('switchboard:presence', { session_id: e.detail.session_id, members: this.#presence.members, others: e.detail.others, joined: e.detail.joined ?? [], left: e.detail.left ?? [] });
+    });
+    client.addEventListener('typing', (e) => {
+      this.#presence.onTyping(e.detail);
+      this.#dispatch('switchboard:typing', { session_id: e.detail.session_id, member: e.detail.member, typing: e.detail.typing });
+    });
     client.addEventListener('outbox', (e) => this.#onOutbox(e.detail));
     client.addEventListener('session', (e) => {
       if (e.detail.recovered === false) {
@@ -450,6 +477,7 @@ export class SwitchboardChat extends HTMLElement {
   }
 
   #stop() {
+    this.#typingSender.stop();
     this.#client?.stop();
     this.#client = null;
     this.#started = false;
@@ -518,6 +546,8 @@ export class SwitchboardChat extends HTMLElement {
     this.#decisionFrames.clear();
     this.#lastEndedTurn = null;
     this.#setRunningTurn(null);
+    this.#typingSender.stop();
+    this.#presence?.reset();
   }
 
   #onEvent(event) {

@@ -13,9 +13,10 @@ use switchboard_protocol::handoff::{
     Handoff, HandoffBy, HandoffRequest, HandoffState, HandoffTarget, Inbox, InboxEntry, InboxList,
     Staffer,
 };
+use switchboard_protocol::presence::{PresenceChange, PresenceSnapshot, Typing, TypingNotice};
 use switchboard_protocol::{
-    ClientFrame, ErrorCode, EventBody, Limits, Principal, Role, ServerFrame, Source, TurnEndCode,
-    TurnStatus, Usage,
+    ClientFrame, ErrorCode, EventBody, Limits, PresenceMember, PresenceRole, Principal, Role,
+    ServerFrame, Source, TurnEndCode, TurnStatus, Usage,
 };
 
 pub fn every_client_frame() -> Vec<ClientFrame> {
@@ -93,6 +94,14 @@ pub fn every_client_frame() -> Vec<ClientFrame> {
             session_id: "s_1".into(),
         }),
         ClientFrame::InboxList(InboxList { limit: Some(20) }),
+        ClientFrame::Typing(Typing {
+            session_id: "s_1".into(),
+            typing: true,
+        }),
+        ClientFrame::Typing(Typing {
+            session_id: "s_1".into(),
+            typing: false,
+        }),
     ]
 }
 
@@ -105,6 +114,14 @@ fn held() -> Handoff {
         }),
         reason: Some("I want a refund".into()),
         since: 1_795_000_070_000,
+    }
+}
+
+fn dana() -> PresenceMember {
+    PresenceMember {
+        user_id: Some("op-dana".into()),
+        name: Some("Dana".into()),
+        role: PresenceRole::Operator,
     }
 }
 
@@ -238,6 +255,49 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
                 session: summary(),
                 handoff: held(),
             }],
+        }),
+        ServerFrame::Presence(PresenceSnapshot {
+            session_id: "s_1".into(),
+            members: vec![
+                PresenceMember {
+                    user_id: Some("u1".into()),
+                    name: None,
+                    role: PresenceRole::Owner,
+                },
+                dana(),
+            ],
+            others: 2,
+        }),
+        ServerFrame::Presence(PresenceSnapshot {
+            session_id: "s_1".into(),
+            members: vec![],
+            others: 1,
+        }),
+        ServerFrame::PresenceChanged(PresenceChange {
+            session_id: "s_1".into(),
+            joined: vec![dana()],
+            left: vec![],
+            others: 0,
+        }),
+        ServerFrame::PresenceChanged(PresenceChange {
+            session_id: "s_1".into(),
+            joined: vec![],
+            left: vec![dana()],
+            others: 3,
+        }),
+        ServerFrame::Typing(TypingNotice {
+            session_id: "s_1".into(),
+            member: dana(),
+            typing: true,
+        }),
+        ServerFrame::Typing(TypingNotice {
+            session_id: "s_1".into(),
+            member: PresenceMember {
+                user_id: None,
+                name: None,
+                role: PresenceRole::Other,
+            },
+            typing: false,
         }),
         ServerFrame::Error {
             code: ErrorCode::RateLimited,

@@ -5,7 +5,7 @@
 //! | action | who may | otherwise |
 //! |---|---|---|
 //! | join a session (and replay it) | its owner; an `operator`/`admin` of its org; for an anonymous session, whoever presents its key (same org) | `not_found` |
-//! | send, cancel, decide in a session over the WebSocket | a connection that joined it | `forbidden` |
+//! | send, cancel, decide, type in a session over the WebSocket | a connection that joined it | `forbidden` |
 //! | decide a tool call | its asker; an `operator`/`admin` of its org whose groups include all the asker's; in an anonymous session any member | other org: `not_found`; else `forbidden` |
 //! | start an AI turn with a message | customers: the owner; in an anonymous session its key holders (staff messages are `operator` messages) | no turn |
 //! | retrieve documents for a turn | with the access of everyone who receives the answer: the asker, who is the owner | never seen |
@@ -20,7 +20,8 @@
 //! | read a document (prompt, reply, `sources`) | its org's members: all of them if `public` (anonymous visitors too), the users and groups its ACL names, or every authenticated member if it names none | never seen |
 //!
 //! Decisions on conversations as records (list, rename, delete, export, erase) are in
-//! [`conversations`], with their own table.
+//! [`conversations`], with their own table; how a member appears in presence (owner,
+//! staff, or counted only) in [`presence`].
 //!
 //! A session of another org always answers `not_found`, exactly like one that does
 //! not exist: nobody learns that it does (docs/protocol.md §3, §6).
@@ -127,7 +128,8 @@ pub fn join(who: &AccessContext, session: &SessionRecord, key: Option<&str>) -> 
     allow_if(allowed, Refusal::Hide)
 }
 
-/// `message.send`, `turn.cancel`, `tool.decide`: membership is per connection.
+/// `message.send`, `turn.cancel`, `tool.decide`, `typing`: membership is per
+/// connection.
 pub fn act_in_session(joined: bool) -> Decision {
     allow_if(
         joined,
@@ -399,8 +401,10 @@ pub fn administer(caller: &Caller, requested: Option<&str>) -> Result<AdminScope
 }
 
 mod conversations;
+mod presence;
 
 pub use conversations::{ConversationAction, ListScope, list_org, list_own, manage_conversation};
+pub use presence::presence_member;
 
 /// The org an admin request acts on: the one an admin key names (`requested` is
 /// required), or a JWT admin's own. `forbidden` for callers who administer nothing

@@ -4,7 +4,7 @@
 
 use axum::extract::ws::Utf8Bytes;
 use switchboard_protocol::client::{SessionCreate, SessionJoin, SessionLeave, TurnCancel};
-use switchboard_protocol::{ClientFrame, ErrorCode, Seq, ServerFrame, ServerReply};
+use switchboard_protocol::{ClientFrame, ErrorCode, PresenceMember, Seq, ServerFrame, ServerReply};
 
 use super::reader::Connection;
 use crate::access::policy;
@@ -83,11 +83,12 @@ impl Connection {
             ClientFrame::HandoffClaim(target) => self.claim_handoff(id, target).await,
             ClientFrame::HandoffRelease(target) => self.release_handoff(id, target).await,
             ClientFrame::InboxList(list) => self.list_inbox(id, list).await,
+            ClientFrame::Typing(typing) => self.typing(typing),
         }
     }
 
-    /// Sending, cancelling and deciding need this connection to have joined.
-    fn member_of(&self, session_id: &str) -> Result<(), ClientError> {
+    /// Sending, cancelling, deciding and typing need this connection to have joined.
+    pub(super) fn member_of(&self, session_id: &str) -> Result<(), ClientError> {
         policy::act_in_session(self.sessions.contains(session_id))
             .map_err(|refused| refused.into_error(ClientError::session_not_found))
     }
@@ -100,8 +101,7 @@ impl Connection {
             return Ok(record);
         }
         if self.sessions.remove(session_id) {
-            let stream = session_stream(session_id)?;
-            self.state.registry.leave(&stream, self.id);
+            self.leave_stream(session_id);
         }
         Err(ClientError::session_not_found())
     }
@@ -182,9 +182,10 @@ impl Connection {
             .sessions
             .create(&self.access, create.metadata)
             .await?;
+        let who = policy::presence_member(&self.access, &record);
         let session_id = record.session_id;
         let reply_to = session_id.clone();
-        self.join_stream(&session_id, None, move |info| {
+        self.join_stream(&session_id, None, who, move |info| {
             ServerReply::new(
                 id,
                 ServerFrame::SessionCreated {
@@ -211,8 +212,9 @@ impl Connection {
         };
         policy::join(&self.access, &record, join.session_key.as_deref())
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
+        let who = policy::presence_member(&self.access, &record);
         let reply_to = join.session_id.clone();
-        self.join_stream(&join.session_id, join.after_seq, move |info| {
+        self.join_stream(&join.session_id, join.after_seq, who, move |info| {
             ServerReply::new(
                 id,
                 ServerFrame::SessionJoined {
@@ -228,11 +230,13 @@ impl Connection {
     }
 
     /// Become a member of a session's stream: `joined` (built from the stream's head)
-    /// first, then the history after `after`, then live events.
+    /// first, then the history after `after`, then the `presence` snapshot (this
+    /// connection as `who`), then live events.
     async fn join_stream(
         &mut self,
         session_id: &str,
         after: Option<Seq>,
+        who: PresenceMember,
         joined: impl FnOnce(JoinInfo) -> Utf8Bytes,
     ) -> Result<(), ClientError> {
         let stream = session_stream(session_id)?;
@@ -242,10 +246,16 @@ impl Connection {
             .registry
             .join_with_replay(&stream, self.id, &self.outbound, after, joined)
             .await;
-        if result.is_err() {
-            self.sessions.remove(session_id);
+        match result {
+            Ok(()) => {
+                self.enter_presence(session_id, who).await;
+                Ok(())
+            }
+            Err(e) => {
+                self.sessions.remove(session_id);
+                Err(e)
+            }
         }
-        result
     }
 
     fn leave_session(
@@ -262,8 +272,7 @@ impl Connection {
                 ),
             ));
         }
-        let stream = session_stream(&leave.session_id)?;
-        self.state.registry.leave(&stream, self.id);
+        self.leave_stream(&leave.session_id);
         self.reply(
             id,
             ServerFrame::SessionLeft {

@@ -11,7 +11,6 @@ use switchboard_protocol::conversation::{
 use super::reader::Connection;
 use crate::access::Caller;
 use crate::error::ClientError;
-use crate::ids::session_stream;
 
 impl Connection {
     fn caller(&self) -> Caller {
@@ -58,8 +57,7 @@ impl Connection {
             .delete(&self.caller(), &delete.session_id, joined)
             .await?;
         if self.sessions.remove(&delete.session_id) {
-            let stream = session_stream(&delete.session_id)?;
-            self.state.registry.leave(&stream, self.id);
+            self.leave_stream(&delete.session_id);
         }
         self.reply(
             id,

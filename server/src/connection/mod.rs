@@ -29,6 +29,7 @@
 //! - [`commands`]: what each client frame does (docs/protocol.md §3);
 //! - [`writer`]: the only code that writes to the socket;
 //! - [`heartbeat`]: one sweeper pings every socket and closes silent ones (4000);
+//! - [`presence`]: entering and leaving a session's presence, and `typing`;
 //! - [`rate_limit`]: the frame rate limit.
 //!
 //! The bounded queue between them is `fanout::outbound`, where a slow consumer is
@@ -38,6 +39,7 @@ pub mod commands;
 mod conversations;
 mod handoff;
 pub mod heartbeat;
+mod presence;
 mod rate_limit;
 pub mod reader;
 pub mod writer;

@@ -229,10 +229,8 @@ impl Connection {
     }
 
     fn leave_everything(&mut self) {
-        for session_id in self.sessions.drain() {
-            if let Ok(stream) = StreamName::session(&session_id) {
-                self.state.registry.leave(&stream, self.id);
-            }
+        for session_id in std::mem::take(&mut self.sessions) {
+            self.leave_stream(&session_id);
         }
         for stream in self.live_streams.drain(..) {
             self.state.registry.leave(&stream, self.id);

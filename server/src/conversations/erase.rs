@@ -111,6 +111,8 @@ impl Conversations {
                 .await?;
         }
         for session_id in session_ids {
+            // Nobody is shown in it any more, and its record (user ids) goes.
+            self.presence.erase_presence(session_id).await?;
             for event in self.stored_events(session_id, usize::MAX).await? {
                 removed.entries += 1;
                 if let EventBody::Message {

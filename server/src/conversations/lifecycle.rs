@@ -47,12 +47,22 @@ pub trait TurnStopper: Send + Sync {
     ) -> Result<(), ClientError>;
 }
 
+/// Forgets who is in a conversation when it is removed, so nothing names its members
+/// afterwards (presence records hold user ids). Implemented by presence (a layer
+/// above), handed in at wiring.
+#[async_trait::async_trait]
+pub trait PresenceEraser: Send + Sync {
+    /// Drop the session's presence on every replica and remove its record.
+    async fn erase_presence(&self, session_id: &str) -> Result<(), ClientError>;
+}
+
 /// The conversations of every org, as records.
 pub struct Conversations {
     pub(super) store: Arc<dyn ConversationStore>,
     /// This replica's transcript queue: a change waits for what was appended before it.
     pub(super) writer: TranscriptWriter,
     pub(super) turns: Arc<dyn TurnStopper>,
+    pub(super) presence: Arc<dyn PresenceEraser>,
     pub(super) backplane: Arc<dyn Backplane>,
     pub(super) sessions: Arc<SessionStore>,
     pub(super) metrics: Arc<Metrics>,
@@ -66,6 +76,7 @@ pub(super) fn refused(refusal: Refusal) -> ClientError {
 }
 
 impl Conversations {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn ConversationStore>,
         writer: TranscriptWriter,
@@ -74,11 +85,13 @@ impl Conversations {
         sessions: Arc<SessionStore>,
         metrics: Arc<Metrics>,
         default_retention_days: u32,
+        presence: Arc<dyn PresenceEraser>,
     ) -> Conversations {
         Conversations {
             store,
             writer,
             turns,
+            presence,
             backplane,
             sessions,
             metrics,

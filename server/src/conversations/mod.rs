@@ -19,7 +19,7 @@ pub mod retention;
 pub mod transcript;
 pub mod writer;
 
-pub use lifecycle::{Conversations, TurnStopper};
+pub use lifecycle::{Conversations, PresenceEraser, TurnStopper};
 
 #[cfg(test)]
 mod tests;

@@ -37,6 +37,16 @@ impl super::TurnStopper for NoTurns {
     }
 }
 
+/// Nobody is in presence in these tests.
+struct NoPresence;
+
+#[async_trait::async_trait]
+impl super::PresenceEraser for NoPresence {
+    async fn erase_presence(&self, _session_id: &str) -> Result<(), crate::error::ClientError> {
+        Ok(())
+    }
+}
+
 async fn world(default_days: u32) -> World {
     let store: Arc<dyn ConversationStore> = Arc::new(SqliteStore::in_memory().await.unwrap());
     let backplane: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
@@ -55,6 +65,7 @@ async fn world(default_days: u32) -> World {
         sessions.clone(),
         metrics,
         default_days,
+        Arc::new(NoPresence),
     );
     World {
         store,

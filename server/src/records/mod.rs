@@ -41,6 +41,14 @@ pub mod namespace {
     pub const DOCUMENTS: &str = "documents";
     /// `<org_id>` → the id of the org's latest document change (no expiry).
     pub const DOCUMENT_VERSIONS: &str = "documents-version";
+    /// `<session_id>` → each replica's members of the session (presence), by the
+    /// replica's presence id; lives an hour after its last write, rewritten by every
+    /// replica with members long before.
+    pub const PRESENCE: &str = "presence";
+    /// `<presence id>` → a live replica's presence heartbeat; lives
+    /// `--turn-lease-lapse` unless renewed. A replica missing here is dead to the
+    /// others: its entries in `presence` no longer count.
+    pub const PRESENCE_REPLICAS: &str = "presence-replicas";
 
     /// `<session_id>` → who holds the conversation, as last stored (for
     /// `--history-max-age`): the turn worker's check, without a store read.
@@ -61,6 +69,8 @@ pub mod namespace {
         DOCUMENTS,
         DOCUMENT_VERSIONS,
         HANDOFFS,
+        PRESENCE,
+        PRESENCE_REPLICAS,
     ];
 }
 

@@ -16,6 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["access"],
     &["conversations"],
     &["fanout"],
+    &["presence"],
     &["assistant"],
     &["state"],
     &["connection"],

@@ -24,6 +24,7 @@ mod http_ops;
 mod layers;
 mod model_openai;
 mod model_prompt_tools;
+mod presence;
 mod replicas_crash;
 mod replicas_fanout;
 mod replicas_faults;

@@ -3,6 +3,11 @@
 //! Frames the client reads while waiting for a direct reply are kept in a backlog and
 //! handed out, in order, by the next `next_frame`: waiting for a reply never loses an
 //! event.
+//!
+//! The ephemeral presence frames (`presence`, `presence.changed`, `typing`,
+//! docs/protocol.md §3.15) come with every join and arrive whenever members come and
+//! go; a client skips them unless a test asks for them ([`Client::with_presence`]), so
+//! the tests of everything else read the frames they are about.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -44,7 +49,12 @@ pub struct Client {
     pub welcome: Value,
     /// WebSocket pings received from the server (answered by tungstenite).
     pub pings_seen: usize,
+    /// Whether presence and typing frames are handed out (else skipped).
+    presence: bool,
 }
+
+/// The frame types of presence and typing.
+pub const PRESENCE_FRAMES: [&str; 3] = ["presence", "presence.changed", "typing"];
 
 impl Client {
     /// Connect and read the `welcome` frame (kept in `self.welcome`).
@@ -84,9 +94,16 @@ impl Client {
                 next_id: 0,
                 welcome: Value::Null,
                 pings_seen: 0,
+                presence: false,
             },
             response,
         ))
+    }
+
+    /// Hand out presence and typing frames too, from now on.
+    pub fn with_presence(mut self) -> Client {
+        self.presence = true;
+        self
     }
 
     /// A fresh frame id, `t1`, `t2`, …
@@ -133,6 +150,9 @@ impl Client {
                     let value: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
                         panic!("server sent a non-JSON text frame ({e}): {text}")
                     });
+                    if !self.presence && PRESENCE_FRAMES.contains(&ty(&value)) {
+                        continue;
+                    }
                     return Some(Incoming::Frame(value));
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -356,7 +376,9 @@ impl Client {
                     let value: Value = serde_json::from_str(text.as_str()).unwrap_or_else(|e| {
                         panic!("server sent a non-JSON text frame ({e}): {text}")
                     });
-                    frames.push(value);
+                    if self.presence || !PRESENCE_FRAMES.contains(&ty(&value)) {
+                        frames.push(value);
+                    }
                 }
                 Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) => return frames,
                 Ok(Some(Ok(_))) => {}
