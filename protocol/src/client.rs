@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::conversation::{SessionDelete, SessionExport, SessionList, SessionUpdate, UserErase};
+use crate::handoff::{HandoffRequest, HandoffTarget, InboxList};
 use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -104,6 +105,19 @@ pub enum ClientFrame {
     /// Erases a user's conversations in the org (admins); answered by `user.erased`.
     #[serde(rename = "user.erase")]
     UserErase(UserErase),
+    /// Asks for a person (the customer); answered by `handoff.updated`.
+    #[serde(rename = "handoff.request")]
+    HandoffRequest(HandoffRequest),
+    /// Takes the conversation (staff); answered by `handoff.updated`.
+    #[serde(rename = "handoff.claim")]
+    HandoffClaim(HandoffTarget),
+    /// Gives the conversation back to the assistant (its holder, or an admin);
+    /// answered by `handoff.updated`.
+    #[serde(rename = "handoff.release")]
+    HandoffRelease(HandoffTarget),
+    /// The org's waiting and held conversations (staff); answered by `inbox.listed`.
+    #[serde(rename = "inbox.list")]
+    InboxList(InboxList),
 }
 
 /// Every frame `type` a client may send.
@@ -121,6 +135,10 @@ pub const CLIENT_FRAME_TYPES: &[&str] = &[
     "session.delete",
     "session.export",
     "user.erase",
+    "handoff.request",
+    "handoff.claim",
+    "handoff.release",
+    "inbox.list",
 ];
 
 /// A client frame with its optional `id`, as sent on the wire.
@@ -171,6 +189,10 @@ impl ClientFrame {
             ClientFrame::SessionDelete(_) => "session.delete",
             ClientFrame::SessionExport(_) => "session.export",
             ClientFrame::UserErase(_) => "user.erase",
+            ClientFrame::HandoffRequest(_) => "handoff.request",
+            ClientFrame::HandoffClaim(_) => "handoff.claim",
+            ClientFrame::HandoffRelease(_) => "handoff.release",
+            ClientFrame::InboxList(_) => "inbox.list",
         }
     }
 

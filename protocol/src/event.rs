@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::Seq;
+use crate::handoff::{Handoff, HandoffBy, HandoffState, Staffer};
 
 /// Who wrote a `message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,6 +148,28 @@ pub enum EventBody {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         durable: bool,
     },
+    /// Who holds the conversation changed (docs/protocol.md §3.14).
+    #[serde(rename = "handoff")]
+    Handoff {
+        state: HandoffState,
+        by: HandoffBy,
+        /// The operator who claimed or released it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operator: Option<Staffer>,
+        /// Why a person was asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// What to show the customer (the org's waiting message, while `waiting`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
+    },
+    /// A conversation entered, changed in or left the operator inbox (on the staff
+    /// stream only, §4.7).
+    #[serde(rename = "inbox.changed")]
+    InboxChanged {
+        session_id: String,
+        handoff: Handoff,
+    },
 }
 
 impl EventBody {
@@ -160,6 +183,8 @@ impl EventBody {
             EventBody::ToolResult { .. } => "tool.result",
             EventBody::TurnEnd { .. } => "turn.end",
             EventBody::Custom { .. } => "event",
+            EventBody::Handoff { .. } => "handoff",
+            EventBody::InboxChanged { .. } => "inbox.changed",
         }
     }
 }

@@ -10,6 +10,8 @@
 //!   envelope a backplane keeps, and [`EventFrame`], how an event looks on a socket.
 //! - [`conversation`]: conversations as records (summaries, listings, exports,
 //!   erasure reports) for the lifecycle frames and `/v1` routes.
+//! - [`handoff`]: human handoff (who holds a conversation), the operator inbox and an
+//!   org's handoff settings.
 //! - [`stream`]: stream names (`session:<id>`, `user:<id>`, `org:<id>`).
 //! - [`close`]: every error code and close code (docs/protocol.md §5.2, §5.4).
 //! - `schema` (feature `schema`): a JSON Schema of every frame family, as checked into
@@ -21,6 +23,7 @@ pub mod client;
 pub mod close;
 pub mod conversation;
 pub mod event;
+pub mod handoff;
 #[cfg(feature = "schema")]
 pub mod schema;
 pub mod server;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::{ErasureReport, ExportFormat, SessionListing, SessionSummary};
+use crate::handoff::{Handoff, Inbox};
 use crate::{ErrorCode, Seq};
 
 /// Who a connection is, as fixed at the handshake.
@@ -94,6 +95,16 @@ pub enum ServerFrame {
     /// The reply to `session.update`: the conversation after the change.
     #[serde(rename = "session.updated")]
     SessionUpdated { session: SessionSummary },
+    /// The reply to `handoff.request`, `handoff.claim` and `handoff.release`: who
+    /// holds the conversation now.
+    #[serde(rename = "handoff.updated")]
+    HandoffUpdated {
+        session_id: String,
+        handoff: Handoff,
+    },
+    /// The reply to `inbox.list`.
+    #[serde(rename = "inbox.listed")]
+    InboxListed(Inbox),
     /// The reply to `session.delete`.
     #[serde(rename = "session.deleted")]
     SessionDeleted { session_id: String },

@@ -24,6 +24,11 @@ pub enum StreamKind {
     /// and parsing a name ([`FromStr`]) refuses this kind, so no socket, publish or
     /// CLI argument can reach a replica's control stream.
     Control,
+    /// An org's staff — its `operator` and `admin` connections — live only
+    /// (`staff:<org_id>`): the operator inbox's changes. Internal like
+    /// [`StreamKind::Control`]: only [`StreamName::staff`] makes one, and no publish
+    /// can reach it.
+    Staff,
 }
 
 impl StreamKind {
@@ -34,6 +39,7 @@ impl StreamKind {
             StreamKind::User => "user",
             StreamKind::Org => "org",
             StreamKind::Control => "control",
+            StreamKind::Staff => "staff",
         }
     }
 }
@@ -129,6 +135,11 @@ impl StreamName {
         Self::new(StreamKind::Control, replica_id)
     }
 
+    /// `staff:<org_id>`: the org's staff stream (see [`StreamKind::Staff`]).
+    pub fn staff(org_id: &str) -> Result<StreamName, StreamNameError> {
+        Self::new(StreamKind::Staff, org_id)
+    }
+
     /// Whether `id` may name a stream. Ids become Redis keys and NATS subject tokens, so
     /// the alphabet excludes whitespace, `.`, `*`, `>` and `:`.
     pub fn valid_id(id: &str) -> bool {
@@ -167,7 +178,7 @@ impl FromStr for StreamName {
             "user" => StreamKind::User,
             "org" => StreamKind::Org,
             // Internal to the gateway: nothing parsed from outside may name one.
-            "control" => {
+            "control" | "staff" => {
                 return Err(StreamNameError(format!(
                     "'{s}' is not a stream clients or publishers can name: expected session, user or org"
                 )));
@@ -241,6 +252,8 @@ mod tests {
         assert_eq!(control.as_str(), "control:r_1");
         assert_eq!(control.id(), "r_1");
         assert!("control:r_1".parse::<StreamName>().is_err());
+        assert!("staff:acme".parse::<StreamName>().is_err());
+        assert_eq!(StreamName::staff("acme").unwrap().as_str(), "staff:acme");
         // The constructors clients' names go through never make one.
         for text in ["control:r_1", "control", "r_1"] {
             for made in [

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Authenticator;
 use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
+use crate::assistant::handoff::Handoffs;
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{
@@ -46,6 +47,8 @@ pub struct AppState {
     pub model_settings: Arc<ModelSettingsStore>,
     /// Tool calls waiting for a decision (`tool.decide`).
     pub approvals: Arc<Approvals>,
+    /// Who holds each conversation (human handoff), and the operator inbox.
+    pub handoff: Arc<Handoffs>,
     pub turns: Arc<Turns>,
     /// Accepts user messages (`message.send`).
     pub intake: Arc<Intake>,
@@ -135,8 +138,10 @@ impl AppState {
             store.clone(),
             config.history_max_age,
         ));
+        let handoff = Arc::new(Handoffs::new(store.clone(), events.clone()));
         let services = TurnServices {
             settings: model_settings.clone(),
+            handoff: handoff.clone(),
             tools: Arc::new(ToolRunner::new(
                 config.tool_signing_key.clone(),
                 config.tool_timeout,
@@ -207,6 +212,7 @@ impl AppState {
             transcripts,
             model_settings,
             approvals,
+            handoff,
             connection_limit: Arc::new(Semaphore::new(config.max_connections as usize)),
             config: Arc::new(config),
             backplane,

@@ -9,6 +9,9 @@
 //! | decide a tool call | its asker; an `operator`/`admin` of its org whose groups include all the asker's; in an anonymous session any member | other org: `not_found`; else `forbidden` |
 //! | start an AI turn with a message | customers: the owner; in an anonymous session its key holders (staff messages are `operator` messages) | no turn |
 //! | retrieve documents for a turn | with the access of everyone who receives the answer: the asker, who is the owner | never seen |
+//! | request a person (`handoff.request`) | a member who joined | `forbidden` |
+//! | claim a conversation, read the inbox | an `operator`/`admin` of its org | other org: `not_found`; else `forbidden` |
+//! | release a conversation | the operator holding it; an `admin` of its org; staff when nobody holds it (waiting) | other org: `not_found`; else `forbidden` |
 //! | `auth.refresh` | a token for the same `sub` and org as the connection | `forbidden` |
 //! | publish | a publisher key (anywhere); a token with role `publisher` (its own org) | `forbidden`; another org's session: `not_found` |
 //! | post an operator message | a publisher key; a token with role `operator` or `publisher` (own org) | `forbidden`; another org's session: `not_found` |
@@ -182,6 +185,52 @@ pub fn decide_tool(who: &AccessContext, call_org: &str, asker: &AccessContext) -
         asker.anonymous || is_asker || covers,
         Refusal::Forbid(
             "only the member who asked, or an operator of the org whose groups include all of the asker's, may decide this tool call",
+        ),
+    )
+}
+
+/// Whether `who` is staff of `org`: an `operator` or `admin` there. Staff receive the
+/// org's inbox and may claim its conversations.
+pub fn is_staff_of(who: &AccessContext, org: &str) -> bool {
+    who.org_id == org && !who.anonymous && is_operator_or_admin(who)
+}
+
+/// `inbox.list` and the staff stream: the org's staff only.
+pub fn read_inbox(who: &AccessContext) -> Decision {
+    allow_if(
+        is_staff_of(who, &who.org_id),
+        Refusal::Forbid("only operators and admins of the org see its inbox"),
+    )
+}
+
+/// `handoff.claim` of a session of another org is hidden; in the org, staff only.
+pub fn claim_handoff(who: &AccessContext, session: &SessionRecord) -> Decision {
+    if session.org_id != who.org_id {
+        return Err(Refusal::Hide);
+    }
+    allow_if(
+        is_staff_of(who, &session.org_id),
+        Refusal::Forbid("only operators and admins of the org may take a conversation"),
+    )
+}
+
+/// `handoff.release` of a conversation held by `holder`: the holder, or an admin of
+/// the org (who may return any conversation to the assistant).
+pub fn release_handoff(
+    who: &AccessContext,
+    session: &SessionRecord,
+    holder: Option<&str>,
+) -> Decision {
+    if session.org_id != who.org_id {
+        return Err(Refusal::Hide);
+    }
+    let holds = holder.is_some() && holder == who.user_id.as_deref() && !who.anonymous;
+    let admin = has_role(who, ROLE_ADMIN);
+    let staff = is_staff_of(who, &session.org_id);
+    allow_if(
+        staff && (holds || admin || holder.is_none()),
+        Refusal::Forbid(
+            "only the operator holding this conversation, or an admin of the org, may give it back",
         ),
     )
 }

@@ -7,6 +7,7 @@
 //!   OpenAI-compatible client — and the prompt.
 //! - [`knowledge`]: documents, who may read them (docs/protocol.md §7), and search.
 //! - [`tools`]: tools the model may call, and the client that runs them.
+//! - [`handoff`]: who holds a conversation (the AI, or a person), the inbox.
 //! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
 //! - [`control`]: the hints a replica sends another to act on a record at once.
 //! - [`settings`]: per-org model, system prompt and tools.
@@ -15,6 +16,7 @@
 
 pub mod approvals;
 pub mod control;
+pub mod handoff;
 pub mod intake;
 pub mod knowledge;
 pub mod model;

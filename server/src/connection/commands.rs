@@ -79,6 +79,10 @@ impl Connection {
             ClientFrame::SessionDelete(delete) => self.delete_session(id, delete).await,
             ClientFrame::SessionExport(export) => self.export_session(id, export).await,
             ClientFrame::UserErase(erase) => self.erase_user(id, erase).await,
+            ClientFrame::HandoffRequest(request) => self.request_handoff(id, request).await,
+            ClientFrame::HandoffClaim(target) => self.claim_handoff(id, target).await,
+            ClientFrame::HandoffRelease(target) => self.release_handoff(id, target).await,
+            ClientFrame::InboxList(list) => self.list_inbox(id, list).await,
         }
     }
 

@@ -36,6 +36,7 @@
 
 pub mod commands;
 mod conversations;
+mod handoff;
 pub mod heartbeat;
 mod rate_limit;
 pub mod reader;

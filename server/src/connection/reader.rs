@@ -19,6 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::rate_limit::{RateLimit, rate_limited};
 use super::{WRITER_EXIT_PATIENCE, count_disconnect, send_error};
+use crate::access::policy;
 use crate::access::{AccessContext, Authenticated};
 use crate::error::ClientError;
 use crate::fanout::Outbound;
@@ -211,6 +212,12 @@ impl Connection {
             streams.push(stream);
         }
         if let Ok(stream) = StreamName::org(&self.access.org_id) {
+            streams.push(stream);
+        }
+        // Staff get the org's inbox changes (roles count as of the handshake).
+        if policy::read_inbox(&self.access).is_ok()
+            && let Ok(stream) = StreamName::staff(&self.access.org_id)
+        {
             streams.push(stream);
         }
         for stream in &streams {

@@ -1,6 +1,7 @@
 //! Which events a conversation keeps, and what each changes on its session: a
 //! transcript holds messages, each turn's end (its whole text, status, usage and
-//! sources), tool calls and their results, and backend events published as durable.
+//! sources), tool calls and their results, handoff changes, and backend events
+//! published as durable.
 //! `turn.start` and `turn.delta` are not kept: a completed turn replays as its
 //! `turn.end` and the assistant's `message`.
 
@@ -20,9 +21,12 @@ pub fn is_durable(body: &EventBody) -> bool {
         EventBody::Message { .. }
         | EventBody::TurnEnd { .. }
         | EventBody::ToolRequest { .. }
-        | EventBody::ToolResult { .. } => true,
+        | EventBody::ToolResult { .. }
+        | EventBody::Handoff { .. } => true,
         EventBody::Custom { durable, .. } => *durable,
-        EventBody::TurnStart { .. } | EventBody::TurnDelta { .. } => false,
+        EventBody::TurnStart { .. }
+        | EventBody::TurnDelta { .. }
+        | EventBody::InboxChanged { .. } => false,
     }
 }
 

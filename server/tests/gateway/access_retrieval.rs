@@ -308,25 +308,27 @@ async fn refresh_that_drops_a_group_stops_retrieval_of_its_documents() {
     );
 }
 
-/// A turn runs with the sender's access, not the session owner's: in a finance
-/// user's session, a `support` operator who asks gets no finance document, while the
-/// owner asking the same gets it cited.
+/// A turn runs only for the customer, with their access: in a finance user's
+/// session, a `support` operator's question is an operator message that starts no
+/// turn (so nothing is retrieved with the operator's access), while the owner asking
+/// the same gets the finance document cited.
 #[tokio::test]
-async fn turn_uses_the_senders_access_not_the_session_owners() {
+async fn only_the_customer_starts_turns_and_with_their_own_access() {
     let gw = gateway();
     let api = Api::new(&gw);
     api.ingest(&restricted_doc()).await;
     let (mut owner, s) = asker(&gw, &token("u-fin", "acme", &["finance"], &[])).await;
     let mut op = connect(&gw, &token("u-op", "acme", &["support"], &["operator"])).await;
     op.join(&s, None, None).await;
-    ask(&mut op, &s, QUESTION).await.assert_no_trace(
-        RESTRICTED_ID,
-        RESTRICTED_TITLE,
-        RESTRICTED_SECRET,
-        "support operator in a finance user's session",
+    let sent = op.send_message(&s, QUESTION).await;
+    let heard = owner
+        .collect_until(|f| f["message_id"] == sent["message_id"])
+        .await;
+    assert_eq!(heard.last().unwrap()["role"], "operator");
+    assert!(
+        heard.iter().all(|f| ty(f) != "turn.start"),
+        "a turn started for the operator: {heard:?}"
     );
-    // The owner saw the operator's turn too; skip it, then ask as the owner.
-    owner.collect_until(is_assistant_message).await;
     let answer = ask(&mut owner, &s, QUESTION).await;
     assert!(
         answer.cited().contains(&RESTRICTED_ID.to_string()),

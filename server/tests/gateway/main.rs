@@ -19,6 +19,7 @@ mod conversations_erase;
 mod conversations_lifecycle;
 mod conversations_replicas;
 mod drain;
+mod handoff;
 mod http_console;
 mod http_ops;
 mod layers;

@@ -268,6 +268,27 @@ fn the_permission_matrix() {
             Box::new(|w| ws(w, |a| decide_tool(a, "acme", &asker(None, &[], &[])))),
         ),
         (
+            // The outsider reads its own org's (globex) inbox.
+            "read the org's inbox",
+            "F F F A A F A - -",
+            Box::new(|w| ws(w, read_inbox)),
+        ),
+        (
+            "claim a conversation of the owned session",
+            "F F F A A F H - -",
+            Box::new(|w| ws(w, |a| claim_handoff(a, &owned))),
+        ),
+        (
+            "release a conversation operator u3 holds",
+            "F F F A A F H - -",
+            Box::new(|w| ws(w, |a| release_handoff(a, &owned, Some("u3")))),
+        ),
+        (
+            "release a conversation someone else holds",
+            "F F F F A F H - -",
+            Box::new(|w| ws(w, |a| release_handoff(a, &owned, Some("u9")))),
+        ),
+        (
             "refresh with a token for the same identity",
             "F A A A A A A - -",
             Box::new(|w| ws(w, |a| refresh(a, a))),

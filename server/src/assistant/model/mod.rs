@@ -86,10 +86,32 @@ pub struct TurnRequest {
     /// Documents retrieved for the asker, already filtered by `access`; the ones the
     /// prompt carries. The reply's `sources` are exactly these.
     pub documents: Vec<Document>,
-    /// Tools the model may call in this round (empty: none).
+    /// Tools the model may call in this round (empty: none). The built-in
+    /// [`HANDOFF_TOOL`] is among them when the org lets the model ask for a person.
     pub tools: Vec<ToolDefinition>,
+    /// Whether the org wants a person asked for when the knowledge base has nothing
+    /// for the question (with [`HANDOFF_TOOL`] offered).
+    pub handoff_when_unanswered: bool,
     pub options: ModelOptions,
     pub access: AccessContext,
+}
+
+/// The built-in tool through which the model asks for a person (human handoff).
+pub const HANDOFF_TOOL: &str = "handoff";
+
+/// [`HANDOFF_TOOL`] as the model sees it.
+pub fn handoff_definition() -> ToolDefinition {
+    ToolDefinition {
+        name: HANDOFF_TOOL.to_string(),
+        description: "Ask a person from the team to take over this conversation: when the \
+            customer asks for a human, or when you cannot help them. Then tell the customer \
+            that someone will join."
+            .to_string(),
+        parameters: serde_json::json!({
+            "type": "object",
+            "properties": {"reason": {"type": "string", "description": "What the customer needs, for the person who takes over."}},
+        }),
+    }
 }
 
 /// A piece of a streamed reply.
@@ -118,6 +140,11 @@ pub trait ModelProvider: Send + Sync {
     /// Whether the provider can call tools; tools are offered only when it can.
     fn supports_tools(&self) -> bool {
         false
+    }
+
+    /// Whether the provider may be offered the built-in [`HANDOFF_TOOL`].
+    fn supports_handoff(&self) -> bool {
+        self.supports_tools()
     }
 
     /// Stream the reply to `request`. The stream ends when the reply (or this round

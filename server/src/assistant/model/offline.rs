@@ -8,13 +8,47 @@ use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use switchboard_protocol::Usage;
 
-use super::{ModelChunk, ModelError, ModelProvider, TurnRequest};
+use super::{ChatRole, HANDOFF_TOOL, ModelChunk, ModelError, ModelProvider, ToolCall, TurnRequest};
 use crate::assistant::knowledge::terms;
 
 /// Words per `turn.delta`.
 const WORDS_PER_DELTA: usize = 3;
 /// Words quoted from each document at most.
 const WORDS_PER_DOCUMENT: usize = 80;
+
+/// Phrases with which a customer asks for a person (lowercase).
+const ASKS_FOR_A_PERSON: &[&str] = &[
+    "human",
+    "real person",
+    "a person",
+    "talk to someone",
+    "speak to someone",
+    "an operator",
+    "representative",
+];
+
+/// What the offline agent says once it asked for a person.
+pub const HANDED_OFF: &str =
+    "I have asked a person from the team to join this conversation. They will be with you shortly.";
+
+/// Whether the offline agent asks for a person instead of answering: when it may (the
+/// handoff tool is offered), it has not yet, and the customer asks for one or — if
+/// the org wants it — the knowledge base has nothing.
+fn hands_off(request: &TurnRequest) -> bool {
+    let offered = request.tools.iter().any(|t| t.name == HANDOFF_TOOL);
+    let question = request.question.to_lowercase();
+    let asked = ASKS_FOR_A_PERSON.iter().any(|p| question.contains(p));
+    let unanswered = request.documents.is_empty() && request.handoff_when_unanswered;
+    offered && !after_a_tool(request) && (asked || unanswered)
+}
+
+/// Whether this round follows a tool call (the prompt ends with its result).
+fn after_a_tool(request: &TurnRequest) -> bool {
+    request
+        .messages
+        .last()
+        .is_some_and(|m| m.role == ChatRole::Tool)
+}
 
 /// The built-in agent. `delay` is the pause between deltas, so answers stream.
 pub struct OfflineAgent {
@@ -132,8 +166,24 @@ impl ModelProvider for OfflineAgent {
         "offline"
     }
 
+    fn supports_handoff(&self) -> bool {
+        true
+    }
+
     fn reply(&self, request: TurnRequest) -> BoxStream<'static, Result<ModelChunk, ModelError>> {
-        let answer = Self::compose(&request);
+        if hands_off(&request) {
+            let call = ToolCall {
+                id: "offline_handoff".into(),
+                name: HANDOFF_TOOL.into(),
+                arguments: serde_json::json!({ "reason": request.question }).to_string(),
+            };
+            return futures_util::stream::iter([Ok(ModelChunk::ToolCalls(vec![call]))]).boxed();
+        }
+        let answer = if after_a_tool(&request) {
+            HANDED_OFF.to_string()
+        } else {
+            Self::compose(&request)
+        };
         let prompt_tokens = (request.question.split_whitespace().count()
             + request
                 .documents
@@ -173,6 +223,7 @@ mod tests {
             question: question.into(),
             messages: vec![],
             tools: vec![],
+            handoff_when_unanswered: false,
             options: Default::default(),
             documents: docs,
             access: crate::access::AccessContext {

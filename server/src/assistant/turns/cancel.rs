@@ -83,6 +83,24 @@ impl Turns {
         }
     }
 
+    /// Cancel whatever turn of `session_id` runs now, on any replica (an operator took
+    /// the conversation).
+    pub async fn cancel_running(&self, session_id: &str) -> Result<(), ClientError> {
+        let here = self.lock().get(session_id).and_then(|w| {
+            w.running.as_ref().map(|running| {
+                running.cancel.cancel();
+                running.turn_id.clone()
+            })
+        });
+        if here.is_some() {
+            return Ok(());
+        }
+        if let Some(running) = self.lease_of(session_id).await?.and_then(|l| l.running) {
+            self.cancel_anywhere(session_id, &running.turn_id).await?;
+        }
+        Ok(())
+    }
+
     /// `turn.cancel` of `turn_id` in `session_id`: cancelled here when it runs here;
     /// when it runs elsewhere (the session's lease names it), leave a cancel request
     /// and wake the lease's replica. False when no turn of that id runs in that

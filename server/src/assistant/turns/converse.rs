@@ -3,13 +3,16 @@
 
 use futures_util::StreamExt;
 use serde_json::Value;
+use switchboard_protocol::handoff::HandoffBy;
 use switchboard_protocol::{EventBody, TurnStatus};
 
 use super::run::Progress;
 use super::{TurnJob, Turns};
 use crate::assistant::approvals::{Decision, PendingCall};
 use crate::assistant::knowledge::Document;
-use crate::assistant::model::{ChatMessage, ChatRole, ModelChunk, ToolCall, TurnRequest};
+use crate::assistant::model::{
+    ChatMessage, ChatRole, HANDOFF_TOOL, ModelChunk, ToolCall, TurnRequest, handoff_definition,
+};
 use crate::assistant::settings::ResolvedSettings;
 use crate::assistant::tools::{CallContext, ToolOutcome, ToolSpec};
 use crate::ids::new_id;
@@ -32,6 +35,11 @@ impl Turns {
         } else {
             &[]
         };
+        let handoff = self.handoff_offer(job).await;
+        let mut definitions: Vec<_> = tools.iter().map(ToolSpec::definition).collect();
+        if handoff.is_some() {
+            definitions.push(handoff_definition());
+        }
         for _round in 0..self.limits.max_rounds {
             let mut reply = self.provider.reply(TurnRequest {
                 session_id: job.session_id.clone(),
@@ -39,7 +47,8 @@ impl Turns {
                 question: job.question.clone(),
                 messages: messages.clone(),
                 documents: documents.clone(),
-                tools: tools.iter().map(ToolSpec::definition).collect(),
+                tools: definitions.clone(),
+                handoff_when_unanswered: handoff.is_some_and(|h| h.when_unanswered),
                 options: settings.options.clone(),
                 access: job.access.clone(),
             });
@@ -83,7 +92,10 @@ impl Turns {
                 tool_call_id: None,
             });
             for call in calls {
-                let outcome = match self.call_tool(job, turn_id, tools, &call).await {
+                let outcome = match self
+                    .call_tool(job, turn_id, tools, handoff.is_some(), &call)
+                    .await
+                {
                     Ok(outcome) => outcome,
                     Err(error) => return (TurnStatus::Failed, Some(error)),
                 };
@@ -113,6 +125,7 @@ impl Turns {
         job: &TurnJob,
         turn_id: &str,
         tools: &[ToolSpec],
+        handoff_offered: bool,
         call: &ToolCall,
     ) -> Result<ToolOutcome, String> {
         let call_id = new_id("tc");
@@ -120,7 +133,9 @@ impl Turns {
         let arguments: Option<Value> = serde_json::from_str::<Value>(&call.arguments)
             .ok()
             .filter(Value::is_object);
-        let requires_approval = spec.is_some_and(|s| s.requires_approval) && arguments.is_some();
+        let builtin_handoff = handoff_offered && call.name == HANDOFF_TOOL;
+        let requires_approval =
+            !builtin_handoff && spec.is_some_and(|s| s.requires_approval) && arguments.is_some();
         if requires_approval {
             let owner = match self.services.sessions.get(&job.session_id).await {
                 Ok(Some(record)) => record.owner,
@@ -156,6 +171,7 @@ impl Turns {
         }
         let mut decided_by = None;
         let outcome = match (spec, &arguments) {
+            _ if builtin_handoff => self.hand_off(job, arguments.as_ref()).await,
             (None, _) => ToolOutcome::failed(format!("there is no tool named {}", call.name)),
             (Some(_), None) => ToolOutcome::failed("the arguments are not a JSON object"),
             (Some(spec), Some(arguments)) => {
@@ -198,5 +214,58 @@ impl Turns {
             return Err(format!("the tool result could not be recorded: {}", e.kind));
         }
         Ok(outcome)
+    }
+}
+
+/// What the org lets the model do about a person, when it may ask for one at all.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct HandoffOffer {
+    pub(super) when_unanswered: bool,
+}
+
+impl Turns {
+    /// The built-in handoff tool is offered when the org has handoff on and the
+    /// provider can use it.
+    async fn handoff_offer(&self, job: &TurnJob) -> Option<HandoffOffer> {
+        if !self.provider.supports_handoff() {
+            return None;
+        }
+        match self.services.handoff.settings(&job.access.org_id).await {
+            Ok(settings) if settings.enabled => Some(HandoffOffer {
+                when_unanswered: settings.when_unanswered,
+            }),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(session_id = %job.session_id, error = %e.message, "handoff settings unreadable; not offering a person");
+                None
+            }
+        }
+    }
+
+    /// The model asks for a person: the session waits for one (the AI stays silent
+    /// from the next message on), and the model hears that it did.
+    async fn hand_off(&self, job: &TurnJob, arguments: Option<&Value>) -> ToolOutcome {
+        let reason = arguments
+            .and_then(|a| a.get("reason"))
+            .and_then(Value::as_str);
+        let session = match self.services.sessions.get(&job.session_id).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return ToolOutcome::failed("the conversation no longer exists"),
+            Err(e) => {
+                return ToolOutcome::failed(format!("could not ask for a person: {}", e.message));
+            }
+        };
+        match self
+            .services
+            .handoff
+            .request(&session, HandoffBy::Assistant, reason)
+            .await
+        {
+            Ok(handoff) => ToolOutcome {
+                ok: true,
+                output: serde_json::json!({ "state": handoff.state }),
+            },
+            Err(e) => ToolOutcome::failed(format!("could not ask for a person: {}", e.message)),
+        }
     }
 }

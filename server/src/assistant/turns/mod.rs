@@ -43,6 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::AccessContext;
 use crate::assistant::approvals::Approvals;
+use crate::assistant::handoff::Handoffs;
 use crate::assistant::knowledge::KnowledgeBase;
 use crate::assistant::model::ModelProvider;
 use crate::assistant::settings::ModelSettingsStore;
@@ -103,6 +104,8 @@ pub struct TurnLimits {
 /// session records (for who may approve).
 pub struct TurnServices {
     pub settings: Arc<ModelSettingsStore>,
+    /// Who holds each conversation: no turn runs while a person is asked for or holds it.
+    pub handoff: Arc<Handoffs>,
     pub tools: Arc<ToolRunner>,
     pub approvals: Arc<Approvals>,
     pub sessions: Arc<SessionStore>,

@@ -25,7 +25,16 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
     let metrics = Arc::new(Metrics::new().unwrap());
     let store: Arc<dyn switchboard_store::ConversationStore> =
         Arc::new(switchboard_store::MemoryStore::new());
+    let events = Events::new(
+        backplane.clone(),
+        crate::conversations::TranscriptWriter::start(store.clone(), metrics.clone()),
+        metrics.clone(),
+    );
     let services = TurnServices {
+        handoff: Arc::new(crate::assistant::handoff::Handoffs::new(
+            store.clone(),
+            events.clone(),
+        )),
         settings: Arc::new(ModelSettingsStore::new(
             backplane.clone(),
             ModelDefaults::new(None, Default::default(), vec![], &[]),
@@ -45,11 +54,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
     let turns = Turns::new(
         Arc::new(Replica::new(backplane.clone(), metrics.clone(), TIMING)),
         backplane.clone(),
-        Events::new(
-            backplane.clone(),
-            crate::conversations::TranscriptWriter::start(store, metrics.clone()),
-            metrics.clone(),
-        ),
+        events,
         Arc::new(KnowledgeBase::new(backplane.clone())),
         Arc::new(OfflineAgent::new(delay)),
         services,

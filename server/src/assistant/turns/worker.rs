@@ -74,6 +74,31 @@ impl Turns {
                     Held::Poked => continue,
                 }
             };
+            match self.services.handoff.assistant_answers(&session_id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    // A person was asked for or holds the conversation: the AI stays
+                    // silent, and the message is theirs to answer.
+                    let skipped = next.message_id.clone();
+                    let skip = move |queue: &mut Lease| {
+                        if queue.waiting.first().map(|q| &q.message_id) == Some(&skipped) {
+                            queue.waiting.remove(0);
+                        }
+                    };
+                    if lease.update(self, &skip).await == Held::Lost {
+                        return;
+                    }
+                    self.forget_job(&next.message_id).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(%session_id, error = %e.message, "cannot read who holds the conversation yet; retrying");
+                    tokio::select! {
+                        () = lease.fence.cancelled() => return,
+                        () = backoff.wait() => continue,
+                    }
+                }
+            }
             let found = async {
                 let job = self.recall_job(&next.message_id).await?;
                 let replay = self.backplane.read(&stream, None, HISTORY_EVENTS).await?;

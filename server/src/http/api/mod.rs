@@ -10,6 +10,7 @@
 
 pub mod conversations;
 pub mod documents;
+pub mod handoff;
 pub mod model_settings;
 pub mod openapi;
 pub mod publish;
@@ -74,6 +75,28 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
                 get(conversations::get_retention)
                     .put(conversations::put_retention)
                     .delete(conversations::delete_retention),
+                MAX_SMALL_BODY_BYTES,
+            ),
+        )
+        .route("/v1/inbox", get(handoff::inbox))
+        .route(
+            "/v1/sessions/{session_id}/handoff/request",
+            body_limit(post(handoff::request), MAX_SMALL_BODY_BYTES),
+        )
+        .route(
+            "/v1/sessions/{session_id}/handoff/claim",
+            post(handoff::claim),
+        )
+        .route(
+            "/v1/sessions/{session_id}/handoff/release",
+            post(handoff::release),
+        )
+        .route(
+            "/v1/admin/handoff",
+            body_limit(
+                get(handoff::get_settings)
+                    .put(handoff::put_settings)
+                    .delete(handoff::delete_settings),
                 MAX_SMALL_BODY_BYTES,
             ),
         )

@@ -13,6 +13,10 @@ use super::documents::{
     __path_delete_document, __path_list_documents, __path_put_document, AclBody, DocumentBody,
     DocumentList, DocumentRef, DocumentRequest,
 };
+use super::handoff::{
+    __path_claim, __path_delete_settings, __path_get_settings, __path_inbox, __path_put_settings,
+    __path_release, __path_request, HandoffRequestBody,
+};
 use super::model_settings::{
     __path_delete_model_settings, __path_get_model_settings, __path_put_model_settings,
     ModelSettingsBody,
@@ -26,6 +30,9 @@ use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
 use switchboard_protocol::conversation::{
     ErasureReport, ExportFormat, ListScope, SessionListing, SessionState, SessionSummary,
+};
+use switchboard_protocol::handoff::{
+    Handoff, HandoffSettings, HandoffState, Inbox, InboxEntry, Staffer,
 };
 
 struct BearerAuth;
@@ -55,12 +62,14 @@ impl utoipa::Modify for BearerAuth {
     paths(publish, operator_message, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
-        get_model_settings, put_model_settings, delete_model_settings),
+        get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
+        release, get_settings, put_settings, delete_settings),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
-        DeletedSession, ErasureReport, RetentionBody)),
+        DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,
+        InboxEntry, HandoffSettings, HandoffRequestBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

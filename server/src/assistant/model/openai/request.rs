@@ -133,6 +133,7 @@ mod tests {
             messages,
             documents: Vec::new(),
             tools,
+            handoff_when_unanswered: false,
             options: ModelOptions::default(),
             access: AccessContext {
                 user_id: None,

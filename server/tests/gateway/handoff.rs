@@ -1,0 +1,279 @@
+//! Human handoff (docs/protocol.md §3.14): a customer or the assistant asks for a
+//! person, an operator claims the conversation (one at a time), the AI stays silent
+//! while a person is asked for or holds it, and the operator gives it back; the inbox
+//! follows live on the staff stream and over `/v1`.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::http::{ADMIN_SECRET, Api, keyed_gateway};
+use crate::support::jwt::{Claims, connect};
+use crate::support::{Client, ty};
+
+fn customer(sub: &str) -> String {
+    Claims::user(sub, "acme").hs256()
+}
+
+fn operator(sub: &str, name: &str) -> String {
+    Claims::user(sub, "acme")
+        .roles(&["operator"])
+        .set("name", json!(name))
+        .hs256()
+}
+
+/// The next `inbox.changed` on the staff stream for `session`.
+async fn inbox_change(staff: &mut Client, session: &str) -> Value {
+    let frames = staff
+        .collect_until(|f| ty(f) == "inbox.changed" && f["session_id"] == session)
+        .await;
+    frames.last().unwrap().clone()
+}
+
+async fn handoff_request(client: &mut Client, session: &str, reason: &str) -> Value {
+    client
+        .request_ok(
+            "handoff.request",
+            json!({"session_id": session, "reason": reason}),
+            "handoff.updated",
+        )
+        .await
+}
+
+/// The whole path: the customer asks, the staff stream and the inbox show it, one
+/// operator claims (a second is refused), the customer's messages get no AI answer
+/// while a person holds it, the operator gives it back, and the AI answers again.
+#[tokio::test]
+async fn a_customer_asks_for_a_person_and_an_operator_takes_over_and_gives_back() {
+    let gw = keyed_gateway(&[]);
+    let mut ann = connect(&gw, &customer("ann")).await;
+    let s = ann.create_session().await;
+    let mut dana = connect(&gw, &operator("olga", "Dana")).await;
+    let mut otto = connect(&gw, &operator("otto", "Otto")).await;
+
+    let updated = handoff_request(&mut ann, &s.id, "I want a refund").await;
+    assert_eq!(updated["handoff"]["state"], "waiting", "{updated}");
+    let event = ann.next_of_type("handoff").await;
+    assert_eq!(event["state"], "waiting");
+    assert_eq!(event["by"], "customer");
+    assert_eq!(event["reason"], "I want a refund");
+    assert_eq!(
+        event["notice"],
+        "Someone from the team will be with you shortly."
+    );
+    let change = inbox_change(&mut dana, &s.id).await;
+    assert_eq!(change["stream"], "staff:acme", "{change}");
+    assert_eq!(change["handoff"]["state"], "waiting");
+    let inbox = dana
+        .request_ok("inbox.list", json!({}), "inbox.listed")
+        .await;
+    assert_eq!(inbox["sessions"][0]["session"]["session_id"], s.id.as_str());
+    assert_eq!(inbox["sessions"][0]["handoff"]["reason"], "I want a refund");
+    // Asking again changes nothing.
+    let again = handoff_request(&mut ann, &s.id, "still there?").await;
+    assert_eq!(again["handoff"]["reason"], "I want a refund");
+
+    dana.join(&s.id, Some(0), None).await;
+    let claimed = dana
+        .request_ok(
+            "handoff.claim",
+            json!({"session_id": s.id}),
+            "handoff.updated",
+        )
+        .await;
+    assert_eq!(claimed["handoff"]["state"], "human");
+    assert_eq!(
+        claimed["handoff"]["operator"],
+        json!({"user_id": "olga", "name": "Dana"})
+    );
+    let joined = ann
+        .collect_until(|f| ty(f) == "handoff" && f["state"] == "human")
+        .await;
+    assert_eq!(joined.last().unwrap()["operator"]["name"], "Dana");
+    otto.join(&s.id, None, None).await;
+    let refused = otto
+        .request("handoff.claim", json!({"session_id": s.id}))
+        .await;
+    assert_eq!(refused["code"], "conflict", "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("Dana"),
+        "{refused}"
+    );
+    let refused = otto
+        .request("handoff.release", json!({"session_id": s.id}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+
+    // While Dana holds it, the customer's message is for her.
+    let unanswered = ann.send_message(&s.id, "Are you a real person?").await;
+    let reply = dana.send_message(&s.id, "Yes, I am Dana.").await;
+    ann.collect_until(|f| f["message_id"] == reply["message_id"])
+        .await;
+
+    let released = dana
+        .request_ok(
+            "handoff.release",
+            json!({"session_id": s.id}),
+            "handoff.updated",
+        )
+        .await;
+    assert_eq!(released["handoff"]["state"], "assistant");
+    let change = dana
+        .collect_until(|f| ty(f) == "inbox.changed" && f["handoff"]["state"] == "assistant")
+        .await;
+    assert!(!change.is_empty());
+    let inbox = dana
+        .request_ok("inbox.list", json!({}), "inbox.listed")
+        .await;
+    assert_eq!(inbox["sessions"], json!([]));
+
+    let asked = ann
+        .send_message(&s.id, "What are your opening hours?")
+        .await;
+    let frames = ann.collect_until(|f| ty(f) == "turn.end").await;
+    let starts: Vec<&Value> = frames.iter().filter(|f| ty(f) == "turn.start").collect();
+    assert_eq!(starts.len(), 1, "{frames:?}");
+    assert_eq!(starts[0]["reply_to"], asked["message_id"]);
+    assert_ne!(starts[0]["reply_to"], unanswered["message_id"]);
+}
+
+/// The offline agent asks for a person through the built-in `handoff` tool when the
+/// customer asks for one, and tells them so; the next message gets no AI answer.
+#[tokio::test]
+async fn the_assistant_asks_for_a_person_when_the_customer_wants_one() {
+    let gw = keyed_gateway(&[]);
+    let mut ann = connect(&gw, &customer("ann")).await;
+    let s = ann.create_session().await;
+    let mut dana = connect(&gw, &operator("olga", "Dana")).await;
+    ann.send_message(&s.id, "Can I talk to a human, please?")
+        .await;
+    let frames = ann.collect_until(|f| ty(f) == "turn.end").await;
+    let request = frames.iter().find(|f| ty(f) == "tool.request").unwrap();
+    assert_eq!(request["tool"], "handoff", "{request}");
+    assert_eq!(request["requires_approval"], false);
+    let handoff = frames.iter().find(|f| ty(f) == "handoff").unwrap();
+    assert_eq!(handoff["state"], "waiting");
+    assert_eq!(handoff["by"], "assistant");
+    let end = frames.last().unwrap();
+    assert_eq!(end["status"], "completed", "{end}");
+    assert!(
+        end["text"]
+            .as_str()
+            .unwrap()
+            .contains("will be with you shortly"),
+        "{end}"
+    );
+    let change = inbox_change(&mut dana, &s.id).await;
+    assert_eq!(change["handoff"]["state"], "waiting");
+    assert_eq!(
+        change["handoff"]["reason"],
+        "Can I talk to a human, please?"
+    );
+}
+
+/// An org that turned handoff off: `handoff.request` is refused, and the assistant
+/// answers a request for a person itself. Only admins change the settings.
+#[tokio::test]
+async fn an_org_can_turn_handoff_off() {
+    let gw = keyed_gateway(&[]);
+    let api = Api::new(&gw);
+    let off = json!({"enabled": false, "waiting_message": "x", "when_unanswered": false});
+    let reply = api
+        .call(
+            Method::PUT,
+            "/v1/admin/handoff",
+            Some(&operator("olga", "Dana")),
+            Some(&off),
+        )
+        .await;
+    reply.assert_error(403, "forbidden", "an operator sets handoff settings");
+    let reply = api
+        .call(
+            Method::PUT,
+            "/v1/admin/handoff?org_id=acme",
+            Some(ADMIN_SECRET),
+            Some(&off),
+        )
+        .await;
+    assert_eq!(reply.expect(200, "set")["enabled"], false);
+
+    let mut ann = connect(&gw, &customer("ann")).await;
+    let s = ann.create_session().await;
+    let refused = ann
+        .request("handoff.request", json!({"session_id": s.id}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    ann.send_message(&s.id, "Can I talk to a human, please?")
+        .await;
+    let frames = ann.collect_until(|f| ty(f) == "turn.end").await;
+    assert!(frames.iter().all(|f| ty(f) != "tool.request"), "{frames:?}");
+
+    let reply = api
+        .call(
+            Method::DELETE,
+            "/v1/admin/handoff?org_id=acme",
+            Some(ADMIN_SECRET),
+            None,
+        )
+        .await;
+    assert_eq!(reply.expect(200, "cleared")["enabled"], true);
+    let asked = handoff_request(&mut ann, &s.id, "now?").await;
+    assert_eq!(asked["handoff"]["state"], "waiting");
+}
+
+/// Who may do what: a customer cannot claim or read the inbox; staff of another org
+/// see nothing; over HTTP an API key cannot act as a person, and the owner and staff
+/// can.
+#[tokio::test]
+async fn only_staff_of_the_org_claim_and_read_the_inbox() {
+    let gw = keyed_gateway(&[]);
+    let api = Api::new(&gw);
+    let mut ann = connect(&gw, &customer("ann")).await;
+    let s = ann.create_session().await;
+    let refused = ann
+        .request("handoff.claim", json!({"session_id": s.id}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let refused = ann.request("inbox.list", json!({})).await;
+    assert_eq!(refused["code"], "forbidden", "{refused}");
+    let mut stranger = connect(&gw, &customer("bob")).await;
+    let refused = stranger
+        .request("handoff.request", json!({"session_id": s.id}))
+        .await;
+    assert_eq!(refused["code"], "forbidden", "join first: {refused}");
+
+    let path = format!("/v1/sessions/{}/handoff/request", s.id);
+    let reply = api
+        .call(Method::POST, &path, Some(ADMIN_SECRET), Some(&json!({})))
+        .await;
+    reply.assert_error(403, "forbidden", "an API key asks for a person");
+    let globex = Claims::user("eve", "globex")
+        .roles(&["operator", "admin"])
+        .hs256();
+    let claim = format!("/v1/sessions/{}/handoff/claim", s.id);
+    let reply = api.call(Method::POST, &claim, Some(&globex), None).await;
+    reply.assert_error(404, "not_found", "another org's operator claims");
+    let reply = api
+        .call(Method::GET, "/v1/inbox", Some(&globex), None)
+        .await;
+    assert_eq!(reply.expect(200, "globex inbox")["sessions"], json!([]));
+
+    let reply = api
+        .call(
+            Method::POST,
+            &path,
+            Some(&customer("ann")),
+            Some(&json!({"reason": "help"})),
+        )
+        .await;
+    assert_eq!(reply.expect(200, "owner asks")["state"], "waiting");
+    let dana = operator("olga", "Dana");
+    let reply = api.call(Method::GET, "/v1/inbox", Some(&dana), None).await;
+    let inbox = reply.expect(200, "inbox");
+    assert_eq!(inbox["sessions"][0]["session"]["session_id"], s.id.as_str());
+    let reply = api.call(Method::POST, &claim, Some(&dana), None).await;
+    assert_eq!(reply.expect(200, "claim")["state"], "human");
+    let reply = api
+        .call(Method::POST, &claim, Some(&operator("otto", "Otto")), None)
+        .await;
+    reply.assert_error(409, "conflict", "a second claim");
+}
