@@ -570,7 +570,8 @@ function renderHandoff() {
   const mine = state === 'human' && holder?.user_id === me?.user_id;
   const admin = (me?.roles || []).includes('admin');
   ui.claim.hidden = !open.sessionId || mine;
-  ui.release.hidden = !(state === 'human' && (mine || admin));
+  // The holder or an admin may give it back; while it waits, any staff may.
+  ui.release.hidden = !((state === 'human' && (mine || admin)) || state === 'waiting');
   let text = '';
   if (state === 'waiting') text = `Waiting for a person${handoff?.since ? ` since ${clock(handoff.since)}` : ''}. The assistant is silent.`;
   else if (state === 'human') text = mine ? 'You hold this conversation. The assistant is silent.' : `${staffName(holder)} holds this conversation.`;

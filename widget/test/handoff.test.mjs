@@ -7,10 +7,13 @@
 // console-conversation, widget-handoff) at the key moments.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import {
+  ADMIN_KEY,
   HostPages,
   KEY_FLAGS,
+  api,
   docsScreenshot,
   embedPage,
   history,
@@ -116,7 +119,8 @@ test('a customer on one replica asks for a person; an operator on the other take
 
   // The operator's console on replica B, open before anything happens.
   const operatorContext = await browser.newContext({ viewport: { width: 1280, height: 820 } });
-  const dana = await openConsole(operatorContext, b, token('op-dana', { name: 'Dana', roles: ['operator'] }));
+  const danaToken = token('op-dana', { name: 'Dana', roles: ['operator'] });
+  const dana = await openConsole(operatorContext, b, danaToken);
   assert.equal(await dana.page.locator(con.who).textContent(), `Dana · ${ORG}`);
   assert.match(await dana.page.locator(con.empty).textContent(), /No conversation is waiting/);
   // The URL no longer holds the token once it is taken.
@@ -131,6 +135,7 @@ test('a customer on one replica asks for a person; an operator on the other take
     '/handoff',
     embedPage(a.url, {
       attributes: { 'storage-key': 'handoff', 'chat-title': 'Shop help', 'token-provider': 'getChatToken' },
+      head: '<style>switchboard-chat { --sb-height: 860px; }</style>',
       beforeScript: `<script>window.getChatToken = async () => ${JSON.stringify(customerToken)};</script>`,
     }),
   );
@@ -247,8 +252,63 @@ test('a customer on one replica asks for a person; an operator on the other take
     ],
   );
 
-  // Nothing went wrong in the console's page, and no token reached its log.
+  // Nothing went wrong in the console's page, and no token reached a gateway's log.
   assert.deepEqual(dana.errors, []);
+  for (const gateway of [a, b]) {
+    const log = readFileSync(gateway.logPath, 'utf8');
+    for (const secret of [danaToken, customerToken]) assert.ok(!log.includes(secret.split('.')[2]), `a token in ${gateway.logPath}`);
+  }
   await operatorContext.close();
   await customerContext.close();
+});
+
+test('the button before any message starts the conversation; the org’s waiting message is shown; with handoff off, the customer reads why', async () => {
+  const gateway = await Gateway.start(['--demo-seed', '--offline-agent-delay', '5ms', '--jwt-hs256-secret', SECRET, ...KEY_FLAGS], { name: 'handoff-settings' });
+  gateways.push(gateway);
+  const waitingMessage = 'Thanks! A person from the shop answers within two minutes.';
+  const settings = (org, body) => api(gateway.url, 'PUT', `/v1/admin/handoff?org_id=${org}`, ADMIN_KEY, body);
+  assert.equal((await settings(ORG, { enabled: true, waiting_message: waitingMessage, when_unanswered: false })).status, 200);
+  assert.equal((await settings('closed', { enabled: false, waiting_message: 'unused', when_unanswered: false })).status, 200);
+
+  const context = await browser.newContext();
+  async function customerPage(path, jwt) {
+    const page = await context.newPage();
+    await page.goto(
+      host.page(
+        path,
+        embedPage(gateway.url, {
+          attributes: { 'storage-key': path.slice(1), 'token-provider': 'getChatToken' },
+          beforeScript: `<script>window.getChatToken = async () => ${JSON.stringify(jwt)};</script>`,
+        }),
+      ),
+    );
+    await page.waitForFunction(() => document.querySelector('switchboard-chat')?.status === 'online', null, { timeout: 30_000 });
+    return page;
+  }
+
+  // No message yet: asking for a person starts the conversation, and waits.
+  const open = await customerPage('/handoff-first', token('bo'));
+  assert.equal(await storedSessionId(open), null);
+  await open.locator(widget.handoff).click();
+  const waiting = open.locator(widget.line('waiting'));
+  await waiting.waitFor();
+  assert.equal(await readable(waiting), waitingMessage);
+  assert.ok(await storedSessionId(open));
+  assert.equal(await open.evaluate(() => document.querySelector('switchboard-chat').handoffState), 'waiting');
+  // A reload replays the conversation: still waiting, still no button.
+  await open.reload();
+  await open.locator(widget.line('waiting')).waitFor();
+  await open.locator(widget.handoffBar).waitFor({ state: 'hidden' });
+
+  // An org with handoff off: the request is refused, and the customer reads why.
+  const now = Math.floor(Date.now() / 1000);
+  const closedToken = signJwt(SECRET, { sub: 'cy', org_id: 'closed', groups: [], roles: [], exp: now + 3600, iat: now });
+  const closed = await customerPage('/handoff-closed', closedToken);
+  await closed.locator(widget.handoff).click();
+  const refused = closed.locator('switchboard-chat .notice[data-kind="system"]').filter({ hasText: 'Could not reach a person' });
+  await refused.waitFor();
+  await closed.locator(widget.handoff).filter({ hasText: 'Talk to a person' }).waitFor();
+  assert.ok(await closed.locator(widget.handoff).isEnabled());
+  assert.equal(await closed.locator(widget.line('waiting')).count(), 0);
+  await context.close();
 });

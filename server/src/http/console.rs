@@ -33,13 +33,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 static PAGE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(PAGE_HTML, "text/html; charset=utf-8", CACHE_CONTROL));
-static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
-    Asset::new(
-        SCRIPT_JS,
-        "text/javascript; charset=utf-8",
-        CACHE_CONTROL,
-    )
-});
+static SCRIPT: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(SCRIPT_JS, "text/javascript; charset=utf-8", CACHE_CONTROL));
 static STYLE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(STYLE_CSS, "text/css; charset=utf-8", CACHE_CONTROL));
 
@@ -66,7 +61,11 @@ async fn page(headers: HeaderMap) -> Response {
 /// The page's relative links name `console/…`, which resolve under `/console` only.
 async fn to_page() -> Response {
     // Relative, so it holds behind a proxy that mounts the gateway under a prefix.
-    (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, "../console")]).into_response()
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, "../console")],
+    )
+        .into_response()
 }
 
 async fn script(headers: HeaderMap) -> Response {

@@ -14,8 +14,8 @@
 pub mod api;
 pub mod assets;
 pub mod body_limit;
-pub mod credentials;
 pub mod console;
+pub mod credentials;
 pub mod error;
 pub mod lingering_close;
 pub mod ops;

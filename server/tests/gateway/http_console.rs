@@ -67,8 +67,16 @@ async fn the_console_page_loads_its_script_and_style_under_a_strict_policy() {
     ] {
         let resp = get_raw(&gw, path, None).await;
         assert_eq!(resp.status(), 200, "{path}");
-        assert_eq!(header_of(&resp, header::CONTENT_TYPE), content_type, "{path}");
-        assert_eq!(header_of(&resp, header::CACHE_CONTROL), "no-cache", "{path}");
+        assert_eq!(
+            header_of(&resp, header::CONTENT_TYPE),
+            content_type,
+            "{path}"
+        );
+        assert_eq!(
+            header_of(&resp, header::CACHE_CONTROL),
+            "no-cache",
+            "{path}"
+        );
         let etag = header_of(&resp, header::ETAG);
         assert!(resp.text().await.unwrap().contains(needle), "{path}");
 
