@@ -161,3 +161,48 @@ test('a customer’s message, a title and an operator’s name with HTML in them
   await context.close();
   await customerContext.close();
 });
+
+test('the console reconnects after its gateway restarts and goes on with the open conversation, each message once', async () => {
+  const restarting = await Gateway.start(['--demo-seed', '--offline-agent-delay', '5ms', '--jwt-hs256-secret', SECRET, ...KEY_FLAGS], { name: 'console-restart' });
+  try {
+    const customerContext = await browser.newContext();
+    const customer = await customerContext.newPage();
+    const customerToken = token('rita');
+    await customer.goto(
+      host.page(
+        '/console-restart',
+        embedPage(restarting.url, {
+          attributes: { 'storage-key': 'console-restart', 'token-provider': 'getChatToken' },
+          beforeScript: `<script>window.getChatToken = async () => ${JSON.stringify(customerToken)};</script>`,
+        }),
+      ),
+    );
+    await customer.locator(sel.input).fill('First question about refunds');
+    await customer.locator(sel.send).click();
+    await customer.locator(`${sel.assistant}[data-state="completed"]`).waitFor();
+    const sessionId = await storedSessionId(customer);
+
+    const context = await browser.newContext();
+    const { page } = await consolePage(context);
+    await page.goto(`${restarting.url}/console#token=${token('op-dana', { name: 'Dana', roles: ['operator'] })}&session=${sessionId}`);
+    const users = page.locator('#transcript .msg[data-role="user"]');
+    await users.filter({ hasText: 'First question' }).waitFor();
+
+    await restarting.terminate();
+    await page.locator('#connection').filter({ hasText: 'Reconnecting' }).waitFor();
+    assert.ok(await page.locator('#reply').isDisabled(), 'no reply box while disconnected');
+    await restarting.start(restarting.port);
+    await page.locator('#connection').filter({ hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+
+    await customer.waitForFunction(() => document.querySelector('switchboard-chat')?.status === 'online', null, { timeout: 30_000 });
+    await customer.locator(sel.input).fill('Second question, after the restart');
+    await customer.locator(sel.send).click();
+    await users.filter({ hasText: 'Second question' }).waitFor();
+    assert.deepEqual(await users.locator('.body').allTextContents(), ['First question about refunds', 'Second question, after the restart']);
+    assert.ok(await page.locator('#reply').isEnabled());
+    await context.close();
+    await customerContext.close();
+  } finally {
+    restarting.kill();
+  }
+});
