@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::access::Authenticator;
 use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
 use crate::assistant::handoff::Handoffs;
+use crate::assistant::handoff::cache::HandoffCache;
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{
@@ -138,7 +139,11 @@ impl AppState {
             store.clone(),
             config.history_max_age,
         ));
-        let handoff = Arc::new(Handoffs::new(store.clone(), events.clone()));
+        let handoff = Arc::new(Handoffs::new(
+            store.clone(),
+            events.clone(),
+            HandoffCache::new(backplane.clone(), config.history_max_age),
+        ));
         let services = TurnServices {
             settings: model_settings.clone(),
             handoff: handoff.clone(),

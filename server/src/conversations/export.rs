@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use switchboard_protocol::conversation::{ExportFormat, SessionSummary};
+use switchboard_protocol::handoff::HandoffState;
 use switchboard_protocol::{Event, EventBody, Role, TurnStatus};
 
 /// Render `events` of the conversation `summary` as `format`.
@@ -62,6 +63,22 @@ fn markdown(summary: &SessionSummary, events: &[Arc<Event>]) -> String {
             }
             EventBody::Custom { name, .. } => {
                 let _ = writeln!(out, "_Event: {}_\n", one_line(name));
+            }
+            EventBody::Handoff {
+                state, operator, ..
+            } => {
+                let name = operator
+                    .as_ref()
+                    .map(|o| one_line(o.name.as_deref().unwrap_or(&o.user_id)))
+                    .unwrap_or_default();
+                let line = match state {
+                    HandoffState::Waiting => "A person was asked for".to_string(),
+                    HandoffState::Human => format!("{name} took the conversation"),
+                    HandoffState::Assistant => {
+                        format!("{name} gave the conversation back to the assistant")
+                    }
+                };
+                let _ = writeln!(out, "_{}_\n", line.trim());
             }
             _ => {}
         }
@@ -154,5 +171,38 @@ mod tests {
         );
         assert!(text.contains("\\# Fake heading"), "{text}");
         assert_eq!(text.matches("\n# ").count(), 0, "{text}");
+    }
+
+    #[test]
+    fn markdown_tells_who_held_the_conversation() {
+        use switchboard_protocol::handoff::{HandoffBy, Staffer};
+        let handoff = |seq: u64, state, operator: Option<&str>| {
+            Arc::new(Event {
+                seq,
+                ts: seq * 1000,
+                body: EventBody::Handoff {
+                    state,
+                    by: HandoffBy::Operator,
+                    operator: operator.map(|name| Staffer {
+                        user_id: "olga".into(),
+                        name: Some(name.into()),
+                    }),
+                    reason: None,
+                    notice: None,
+                },
+            })
+        };
+        let events = vec![
+            handoff(1, HandoffState::Waiting, None),
+            handoff(2, HandoffState::Human, Some("Dana")),
+            handoff(3, HandoffState::Assistant, Some("Dana")),
+        ];
+        let text = render(&summary(), &events, ExportFormat::Markdown);
+        assert!(text.contains("_A person was asked for_"), "{text}");
+        assert!(text.contains("_Dana took the conversation_"), "{text}");
+        assert!(
+            text.contains("_Dana gave the conversation back to the assistant_"),
+            "{text}"
+        );
     }
 }

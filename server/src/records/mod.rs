@@ -42,6 +42,10 @@ pub mod namespace {
     /// `<org_id>` → the id of the org's latest document change (no expiry).
     pub const DOCUMENT_VERSIONS: &str = "documents-version";
 
+    /// `<session_id>` → who holds the conversation, as last stored (for
+    /// `--history-max-age`): the turn worker's check, without a store read.
+    pub const HANDOFFS: &str = "handoffs";
+
     /// All of them.
     pub const ALL: &[&str] = &[
         SESSIONS,
@@ -56,6 +60,7 @@ pub mod namespace {
         MODEL_SETTINGS,
         DOCUMENTS,
         DOCUMENT_VERSIONS,
+        HANDOFFS,
     ];
 }
 

@@ -277,3 +277,78 @@ async fn only_staff_of_the_org_claim_and_read_the_inbox() {
         .await;
     reply.assert_error(409, "conflict", "a second claim");
 }
+
+/// Two replicas on one Redis and one PostgreSQL: the customer on A asks for a person,
+/// staff on B see it live; two operators (one per replica) claim at once and exactly
+/// one holds it; the customer's next message on A gets no AI answer until the holder
+/// on B gives the conversation back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_replicas_one_operator_holds_it_and_the_ai_stays_silent() {
+    let redis = switchboard_testkit::RedisServer::start();
+    let pg = switchboard_testkit::PostgresServer::start();
+    let start = |server_id: &str| {
+        let (backplane, store) = (redis.url(), pg.url());
+        crate::support::Gateway::start(&[
+            "--backplane",
+            backplane.as_str(),
+            "--store",
+            store.as_str(),
+            "--server-id",
+            server_id,
+            crate::support::jwt::HS_ARGS[0],
+            crate::support::jwt::HS_ARGS[1],
+            "--offline-agent-delay",
+            "1ms",
+        ])
+    };
+    let (a, b) = (start("replica-a"), start("replica-b"));
+    let mut ann = connect(&a, &customer("ann")).await;
+    let s = ann.create_session().await;
+    let mut dana = connect(&b, &operator("olga", "Dana")).await;
+    let mut otto = connect(&a, &operator("otto", "Otto")).await;
+    dana.join(&s.id, None, None).await;
+    otto.join(&s.id, None, None).await;
+
+    handoff_request(&mut ann, &s.id, "a person please").await;
+    let change = inbox_change(&mut dana, &s.id).await;
+    assert_eq!(change["handoff"]["state"], "waiting");
+
+    let claim = json!({"session_id": s.id});
+    let (first, second) = tokio::join!(
+        dana.request("handoff.claim", claim.clone()),
+        otto.request("handoff.claim", claim.clone())
+    );
+    let won: Vec<&Value> = [&first, &second]
+        .into_iter()
+        .filter(|r| ty(r) == "handoff.updated")
+        .collect();
+    assert_eq!(won.len(), 1, "{first} / {second}");
+    let lost = if ty(&first) == "handoff.updated" {
+        &second
+    } else {
+        &first
+    };
+    assert_eq!(lost["code"], "conflict", "{lost}");
+    let (holder, holder_id) = if ty(&first) == "handoff.updated" {
+        (&mut dana, "olga")
+    } else {
+        (&mut otto, "otto")
+    };
+    assert_eq!(won[0]["handoff"]["operator"]["user_id"], holder_id);
+
+    let unanswered = ann.send_message(&s.id, "Hello?").await;
+    let reply = holder.send_message(&s.id, "Hello, I am here.").await;
+    ann.collect_until(|f| f["message_id"] == reply["message_id"])
+        .await;
+    holder
+        .request_ok("handoff.release", claim, "handoff.updated")
+        .await;
+    let asked = ann
+        .send_message(&s.id, "What are your opening hours?")
+        .await;
+    let frames = ann.collect_until(|f| ty(f) == "turn.end").await;
+    let starts: Vec<&Value> = frames.iter().filter(|f| ty(f) == "turn.start").collect();
+    assert_eq!(starts.len(), 1, "{frames:?}");
+    assert_eq!(starts[0]["reply_to"], asked["message_id"]);
+    assert_ne!(starts[0]["reply_to"], unanswered["message_id"]);
+}

@@ -230,16 +230,14 @@ impl Turns {
         if !self.provider.supports_handoff() {
             return None;
         }
-        match self.services.handoff.settings(&job.access.org_id).await {
-            Ok(settings) if settings.enabled => Some(HandoffOffer {
-                when_unanswered: settings.when_unanswered,
-            }),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::warn!(session_id = %job.session_id, error = %e.message, "handoff settings unreadable; not offering a person");
-                None
-            }
-        }
+        let settings = self
+            .services
+            .handoff
+            .turn_settings(&job.access.org_id)
+            .await;
+        settings.enabled.then_some(HandoffOffer {
+            when_unanswered: settings.when_unanswered,
+        })
     }
 
     /// The model asks for a person: the session waits for one (the AI stays silent

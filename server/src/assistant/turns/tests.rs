@@ -34,6 +34,10 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
         handoff: Arc::new(crate::assistant::handoff::Handoffs::new(
             store.clone(),
             events.clone(),
+            crate::assistant::handoff::cache::HandoffCache::new(
+                backplane.clone(),
+                Duration::from_secs(60),
+            ),
         )),
         settings: Arc::new(ModelSettingsStore::new(
             backplane.clone(),

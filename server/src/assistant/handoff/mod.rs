@@ -5,9 +5,13 @@
 //! you shortly", "Dana joined") and an `inbox.changed` on the org's staff stream (the
 //! operator inbox, live). While a conversation is `waiting` or `human` no AI turn runs
 //! for it: the turn worker asks [`Handoffs::assistant_answers`] before each message.
-//! Who may change it is `access::policy` (docs/protocol.md §3.14).
+//! Who may change it is `access::policy` (docs/protocol.md §3.14). The turn path
+//! reads the state and the org's settings through [`cache`], not from the store.
+
+pub mod cache;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use switchboard_protocol::ErrorCode;
 use switchboard_protocol::EventBody;
@@ -19,6 +23,7 @@ use switchboard_store::{
     ConversationStore, HandoffRow, HandoffSettingsRow, HandoffState as StoredState,
 };
 
+use self::cache::{HandoffCache, Mirrored};
 use crate::access::AccessContext;
 use crate::access::policy;
 use crate::error::ClientError;
@@ -30,11 +35,14 @@ use crate::records::sessions::SessionRecord;
 pub const DEFAULT_WAITING_MESSAGE: &str = "Someone from the team will be with you shortly.";
 /// How often a transition re-reads and retries when another change came first.
 const CAS_ATTEMPTS: usize = 8;
+/// How long the turn path waits for the store when its caches have nothing.
+const STORE_PATIENCE: Duration = Duration::from_secs(2);
 
 /// Handoff transitions and the inbox.
 pub struct Handoffs {
     store: Arc<dyn ConversationStore>,
     events: Events,
+    cache: HandoffCache,
 }
 
 /// A transition: the state to reach from the current one, or `None` to leave it as it
@@ -42,8 +50,37 @@ pub struct Handoffs {
 type Step = Result<Option<HandoffRow>, ClientError>;
 
 impl Handoffs {
-    pub fn new(store: Arc<dyn ConversationStore>, events: Events) -> Handoffs {
-        Handoffs { store, events }
+    pub fn new(store: Arc<dyn ConversationStore>, events: Events, cache: HandoffCache) -> Handoffs {
+        Handoffs {
+            store,
+            events,
+            cache,
+        }
+    }
+
+    /// The org's settings for a turn: kept for a few seconds per replica; the
+    /// defaults when the store does not answer in time.
+    pub async fn turn_settings(&self, org_id: &str) -> HandoffSettings {
+        if let Some(settings) = self.cache.settings(org_id) {
+            return settings;
+        }
+        match tokio::time::timeout(STORE_PATIENCE, self.settings(org_id)).await {
+            Ok(Ok(settings)) => {
+                self.cache.keep_settings(org_id, &settings);
+                settings
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(org_id, error = %e.message, "handoff settings unreadable; using the defaults for this turn");
+                defaults()
+            }
+            Err(_) => {
+                tracing::warn!(
+                    org_id,
+                    "the store did not answer; using the default handoff settings for this turn"
+                );
+                defaults()
+            }
+        }
     }
 
     /// The org's settings, with the defaults where it set none (handoff on, the
@@ -58,11 +95,7 @@ impl Handoffs {
                     .unwrap_or_else(|| DEFAULT_WAITING_MESSAGE.to_string()),
                 when_unanswered: row.when_unanswered,
             },
-            None => HandoffSettings {
-                enabled: true,
-                waiting_message: DEFAULT_WAITING_MESSAGE.to_string(),
-                when_unanswered: false,
-            },
+            None => defaults(),
         })
     }
 
@@ -81,6 +114,7 @@ impl Handoffs {
         self.store
             .set_handoff_settings(org_id, row.as_ref())
             .await?;
+        self.cache.forget_settings(org_id);
         Ok(())
     }
 
@@ -95,13 +129,34 @@ impl Handoffs {
     }
 
     /// Whether the AI answers the session's customers now: no person was asked for
-    /// and none holds it. (A deleted session's turns are stopped by its deletion.)
+    /// and none holds it. Read from the mirror; from the store (then mirrored) when the
+    /// mirror has nothing, failing when it does not answer in time. (A deleted
+    /// session's turns are stopped by its deletion.)
     pub async fn assistant_answers(&self, session_id: &str) -> Result<bool, ClientError> {
-        Ok(self
-            .store
-            .handoff(session_id)
-            .await?
-            .is_none_or(|row| row.state == StoredState::Assistant))
+        if let Some(mirrored) = self.cache.state(session_id).await {
+            return Ok(mirrored.state == StoredState::Assistant);
+        }
+        let stored = tokio::time::timeout(STORE_PATIENCE, self.store.handoff(session_id))
+            .await
+            .map_err(|_| {
+                ClientError::new(
+                    ErrorCode::Unavailable,
+                    "the conversation store did not answer",
+                )
+            })??;
+        let Some(row) = stored else {
+            return Ok(true);
+        };
+        self.cache
+            .mirror(
+                session_id,
+                Mirrored {
+                    state: row.state,
+                    version: row.version,
+                },
+            )
+            .await;
+        Ok(row.state == StoredState::Assistant)
     }
 
     /// A person is asked for — by the customer, or by the model (`by`). Nothing
@@ -254,6 +309,15 @@ impl Handoffs {
             {
                 continue;
             }
+            self.cache
+                .mirror(
+                    &session.session_id,
+                    Mirrored {
+                        state: next.state,
+                        version: current.version.saturating_add(1),
+                    },
+                )
+                .await;
             let handoff = wire(&next);
             self.announce(session, by, operator, notice, &handoff).await;
             return Ok(handoff);
@@ -298,6 +362,15 @@ impl Handoffs {
         {
             tracing::warn!(org_id = %session.org_id, error = %e, "could not tell the staff about a handoff");
         }
+    }
+}
+
+/// The settings of an org that set none.
+fn defaults() -> HandoffSettings {
+    HandoffSettings {
+        enabled: true,
+        waiting_message: DEFAULT_WAITING_MESSAGE.to_string(),
+        when_unanswered: false,
     }
 }
 
