@@ -17,6 +17,7 @@ const SESSION_EVENT_TYPES = new Set([
   'tool.result',
   'turn.end',
   'event',
+  'handoff',
 ]);
 
 /** Close codes the client acts on (docs/protocol.md §5.4). */
@@ -118,7 +119,7 @@ function randomId(prefix) {
  *   `connecting`, `online`, `reconnecting`, `offline`, `unauthorized`, `stopped`;
  * - `welcome`: the server's `welcome` frame;
  * - `session`: `{session_id, created, resumed, recovered}` once a session is joined;
- * - `event`: each session event (`message`, `turn.*`, `tool.*`, `event`) exactly once
+ * - `event`: each session event (`message`, `turn.*`, `tool.*`, `event`, `handoff`) exactly once
  *   and in `seq` order, plus live `event`s of the user and org streams (with `stream`);
  * - `reset`: the remembered session is gone (expired, or another gateway); the next
  *   `send` starts a new one, so a UI should clear its transcript;
@@ -344,6 +345,20 @@ export class SwitchboardClient extends EventTarget {
     this.#lastSeq = null;
     this.#joined = false;
     this.#persist();
+  }
+
+  /**
+   * Ask for a person to take the conversation over (`handoff.request`); starts the
+   * conversation first when there is none yet.
+   * @param {string} [reason] what the customer needs, for the operator
+   * @returns {Promise<{state:string, operator?:object, reason?:string, since:number}>}
+   *   the conversation's handoff after the request
+   */
+  async requestHandoff(reason) {
+    if (!this.#sessionId) await this.newSession();
+    const frame = { type: 'handoff.request', session_id: this.#sessionId };
+    if (reason) frame.reason = String(reason);
+    return (await this.#ask(frame, 'handoff.updated')).handoff;
   }
 
   // ---- conversations of a signed-in user (docs/protocol.md §3.13) ----

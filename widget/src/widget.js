@@ -7,6 +7,7 @@
 import { SwitchboardClient } from './client.js';
 import { ConversationList } from './conversations.js';
 import { el, icon } from './dom.js';
+import { HANDOFF_STYLES, HandoffControls } from './handoff.js';
 import { renderMarkdown, safeUrl } from './markdown.js';
 import { PresenceView, TypingSender } from './presence.js';
 import { STYLES } from './styles.js';
@@ -46,7 +47,7 @@ function styleSheet() {
   if (sharedSheet === null) {
     try {
       sharedSheet = new CSSStyleSheet();
-      sharedSheet.replaceSync(STYLES);
+      sharedSheet.replaceSync(STYLES + HANDOFF_STYLES);
     } catch {
       sharedSheet = false; // no constructable stylesheets: a <style> element instead
     }
@@ -75,6 +76,7 @@ export class SwitchboardChat extends HTMLElement {
   #conversations = null;
   #presence = null;
   #typingSender = new TypingSender(() => this.#client);
+  #handoff = null;
 
   // Transcript bookkeeping: what is on screen, keyed by the ids the gateway gives.
   #messages = new Map(); // message_id -> element
@@ -92,7 +94,7 @@ export class SwitchboardChat extends HTMLElement {
     this.#root = this.attachShadow({ mode: 'open', delegatesFocus: false });
     const sheet = styleSheet();
     if (sheet) this.#root.adoptedStyleSheets = [sheet];
-    else this.#root.appendChild(el(document, 'style', { text: STYLES }));
+    else this.#root.appendChild(el(document, 'style', { text: STYLES + HANDOFF_STYLES }));
   }
 
   // ---- attributes and properties ----
@@ -224,6 +226,20 @@ export class SwitchboardChat extends HTMLElement {
   }
 
   /**
+   * Ask for a person (what "Talk to a person" does): resolves with the conversation's
+   * new handoff (`{state, …}`), rejects with the gateway's error.
+   */
+  requestHandoff(reason) {
+    if (!this.#handoff) return Promise.reject(new Error('the widget is not connected to a page'));
+    return this.#handoff.ask(reason);
+  }
+
+  /** Who answers the current conversation: `assistant`, `waiting` or `human`. */
+  get handoffState() {
+    return this.#handoff?.state ?? 'assistant';
+  }
+
+  /**
    * Leave the current conversation. A signed-in user gets a new one at once (it shows
    * in their list); otherwise the next message starts it.
    */
@@ -288,8 +304,12 @@ export class SwitchboardChat extends HTMLElement {
       },
     });
     this.#conversations = conversations;
+    this.#handoff = new HandoffControls(doc, {
+      request: (reason) => (this.#client ? this.#client.requestHandoff(reason) : Promise.reject(new Error('not connected'))),
+      onError: (text) => this.#notice(text),
+    });
     const header = el(doc, 'header', { part: 'header' }, [dot, title, conversations.toggleButton, conversations.newButton, close]);
-    panel.append(header, banner, conversations.element, log, typingLine, live, form);
+    panel.append(header, banner, conversations.element, log, typingLine, live, this.#handoff.element, form);
     this.#root.append(launcher, panel);
     this.#ui = { launcher, title, close, header, banner, log, typingLine, live, input, stop, sendButton, form, panel, greeting: null };
     this.#presence = new PresenceView({
@@ -548,6 +568,7 @@ export class SwitchboardChat extends HTMLElement {
     this.#setRunningTurn(null);
     this.#typingSender.stop();
     this.#presence?.reset();
+    this.#handoff?.reset();
   }
 
   #onEvent(event) {
@@ -576,6 +597,9 @@ export class SwitchboardChat extends HTMLElement {
         break;
       case 'event':
         this.#onBackendEvent(event);
+        break;
+      case 'handoff':
+        this.#onHandoff(event);
         break;
       default:
         break;
@@ -879,6 +903,21 @@ export class SwitchboardChat extends HTMLElement {
     notice.appendChild(renderMarkdown(text));
     this.#ui.log.appendChild(notice);
     this.#announce(notice.textContent);
+  }
+
+  #onHandoff(event) {
+    const line = this.#handoff.onEvent(document, event);
+    this.#ui.log.appendChild(line);
+    this.#announce(line.textContent);
+    this.#dispatch('switchboard:handoff', {
+      state: event.state,
+      by: event.by ?? null,
+      operator: event.operator ?? null,
+      reason: event.reason ?? null,
+      notice: event.notice ?? null,
+      session_id: event.session_id ?? null,
+      seq: event.seq ?? null,
+    });
   }
 
   #notice(text) {

@@ -5,12 +5,16 @@
 //! - [`ops`]: `/health`, `/ready`, `/metrics`;
 //! - [`api`]: the `/v1` API for backends, operators and admins, and `/openapi.json`;
 //! - [`widget`]: `/widget.js` and the demo page `/`;
+//! - [`console`]: the operator console `/console`;
+//! - [`assets`]: how those embedded files are served;
 //! - [`error`], [`credentials`], [`body_limit`]: what every route shares;
 //! - [`lingering_close`]: every accepted TCP connection reads its peer's unread input
 //!   before closing, so a refusal is not lost to a reset.
 
 pub mod api;
+pub mod assets;
 pub mod body_limit;
+pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod lingering_close;
@@ -34,6 +38,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .route("/openapi.json", get(api::openapi::serve))
         .merge(api::router(&state)?)
         .merge(widget::router())
+        .merge(console::router())
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

@@ -20,6 +20,7 @@ mod conversations_lifecycle;
 mod conversations_replicas;
 mod drain;
 mod handoff;
+mod http_console;
 mod http_ops;
 mod layers;
 mod model_openai;

@@ -3,7 +3,7 @@
 // with Subresource Integrity), and small helpers the tests share.
 
 import { createHash, createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -94,6 +94,16 @@ ${beforeScript}
 export async function screenshot(target, name) {
   const path = join(ARTIFACTS, `${name}.png`);
   await target.screenshot({ path });
+  return path;
+}
+
+/**
+ * A screenshot docs/ shows: saved like `screenshot`, and copied to docs/img/ when the
+ * run sets UPDATE_DOCS_IMAGES=1 (so an ordinary run leaves the tree clean).
+ */
+export async function docsScreenshot(target, name) {
+  const path = await screenshot(target, name);
+  if (process.env.UPDATE_DOCS_IMAGES === '1') copyFileSync(path, join(REPO, 'docs/img', `${name}.png`));
   return path;
 }
 

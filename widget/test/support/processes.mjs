@@ -1,8 +1,9 @@
 // Real processes for the browser tests: the gateway binary that `cargo test` built,
-// and redis-server, each on a free 127.0.0.1 port, each killed when the test ends.
+// redis-server and PostgreSQL, each on a free 127.0.0.1 port, each killed when the
+// test ends.
 
-import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -177,4 +178,81 @@ export class Redis {
   kill() {
     if (this.child.exitCode === null) this.child.kill('SIGKILL');
   }
+}
+
+/**
+ * A throwaway PostgreSQL server on a free port: a fresh cluster made by `initdb`
+ * (Debian's `postgresql` package, newest version under /usr/lib/postgresql, or
+ * `$SWITCHBOARD_POSTGRES_BIN_DIR`), trusting local connections as user `postgres`,
+ * without fsync. PostgreSQL refuses to run as root, so under root both run as the
+ * `postgres` system user (as the Rust testkit does).
+ */
+export class Postgres {
+  static async start() {
+    const pg = new Postgres();
+    const bin = postgresBinDir();
+    pg.port = await freePort();
+    pg.dir = mkdtempSync(join(tmpdir(), 'switchboard-pg-'));
+    dataDirs.push(pg.dir);
+    const cluster = join(pg.dir, 'cluster');
+    const owner = process.getuid?.() === 0 ? systemUser('postgres') : null;
+    if (owner) chownSync(pg.dir, owner.uid, owner.gid);
+    const as = owner ? { uid: owner.uid, gid: owner.gid } : {};
+    const initdb = spawnSync(
+      join(bin, 'initdb'),
+      ['--auth=trust', '--username=postgres', '--encoding=UTF8', '--locale=C.UTF-8', '--no-sync', '--no-instructions', '--pgdata', cluster],
+      { cwd: pg.dir, encoding: 'utf8', ...as },
+    );
+    if (initdb.status !== 0) throw new Error(`initdb failed: ${initdb.stderr || initdb.error}`);
+    pg.logPath = join(ARTIFACTS, `postgres-${process.pid}-${pg.port}.log`);
+    const log = createWriteStream(pg.logPath);
+    const args = ['-D', cluster, '-p', String(pg.port), '-h', '127.0.0.1', '-k', pg.dir, '-F', '-c', 'full_page_writes=off', '-c', 'max_connections=50'];
+    const child = spawn(join(bin, 'postgres'), args, { cwd: pg.dir, stdio: ['ignore', 'pipe', 'pipe'], ...as });
+    pg.child = child;
+    live.add(child);
+    child.stdout.pipe(log);
+    child.stderr.pipe(log);
+    child.on('exit', () => live.delete(child));
+    await withTimeout(
+      new Promise((resolveReady, reject) => {
+        let buffered = '';
+        child.stderr.on('data', (chunk) => {
+          buffered += chunk;
+          if (buffered.includes('ready to accept connections')) resolveReady();
+        });
+        child.on('exit', (code) => reject(new Error(`postgres exited with ${code}; see ${pg.logPath}`)));
+      }),
+      STARTUP_MS,
+      'postgres to accept connections',
+    );
+    return pg;
+  }
+
+  get url() {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  kill() {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL');
+  }
+}
+
+function postgresBinDir() {
+  if (process.env.SWITCHBOARD_POSTGRES_BIN_DIR) return process.env.SWITCHBOARD_POSTGRES_BIN_DIR;
+  const root = '/usr/lib/postgresql';
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => /^\d+$/.test(v) && existsSync(join(root, v, 'bin/initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
+  if (!versions.length) throw new Error('PostgreSQL is not installed (apt-get install postgresql), or set SWITCHBOARD_POSTGRES_BIN_DIR');
+  return join(root, versions[0], 'bin');
+}
+
+function systemUser(name) {
+  const read = (flag) => Number(spawnSync('id', [flag, name], { encoding: 'utf8' }).stdout.trim());
+  const uid = read('-u');
+  const gid = read('-g');
+  if (!Number.isInteger(uid) || !Number.isInteger(gid) || uid <= 0) throw new Error(`no system user ${name} to run PostgreSQL as`);
+  return { uid, gid };
 }
