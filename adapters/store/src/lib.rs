@@ -17,6 +17,7 @@ mod batch;
 pub mod conformance;
 mod convert;
 mod db_error;
+mod engine;
 mod error;
 mod handoff;
 mod list;

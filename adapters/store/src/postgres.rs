@@ -17,11 +17,12 @@ use sqlx::{Connection, PgConnection, Postgres};
 use crate::batch::{self, Entry};
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
 use crate::db_error::store_error;
+use crate::engine::Engine;
 use crate::redact::redact;
 use crate::{
-    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_PAGE, MAX_TRANSCRIPT_PAGE,
-    NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
-    TranscriptWrite, WebhookDelivery, WebhookRow, handoff, list, migrations, sql, webhooks,
+    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_TRANSCRIPT_PAGE, NewSession,
+    SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
+    TranscriptWrite, WebhookDelivery, WebhookRow, list, migrations, sql, webhooks,
 };
 
 /// How long [`PostgresStore::connect`] tries before giving up.
@@ -65,6 +66,15 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// The pool with this engine's reading of errors, for the methods both engines
+    /// share.
+    fn engine(&self) -> Engine<'_, Postgres> {
+        Engine {
+            pool: &self.pool,
+            error: db,
+        }
+    }
+
     /// Connect to the database at `url` (`postgres://user:password@host:port/db`) with
     /// at most `max_connections` connections, and bring its schema up to date. Fails
     /// within about ten seconds when the database does not answer; errors never show
@@ -400,13 +410,7 @@ impl ConversationStore for PostgresStore {
     }
 
     async fn handoff(&self, session_id: &str) -> Result<Option<HandoffRow>, StoreError> {
-        let row = sqlx::query(handoff::HANDOFF)
-            .bind(session_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|row| handoff::handoff_row(&row, "state"))
-            .transpose()
+        self.engine().handoff(session_id).await
     }
 
     async fn set_handoff(
@@ -415,39 +419,15 @@ impl ConversationStore for PostgresStore {
         expected: u64,
         new: &HandoffRow,
     ) -> Result<bool, StoreError> {
-        let since = to_db(new.since, "since")?;
-        let statement = if expected == 0 {
-            sqlx::query(handoff::INSERT_HANDOFF)
-        } else {
-            sqlx::query(handoff::UPDATE_HANDOFF)
-        }
-        .bind(session_id)
-        .bind(new.state.as_str())
-        .bind(new.operator.as_deref())
-        .bind(new.operator_name.as_deref())
-        .bind(new.reason.as_deref())
-        .bind(since);
-        let statement = if expected == 0 {
-            statement
-        } else {
-            statement.bind(to_db(expected, "version")?)
-        };
-        let done = statement.execute(&self.pool).await.map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        self.engine().set_handoff(session_id, expected, new).await
     }
 
     async fn inbox(
         &self,
         org_id: &str,
-        max: usize,
+        limit: usize,
     ) -> Result<Vec<(SessionRow, HandoffRow)>, StoreError> {
-        let rows = sqlx::query(handoff::INBOX)
-            .bind(org_id)
-            .bind(limit(max.clamp(1, MAX_PAGE)))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        rows.iter().map(handoff::inbox_row).collect()
+        self.engine().inbox(org_id, limit).await
     }
 
     async fn set_handoff_settings(
@@ -455,28 +435,14 @@ impl ConversationStore for PostgresStore {
         org_id: &str,
         settings: Option<&HandoffSettingsRow>,
     ) -> Result<(), StoreError> {
-        let statement = match settings {
-            Some(settings) => sqlx::query(handoff::SET_SETTINGS)
-                .bind(org_id)
-                .bind(settings.enabled)
-                .bind(settings.waiting_message.as_deref())
-                .bind(settings.when_unanswered),
-            None => sqlx::query(handoff::CLEAR_SETTINGS).bind(org_id),
-        };
-        statement.execute(&self.pool).await.map_err(db)?;
-        Ok(())
+        self.engine().set_handoff_settings(org_id, settings).await
     }
 
     async fn handoff_settings(
         &self,
         org_id: &str,
     ) -> Result<Option<HandoffSettingsRow>, StoreError> {
-        let row = sqlx::query(handoff::SETTINGS)
-            .bind(org_id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.map(|row| handoff::settings_row(&row)).transpose()
+        self.engine().handoff_settings(org_id).await
     }
 
     async fn create_webhook(
@@ -488,11 +454,11 @@ impl ConversationStore for PostgresStore {
     }
 
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
-        webhooks::postgres::of_org(&self.pool, org_id).await
+        self.engine().webhooks(org_id).await
     }
 
     async fn delete_webhook(&self, org_id: &str, webhook_id: &str) -> Result<bool, StoreError> {
-        webhooks::postgres::delete(&self.pool, org_id, webhook_id).await
+        self.engine().delete_webhook(org_id, webhook_id).await
     }
 
     async fn record_delivery(
@@ -509,7 +475,9 @@ impl ConversationStore for PostgresStore {
         webhook_id: &str,
         max: usize,
     ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
-        webhooks::postgres::log(&self.pool, org_id, webhook_id, max).await
+        self.engine()
+            .webhook_deliveries(org_id, webhook_id, max)
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -2,7 +2,8 @@
 //! of each (the newest deliveries only: the log is bounded per endpoint). The log
 //! holds no payload, only what happened to each delivery.
 //!
-//! - [`sql`]: the statements both engines run, and their rows read back;
+//! - [`sql`]: the statements both engines run, their rows read back, and the methods
+//!   both engines share;
 //! - [`sqlite`], [`postgres`], [`memory`]: each store's methods.
 
 pub(crate) mod memory;

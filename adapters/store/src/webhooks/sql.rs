@@ -1,10 +1,12 @@
-//! The webhook statements both engines run as they are, and their rows read back.
-//! Only the per-org cap's locking differs per engine (in the engine's module).
+//! The webhook statements both engines run as they are, their rows read back, and the
+//! methods both engines share. Only writing — the per-org cap's locking and the write
+//! transaction — differs per engine (in the engine's module).
 
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use crate::convert::{column, from_db, to_db};
-use crate::{DeliveryOutcome, StoreError, WebhookDelivery, WebhookRow};
+use crate::convert::{column, from_db, limit, to_db};
+use crate::engine::shared_methods;
+use crate::{DeliveryOutcome, MAX_DELIVERY_PAGE, StoreError, WebhookDelivery, WebhookRow};
 
 /// `$1`: org_id.
 pub(crate) const COUNT_WEBHOOKS: &str = "SELECT COUNT(*) FROM webhooks WHERE org_id = $1";
@@ -14,16 +16,17 @@ pub(crate) const CREATE_WEBHOOK: &str = "INSERT INTO webhooks \
      (webhook_id, org_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// `$1`: org_id; oldest first.
-pub(crate) const WEBHOOKS: &str = "SELECT webhook_id, org_id, url, events, secret, created_at \
+const WEBHOOKS: &str = "SELECT webhook_id, org_id, url, events, secret, created_at \
      FROM webhooks WHERE org_id = $1 ORDER BY created_at, webhook_id";
 
 /// `$1, $2`: org_id, webhook_id.
-pub(crate) const WEBHOOK_EXISTS: &str =
-    "SELECT COUNT(*) FROM webhooks WHERE org_id = $1 AND webhook_id = $2";
+const WEBHOOK_EXISTS: &str =
+    "SELECT webhook_id FROM webhooks WHERE org_id = $1 AND webhook_id = $2";
 
-/// `$1, $2`: org_id, webhook_id. Its deliveries go with it (`ON DELETE CASCADE`).
-pub(crate) const DELETE_WEBHOOK: &str =
-    "DELETE FROM webhooks WHERE org_id = $1 AND webhook_id = $2";
+/// `$1, $2`: org_id, webhook_id. Its deliveries go with it (`ON DELETE CASCADE`);
+/// returns a row when it existed.
+const DELETE_WEBHOOK: &str =
+    "DELETE FROM webhooks WHERE org_id = $1 AND webhook_id = $2 RETURNING webhook_id";
 
 /// `$1..$10`: webhook_id, delivery_id, event_type, attempts, outcome, last_status,
 /// last_error, created_at, updated_at, next_attempt_at. Stored only while the endpoint
@@ -46,7 +49,7 @@ pub(crate) const PRUNE_DELIVERIES: &str = "DELETE FROM webhook_deliveries \
        ORDER BY created_at DESC, delivery_id DESC LIMIT $2)";
 
 /// `$1, $2`: webhook_id, limit; newest first.
-pub(crate) const DELIVERIES: &str = "SELECT webhook_id, delivery_id, event_type, attempts, \
+const DELIVERIES: &str = "SELECT webhook_id, delivery_id, event_type, attempts, \
      outcome, last_status, last_error, created_at, updated_at, next_attempt_at \
      FROM webhook_deliveries WHERE webhook_id = $1 \
      ORDER BY created_at DESC, delivery_id DESC LIMIT $2";
@@ -138,4 +141,59 @@ where
             .map(|at| from_db(at, "next_attempt_at"))
             .transpose()?,
     })
+}
+
+shared_methods! {
+    /// [`ConversationStore::webhooks`](crate::ConversationStore::webhooks).
+    pub(crate) async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
+        let rows = ::sqlx::query::<DB>(WEBHOOKS)
+            .bind(org_id)
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error)?;
+        rows.iter().map(webhook_row).collect()
+    }
+
+    /// [`ConversationStore::delete_webhook`](crate::ConversationStore::delete_webhook).
+    pub(crate) async fn delete_webhook(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+    ) -> Result<bool, StoreError> {
+        let deleted = ::sqlx::query::<DB>(DELETE_WEBHOOK)
+            .bind(org_id)
+            .bind(webhook_id)
+            .fetch_optional(self.pool)
+            .await
+            .map_err(self.error)?;
+        Ok(deleted.is_some())
+    }
+
+    /// [`ConversationStore::webhook_deliveries`](crate::ConversationStore::webhook_deliveries).
+    pub(crate) async fn webhook_deliveries(
+        &self,
+        org_id: &str,
+        webhook_id: &str,
+        max: usize,
+    ) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
+        let found = ::sqlx::query::<DB>(WEBHOOK_EXISTS)
+            .bind(org_id)
+            .bind(webhook_id)
+            .fetch_optional(self.pool)
+            .await
+            .map_err(self.error)?;
+        if found.is_none() {
+            return Ok(None);
+        }
+        let rows = ::sqlx::query::<DB>(DELIVERIES)
+            .bind(webhook_id)
+            .bind(limit(max.min(MAX_DELIVERY_PAGE)))
+            .fetch_all(self.pool)
+            .await
+            .map_err(self.error)?;
+        rows.iter()
+            .map(delivery_row)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
 }

@@ -3,10 +3,10 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::sql::{self, DeliveryValues, delivery_row, events_to_db, webhook_row};
+use super::sql::{self, DeliveryValues, events_to_db};
 use crate::convert::{limit, to_db};
 use crate::sqlite::{BEGIN_WRITE, db};
-use crate::{MAX_DELIVERY_PAGE, StoreError, WebhookDelivery, WebhookRow};
+use crate::{StoreError, WebhookDelivery, WebhookRow};
 
 pub(crate) async fn create(
     pool: &SqlitePool,
@@ -35,29 +35,6 @@ pub(crate) async fn create(
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(true)
-}
-
-pub(crate) async fn of_org(pool: &SqlitePool, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
-    let rows = sqlx::query(sql::WEBHOOKS)
-        .bind(org_id)
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-    rows.iter().map(webhook_row).collect()
-}
-
-pub(crate) async fn delete(
-    pool: &SqlitePool,
-    org_id: &str,
-    webhook_id: &str,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(sql::DELETE_WEBHOOK)
-        .bind(org_id)
-        .bind(webhook_id)
-        .execute(pool)
-        .await
-        .map_err(db)?;
-    Ok(done.rows_affected() > 0)
 }
 
 pub(crate) async fn record(
@@ -92,31 +69,4 @@ pub(crate) async fn record(
         .map_err(db)?;
     tx.commit().await.map_err(db)?;
     Ok(true)
-}
-
-pub(crate) async fn log(
-    pool: &SqlitePool,
-    org_id: &str,
-    webhook_id: &str,
-    max: usize,
-) -> Result<Option<Vec<WebhookDelivery>>, StoreError> {
-    let found: i64 = sqlx::query_scalar(sql::WEBHOOK_EXISTS)
-        .bind(org_id)
-        .bind(webhook_id)
-        .fetch_one(pool)
-        .await
-        .map_err(db)?;
-    if found == 0 {
-        return Ok(None);
-    }
-    let rows = sqlx::query(sql::DELIVERIES)
-        .bind(webhook_id)
-        .bind(limit(max.min(MAX_DELIVERY_PAGE)))
-        .fetch_all(pool)
-        .await
-        .map_err(db)?;
-    rows.iter()
-        .map(delivery_row)
-        .collect::<Result<_, _>>()
-        .map(Some)
 }
