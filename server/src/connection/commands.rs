@@ -96,7 +96,10 @@ impl Connection {
     /// A joined session that was deleted meanwhile (by another member, an erase or
     /// retention, on any replica) is left and `not_found`: appending to it would bring
     /// its stream back.
-    async fn still_exists(&mut self, session_id: &str) -> Result<SessionRecord, ClientError> {
+    pub(super) async fn still_exists(
+        &mut self,
+        session_id: &str,
+    ) -> Result<SessionRecord, ClientError> {
         if let Some(record) = self.state.sessions.get(session_id).await? {
             return Ok(record);
         }

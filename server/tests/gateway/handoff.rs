@@ -39,6 +39,13 @@ async fn handoff_request(client: &mut Client, session: &str, reason: &str) -> Va
         .await
 }
 
+/// `handoff.claim` or `handoff.release` (`action`) of `session`, which must succeed.
+async fn handoff_act(client: &mut Client, action: &str, session: &str) -> Value {
+    client
+        .request_ok(action, json!({"session_id": session}), "handoff.updated")
+        .await
+}
+
 /// The whole path: the customer asks, the staff stream and the inbox show it, one
 /// operator claims (a second is refused), the customer's messages get no AI answer
 /// while a person holds it, the operator gives it back, and the AI answers again.
@@ -73,13 +80,7 @@ async fn a_customer_asks_for_a_person_and_an_operator_takes_over_and_gives_back(
     assert_eq!(again["handoff"]["reason"], "I want a refund");
 
     dana.join(&s.id, Some(0), None).await;
-    let claimed = dana
-        .request_ok(
-            "handoff.claim",
-            json!({"session_id": s.id}),
-            "handoff.updated",
-        )
-        .await;
+    let claimed = handoff_act(&mut dana, "handoff.claim", &s.id).await;
     assert_eq!(claimed["handoff"]["state"], "human");
     assert_eq!(
         claimed["handoff"]["operator"],
@@ -109,13 +110,7 @@ async fn a_customer_asks_for_a_person_and_an_operator_takes_over_and_gives_back(
     ann.collect_until(|f| f["message_id"] == reply["message_id"])
         .await;
 
-    let released = dana
-        .request_ok(
-            "handoff.release",
-            json!({"session_id": s.id}),
-            "handoff.updated",
-        )
-        .await;
+    let released = handoff_act(&mut dana, "handoff.release", &s.id).await;
     assert_eq!(released["handoff"]["state"], "assistant");
     let change = dana
         .collect_until(|f| ty(f) == "inbox.changed" && f["handoff"]["state"] == "assistant")
@@ -168,6 +163,56 @@ async fn the_assistant_asks_for_a_person_when_the_customer_wants_one() {
         change["handoff"]["reason"],
         "Can I talk to a human, please?"
     );
+}
+
+/// An org that asks for a person when the knowledge base has nothing: a question the
+/// documents answer gets an answer; one they do not makes the assistant ask for a
+/// person, and the customer reads the org's own waiting message.
+#[tokio::test]
+async fn the_assistant_asks_for_a_person_when_the_knowledge_base_has_nothing() {
+    let gw = keyed_gateway(&[]);
+    let api = Api::new(&gw);
+    api.ingest(&json!({
+        "doc_id": "hours", "org_id": "acme", "title": "Opening hours",
+        "text": "The zebracorn shop opens at nine and closes at five.", "acl": {"public": true}
+    }))
+    .await;
+    let settings = json!({"enabled": true,
+        "waiting_message": "A person will answer within the hour.", "when_unanswered": true});
+    let reply = api
+        .call(
+            Method::PUT,
+            "/v1/admin/handoff?org_id=acme",
+            Some(ADMIN_SECRET),
+            Some(&settings),
+        )
+        .await;
+    assert_eq!(reply.expect(200, "set")["when_unanswered"], true);
+
+    let mut ann = connect(&gw, &customer("ann")).await;
+    let s = ann.create_session().await;
+    ann.send_message(&s.id, "When does the zebracorn shop open?")
+        .await;
+    let answered = ann.collect_until(|f| ty(f) == "turn.end").await;
+    assert!(
+        answered.iter().all(|f| ty(f) != "tool.request"),
+        "{answered:?}"
+    );
+    assert!(
+        answered.last().unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .contains("nine")
+    );
+
+    ann.send_message(&s.id, "Can you repaint my hovercraft?")
+        .await;
+    let frames = ann.collect_until(|f| ty(f) == "turn.end").await;
+    let request = frames.iter().find(|f| ty(f) == "tool.request").unwrap();
+    assert_eq!(request["tool"], "handoff", "{request}");
+    let handoff = frames.iter().find(|f| ty(f) == "handoff").unwrap();
+    assert_eq!(handoff["by"], "assistant");
+    assert_eq!(handoff["notice"], "A person will answer within the hour.");
 }
 
 /// An org that turned handoff off: `handoff.request` is refused, and the assistant
@@ -340,9 +385,7 @@ async fn across_replicas_one_operator_holds_it_and_the_ai_stays_silent() {
     let reply = holder.send_message(&s.id, "Hello, I am here.").await;
     ann.collect_until(|f| f["message_id"] == reply["message_id"])
         .await;
-    holder
-        .request_ok("handoff.release", claim, "handoff.updated")
-        .await;
+    handoff_act(holder, "handoff.release", &s.id).await;
     let asked = ann
         .send_message(&s.id, "What are your opening hours?")
         .await;

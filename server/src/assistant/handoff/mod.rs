@@ -13,12 +13,10 @@ pub mod cache;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_protocol::ErrorCode;
-use switchboard_protocol::EventBody;
-use switchboard_protocol::StreamName;
 use switchboard_protocol::handoff::{
-    Handoff, HandoffBy, HandoffSettings, HandoffState, MAX_REASON_CHARS, Staffer,
+    Handoff, HandoffBy, HandoffSettings, HandoffState, Inbox, InboxEntry, MAX_REASON_CHARS, Staffer,
 };
+use switchboard_protocol::{ErrorCode, EventBody, StreamName};
 use switchboard_store::{
     ConversationStore, HandoffRow, HandoffSettingsRow, HandoffState as StoredState,
 };
@@ -26,6 +24,7 @@ use switchboard_store::{
 use self::cache::{HandoffCache, Mirrored};
 use crate::access::AccessContext;
 use crate::access::policy;
+use crate::assistant::turns::Turns;
 use crate::conversations::lifecycle::summary;
 use crate::error::ClientError;
 use crate::fanout::Events;
@@ -34,6 +33,8 @@ use crate::records::sessions::SessionRecord;
 
 /// What a customer reads while waiting, unless the org set its own.
 pub const DEFAULT_WAITING_MESSAGE: &str = "Someone from the team will be with you shortly.";
+/// Most conversations one inbox answer holds (also the default).
+pub const INBOX_LIMIT: usize = 100;
 /// How often a transition re-reads and retries when another change came first.
 const CAS_ATTEMPTS: usize = 8;
 /// How long the turn path waits for the store when its caches have nothing.
@@ -194,9 +195,22 @@ impl Handoffs {
         .await
     }
 
-    /// An operator takes the conversation. `conflict` when another operator holds it;
-    /// the holder claiming again changes nothing.
+    /// An operator takes the conversation, and the AI stops talking as they arrive: a
+    /// turn of the session running on any replica is cancelled (`turns`). `conflict`
+    /// when another operator holds it; the holder claiming again changes nothing.
     pub async fn claim(
+        &self,
+        who: &AccessContext,
+        session: &SessionRecord,
+        turns: &Turns,
+    ) -> Result<Handoff, ClientError> {
+        let handoff = self.take(who, session).await?;
+        turns.cancel_running(&session.session_id).await?;
+        Ok(handoff)
+    }
+
+    /// The claim itself: the state becomes `human`, held by `who`.
+    async fn take(
         &self,
         who: &AccessContext,
         session: &SessionRecord,
@@ -270,17 +284,19 @@ impl Handoffs {
         .await
     }
 
-    /// The org's waiting and held conversations, the longest in that state first.
-    pub async fn inbox(
-        &self,
-        org_id: &str,
-        limit: usize,
-    ) -> Result<Vec<(switchboard_store::SessionRow, Handoff)>, ClientError> {
+    /// The org's waiting and held conversations, the longest in that state first,
+    /// at most `limit` ([`INBOX_LIMIT`] when `None`, and at most that).
+    pub async fn inbox(&self, org_id: &str, limit: Option<usize>) -> Result<Inbox, ClientError> {
+        let limit = limit.unwrap_or(INBOX_LIMIT).clamp(1, INBOX_LIMIT);
         let rows = self.store.inbox(org_id, limit).await?;
-        Ok(rows
+        let sessions = rows
             .into_iter()
-            .map(|(session, handoff)| (session, wire(&handoff)))
-            .collect())
+            .map(|(session, handoff)| InboxEntry {
+                session: summary(session),
+                handoff: wire(&handoff),
+            })
+            .collect();
+        Ok(Inbox { sessions })
     }
 
     /// Read the state, ask `step` for the next one, and store it if nobody changed it

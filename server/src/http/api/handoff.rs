@@ -7,21 +7,17 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use switchboard_protocol::handoff::{
-    Handoff, HandoffBy, HandoffSettings, Inbox, InboxEntry, MAX_WAITING_MESSAGE_CHARS,
+    Handoff, HandoffBy, HandoffSettings, Inbox, MAX_WAITING_MESSAGE_CHARS,
 };
 use utoipa::{IntoParams, ToSchema};
 
 use super::{OrgQuery, administered_org, check_len, refused, session_record};
 use crate::access::{AccessContext, Caller, policy};
-use crate::conversations::lifecycle::summary;
 use crate::error::ClientError;
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ApiJson, ErrorBody};
 use crate::records::sessions::SessionRecord;
 use crate::state::AppState;
-
-/// Most inbox entries one answer holds.
-const INBOX_LIMIT: usize = 100;
 
 /// How many inbox entries (`GET /v1/inbox`).
 #[derive(Debug, Deserialize, IntoParams)]
@@ -74,18 +70,7 @@ pub async fn inbox(
 ) -> Result<Json<Inbox>, ApiError> {
     let who = person(&caller)?;
     policy::read_inbox(who).map_err(refused)?;
-    let limit = query.limit.unwrap_or(INBOX_LIMIT).clamp(1, INBOX_LIMIT);
-    let sessions = state
-        .handoff
-        .inbox(&who.org_id, limit)
-        .await?
-        .into_iter()
-        .map(|(row, handoff)| InboxEntry {
-            session: summary(row),
-            handoff,
-        })
-        .collect();
-    Ok(Json(Inbox { sessions }))
+    Ok(Json(state.handoff.inbox(&who.org_id, query.limit).await?))
 }
 
 /// Ask for a person (the session's owner, or staff on their behalf).
@@ -124,8 +109,7 @@ pub async fn claim(
 ) -> Result<Json<Handoff>, ApiError> {
     let who = person(&caller)?;
     let session = visible_session(&state, who, &session_id).await?;
-    let handoff = state.handoff.claim(who, &session).await?;
-    state.turns.cancel_running(&session_id).await?;
+    let handoff = state.handoff.claim(who, &session, &state.turns).await?;
     Ok(Json(handoff))
 }
 
