@@ -30,6 +30,22 @@ async fn replica(backplane: &Arc<MemoryBackplane>, limits: PresenceLimits) -> Ar
     presence
 }
 
+/// Two replicas with the default limits on one memory backplane.
+async fn two_replicas() -> (Arc<MemoryBackplane>, Arc<Presence>, Arc<Presence>) {
+    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
+    let a = replica(&backplane, PresenceLimits::default()).await;
+    let b = replica(&backplane, PresenceLimits::default()).await;
+    (backplane, a, b)
+}
+
+/// `replica`'s heartbeat is gone, as its expiry would remove it after a crash.
+async fn heartbeat_lapses(backplane: &MemoryBackplane, replica: &Presence) {
+    backplane
+        .record_delete(&RecordKey::new(PRESENCE_REPLICAS, replica.id()))
+        .await
+        .unwrap();
+}
+
 fn member(user: Option<&str>, name: Option<&str>, role: PresenceRole) -> PresenceMember {
     PresenceMember {
         user_id: user.map(str::to_string),
@@ -108,9 +124,7 @@ fn user_ids(members: &Value) -> Vec<String> {
 /// operator's second connection changes nothing; a visitor is counted, not named.
 #[tokio::test(start_paused = true)]
 async fn members_on_two_replicas_see_each_other_arrive_and_leave() {
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (_backplane, a, b) = two_replicas().await;
 
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
@@ -160,9 +174,7 @@ async fn members_on_two_replicas_see_each_other_arrive_and_leave() {
 /// members leave at A's next beat, and A's next write drops B's entry.
 #[tokio::test(start_paused = true)]
 async fn a_dead_replicas_members_leave() {
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (backplane, a, b) = two_replicas().await;
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
     ann.expect("presence").await;
@@ -175,10 +187,7 @@ async fn a_dead_replicas_members_leave() {
     b.stop.cancel();
     b.tasks.close();
     b.tasks.wait().await;
-    backplane
-        .record_delete(&RecordKey::new(PRESENCE_REPLICAS, b.id()))
-        .await
-        .unwrap();
+    heartbeat_lapses(&backplane, &b).await;
     let started = Instant::now();
     let left = ann.expect("presence.changed").await;
     assert_eq!(user_ids(&left["left"]), ["dana"]);
@@ -209,18 +218,13 @@ async fn a_dead_replicas_members_leave() {
 /// show its members, even before the next beat.
 #[tokio::test(start_paused = true)]
 async fn a_first_snapshot_never_shows_a_dead_replicas_members() {
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (backplane, a, b) = two_replicas().await;
     let mut dana_b = socket(10);
     b.join("s_1", dana_b.id, &dana_b.outbound, dana()).await;
     dana_b.expect("presence").await;
     tokio::time::sleep(Duration::from_millis(10)).await;
     b.stop.cancel();
-    backplane
-        .record_delete(&RecordKey::new(PRESENCE_REPLICAS, b.id()))
-        .await
-        .unwrap();
+    heartbeat_lapses(&backplane, &b).await;
 
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
@@ -232,9 +236,7 @@ async fn a_first_snapshot_never_shows_a_dead_replicas_members() {
 /// is forwarded once per interval, and a stop clears it.
 #[tokio::test(start_paused = true)]
 async fn typing_crosses_replicas_at_most_once_per_interval() {
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (_backplane, a, b) = two_replicas().await;
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
     ann.expect("presence").await;
@@ -285,9 +287,7 @@ async fn typing_crosses_replicas_at_most_once_per_interval() {
 /// A member who leaves while shown as typing is cleared at once.
 #[tokio::test(start_paused = true)]
 async fn leaving_while_typing_clears_the_indicator() {
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (_backplane, a, b) = two_replicas().await;
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
     ann.expect("presence").await;
@@ -378,9 +378,7 @@ async fn presence_is_bounded_per_session_and_per_process() {
 async fn a_removed_sessions_presence_is_erased_on_every_replica() {
     use crate::conversations::PresenceEraser;
 
-    let backplane = Arc::new(MemoryBackplane::new(Retention::default()));
-    let a = replica(&backplane, PresenceLimits::default()).await;
-    let b = replica(&backplane, PresenceLimits::default()).await;
+    let (backplane, a, b) = two_replicas().await;
     let mut ann = socket(1);
     a.join("s_1", ann.id, &ann.outbound, owner()).await;
     ann.expect("presence").await;
