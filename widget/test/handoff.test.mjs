@@ -8,23 +8,24 @@
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
   ADMIN_KEY,
-  HostPages,
   KEY_FLAGS,
   api,
   docsScreenshot,
   embedPage,
   history,
-  launchBrowser,
   readable,
   recordFrames,
   sel,
   signJwt,
   storedSessionId,
 } from './support/browser.mjs';
-import { Gateway, Postgres, Redis } from './support/processes.mjs';
+import { Gateway } from './support/processes.mjs';
+import { sharedProcesses } from './support/fixture.mjs';
+
+const fx = sharedProcesses({ postgres: true });
 
 const SECRET = 'handoff-console-secret-0123456789abcdef';
 const ORG = 'default';
@@ -33,29 +34,11 @@ const TO_THE_PERSON = 'Thanks Dana! The cluster has three nodes behind an nginx 
 const LAST_QUESTION = 'What happens to a slow consumer?';
 const DANA_SAYS = 'Hi, I am Dana from support. Which ingress controller do you use?';
 
-let pg;
-let redis;
-let browser;
-let host;
-const gateways = [];
-
-before(async () => {
-  [pg, redis, browser, host] = await Promise.all([Postgres.start(), Redis.start(), launchBrowser(), HostPages.start()]);
-});
-
-after(async () => {
-  await browser?.close();
-  await host?.close();
-  for (const gateway of gateways) gateway.kill();
-  redis?.kill();
-  pg?.kill();
-});
-
 async function startReplica(name) {
   const args = [
-    '--backplane', redis.url,
+    '--backplane', fx.redis.url,
     '--backplane-prefix', 'handoff',
-    '--store', pg.url,
+    '--store', fx.pg.url,
     '--server-id', name,
     '--demo-seed',
     '--offline-agent-delay', '10ms',
@@ -63,7 +46,7 @@ async function startReplica(name) {
     ...KEY_FLAGS,
   ];
   const gateway = await Gateway.start(args, { name });
-  gateways.push(gateway);
+  fx.gateways.push(gateway);
   return gateway;
 }
 
@@ -118,7 +101,7 @@ test('a customer on one replica asks for a person; an operator on the other take
   const b = await startReplica('handoff-b');
 
   // The operator's console on replica B, open before anything happens.
-  const operatorContext = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+  const operatorContext = await fx.browser.newContext({ viewport: { width: 1280, height: 820 } });
   const danaToken = token('op-dana', { name: 'Dana', roles: ['operator'] });
   const dana = await openConsole(operatorContext, b, danaToken);
   assert.equal(await dana.page.locator(con.who).textContent(), `Dana · ${ORG}`);
@@ -127,11 +110,11 @@ test('a customer on one replica asks for a person; an operator on the other take
   assert.equal(new URL(dana.page.url()).hash, '');
 
   // The customer in the widget on replica A asks the assistant first.
-  const customerContext = await browser.newContext({ viewport: { width: 520, height: 900 } });
+  const customerContext = await fx.browser.newContext({ viewport: { width: 520, height: 900 } });
   const customer = await customerContext.newPage();
   const customerFrames = recordFrames(customer);
   const customerToken = token('ana', { name: 'Ana' });
-  const url = host.page(
+  const url = fx.host.page(
     '/handoff',
     embedPage(a.url, {
       attributes: { 'storage-key': 'handoff', 'chat-title': 'Shop help', 'token-provider': 'getChatToken' },
@@ -188,7 +171,7 @@ test('a customer on one replica asks for a person; an operator on the other take
   assert.equal(await readable(joined), 'Dana joined the conversation');
 
   // Another operator (on replica A) cannot take it from her, and reads why.
-  const samContext = await browser.newContext({ viewport: { width: 1280, height: 820 } });
+  const samContext = await fx.browser.newContext({ viewport: { width: 1280, height: 820 } });
   const sam = await openConsole(samContext, a, token('op-sam', { name: 'Sam', roles: ['operator'] }));
   await sam.page.locator(con.entry(sessionId)).filter({ hasText: 'With Dana' }).click();
   await sam.page.locator(con.state).filter({ hasText: 'Dana holds this conversation' }).waitFor();
@@ -264,17 +247,17 @@ test('a customer on one replica asks for a person; an operator on the other take
 
 test('the button before any message starts the conversation; the org’s waiting message is shown; with handoff off, the customer reads why', async () => {
   const gateway = await Gateway.start(['--demo-seed', '--offline-agent-delay', '5ms', '--jwt-hs256-secret', SECRET, ...KEY_FLAGS], { name: 'handoff-settings' });
-  gateways.push(gateway);
+  fx.gateways.push(gateway);
   const waitingMessage = 'Thanks! A person from the shop answers within two minutes.';
   const settings = (org, body) => api(gateway.url, 'PUT', `/v1/admin/handoff?org_id=${org}`, ADMIN_KEY, body);
   assert.equal((await settings(ORG, { enabled: true, waiting_message: waitingMessage, when_unanswered: false })).status, 200);
   assert.equal((await settings('closed', { enabled: false, waiting_message: 'unused', when_unanswered: false })).status, 200);
 
-  const context = await browser.newContext();
+  const context = await fx.browser.newContext();
   async function customerPage(path, jwt) {
     const page = await context.newPage();
     await page.goto(
-      host.page(
+      fx.host.page(
         path,
         embedPage(gateway.url, {
           attributes: { 'storage-key': path.slice(1), 'token-provider': 'getChatToken' },

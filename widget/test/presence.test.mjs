@@ -5,34 +5,26 @@
 // her last start), "Dana left"; the customer's typing reaches Dana, throttled.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
-import { HostPages, embedPage, launchBrowser, recordFrames, screenshot, sel, signJwt, storedSessionId } from './support/browser.mjs';
-import { Gateway, Redis } from './support/processes.mjs';
+import { test } from 'node:test';
+import {
+  embedPage,
+  recordFrames,
+  screenshot,
+  sel,
+  signJwt,
+  storedSessionId,
+} from './support/browser.mjs';
+import { Gateway } from './support/processes.mjs';
+import { sharedProcesses } from './support/fixture.mjs';
+
+const fx = sharedProcesses();
 
 const SECRET = 'widget-presence-secret-0123456789abcdef';
-
-let redis;
-let browser;
-let host;
-const gateways = [];
-
-before(async () => {
-  redis = await Redis.start();
-  browser = await launchBrowser();
-  host = await HostPages.start();
-});
-
-after(async () => {
-  await browser?.close();
-  await host?.close();
-  for (const gateway of gateways) gateway.kill();
-  redis?.kill();
-});
 
 async function replica(name) {
   const gateway = await Gateway.start(
     [
-      '--backplane', redis.url,
+      '--backplane', fx.redis.url,
       '--backplane-prefix', 'presence',
       '--server-id', name,
       '--demo-seed',
@@ -43,7 +35,7 @@ async function replica(name) {
     ],
     { name },
   );
-  gateways.push(gateway);
+  fx.gateways.push(gateway);
   return gateway;
 }
 
@@ -58,7 +50,7 @@ function token(claims) {
  */
 async function operatorSocket(context, gateway, jwt) {
   const page = await context.newPage();
-  await page.goto(host.page('/operator', '<!doctype html><title>console</title>'));
+  await page.goto(fx.host.page('/operator', '<!doctype html><title>console</title>'));
   await page.evaluate(
     ({ wsUrl }) =>
       new Promise((resolve, reject) => {
@@ -87,8 +79,8 @@ async function operatorSocket(context, gateway, jwt) {
 test('staff arriving, typing and leaving show in the widget; the customer typing reaches them, throttled', async () => {
   const [a, b] = await Promise.all([replica('presence-a'), replica('presence-b')]);
   const customer = token({ sub: 'cust-1', name: 'Sam' });
-  const url = host.page('/presence', embedPage(a.url, { attributes: { 'storage-key': 'presence', 'chat-title': 'Shop help', token: customer } }));
-  const context = await browser.newContext({ viewport: { width: 760, height: 820 } });
+  const url = fx.host.page('/presence', embedPage(a.url, { attributes: { 'storage-key': 'presence', 'chat-title': 'Shop help', token: customer } }));
+  const context = await fx.browser.newContext({ viewport: { width: 760, height: 820 } });
   const page = await context.newPage();
   const frames = recordFrames(page);
   await page.goto(url);

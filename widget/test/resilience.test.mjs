@@ -4,13 +4,11 @@
 // reconnecting, then every message and the whole answer exactly once.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import {
-  HostPages,
   KEY_FLAGS,
   embedPage,
   history,
-  launchBrowser,
   normalized,
   readable,
   recordFrames,
@@ -19,29 +17,14 @@ import {
   sel,
   storedSessionId,
 } from './support/browser.mjs';
-import { Gateway, Redis } from './support/processes.mjs';
+import { Gateway } from './support/processes.mjs';
+import { sharedProcesses } from './support/fixture.mjs';
 
-let redis;
-let browser;
-let host;
-const gateways = [];
-
-before(async () => {
-  redis = await Redis.start();
-  browser = await launchBrowser();
-  host = await HostPages.start();
-});
-
-after(async () => {
-  await browser?.close();
-  await host?.close();
-  for (const gateway of gateways) gateway.kill();
-  redis?.kill();
-});
+const fx = sharedProcesses();
 
 async function startGateway(args, name) {
   const gateway = await Gateway.start(args, { name });
-  gateways.push(gateway);
+  fx.gateways.push(gateway);
   return gateway;
 }
 
@@ -61,10 +44,10 @@ function transcript(page) {
 }
 
 test('the gateway killed and restarted mid-answer: reconnecting, then the whole answer exactly once', async () => {
-  const args = ['--backplane', redis.url, '--backplane-prefix', 'restart', '--demo-seed', '--offline-agent-delay', '120ms', ...KEY_FLAGS];
+  const args = ['--backplane', fx.redis.url, '--backplane-prefix', 'restart', '--demo-seed', '--offline-agent-delay', '120ms', ...KEY_FLAGS];
   const gateway = await startGateway(args, 'restart');
-  const url = host.page('/restart', embedPage(gateway.url, { attributes: { 'storage-key': 'restart', 'chat-title': 'Shop help' } }));
-  const context = await browser.newContext({ viewport: { width: 800, height: 820 } });
+  const url = fx.host.page('/restart', embedPage(gateway.url, { attributes: { 'storage-key': 'restart', 'chat-title': 'Shop help' } }));
+  const context = await fx.browser.newContext({ viewport: { width: 800, height: 820 } });
   const page = await context.newPage();
   await recordStatuses(page);
   const frames = recordFrames(page);
@@ -131,8 +114,8 @@ test('the gateway killed and restarted mid-answer: reconnecting, then the whole 
 
 test('a message whose acknowledgement was lost is sent again with the same client_message_id, and appended once', async () => {
   const gateway = await startGateway(['--demo-seed', '--offline-agent-delay', '20ms', ...KEY_FLAGS], 'lost-ack');
-  const url = host.page('/lost-ack', embedPage(gateway.url, { attributes: { 'storage-key': 'lost-ack' } }));
-  const context = await browser.newContext();
+  const url = fx.host.page('/lost-ack', embedPage(gateway.url, { attributes: { 'storage-key': 'lost-ack' } }));
+  const context = await fx.browser.newContext();
   const page = await context.newPage();
   const sent = [];
   let dropped = 0;
@@ -181,8 +164,8 @@ test('a message whose acknowledgement was lost is sent again with the same clien
 
 test('offline: the widget says so, keeps what is typed, and sends it once back online', async () => {
   const gateway = await startGateway(['--demo-seed', '--offline-agent-delay', '20ms', ...KEY_FLAGS], 'offline');
-  const url = host.page('/offline', embedPage(gateway.url, { attributes: { 'storage-key': 'offline' } }));
-  const context = await browser.newContext({ viewport: { width: 800, height: 700 } });
+  const url = fx.host.page('/offline', embedPage(gateway.url, { attributes: { 'storage-key': 'offline' } }));
+  const context = await fx.browser.newContext({ viewport: { width: 800, height: 700 } });
   const page = await context.newPage();
   await page.goto(url);
   await online(page);

@@ -6,13 +6,11 @@
 
 import assert from 'node:assert/strict';
 import { connect, createServer } from 'node:net';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import {
-  HostPages,
   KEY_FLAGS,
   embedPage,
   history,
-  launchBrowser,
   normalized,
   readable,
   recordFrames,
@@ -20,7 +18,10 @@ import {
   sel,
   storedSessionId,
 } from './support/browser.mjs';
-import { Gateway, Redis } from './support/processes.mjs';
+import { Gateway } from './support/processes.mjs';
+import { sharedProcesses } from './support/fixture.mjs';
+
+const fx = sharedProcesses();
 
 const LEASE_BEAT_MS = 250;
 const LEASE_LAPSE_MS = 1000;
@@ -68,29 +69,15 @@ class TcpProxy {
   }
 }
 
-let redis;
-let browser;
-let host;
 let proxy;
-const gateways = [];
-
-before(async () => {
-  redis = await Redis.start();
-  browser = await launchBrowser();
-  host = await HostPages.start();
-});
 
 after(async () => {
-  await browser?.close();
-  await host?.close();
   await proxy?.close();
-  for (const gateway of gateways) gateway.kill();
-  redis?.kill();
 });
 
 async function startReplica(name) {
   const args = [
-    '--backplane', redis.url,
+    '--backplane', fx.redis.url,
     '--backplane-prefix', 'takeover',
     '--server-id', name,
     '--demo-seed',
@@ -101,7 +88,7 @@ async function startReplica(name) {
     ...KEY_FLAGS,
   ];
   const gateway = await Gateway.start(args, { name });
-  gateways.push(gateway);
+  fx.gateways.push(gateway);
   return gateway;
 }
 
@@ -109,8 +96,8 @@ test('a replica killed mid-answer: the widget reconnects to the other, marks the
   const [first, second] = await Promise.all([startReplica('takeover-a'), startReplica('takeover-b')]);
   proxy = await TcpProxy.start(first.port);
 
-  const url = host.page('/takeover', embedPage(proxy.url, { attributes: { 'storage-key': 'takeover', 'chat-title': 'Shop help' } }));
-  const context = await browser.newContext({ viewport: { width: 800, height: 900 } });
+  const url = fx.host.page('/takeover', embedPage(proxy.url, { attributes: { 'storage-key': 'takeover', 'chat-title': 'Shop help' } }));
+  const context = await fx.browser.newContext({ viewport: { width: 800, height: 900 } });
   const page = await context.newPage();
   // What the marker said at the moment each turn ended (it changes once the message is
   // answered again, possibly before a poll would see it).
