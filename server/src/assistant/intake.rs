@@ -86,54 +86,27 @@ impl Intake {
             return self.accept_from_staff(sender, send, acknowledge).await;
         };
         self.turns.has_room(&send.session_id).await?;
-        let stream = session_stream(&send.session_id)?;
         let message_id = new_id("m");
         self.turns.remember_job(&message_id, asker).await?;
-        let key = send
-            .client_message_id
-            .as_deref()
-            .map(|cmid| idempotency::message_key(&send.session_id, cmid));
-        let body = EventBody::Message {
-            message_id: message_id.clone(),
-            role: Role::User,
-            text: send.text.clone(),
-            author: sender.user_id.clone(),
-        };
-        let appended = self
-            .events
-            .append_once(&stream, body, key.as_ref(), &message_id, Some(is_message))
+        let author = sender.user_id.clone();
+        let (accepted, fresh) = self
+            .append_message(&send, message_id, Role::User, author)
             .await?;
-        let (accepted, queued) = match appended {
-            Once::Appended(event) => {
-                let accepted = Accepted {
-                    session_id: send.session_id,
-                    message_id,
-                    seq: event.seq,
-                };
-                let queued = self
-                    .turns
-                    .enqueue(&accepted.session_id, &accepted.message_id, accepted.seq)
-                    .await;
-                (accepted, queued)
-            }
+        let queued = if fresh {
+            self.turns
+                .enqueue(&accepted.session_id, &accepted.message_id, accepted.seq)
+                .await
+        } else {
             // A retry: the first attempt's answer, and no second message.
-            Once::Earlier { id, seq } => {
-                let accepted = Accepted {
-                    session_id: send.session_id,
-                    message_id: id,
-                    seq,
-                };
-                let queued = self
-                    .turns
-                    .enqueue_again(
-                        &accepted.session_id,
-                        &stream,
-                        &accepted.message_id,
-                        accepted.seq,
-                    )
-                    .await;
-                (accepted, queued)
-            }
+            let stream = session_stream(&accepted.session_id)?;
+            self.turns
+                .enqueue_again(
+                    &accepted.session_id,
+                    &stream,
+                    &accepted.message_id,
+                    accepted.seq,
+                )
+                .await
         };
         let claim = queued.map_err(|e| {
             ClientError::new(
@@ -159,36 +132,59 @@ impl Intake {
         send: MessageSend,
         acknowledge: impl FnOnce(&Accepted),
     ) -> Result<(), ClientError> {
+        let author = sender.name.clone().or_else(|| sender.user_id.clone());
+        let (accepted, _) = self
+            .append_message(&send, new_id("m"), Role::Operator, author)
+            .await?;
+        acknowledge(&accepted);
+        Ok(())
+    }
+
+    /// Append `send` as the `message` `message_id` of `role` by `author`, once per
+    /// `client_message_id` (`fanout::Events::append_once`): what was accepted, and
+    /// whether this request appended it (`false`: an earlier attempt did, and its
+    /// `message_id` and `seq` are the answer).
+    async fn append_message(
+        &self,
+        send: &MessageSend,
+        message_id: String,
+        role: Role,
+        author: Option<String>,
+    ) -> Result<(Accepted, bool), ClientError> {
         let stream = session_stream(&send.session_id)?;
-        let message_id = new_id("m");
         let key = send
             .client_message_id
             .as_deref()
             .map(|cmid| idempotency::message_key(&send.session_id, cmid));
         let body = EventBody::Message {
             message_id: message_id.clone(),
-            role: Role::Operator,
-            text: send.text,
-            author: sender.name.clone().or_else(|| sender.user_id.clone()),
+            role,
+            text: send.text.clone(),
+            author,
         };
-        let accepted = match self
+        let appended = self
             .events
             .append_once(&stream, body, key.as_ref(), &message_id, Some(is_message))
-            .await?
-        {
-            Once::Appended(event) => Accepted {
-                session_id: send.session_id,
-                message_id,
-                seq: event.seq,
-            },
-            Once::Earlier { id, seq } => Accepted {
-                session_id: send.session_id,
-                message_id: id,
-                seq,
-            },
-        };
-        acknowledge(&accepted);
-        Ok(())
+            .await?;
+        let session_id = send.session_id.clone();
+        Ok(match appended {
+            Once::Appended(event) => (
+                Accepted {
+                    session_id,
+                    message_id,
+                    seq: event.seq,
+                },
+                true,
+            ),
+            Once::Earlier { id, seq } => (
+                Accepted {
+                    session_id,
+                    message_id: id,
+                    seq,
+                },
+                false,
+            ),
+        })
     }
 
     fn check(&self, send: &MessageSend) -> Result<(), ClientError> {

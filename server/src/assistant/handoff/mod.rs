@@ -218,14 +218,10 @@ impl Handoffs {
         policy::claim_handoff(who, session)
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
         let user_id = who.user_id.clone().unwrap_or_default();
-        let staffer = Staffer {
-            user_id: user_id.clone(),
-            name: who.name.clone(),
-        };
         self.transition(
             session,
             HandoffBy::Operator,
-            Some(staffer),
+            Some(staffer(who)),
             None,
             |current, now| {
                 if current.state == StoredState::Human {
@@ -263,14 +259,10 @@ impl Handoffs {
         who: &AccessContext,
         session: &SessionRecord,
     ) -> Result<Handoff, ClientError> {
-        let staffer = Staffer {
-            user_id: who.user_id.clone().unwrap_or_default(),
-            name: who.name.clone(),
-        };
         self.transition(
             session,
             HandoffBy::Operator,
-            Some(staffer),
+            Some(staffer(who)),
             None,
             |current, now| {
                 if current.state == StoredState::Assistant {
@@ -387,6 +379,14 @@ impl Handoffs {
         {
             tracing::warn!(org_id = %session.org_id, error = %e, "could not tell the staff about a handoff");
         }
+    }
+}
+
+/// `who`, staff, as members see them.
+fn staffer(who: &AccessContext) -> Staffer {
+    Staffer {
+        user_id: who.user_id.clone().unwrap_or_default(),
+        name: who.name.clone(),
     }
 }
 
