@@ -4,6 +4,16 @@
 use super::*;
 use crate::{HandoffRow, HandoffSettingsRow, HandoffState};
 
+/// `set_handoff`, which must not fail: whether it changed the handoff.
+async fn set(
+    store: &dyn crate::ConversationStore,
+    session_id: &str,
+    expected: u64,
+    new: &HandoffRow,
+) -> bool {
+    store.set_handoff(session_id, expected, new).await.unwrap()
+}
+
 fn waiting(since: u64, reason: &str) -> HandoffRow {
     HandoffRow {
         state: HandoffState::Waiting,
@@ -38,18 +48,8 @@ pub async fn handoff_changes_by_compare_and_set(factory: &dyn StoreFactory) {
     );
     assert_eq!(store.handoff("nope").await.unwrap(), None);
 
-    assert!(
-        store
-            .set_handoff("s", 0, &waiting(NOW + 1, "asked"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .set_handoff("s", 0, &held_by("olga", NOW + 2))
-            .await
-            .unwrap()
-    );
+    assert!(set(&*store, "s", 0, &waiting(NOW + 1, "asked")).await);
+    assert!(!set(&*store, "s", 0, &held_by("olga", NOW + 2)).await);
     let read = store.handoff("s").await.unwrap().unwrap();
     assert_eq!(
         read,
@@ -59,18 +59,8 @@ pub async fn handoff_changes_by_compare_and_set(factory: &dyn StoreFactory) {
         }
     );
 
-    assert!(
-        store
-            .set_handoff("s", 1, &held_by("olga", NOW + 2))
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .set_handoff("s", 1, &held_by("otto", NOW + 3))
-            .await
-            .unwrap()
-    );
+    assert!(set(&*store, "s", 1, &held_by("olga", NOW + 2)).await);
+    assert!(!set(&*store, "s", 1, &held_by("otto", NOW + 3)).await);
     let read = store.handoff("s").await.unwrap().unwrap();
     assert_eq!(
         read,
@@ -79,24 +69,16 @@ pub async fn handoff_changes_by_compare_and_set(factory: &dyn StoreFactory) {
             ..held_by("olga", NOW + 2)
         }
     );
-    assert!(
-        !store
-            .set_handoff("nope", 0, &waiting(NOW, "x"))
-            .await
-            .unwrap()
-    );
+    assert!(!set(&*store, "nope", 0, &waiting(NOW, "x")).await);
     assert_eq!(store.handoff("nope").await.unwrap(), None);
 
     // Concurrent claims from one version: exactly one wins.
     let claims: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move {
-                store
-                    .set_handoff("s", 2, &held_by(&format!("op{i}"), NOW + 4))
-                    .await
-                    .unwrap()
-            })
+            tokio::spawn(
+                async move { set(&*store, "s", 2, &held_by(&format!("op{i}"), NOW + 4)).await },
+            )
         })
         .collect();
     let mut won = Vec::new();
@@ -121,48 +103,13 @@ pub async fn inbox_lists_waiting_and_held_sessions_oldest_first(factory: &dyn St
         create(&*store, &new_session(id, org, Some("u"), NOW)).await;
     }
     assert!(store.inbox("org-a", 10).await.unwrap().is_empty());
-    assert!(
-        store
-            .set_handoff("a2", 0, &waiting(NOW + 5, "late"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("a1", 0, &waiting(NOW + 1, "early"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("a1", 1, &held_by("olga", NOW + 9))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("a3", 0, &waiting(NOW + 3, "mid"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("a4", 0, &waiting(NOW + 2, "gone"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("a4", 1, &HandoffRow::assistant(NOW + 4))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_handoff("b1", 0, &waiting(NOW, "other org"))
-            .await
-            .unwrap()
-    );
+    assert!(set(&*store, "a2", 0, &waiting(NOW + 5, "late")).await);
+    assert!(set(&*store, "a1", 0, &waiting(NOW + 1, "early")).await);
+    assert!(set(&*store, "a1", 1, &held_by("olga", NOW + 9)).await);
+    assert!(set(&*store, "a3", 0, &waiting(NOW + 3, "mid")).await);
+    assert!(set(&*store, "a4", 0, &waiting(NOW + 2, "gone")).await);
+    assert!(set(&*store, "a4", 1, &HandoffRow::assistant(NOW + 4)).await);
+    assert!(set(&*store, "b1", 0, &waiting(NOW, "other org")).await);
 
     let inbox = store.inbox("org-a", 10).await.unwrap();
     let ids: Vec<&str> = inbox.iter().map(|(s, _)| s.session_id.as_str()).collect();
