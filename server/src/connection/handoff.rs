@@ -51,7 +51,7 @@ impl Connection {
         let handoff = self
             .state
             .handoff
-            .claim(&self.access, &session, &self.state.turns)
+            .claim(&self.access, &session, self.state.turns.as_ref())
             .await?;
         self.handoff_updated(id, target.session_id, handoff);
         Ok(())

@@ -24,7 +24,6 @@ use switchboard_store::{
 use self::cache::{HandoffCache, Mirrored};
 use crate::access::AccessContext;
 use crate::access::policy;
-use crate::assistant::turns::Turns;
 use crate::conversations::lifecycle::summary;
 use crate::error::ClientError;
 use crate::fanout::Events;
@@ -39,6 +38,14 @@ pub const INBOX_LIMIT: usize = 100;
 const CAS_ATTEMPTS: usize = 8;
 /// How long the turn path waits for the store when its caches have nothing.
 const STORE_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Cancels a conversation's running turn, wherever it runs, when a person takes the
+/// conversation. Implemented by the turns (which read the handoff state), handed to
+/// [`Handoffs::claim`].
+#[async_trait::async_trait]
+pub trait RunningTurns: Send + Sync {
+    async fn cancel_running(&self, session_id: &str) -> Result<(), ClientError>;
+}
 
 /// Handoff transitions and the inbox.
 pub struct Handoffs {
@@ -202,7 +209,7 @@ impl Handoffs {
         &self,
         who: &AccessContext,
         session: &SessionRecord,
-        turns: &Turns,
+        turns: &dyn RunningTurns,
     ) -> Result<Handoff, ClientError> {
         let handoff = self.take(who, session).await?;
         turns.cancel_running(&session.session_id).await?;

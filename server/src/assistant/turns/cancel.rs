@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 
 use super::Turns;
 use crate::assistant::control::{self, Hint};
+use crate::assistant::handoff::RunningTurns;
 use crate::error::ClientError;
 use crate::ids::is_plausible_own_id;
 use crate::records::namespace::TURN_CANCELS;
@@ -83,24 +84,6 @@ impl Turns {
         }
     }
 
-    /// Cancel whatever turn of `session_id` runs now, on any replica (an operator took
-    /// the conversation).
-    pub async fn cancel_running(&self, session_id: &str) -> Result<(), ClientError> {
-        let here = self.lock().get(session_id).and_then(|w| {
-            w.running.as_ref().map(|running| {
-                running.cancel.cancel();
-                running.turn_id.clone()
-            })
-        });
-        if here.is_some() {
-            return Ok(());
-        }
-        if let Some(running) = self.lease_of(session_id).await?.and_then(|l| l.running) {
-            self.cancel_anywhere(session_id, &running.turn_id).await?;
-        }
-        Ok(())
-    }
-
     /// `turn.cancel` of `turn_id` in `session_id`: cancelled here when it runs here;
     /// when it runs elsewhere (the session's lease names it), leave a cancel request
     /// and wake the lease's replica. False when no turn of that id runs in that
@@ -137,5 +120,25 @@ impl Turns {
         };
         control::send(self.backplane.as_ref(), &lease.replica, hint).await;
         Ok(true)
+    }
+}
+
+#[async_trait::async_trait]
+impl RunningTurns for Turns {
+    /// Cancel whatever turn of `session_id` runs now, on any replica.
+    async fn cancel_running(&self, session_id: &str) -> Result<(), ClientError> {
+        let here = self.lock().get(session_id).and_then(|w| {
+            w.running.as_ref().map(|running| {
+                running.cancel.cancel();
+                running.turn_id.clone()
+            })
+        });
+        if here.is_some() {
+            return Ok(());
+        }
+        if let Some(running) = self.lease_of(session_id).await?.and_then(|l| l.running) {
+            self.cancel_anywhere(session_id, &running.turn_id).await?;
+        }
+        Ok(())
     }
 }

@@ -109,7 +109,10 @@ pub async fn claim(
 ) -> Result<Json<Handoff>, ApiError> {
     let who = person(&caller)?;
     let session = visible_session(&state, who, &session_id).await?;
-    let handoff = state.handoff.claim(who, &session, &state.turns).await?;
+    let handoff = state
+        .handoff
+        .claim(who, &session, state.turns.as_ref())
+        .await?;
     Ok(Json(handoff))
 }
 
