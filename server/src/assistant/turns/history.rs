@@ -5,15 +5,18 @@
 use std::sync::Arc;
 
 use switchboard_backplane::{Event, Replay};
-use switchboard_protocol::EventBody;
+use switchboard_protocol::{EventBody, Role, TurnStatus};
 
 /// A turn found in history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Started {
     /// It asked for a tool call (which may have run). Unknown counts as yes.
     pub(super) called_tool: bool,
     /// Its `turn.end` is there.
     pub(super) ended: bool,
+    /// It ended completed and no assistant `message` follows: its replica stopped
+    /// between the two. The reply's text, which that message carries.
+    pub(super) owed_answer: Option<String>,
 }
 
 /// Whether `turn_id` started: `None` when it surely did not (its `turn.start` is not
@@ -26,6 +29,7 @@ pub(super) fn started(replay: &Replay, turn_id: &str) -> Option<Started> {
                 found = Some(Started {
                     called_tool: false,
                     ended: false,
+                    owed_answer: None,
                 });
             }
             EventBody::ToolRequest { turn_id: id, .. } if id == turn_id => {
@@ -33,9 +37,23 @@ pub(super) fn started(replay: &Replay, turn_id: &str) -> Option<Started> {
                     turn.called_tool = true;
                 }
             }
-            EventBody::TurnEnd { turn_id: id, .. } if id == turn_id => {
+            EventBody::TurnEnd {
+                turn_id: id,
+                status,
+                text,
+                ..
+            } if id == turn_id => {
                 if let Some(turn) = found.as_mut() {
                     turn.ended = true;
+                    turn.owed_answer = (*status == TurnStatus::Completed).then(|| text.clone());
+                }
+            }
+            EventBody::Message {
+                role: Role::Assistant,
+                ..
+            } => {
+                if let Some(turn) = found.as_mut() {
+                    turn.owed_answer = None;
                 }
             }
             _ => {}
@@ -47,6 +65,7 @@ pub(super) fn started(replay: &Replay, turn_id: &str) -> Option<Started> {
         None if replay.trimmed => Some(Started {
             called_tool: true,
             ended: false,
+            owed_answer: None,
         }),
         None => None,
     }
@@ -82,7 +101,6 @@ mod tests {
     use std::sync::Arc;
 
     use switchboard_backplane::Event;
-    use switchboard_protocol::TurnStatus;
 
     use super::*;
 
@@ -142,19 +160,54 @@ mod tests {
             started(&history, "t1"),
             Some(Started {
                 called_tool: true,
-                ended: false
+                ended: false,
+                owed_answer: None,
             })
         );
         assert_eq!(
             started(&history, "t2"),
             Some(Started {
                 called_tool: false,
-                ended: true
+                ended: true,
+                owed_answer: Some(String::new()),
             })
         );
         assert_eq!(started(&history, "t3"), None);
         assert_eq!(answered(&history, "m2"), Some(true));
         assert_eq!(answered(&history, "m3"), Some(false));
+    }
+
+    #[test]
+    fn a_completed_end_owes_its_assistant_message_until_one_follows() {
+        let end = |status| EventBody::TurnEnd {
+            turn_id: "t1".into(),
+            status,
+            text: "Within 30 days.".into(),
+            usage: None,
+            sources: None,
+            error: None,
+            code: None,
+            retrying: None,
+        };
+        let owed = |bodies| started(&replay(bodies, false), "t1").and_then(|t| t.owed_answer);
+        assert_eq!(
+            owed(vec![start("t1", "m1"), end(TurnStatus::Completed)]),
+            Some("Within 30 days.".to_string())
+        );
+        let answer = EventBody::Message {
+            message_id: "m2".into(),
+            role: Role::Assistant,
+            text: "Within 30 days.".into(),
+            author: Some("assistant".into()),
+        };
+        assert_eq!(
+            owed(vec![start("t1", "m1"), end(TurnStatus::Completed), answer]),
+            None
+        );
+        assert_eq!(
+            owed(vec![start("t1", "m1"), end(TurnStatus::Cancelled)]),
+            None
+        );
     }
 
     #[test]
@@ -164,7 +217,8 @@ mod tests {
             started(&history, "t1"),
             Some(Started {
                 called_tool: true,
-                ended: false
+                ended: false,
+                owed_answer: None,
             })
         );
         assert_eq!(answered(&history, "m1"), None);

@@ -139,17 +139,11 @@ impl Turns {
             tracing::error!(session_id = %job.session_id, %turn_id, error = %e, "could not record a turn's end");
         }
         if status == TurnStatus::Completed {
-            let message = EventBody::Message {
-                message_id: new_id("m"),
-                role: Role::Assistant,
-                text,
-                author: Some("assistant".into()),
-            };
-            if let Err(e) = self
-                .events
-                .append_patiently(&job.stream, message, END_PATIENCE)
-                .await
-            {
+            if fence.is_cancelled() || self.replica.give_up_if_lapsed() {
+                // The replica that takes the session over writes the answer (see
+                // `worker::settle_interrupted`).
+                tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed after the turn's end; leaving its answer to the new owner");
+            } else if let Err(e) = self.answer(&job.stream, text).await {
                 tracing::error!(session_id = %job.session_id, %turn_id, error = %e, "could not record the assistant message");
             }
         }
@@ -157,6 +151,25 @@ impl Turns {
             .turns
             .with_label_values(&[status.as_str()])
             .inc();
+    }
+}
+
+impl Turns {
+    /// The assistant `message` of a completed turn, whose text is the turn's.
+    pub(super) async fn answer(
+        &self,
+        stream: &switchboard_backplane::StreamName,
+        text: String,
+    ) -> Result<Arc<Event>, switchboard_backplane::AppendError> {
+        let message = EventBody::Message {
+            message_id: new_id("m"),
+            role: Role::Assistant,
+            text,
+            author: Some("assistant".into()),
+        };
+        self.events
+            .append_patiently(stream, message, END_PATIENCE)
+            .await
     }
 }
 

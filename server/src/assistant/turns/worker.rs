@@ -208,8 +208,17 @@ impl Turns {
         let (retry, losses) = match history::started(&replay, &running.turn_id) {
             // It never started: its message simply waits again.
             None => (true, running.message.losses),
-            // It ended after all (its replica stopped between the end and the mark).
-            Some(started) if started.ended => (false, running.message.losses),
+            // It ended after all (its replica stopped between the end and the mark),
+            // perhaps before its answer was written: write that first.
+            Some(started) if started.ended => {
+                if let Some(text) = started.owed_answer
+                    && let Err(e) = self.answer(stream, text).await
+                {
+                    tracing::warn!(%stream, error = %e, "could not write an interrupted turn's answer yet");
+                    return None;
+                }
+                (false, running.message.losses)
+            }
             Some(started) => {
                 let attempts = running.message.losses + 1;
                 let retrying = !started.called_tool && attempts < MAX_ATTEMPTS;
