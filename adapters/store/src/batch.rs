@@ -42,6 +42,25 @@ pub(crate) fn entries(batch: &[TranscriptWrite]) -> Result<Vec<Entry<'_>>, Store
     Ok(entries)
 }
 
+/// The `entries` a statement stored, given the `(session_id, seq)` it returned for
+/// them, in `entries` order.
+pub(crate) fn stored<'a, 'e>(
+    entries: impl IntoIterator<Item = &'e Entry<'a>>,
+    inserted: &[(String, i64)],
+) -> Vec<&'e Entry<'a>>
+where
+    'a: 'e,
+{
+    let inserted: HashSet<(&str, i64)> = inserted
+        .iter()
+        .map(|(session_id, seq)| (session_id.as_str(), *seq))
+        .collect();
+    entries
+        .into_iter()
+        .filter(|entry| inserted.contains(&(entry.session_id, entry.seq)))
+        .collect()
+}
+
 /// What a session's newly stored entries change on it. Applied with the session's row
 /// locked, against its values then: `last_activity_at` and `last_seq` become the larger
 /// of old and new, the preview is set (and an archived session made active again) only

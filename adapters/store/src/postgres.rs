@@ -198,14 +198,7 @@ async fn insert_entries<'a, 'e>(
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?;
-    let inserted: HashSet<(&str, i64)> = inserted
-        .iter()
-        .map(|(session_id, seq)| (session_id.as_str(), *seq))
-        .collect();
-    Ok(candidates
-        .into_iter()
-        .filter(|entry| inserted.contains(&(entry.session_id, entry.seq)))
-        .collect())
+    Ok(batch::stored(candidates, &inserted))
 }
 
 #[async_trait]

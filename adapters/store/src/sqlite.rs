@@ -6,12 +6,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Sqlite;
 use sqlx::error::DatabaseError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db, upper_bound};
 use crate::db_error::store_error;
@@ -34,21 +34,29 @@ const FILE_CONNECTIONS: u32 = 4;
 /// first and then wrote could fail (not wait) when another wrote in between.
 pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 
-/// `$1..$5`: session_id, seq, ts, kind, event; stored only when the session exists
-/// and the entry is not stored yet.
-const INSERT_ENTRY: &str = "INSERT INTO transcript (session_id, seq, ts, kind, event) \
-     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM sessions WHERE session_id = $1) \
-     ON CONFLICT (session_id, seq) DO NOTHING";
+/// Rows one multi-row statement carries: 5 parameters each, well under SQLite's
+/// limit of 32,766 parameters per statement.
+const ROWS_PER_STATEMENT: usize = 256;
 
-/// `$1..$6`: session_id, newest ts, greatest seq, seq of the newest preview (NULL:
-/// none), that preview, title hint. See [`batch::SessionUpdate`].
+/// Followed by `VALUES (session_id, seq, ts, kind, event), …`: the entries of sessions
+/// that exist and that are not stored yet are stored, and returned.
+const INSERT_ENTRIES: &str = "INSERT INTO transcript (session_id, seq, ts, kind, event) \
+     SELECT column1, column2, column3, column4, column5 FROM (";
+const INSERT_ENTRIES_END: &str = ") AS v \
+     WHERE EXISTS (SELECT 1 FROM sessions WHERE sessions.session_id = v.column1) \
+     ON CONFLICT (session_id, seq) DO NOTHING \
+     RETURNING session_id, seq";
+
+/// Followed by `VALUES (session_id, newest ts, greatest seq, seq of the newest preview
+/// (NULL: none), that preview, title hint), …`. See [`batch::SessionUpdate`].
 const UPDATE_AFTER_WRITE: &str = "UPDATE sessions SET \
-     last_activity_at = MAX(last_activity_at, $2), \
-     preview = CASE WHEN $4 > last_seq THEN $5 ELSE preview END, \
-     state = CASE WHEN $4 > last_seq THEN 'active' ELSE state END, \
-     last_seq = MAX(last_seq, $3), \
-     title = COALESCE(title, $6) \
-     WHERE session_id = $1";
+     last_activity_at = MAX(last_activity_at, u.column2), \
+     preview = CASE WHEN u.column4 > last_seq THEN u.column5 ELSE preview END, \
+     state = CASE WHEN u.column4 > last_seq THEN 'active' ELSE state END, \
+     last_seq = MAX(last_seq, u.column3), \
+     title = COALESCE(title, u.column6) \
+     FROM (";
+const UPDATE_AFTER_WRITE_END: &str = ") AS u WHERE sessions.session_id = u.column1";
 
 /// The conversation store in an SQLite database: a file (WAL journal) that keeps
 /// everything across restarts, or memory (tests, benchmarks).
@@ -227,34 +235,41 @@ impl ConversationStore for SqliteStore {
         if entries.is_empty() {
             return Ok(());
         }
+        // One statement per chunk rather than per entry: each statement is a round trip
+        // to the connection's thread, and the writer runs beside the turns it records.
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
-        let mut stored = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let done = sqlx::query(INSERT_ENTRY)
-                .bind(entry.session_id)
-                .bind(entry.seq)
-                .bind(entry.ts)
-                .bind(entry.kind)
-                .bind(entry.event)
-                .execute(&mut *tx)
+        let mut inserted: Vec<(String, i64)> = Vec::with_capacity(entries.len());
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_ENTRIES);
+            insert.push_values(chunk, |mut row, entry| {
+                row.push_bind(entry.session_id)
+                    .push_bind(entry.seq)
+                    .push_bind(entry.ts)
+                    .push_bind(entry.kind)
+                    .push_bind(entry.event);
+            });
+            insert.push(INSERT_ENTRIES_END);
+            let rows: Vec<(String, i64)> = insert
+                .build_query_as()
+                .fetch_all(&mut *tx)
                 .await
                 .map_err(db)?;
-            if done.rows_affected() == 1 {
-                stored.push(entry);
-            }
+            inserted.extend(rows);
         }
-        for update in batch::session_updates(stored) {
-            let (preview_seq, preview) = update.preview.unzip();
-            sqlx::query(UPDATE_AFTER_WRITE)
-                .bind(update.session_id)
-                .bind(update.last_activity_at)
-                .bind(update.last_seq)
-                .bind(preview_seq)
-                .bind(preview)
-                .bind(update.title_hint)
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        let updates = batch::session_updates(batch::stored(&entries, &inserted));
+        for chunk in updates.chunks(ROWS_PER_STATEMENT) {
+            let mut update = QueryBuilder::<Sqlite>::new(UPDATE_AFTER_WRITE);
+            update.push_values(chunk, |mut row, update| {
+                let (preview_seq, preview) = update.preview.unzip();
+                row.push_bind(update.session_id)
+                    .push_bind(update.last_activity_at)
+                    .push_bind(update.last_seq)
+                    .push_bind(preview_seq)
+                    .push_bind(preview)
+                    .push_bind(update.title_hint);
+            });
+            update.push(UPDATE_AFTER_WRITE_END);
+            update.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)
     }
