@@ -6,19 +6,32 @@
 //! message naming the flag and its environment variable.
 //!
 //! - [`serve`]: the flags ([`ServeConfig`]).
+//! - [`visitors`], [`session_quotas`], [`http_timeouts`], [`cost`],
+//!   [`document_quota`]: limits for a gateway on the public internet, each group
+//!   flattened into [`ServeConfig`].
 //! - [`validate`]: what clap cannot check: relations between settings, the backplane URL.
 //! - [`values`]: the types of flag values (secrets, API keys, the backplane choice,
 //!   durations).
 
+mod cost;
+mod document_quota;
+mod http_timeouts;
 mod serve;
+mod session_quotas;
 mod validate;
 mod values;
+mod visitors;
 
+pub use cost::CostLimits;
+pub use document_quota::DocumentQuota;
+pub use http_timeouts::HttpTimeouts;
 pub use serve::ServeConfig;
+pub use session_quotas::SessionQuotas;
 pub use validate::{ConfigError, parse_backplane, parse_store};
 pub use values::{
     ApiKey, BackplaneChoice, ModelProviderChoice, Secret, StoreChoice, parse_duration, redact_url,
 };
+pub use visitors::VisitorLimits;
 
 /// Parse `switchboard serve` flags alone, for tests of the configuration.
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::values::{ApiKey, ModelProviderChoice, Secret, parse_duration};
+use super::{CostLimits, DocumentQuota, HttpTimeouts, SessionQuotas, VisitorLimits};
 
 /// Configuration of `switchboard serve`. Every flag can also be set through the
 /// environment variable named in its help.
@@ -16,6 +17,21 @@ pub struct ServeConfig {
     /// on stdout as `listening on http://ADDR`.
     #[arg(long, env = "SWITCHBOARD_BIND", default_value = "0.0.0.0:8080")]
     pub bind: SocketAddr,
+
+    #[command(flatten)]
+    pub visitors: VisitorLimits,
+
+    #[command(flatten)]
+    pub session_quotas: SessionQuotas,
+
+    #[command(flatten)]
+    pub http_timeouts: HttpTimeouts,
+
+    #[command(flatten)]
+    pub cost: CostLimits,
+
+    #[command(flatten)]
+    pub document_quota: DocumentQuota,
 
     /// This replica's name in `welcome.server_id`, logs and metrics. Default: a
     /// random `replica-…` name.

@@ -70,6 +70,9 @@ pub struct Handshake {
     pub access: Result<Authenticated, ClientError>,
     /// The peer address, for logs.
     pub peer: Option<std::net::SocketAddr>,
+    /// The visitor's address (`http::client_ip`): per-visitor limits key anonymous
+    /// visitors by it. `None` for in-process connections.
+    pub client: Option<std::net::IpAddr>,
 }
 
 /// Serve one upgraded socket until it closes. Generic over the socket halves so tests

@@ -66,6 +66,7 @@ fn connect(state: &AppState, who: Authenticated) -> Peer {
     let handshake = Handshake {
         access: Ok(who),
         peer: None,
+        client: None,
     };
     let task = tokio::spawn(serve(
         PollSender::new(socket),

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod assets;
 pub mod body_limit;
+pub mod client_ip;
 pub mod console;
 pub mod credentials;
 pub mod error;

@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
 
+use super::client_ip::ClientIp;
 use super::credentials::bearer;
 use super::error::json_error;
 use crate::connection::{self, Handshake};
@@ -39,6 +40,7 @@ pub struct WsQuery {
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
@@ -73,6 +75,7 @@ pub async fn upgrade(
             let handshake = Handshake {
                 access,
                 peer: Some(peer),
+                client: Some(client),
             };
             tracker.track_future(connection::serve(sink, stream, state, handshake, permit))
         })
