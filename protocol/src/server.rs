@@ -132,7 +132,14 @@ pub enum ServerFrame {
     Typing(TypingNotice),
     /// A frame could not be carried out; the connection stays open unless a close follows.
     #[serde(rename = "error")]
-    Error { code: ErrorCode, message: String },
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// When a retry can succeed, in milliseconds from now: set on `rate_limited`
+        /// and `unavailable` answers to a quota (docs/protocol.md §5.1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
     /// The replica is draining: reconnect (elsewhere) and resume with `after_seq`.
     #[serde(rename = "goaway")]
     Goaway { reason: String },
@@ -162,6 +169,24 @@ impl ServerReply {
             frame: ServerFrame::Error {
                 code,
                 message: message.into(),
+                retry_after_ms: None,
+            },
+        }
+    }
+
+    /// An `error` reply with a retry hint (`retry_after_ms`), when there is one.
+    pub fn error_with_retry(
+        re: Option<String>,
+        code: ErrorCode,
+        message: impl Into<String>,
+        retry_after_ms: Option<u64>,
+    ) -> ServerReply {
+        ServerReply {
+            re,
+            frame: ServerFrame::Error {
+                code,
+                message: message.into(),
+                retry_after_ms,
             },
         }
     }

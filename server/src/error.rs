@@ -10,6 +10,8 @@ use switchboard_protocol::ErrorCode;
 pub struct ClientError {
     pub code: ErrorCode,
     pub message: String,
+    /// When a retry can succeed (`retry_after_ms` of the `error` frame), if known.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ClientError {
@@ -17,7 +19,14 @@ impl ClientError {
         ClientError {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the client when a retry can succeed.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> ClientError {
+        self.retry_after = Some(wait);
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ClientError {

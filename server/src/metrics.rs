@@ -67,6 +67,11 @@ pub struct Metrics {
     pub typing_frames: IntCounterVec,
     /// Presence hints to other replicas dropped because their queue was full.
     pub presence_hints_dropped: IntCounter,
+    /// Sessions this replica created within the last `--unused-session-ttl`.
+    pub sessions_live: IntGauge,
+    /// `session.create`s refused by a quota, by `limit` (`per_minute`,
+    /// `per_principal`, `process`, `contention`).
+    pub session_creations_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -262,6 +267,19 @@ impl Metrics {
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(webhook_queue.clone()))?;
         registry.register(Box::new(webhook_dropped.clone()))?;
+        let sessions_live = IntGauge::new(
+            "switchboard_sessions_live",
+            "Sessions this replica created within the last --unused-session-ttl",
+        )?;
+        let session_creations_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_session_creations_refused_total",
+                "session.create refused by a quota, by limit (per_minute, per_principal, process, contention)",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(sessions_live.clone()))?;
+        registry.register(Box::new(session_creations_refused.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -292,6 +310,8 @@ impl Metrics {
             presence_refused,
             typing_frames,
             presence_hints_dropped,
+            sessions_live,
+            session_creations_refused,
         })
     }
 

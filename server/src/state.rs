@@ -29,6 +29,7 @@ use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
 use crate::fanout::{Events, Outbound, Registry};
 use crate::metrics::Metrics;
 use crate::presence::{Presence, PresenceLimits, PresenceTiming};
+use crate::records::session_quota::SessionQuota;
 use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
 use crate::webhooks::{HttpTransport, WebhookSettings, Webhooks};
@@ -151,11 +152,18 @@ impl AppState {
             &config.tool_endpoint_origins,
         );
         let model_settings = Arc::new(ModelSettingsStore::new(backplane.clone(), defaults));
+        let session_quota = Arc::new(SessionQuota::new(
+            backplane.clone(),
+            config.session_quotas.clone(),
+            metrics.clone(),
+        ));
+        tokio::spawn(session_quota.clone().run_gauge());
         let sessions = Arc::new(SessionStore::new(
             backplane.clone(),
             store.clone(),
             config.history_max_age,
             webhooks.clone(),
+            session_quota,
         ));
         dispatcher.start(sessions.clone());
         let handoff = Arc::new(Handoffs::new(

@@ -31,7 +31,10 @@ pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4096;
 /// Memory is bounded by [`Retention`]: per stream, at most `max_events` events, and
 /// events older than `max_age` are dropped when the stream is next touched or by a
 /// periodic sweep. A stream whose history is empty keeps a few bytes (its last `seq`)
-/// so that `seq` never restarts, except through `delete_stream`.
+/// so that `seq` never restarts, except through `delete_stream`. A stream that never
+/// had an event and has no live subscription is forgotten by that sweep: nothing of
+/// it can be observed (a read answers as for an unknown stream), and a session that
+/// was created, subscribed and left costs nothing here afterwards.
 ///
 /// `delete_stream` forgets the stream entirely (the name too: a user stream's name
 /// identifies its user), so its `seq` starts again at 1; its live subscriptions end as
@@ -41,7 +44,8 @@ pub const DEFAULT_SUBSCRIPTION_CAPACITY: usize = 4096;
 pub struct MemoryBackplane {
     retention: Retention,
     subscription_capacity: usize,
-    /// Lock order: this map lock is never held while a stream lock is taken.
+    /// Lock order: a stream lock is never held while this map lock is taken. The
+    /// sweep takes stream locks under the map lock, only of streams nobody else holds.
     streams: Mutex<HashMap<StreamName, Arc<Mutex<StreamState>>>>,
     records: Mutex<HashMap<String, HashMap<String, Record>>>,
     last_sweep: Mutex<Instant>,
@@ -155,6 +159,14 @@ impl MemoryBackplane {
         lock(&self.streams).get(stream).cloned()
     }
 
+    /// Whether `stream` holds nothing anyone could observe: never appended to (nor
+    /// raised by `ensure_seq_above`), no live subscription. Forgetting it loses nothing.
+    fn forgettable(state: &StreamState) -> bool {
+        state.last_seq == 0
+            && state.history.is_empty()
+            && state.feeds.iter().all(|feed| feed.is_closed())
+    }
+
     /// How often idle streams and records are swept for expired entries.
     fn sweep_interval(&self) -> Duration {
         self.retention
@@ -164,8 +176,9 @@ impl MemoryBackplane {
 
     /// Age retention normally runs when a stream is touched; a stream nobody touches
     /// again would keep its expired history (and a record nobody reads, its value)
-    /// forever. So at most once per interval, an append sweeps everything. It costs one
-    /// short lock per stream, paid by whichever append comes due.
+    /// forever. So at most once per interval, an append, a subscribe or a record write
+    /// sweeps everything. It costs one short lock per stream, paid by whichever call
+    /// comes due. Streams that hold nothing are forgotten.
     fn sweep_if_due(&self, now: Instant) {
         {
             let mut last = lock(&self.last_sweep);
@@ -181,6 +194,12 @@ impl MemoryBackplane {
             state.apply_retention(&self.retention, now);
             state.prune_feeds();
         }
+        // Only a stream whose handle the map alone holds: nobody is between taking it
+        // and locking it (to subscribe or append), and nobody can take it while the
+        // map is locked. So its lock is free, and what it holds is final.
+        lock(&self.streams).retain(|_, state| {
+            Arc::strong_count(state) > 1 || !Self::forgettable(&lock(state))
+        });
         let mut records = lock(&self.records);
         records.retain(|_, namespace| {
             namespace.retain(|_, record| record.is_live(now));
@@ -249,6 +268,7 @@ impl Backplane for MemoryBackplane {
     }
 
     async fn subscribe(&self, stream: &StreamName) -> Result<Subscription, SubscribeError> {
+        self.sweep_if_due(Instant::now());
         let (subscription, feed) = Subscription::channel(self.subscription_capacity, None);
         let state = self.stream_state(stream);
         let mut state = lock(&state);
@@ -331,6 +351,7 @@ impl Backplane for MemoryBackplane {
         value: Bytes,
         ttl: Option<Duration>,
     ) -> Result<(), RecordError> {
+        self.sweep_if_due(Instant::now());
         let expires_at = expiry(Instant::now(), ttl);
         lock(&self.records)
             .entry(key.namespace.clone())
@@ -346,6 +367,7 @@ impl Backplane for MemoryBackplane {
         ttl: Option<Duration>,
     ) -> Result<bool, RecordError> {
         let now = Instant::now();
+        self.sweep_if_due(now);
         let mut records = lock(&self.records);
         let namespace = records.entry(key.namespace.clone()).or_default();
         if namespace
@@ -558,6 +580,65 @@ mod tests {
         assert!(bp.read(&s, None, 10).await.unwrap().events.is_empty());
         let state = bp.existing_stream_state(&s).unwrap();
         assert!(lock(&state).history.capacity() <= 64);
+    }
+
+    /// Make the next call that sweeps do it now.
+    fn make_sweep_due(bp: &MemoryBackplane) {
+        *lock(&bp.last_sweep) = Instant::now().checked_sub(Duration::from_secs(120)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn streams_subscribed_then_left_without_an_event_are_forgotten_by_the_sweep() {
+        let bp = MemoryBackplane::default();
+        // Sessions created and abandoned: each stream subscribed, then unsubscribed.
+        for i in 0..1000 {
+            drop(bp.subscribe(&stream(&format!("abandoned{i}"))).await.unwrap());
+        }
+        let watched = stream("watched");
+        let mut live = bp.subscribe(&watched).await.unwrap();
+        let spoken = stream("spoken");
+        let first = bp.append(&spoken, body(0)).await.unwrap();
+        let raised = stream("raised");
+        bp.ensure_seq_above(&raised, 7).await.unwrap();
+        assert_eq!(bp.stream_count(), 1003);
+
+        make_sweep_due(&bp);
+        bp.record_put(&RecordKey::new("ns", "k"), Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            bp.stream_count(),
+            3,
+            "only the subscribed stream and those with a seq are kept"
+        );
+        // What was kept still works, and `seq` never restarts.
+        assert_eq!(bp.append(&spoken, body(1)).await.unwrap().seq, first.seq + 1);
+        assert_eq!(bp.append(&raised, body(1)).await.unwrap().seq, 8);
+        bp.append(&watched, body(2)).await.unwrap();
+        assert_eq!(live.next().await.unwrap().seq, 1);
+        // A forgotten stream reads as one never used, and starts at 1.
+        let forgotten = stream("abandoned0");
+        let replay = bp.read(&forgotten, None, 10).await.unwrap();
+        assert!(replay.events.is_empty() && replay.last_seq == 0 && !replay.trimmed);
+        assert_eq!(bp.append(&forgotten, body(0)).await.unwrap().seq, 1);
+    }
+
+    #[tokio::test]
+    async fn a_stream_whose_handle_is_held_is_not_forgotten_under_its_holder() {
+        let bp = MemoryBackplane::default();
+        let s = stream("s1");
+        drop(bp.subscribe(&s).await.unwrap());
+        // A subscribe that took the handle and is about to lock it.
+        let held = bp.stream_state(&s);
+        make_sweep_due(&bp);
+        drop(bp.subscribe(&stream("other")).await.unwrap());
+        assert!(bp.existing_stream_state(&s).is_some());
+        drop(held);
+        make_sweep_due(&bp);
+        bp.record_create(&RecordKey::new("ns", "k"), Bytes::from_static(b"v"), None)
+            .await
+            .unwrap();
+        assert!(bp.existing_stream_state(&s).is_none());
     }
 
     #[tokio::test]

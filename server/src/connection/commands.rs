@@ -183,7 +183,7 @@ impl Connection {
         let (record, key) = self
             .state
             .sessions
-            .create(&self.access, create.metadata)
+            .create(&self.access, self.client, create.metadata)
             .await?;
         let who = policy::presence_member(&self.access, &record);
         let session_id = record.session_id;

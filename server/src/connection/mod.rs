@@ -99,7 +99,13 @@ where
     let writer = state.tracker.spawn(writer::write_loop(sink, receiver));
     match handshake.access {
         Ok(authenticated) => {
-            let connection = Connection::open(state, outbound, authenticated, handshake.peer);
+            let connection = Connection::open(
+                state,
+                outbound,
+                authenticated,
+                handshake.peer,
+                handshake.client,
+            );
             Either::Left(connection.read_until_closed(stream, writer, permit))
         }
         Err(e) => {
@@ -139,8 +145,14 @@ fn send_error(state: &AppState, outbound: &Outbound, re: Option<String>, e: &Cli
         .with_label_values(&[e.code.as_str()])
         .inc();
     let _ = outbound.enqueue(
-        ServerReply::error(re, e.code, e.message.clone())
-            .to_json()
-            .into(),
+        ServerReply::error_with_retry(
+            re,
+            e.code,
+            e.message.clone(),
+            e.retry_after
+                .map(|wait| u64::try_from(wait.as_millis()).unwrap_or(u64::MAX)),
+        )
+        .to_json()
+        .into(),
     );
 }

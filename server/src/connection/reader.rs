@@ -45,6 +45,9 @@ pub(super) struct Connection {
     bad_in_a_row: u32,
     /// When the token expires (seconds since the epoch); `None` for anonymous.
     pub(super) expires_at: Option<u64>,
+    /// The visitor's address (`Handshake::client`): the session quotas count
+    /// anonymous visitors by it.
+    pub(super) client: Option<std::net::IpAddr>,
 }
 
 /// The instant a token with `exp` = `expires_at` (seconds since the epoch) expires.
@@ -82,6 +85,7 @@ impl Connection {
         outbound: Arc<Outbound>,
         authenticated: Authenticated,
         peer: Option<std::net::SocketAddr>,
+        client: Option<std::net::IpAddr>,
     ) -> Connection {
         let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
         let public_id = new_id("c");
@@ -100,6 +104,7 @@ impl Connection {
             live_streams: Vec::new(),
             bad_in_a_row: 0,
             expires_at: authenticated.expires_at,
+            client,
         };
         connection.join_live_streams();
         connection

@@ -56,6 +56,11 @@ async fn world(default_days: u32) -> World {
         store.clone(),
         Duration::from_secs(86_400),
         crate::webhooks::testing::inert(store.clone(), metrics.clone()),
+        Arc::new(crate::records::session_quota::SessionQuota::new(
+            backplane.clone(),
+            crate::config::SessionQuotas::default(),
+            metrics.clone(),
+        )),
     ));
     let conversations = Conversations::new(
         store.clone(),
@@ -118,8 +123,8 @@ async fn a_conversation_active_every_day_stays_and_an_idle_one_goes_after_its_re
         .await
         .unwrap();
     let owner = user("u1", "acme", &[]);
-    let (active, _) = w.sessions.create(&owner, None).await.unwrap();
-    let (quiet, _) = w.sessions.create(&owner, None).await.unwrap();
+    let (active, _) = w.sessions.create(&owner, None, None).await.unwrap();
+    let (quiet, _) = w.sessions.create(&owner, None, None).await.unwrap();
     let start = active.created_at;
     w.say(&quiet.session_id, 1, start + 1000).await;
     let quiet_stream = StreamName::session(&quiet.session_id).unwrap();

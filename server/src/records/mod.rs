@@ -3,9 +3,13 @@
 //!
 //! - [`sessions`]: session records (who owns a session, its key's hash).
 //! - [`idempotency`]: retried requests get the first attempt's answer.
+//! - [`session_quota`], [`live_window`]: how many sessions a principal and this
+//!   replica may create.
 //! - [`namespace`]: every namespace the gateway writes, listed once.
 
 pub mod idempotency;
+pub mod live_window;
+pub mod session_quota;
 pub mod sessions;
 
 /// Every records namespace of the gateway, in one list: two features can never share
@@ -13,8 +17,12 @@ pub mod sessions;
 /// and NATS layouts of records are in docs/backplanes.md.
 pub mod namespace {
     /// `<session_id>` → a session record ([`super::sessions`]), cached from the
-    /// conversation store; lives `--history-max-age`.
+    /// conversation store; lives `--history-max-age` (`--unused-session-ttl` while
+    /// the session has no message).
     pub const SESSIONS: &str = "sessions";
+    /// `<principal hash>` → when the principal created each of its live sessions
+    /// ([`super::session_quota`]); lives `--unused-session-ttl` after its last write.
+    pub const SESSION_QUOTAS: &str = "session-quotas";
     /// `<session_id>/<client_message_id>` → the message a retried send answers with
     /// ([`super::idempotency`]); lives 24 h.
     pub const MESSAGE_IDS: &str = "message-ids";
@@ -57,6 +65,7 @@ pub mod namespace {
     /// All of them.
     pub const ALL: &[&str] = &[
         SESSIONS,
+        SESSION_QUOTAS,
         MESSAGE_IDS,
         PUBLISH_KEYS,
         REPLICAS,

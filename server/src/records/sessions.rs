@@ -1,11 +1,13 @@
 //! Session records: kept for good in the conversation store, and cached in the
-//! backplane's shared records (for `--history-max-age`) so every replica finds them
-//! with one read. A session the cache forgot (expired, or a restarted in-memory
+//! backplane's shared records (for `--history-max-age`, or `--unused-session-ttl`
+//! while the session has no message) so every replica finds them with one read.
+//! Creating one takes a place in the session quotas first (`session_quota`). A session the cache forgot (expired, or a restarted in-memory
 //! backplane) is loaded from the store and cached again. Who may join a session is
 //! decided in `access::policy`. A created session is announced to the org's webhooks
 //! (`conversation.created`), and the records answer the webhooks' question of which
 //! org a session is in.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use switchboard_protocol::Principal;
 use crate::error::ClientError;
 use crate::ids::{new_id, session_stream};
 use crate::records::namespace::SESSIONS;
+use crate::records::session_quota::SessionQuota;
 use crate::webhooks::{SessionOrgs, WebhookEvent, WebhookEventType, Webhooks};
 
 /// A session as every replica sees it.
@@ -68,6 +71,7 @@ pub struct SessionStore {
     /// How long the cached copy lives (`--history-max-age`).
     ttl: Duration,
     webhooks: Webhooks,
+    quota: Arc<SessionQuota>,
 }
 
 fn hash_key(key: &str) -> String {
@@ -89,18 +93,50 @@ impl SessionStore {
         store: Arc<dyn ConversationStore>,
         ttl: Duration,
         webhooks: Webhooks,
+        quota: Arc<SessionQuota>,
     ) -> SessionStore {
         SessionStore {
             backplane,
             store,
             ttl,
             webhooks,
+            quota,
         }
     }
 
-    /// Create a session owned by `access`. Returns the record and, for anonymous
-    /// creators, the session key (shown once, never stored in clear).
+    /// The session quotas creations are checked against.
+    pub fn quota(&self) -> &Arc<SessionQuota> {
+        &self.quota
+    }
+
+    /// How long a cached record lives: shorter while nothing was said in the session,
+    /// so sessions created and abandoned do not hold memory for a day.
+    fn ttl_of(&self, last_seq: u64) -> Duration {
+        if last_seq == 0 {
+            self.quota.unused_session_ttl().min(self.ttl)
+        } else {
+            self.ttl
+        }
+    }
+
+    /// Create a session owned by `access`, connected from `client`, within the session
+    /// quotas. Returns the record and, for anonymous creators, the session key (shown
+    /// once, never stored in clear).
     pub async fn create(
+        &self,
+        access: &Principal,
+        client: Option<IpAddr>,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(SessionRecord, Option<String>), ClientError> {
+        let admission = self.quota.admit(access, client).await?;
+        let created = self.create_admitted(access, metadata).await;
+        if created.is_err() {
+            self.quota.cancel(admission);
+        }
+        created
+    }
+
+    async fn create_admitted(
         &self,
         access: &Principal,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
@@ -130,7 +166,7 @@ impl SessionStore {
             })
             .await?;
         if created {
-            self.cache(&record).await?;
+            self.cache(&record, self.ttl_of(0)).await?;
             self.webhooks
                 .notify(&record.org_id, conversation_created(&record));
         } else {
@@ -143,8 +179,8 @@ impl SessionStore {
         Ok((record, key))
     }
 
-    /// Put `record` in the backplane's cache.
-    async fn cache(&self, record: &SessionRecord) -> Result<(), ClientError> {
+    /// Put `record` in the backplane's cache for `ttl`.
+    async fn cache(&self, record: &SessionRecord, ttl: Duration) -> Result<(), ClientError> {
         let value = serde_json::to_vec(record).map_err(|e| {
             ClientError::new(switchboard_protocol::ErrorCode::Internal, e.to_string())
         })?;
@@ -152,7 +188,7 @@ impl SessionStore {
             .record_put(
                 &RecordKey::new(SESSIONS, &record.session_id),
                 Bytes::from(value),
-                Some(self.ttl),
+                Some(ttl),
             )
             .await?;
         Ok(())
@@ -176,8 +212,9 @@ impl SessionStore {
             // conversation stays reachable.
             tracing::warn!(session_id, last_seq = row.last_seq, error = %e, "the backplane's seq is below the transcript's");
         }
+        let ttl = self.ttl_of(row.last_seq);
         let record = SessionRecord::from(row);
-        self.cache(&record).await?;
+        self.cache(&record, ttl).await?;
         Ok(Some(record))
     }
 

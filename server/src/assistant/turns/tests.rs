@@ -55,6 +55,11 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
             store.clone(),
             Duration::from_secs(60),
             crate::webhooks::testing::inert(store.clone(), metrics.clone()),
+            Arc::new(crate::records::session_quota::SessionQuota::new(
+                backplane.clone(),
+                crate::config::SessionQuotas::default(),
+                metrics.clone(),
+            )),
         )),
     };
     let turns = Turns::new(
