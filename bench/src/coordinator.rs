@@ -168,6 +168,14 @@ impl Env {
                 // can expect every event, replays included.
                 "--history-max-events".into(),
                 "1000000".into(),
+                // Every simulated visitor comes from this machine's one address: the
+                // session quotas would count them all as one.
+                "--sessions-per-minute".into(),
+                "1000000".into(),
+                "--max-live-sessions-per-principal".into(),
+                "1000000".into(),
+                "--max-live-sessions".into(),
+                "100000000".into(),
             ];
             args.extend(scenario_args.iter().map(|s| s.to_string()));
             args.extend(setup.gateway_args.iter().cloned());

@@ -271,7 +271,179 @@ impl SessionOrgs for SessionStore {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
+    use switchboard_backplane::{
+        AppendError, Event, MemoryBackplane, ReadError, RecordError, Replay, Seq, StreamError,
+        StreamName, SubscribeError, Subscription,
+    };
+    use switchboard_protocol::{EventBody, ErrorCode};
+    use switchboard_store::{MemoryStore, TranscriptEntry, TranscriptWrite};
+
     use super::*;
+    use crate::config::SessionQuotas;
+    use crate::metrics::Metrics;
+
+    /// A memory backplane that remembers the time to live of each session record put.
+    #[derive(Default)]
+    struct TtlWitness {
+        inner: MemoryBackplane,
+        session_ttls: Mutex<Vec<Option<Duration>>>,
+    }
+
+    impl TtlWitness {
+        fn last_session_ttl(&self) -> Option<Duration> {
+            self.session_ttls.lock().unwrap().last().copied().flatten()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl Backplane for TtlWitness {
+        fn name(&self) -> &'static str {
+            "ttl-witness"
+        }
+        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
+            self.inner.append(s, b).await
+        }
+        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
+            self.inner.subscribe(s).await
+        }
+        async fn read(
+            &self,
+            s: &StreamName,
+            a: Option<Seq>,
+            l: usize,
+        ) -> Result<Replay, ReadError> {
+            self.inner.read(s, a, l).await
+        }
+        async fn delete_stream(&self, s: &StreamName) -> Result<bool, StreamError> {
+            self.inner.delete_stream(s).await
+        }
+        async fn ensure_seq_above(&self, s: &StreamName, seq: Seq) -> Result<(), StreamError> {
+            self.inner.ensure_seq_above(s, seq).await
+        }
+        async fn record_put(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<(), RecordError> {
+            if k.namespace == SESSIONS {
+                self.session_ttls.lock().unwrap().push(t);
+            }
+            self.inner.record_put(k, v, t).await
+        }
+        async fn record_create(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.inner.record_create(k, v, t).await
+        }
+        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+            self.inner.record_get(k).await
+        }
+        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
+            self.inner.record_delete(k).await
+        }
+        async fn record_replace(
+            &self,
+            k: &RecordKey,
+            e: &[u8],
+            n: Option<Bytes>,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.inner.record_replace(k, e, n, t).await
+        }
+        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+            self.inner.record_list(n).await
+        }
+        async fn ping(&self) -> Result<(), ReadError> {
+            self.inner.ping().await
+        }
+    }
+
+    const HISTORY: Duration = Duration::from_secs(86_400);
+    const UNUSED: Duration = Duration::from_secs(3_600);
+
+    fn sessions_with(
+        backplane: Arc<TtlWitness>,
+        store: Arc<dyn ConversationStore>,
+        quotas: SessionQuotas,
+    ) -> SessionStore {
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let quota = SessionQuota::new(backplane.clone(), quotas, metrics.clone());
+        SessionStore::new(
+            backplane,
+            store.clone(),
+            HISTORY,
+            crate::webhooks::testing::inert(store, metrics),
+            Arc::new(quota),
+        )
+    }
+
+    fn visitor() -> Principal {
+        Principal {
+            user_id: None,
+            org_id: "default".into(),
+            groups: vec![],
+            roles: vec![],
+            anonymous: true,
+            name: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_without_a_message_is_cached_for_the_unused_ttl_and_a_used_one_for_the_history_age()
+     {
+        let backplane = Arc::new(TtlWitness::default());
+        let store: Arc<dyn ConversationStore> = Arc::new(MemoryStore::new());
+        let sessions = sessions_with(backplane.clone(), store.clone(), SessionQuotas::default());
+        let (record, _) = sessions.create(&visitor(), None, None).await.unwrap();
+        assert_eq!(backplane.last_session_ttl(), Some(UNUSED), "created");
+
+        // Read again from the store while still unused: the short life again.
+        sessions.forget(&record.session_id).await.unwrap();
+        sessions.get(&record.session_id).await.unwrap().unwrap();
+        assert_eq!(backplane.last_session_ttl(), Some(UNUSED), "reloaded unused");
+
+        // Once something was said, the record lives as long as the history.
+        store
+            .write(&[TranscriptWrite {
+                session_id: record.session_id.clone(),
+                entry: TranscriptEntry {
+                    seq: 1,
+                    ts: 1,
+                    kind: "message".into(),
+                    event: "{}".into(),
+                },
+                preview: None,
+                title_hint: None,
+            }])
+            .await
+            .unwrap();
+        sessions.forget(&record.session_id).await.unwrap();
+        sessions.get(&record.session_id).await.unwrap().unwrap();
+        assert_eq!(backplane.last_session_ttl(), Some(HISTORY), "reloaded used");
+    }
+
+    #[tokio::test]
+    async fn a_creation_past_a_quota_stores_nothing() {
+        let backplane = Arc::new(TtlWitness::default());
+        let store: Arc<dyn ConversationStore> = Arc::new(MemoryStore::new());
+        let quotas = SessionQuotas {
+            sessions_per_minute: 2,
+            ..SessionQuotas::default()
+        };
+        let sessions = sessions_with(backplane.clone(), store.clone(), quotas);
+        for _ in 0..2 {
+            sessions.create(&visitor(), None, None).await.unwrap();
+        }
+        let refused = sessions.create(&visitor(), None, None).await.unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(backplane.session_ttls.lock().unwrap().len(), 2, "no third record");
+    }
 
     #[test]
     fn only_the_session_key_itself_matches_and_keyless_sessions_match_nothing() {

@@ -35,5 +35,6 @@ mod webhooks;
 mod ws_bad_input;
 mod ws_heartbeat;
 mod ws_resume;
+mod ws_session_quotas;
 mod ws_sessions;
 mod ws_slow_consumer;
