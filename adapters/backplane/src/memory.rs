@@ -197,9 +197,8 @@ impl MemoryBackplane {
         // Only a stream whose handle the map alone holds: nobody is between taking it
         // and locking it (to subscribe or append), and nobody can take it while the
         // map is locked. So its lock is free, and what it holds is final.
-        lock(&self.streams).retain(|_, state| {
-            Arc::strong_count(state) > 1 || !Self::forgettable(&lock(state))
-        });
+        lock(&self.streams)
+            .retain(|_, state| Arc::strong_count(state) > 1 || !Self::forgettable(&lock(state)));
         let mut records = lock(&self.records);
         records.retain(|_, namespace| {
             namespace.retain(|_, record| record.is_live(now));
@@ -584,7 +583,9 @@ mod tests {
 
     /// Make the next call that sweeps do it now.
     fn make_sweep_due(bp: &MemoryBackplane) {
-        *lock(&bp.last_sweep) = Instant::now().checked_sub(Duration::from_secs(120)).unwrap();
+        *lock(&bp.last_sweep) = Instant::now()
+            .checked_sub(Duration::from_secs(120))
+            .unwrap();
     }
 
     #[tokio::test]
@@ -592,7 +593,11 @@ mod tests {
         let bp = MemoryBackplane::default();
         // Sessions created and abandoned: each stream subscribed, then unsubscribed.
         for i in 0..1000 {
-            drop(bp.subscribe(&stream(&format!("abandoned{i}"))).await.unwrap());
+            drop(
+                bp.subscribe(&stream(&format!("abandoned{i}")))
+                    .await
+                    .unwrap(),
+            );
         }
         let watched = stream("watched");
         let mut live = bp.subscribe(&watched).await.unwrap();
@@ -612,7 +617,10 @@ mod tests {
             "only the subscribed stream and those with a seq are kept"
         );
         // What was kept still works, and `seq` never restarts.
-        assert_eq!(bp.append(&spoken, body(1)).await.unwrap().seq, first.seq + 1);
+        assert_eq!(
+            bp.append(&spoken, body(1)).await.unwrap().seq,
+            first.seq + 1
+        );
         assert_eq!(bp.append(&raised, body(1)).await.unwrap().seq, 8);
         bp.append(&watched, body(2)).await.unwrap();
         assert_eq!(live.next().await.unwrap().seq, 1);

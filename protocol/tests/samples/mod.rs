@@ -306,7 +306,9 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
         },
         ServerFrame::Error {
             code: ErrorCode::RateLimited,
-            message: "this visitor created 30 sessions in the last minute, the limit; retry in 12 s".into(),
+            message:
+                "this visitor created 30 sessions in the last minute, the limit; retry in 12 s"
+                    .into(),
             retry_after_ms: Some(12_000),
         },
         ServerFrame::Goaway {

@@ -56,7 +56,9 @@ impl Default for SessionQuotas {
 fn parse_unused_ttl(text: &str) -> Result<Duration, String> {
     let ttl = parse_duration(text)?;
     if ttl < Duration::from_secs(60) {
-        return Err(format!("`{text}` is under a minute; use e.g. `10m` or `1h`"));
+        return Err(format!(
+            "`{text}` is under a minute; use e.g. `10m` or `1h`"
+        ));
     }
     Ok(ttl)
 }
@@ -73,13 +75,8 @@ mod tests {
         assert_eq!(quotas.max_live_sessions_per_principal, 300);
         assert_eq!(quotas.max_live_sessions, 50_000);
         assert_eq!(quotas.unused_session_ttl.as_secs(), 3600);
-        let config = parse_serve(&[
-            "--sessions-per-minute",
-            "5",
-            "--unused-session-ttl",
-            "10m",
-        ])
-        .unwrap();
+        let config =
+            parse_serve(&["--sessions-per-minute", "5", "--unused-session-ttl", "10m"]).unwrap();
         assert_eq!(config.session_quotas.sessions_per_minute, 5);
         assert_eq!(config.session_quotas.unused_session_ttl.as_secs(), 600);
         let refused = parse_serve(&["--unused-session-ttl", "5s"]).unwrap_err();

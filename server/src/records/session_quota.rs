@@ -136,12 +136,17 @@ fn judge(created: &[u64], now_ms: u64, limits: &SessionQuotas) -> Verdict {
 }
 
 fn lock(window: &Mutex<LiveWindow>) -> MutexGuard<'_, LiveWindow> {
-    window.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    window
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whole seconds, rounded up, for a message.
 fn seconds(wait: Duration) -> u64 {
-    wait.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX)
+    wait.as_millis()
+        .div_ceil(1000)
+        .try_into()
+        .unwrap_or(u64::MAX)
 }
 
 impl SessionQuota {
@@ -201,7 +206,10 @@ impl SessionQuota {
                 .retry_after(wait));
             }
         };
-        match self.take_principal_place(&Creator::of(access, client)).await {
+        match self
+            .take_principal_place(&Creator::of(access, client))
+            .await
+        {
             Ok(()) => Ok(Admission { reservation }),
             Err(e) => {
                 self.give_back(reservation);
@@ -399,8 +407,14 @@ mod tests {
     #[test]
     fn visitors_are_counted_by_address_an_ipv6_one_by_its_slash_64_and_users_by_org_and_id() {
         let key = |p: &Principal, c: Option<IpAddr>| Creator::of(p, c).key;
-        assert_eq!(key(&visitor(), ip("10.0.0.1")), key(&visitor(), ip("10.0.0.1")));
-        assert_ne!(key(&visitor(), ip("10.0.0.1")), key(&visitor(), ip("10.0.0.2")));
+        assert_eq!(
+            key(&visitor(), ip("10.0.0.1")),
+            key(&visitor(), ip("10.0.0.1"))
+        );
+        assert_ne!(
+            key(&visitor(), ip("10.0.0.1")),
+            key(&visitor(), ip("10.0.0.2"))
+        );
         assert_eq!(
             key(&visitor(), ip("2001:db8:1:2::1")),
             key(&visitor(), ip("2001:db8:1:2:ffff::9"))
@@ -414,8 +428,14 @@ mod tests {
             key(&visitor(), ip("10.0.0.1"))
         );
         // A user is the same user from any address, and not a visitor.
-        assert_eq!(key(&user("u1"), ip("10.0.0.1")), key(&user("u1"), ip("10.0.0.9")));
-        assert_ne!(key(&user("u1"), ip("10.0.0.1")), key(&user("u2"), ip("10.0.0.1")));
+        assert_eq!(
+            key(&user("u1"), ip("10.0.0.1")),
+            key(&user("u1"), ip("10.0.0.9"))
+        );
+        assert_ne!(
+            key(&user("u1"), ip("10.0.0.1")),
+            key(&user("u2"), ip("10.0.0.1"))
+        );
         let other_org = Principal {
             org_id: "acme".into(),
             ..user("u1")
@@ -436,12 +456,17 @@ mod tests {
         let refused = b.admit(&visitor(), ip("10.0.0.1")).await.err().unwrap();
         assert_eq!(refused.code, ErrorCode::RateLimited);
         assert!(
-            refused.message.contains("this visitor created 3 sessions in the last minute"),
+            refused
+                .message
+                .contains("this visitor created 3 sessions in the last minute"),
             "{}",
             refused.message
         );
         let wait = refused.retry_after.unwrap();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(60), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
         // Another visitor, and a user on the same address, have their own quota.
         b.admit(&visitor(), ip("10.0.0.2")).await.unwrap();
         b.admit(&user("u1"), ip("10.0.0.1")).await.unwrap();
@@ -463,7 +488,11 @@ mod tests {
         quota.admit(&visitor(), ip("10.0.0.2")).await.unwrap();
         let refused = quota.admit(&visitor(), ip("10.0.0.3")).await.err().unwrap();
         assert_eq!(refused.code, ErrorCode::Unavailable);
-        assert!(refused.message.contains("holds 2 new sessions"), "{}", refused.message);
+        assert!(
+            refused.message.contains("holds 2 new sessions"),
+            "{}",
+            refused.message
+        );
         assert!(refused.retry_after.unwrap() >= Duration::from_secs(3600));
         assert_eq!(metrics.sessions_live.get(), 2);
         // A creation that failed gives its place back.

@@ -277,7 +277,7 @@ mod tests {
         AppendError, Event, MemoryBackplane, ReadError, RecordError, Replay, Seq, StreamError,
         StreamName, SubscribeError, Subscription,
     };
-    use switchboard_protocol::{EventBody, ErrorCode};
+    use switchboard_protocol::{ErrorCode, EventBody};
     use switchboard_store::{MemoryStore, TranscriptEntry, TranscriptWrite};
 
     use super::*;
@@ -406,7 +406,11 @@ mod tests {
         // Read again from the store while still unused: the short life again.
         sessions.forget(&record.session_id).await.unwrap();
         sessions.get(&record.session_id).await.unwrap().unwrap();
-        assert_eq!(backplane.last_session_ttl(), Some(UNUSED), "reloaded unused");
+        assert_eq!(
+            backplane.last_session_ttl(),
+            Some(UNUSED),
+            "reloaded unused"
+        );
 
         // Once something was said, the record lives as long as the history.
         store
@@ -442,7 +446,11 @@ mod tests {
         }
         let refused = sessions.create(&visitor(), None, None).await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::RateLimited);
-        assert_eq!(backplane.session_ttls.lock().unwrap().len(), 2, "no third record");
+        assert_eq!(
+            backplane.session_ttls.lock().unwrap().len(),
+            2,
+            "no third record"
+        );
     }
 
     #[test]
