@@ -13,6 +13,7 @@ use crate::access::Authenticator;
 use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
 use crate::assistant::handoff::Handoffs;
 use crate::assistant::handoff::cache::HandoffCache;
+use crate::assistant::cost::CostControl;
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{
@@ -176,6 +177,7 @@ impl AppState {
                 DECISION_SAFETY_NET,
             )),
             sessions: sessions.clone(),
+            cost: CostControl::new(&config.cost, backplane.clone(), metrics.clone()),
         };
         let approvals = services.approvals.clone();
         let replica = Arc::new(Replica::new(

@@ -41,7 +41,7 @@ impl Connection {
                 let outbound = &self.outbound;
                 self.state
                     .intake
-                    .accept(&self.access, joined.as_ref(), send, |accepted| {
+                    .accept(&self.access, self.client, joined.as_ref(), send, |accepted| {
                         let reply = ServerFrame::MessageAccepted {
                             session_id: accepted.session_id.clone(),
                             message_id: accepted.message_id.clone(),

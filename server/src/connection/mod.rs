@@ -99,7 +99,13 @@ where
     let writer = state.tracker.spawn(writer::write_loop(sink, receiver));
     match handshake.access {
         Ok(authenticated) => {
-            let connection = Connection::open(state, outbound, authenticated, handshake.peer);
+            let connection = Connection::open(
+                state,
+                outbound,
+                authenticated,
+                handshake.peer,
+                handshake.client,
+            );
             Either::Left(connection.read_until_closed(stream, writer, permit))
         }
         Err(e) => {

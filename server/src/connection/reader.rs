@@ -35,6 +35,8 @@ pub(super) struct Connection {
     public_id: String,
     pub(super) state: AppState,
     pub(super) access: AccessContext,
+    /// The visitor's address (`Handshake::client`), for per-principal limits.
+    pub(super) client: Option<std::net::IpAddr>,
     pub(super) outbound: Arc<Outbound>,
     /// Sessions this connection joined (membership is per connection).
     pub(super) sessions: HashSet<String>,
@@ -82,6 +84,7 @@ impl Connection {
         outbound: Arc<Outbound>,
         authenticated: Authenticated,
         peer: Option<std::net::SocketAddr>,
+        client: Option<std::net::IpAddr>,
     ) -> Connection {
         let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
         let public_id = new_id("c");
@@ -95,6 +98,7 @@ impl Connection {
             rate: RateLimit::new(state.config.max_frames_per_second),
             state,
             access,
+            client,
             outbound,
             sessions: HashSet::new(),
             live_streams: Vec::new(),
