@@ -18,6 +18,7 @@ mod conversations_durable;
 mod conversations_erase;
 mod conversations_lifecycle;
 mod conversations_replicas;
+mod cost_turns;
 mod drain;
 mod handoff;
 mod http_console;
