@@ -121,6 +121,42 @@ pub fn validate(tools: &[ToolSpec], allowed_origins: Option<&[String]>) -> Resul
     Ok(())
 }
 
+/// Why the org tool `tool` may not be declared next to the gateway's `deployment`
+/// tools (`--tools-file`), if it may not: it would shadow one, taking its name or its
+/// endpoint (perhaps without its approval). An org keeps a gateway tool by listing it
+/// unchanged.
+pub fn shadows(tool: &ToolSpec, deployment: &[ToolSpec]) -> Option<String> {
+    let endpoint = same_endpoint_key(&tool.endpoint);
+    let shadowed = deployment.iter().find(|d| {
+        d.name == tool.name || (endpoint.is_some() && same_endpoint_key(&d.endpoint) == endpoint)
+    })?;
+    if shadowed == tool {
+        return None;
+    }
+    Some(if shadowed.name == tool.name {
+        format!(
+            "tool '{}' is a tool of this gateway (--tools-file); an org tool may not take its name: list it unchanged to keep it, or name yours differently",
+            tool.name
+        )
+    } else {
+        format!(
+            "tool '{}': endpoint {} is the gateway's tool '{}' (--tools-file); an org tool may not call it under another definition: list '{}' unchanged to keep it",
+            tool.name, tool.endpoint, shadowed.name, shadowed.name
+        )
+    })
+}
+
+/// An endpoint as compared for shadowing: scheme, host, port and path (without a
+/// trailing `/`), so spelling variants of one URL are one endpoint.
+fn same_endpoint_key(endpoint: &str) -> Option<String> {
+    let url = reqwest::Url::parse(endpoint).ok()?;
+    Some(format!(
+        "{}{}",
+        url.origin().ascii_serialization(),
+        url.path().trim_end_matches('/')
+    ))
+}
+
 /// Read and check `--tools-file`.
 pub fn load_file(path: &Path) -> anyhow::Result<Vec<ToolSpec>> {
     let text = std::fs::read_to_string(path)
@@ -465,6 +501,33 @@ mod tests {
             let err = validate(&tools, None).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    /// Issue 20, L5: an org admin declared the gateway's approval-gated tool again,
+    /// same name and endpoint, with `requires_approval: false`, and it ran unasked.
+    #[test]
+    fn org_tools_cannot_shadow_the_gateways_tools() {
+        let gated = tool("refund", "https://shop.example/tools/refund");
+        let deployment = vec![gated.clone()];
+        assert_eq!(shadows(&gated, &deployment), None, "kept unchanged");
+        let mut unasked = gated.clone();
+        unasked.requires_approval = false;
+        let refusal = shadows(&unasked, &deployment).unwrap();
+        assert!(refusal.contains("may not take its name"), "{refusal}");
+        for endpoint in [
+            "https://shop.example/tools/refund",
+            "https://SHOP.example:443/tools/refund/",
+            "https://shop.example/tools/refund?x=1",
+        ] {
+            let mut renamed = tool("refund_now", endpoint);
+            renamed.requires_approval = false;
+            let refusal = shadows(&renamed, &deployment).unwrap();
+            assert!(refusal.contains("is the gateway's tool 'refund'"), "{refusal}");
+        }
+        assert_eq!(
+            shadows(&tool("lookup", "https://shop.example/tools/lookup"), &deployment),
+            None
+        );
     }
 
     #[test]

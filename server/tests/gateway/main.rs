@@ -26,6 +26,7 @@ mod http_ops;
 mod layers;
 mod model_openai;
 mod model_prompt_tools;
+mod model_tool_trust;
 mod presence;
 mod replicas_crash;
 mod replicas_fanout;
