@@ -11,9 +11,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Authenticator;
 use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
+use crate::assistant::cost::CostControl;
 use crate::assistant::handoff::Handoffs;
 use crate::assistant::handoff::cache::HandoffCache;
-use crate::assistant::cost::CostControl;
 use crate::assistant::intake::Intake;
 use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{

@@ -419,7 +419,11 @@ mod tests {
             approved_by: None,
         };
         let outcome = runner()
-            .run(&tool("big", &format!("http://{addr}/big")), &json!({}), &ctx)
+            .run(
+                &tool("big", &format!("http://{addr}/big")),
+                &json!({}),
+                &ctx,
+            )
             .await;
         assert!(outcome.ok, "{:?}", outcome.output.as_str().map(str::len));
         let kept = outcome.output.as_str().expect("cut output is text");
@@ -454,9 +458,7 @@ mod tests {
             validation.set_audience(&["refund"]);
             jsonwebtoken::decode::<Value>(
                 &token,
-                &jsonwebtoken::DecodingKey::from_secret(
-                    b"tool-signing-key-0123456789abcdefghij",
-                ),
+                &jsonwebtoken::DecodingKey::from_secret(b"tool-signing-key-0123456789abcdefghij"),
                 &validation,
             )
             .unwrap()
@@ -522,10 +524,16 @@ mod tests {
             let mut renamed = tool("refund_now", endpoint);
             renamed.requires_approval = false;
             let refusal = shadows(&renamed, &deployment).unwrap();
-            assert!(refusal.contains("is the gateway's tool 'refund'"), "{refusal}");
+            assert!(
+                refusal.contains("is the gateway's tool 'refund'"),
+                "{refusal}"
+            );
         }
         assert_eq!(
-            shadows(&tool("lookup", "https://shop.example/tools/lookup"), &deployment),
+            shadows(
+                &tool("lookup", "https://shop.example/tools/lookup"),
+                &deployment
+            ),
             None
         );
     }

@@ -152,10 +152,17 @@ async fn a_spent_token_budget_refuses_new_turns_with_its_own_code() {
     assert_eq!(ends[0]["usage"]["total_tokens"], 13);
     assert_eq!(ends[1]["status"], "failed", "{}", ends[1]);
     assert_eq!(ends[1]["code"], "budget_exhausted", "{}", ends[1]);
-    assert_eq!(upstream.request_count(), 1, "the second turn never reached the model");
+    assert_eq!(
+        upstream.request_count(),
+        1,
+        "the second turn never reached the model"
+    );
 
     let refused = client
-        .request("message.send", json!({"session_id": session, "text": "third"}))
+        .request(
+            "message.send",
+            json!({"session_id": session, "text": "third"}),
+        )
         .await;
     assert_eq!(ty(&refused), "error", "{refused}");
     assert_eq!(refused["code"], "budget_exhausted", "{refused}");

@@ -84,13 +84,25 @@ async fn org_tools_cannot_shadow_gated_tools_and_the_identity_says_who_approved(
 
     // The same name and endpoint without approval: refused.
     let reply = put(json!([spec(&backend, "refund_order", false)])).await;
-    reply.assert_error(400, "bad_request", "an org tool taking a gateway tool's name");
-    assert!(reply.text.contains("may not take its name"), "{}", reply.text);
+    reply.assert_error(
+        400,
+        "bad_request",
+        "an org tool taking a gateway tool's name",
+    );
+    assert!(
+        reply.text.contains("may not take its name"),
+        "{}",
+        reply.text
+    );
     // Its endpoint under another name: refused.
     let mut renamed = spec(&backend, "refund_now", false);
     renamed["endpoint"] = json!(backend.endpoint("refund_order") + "/");
     let reply = put(json!([renamed])).await;
-    reply.assert_error(400, "bad_request", "an org tool on a gateway tool's endpoint");
+    reply.assert_error(
+        400,
+        "bad_request",
+        "an org tool on a gateway tool's endpoint",
+    );
     assert!(
         reply.text.contains("is the gateway's tool 'refund_order'"),
         "{}",

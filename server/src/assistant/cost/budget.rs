@@ -153,7 +153,11 @@ impl Budget {
                 return Ok(());
             }
         }
-        tracing::error!(org_id, tokens, "the org's token total kept changing; these tokens are not counted");
+        tracing::error!(
+            org_id,
+            tokens,
+            "the org's token total kept changing; these tokens are not counted"
+        );
         Ok(())
     }
 
@@ -195,7 +199,9 @@ mod tests {
         let mut adds = Vec::new();
         for i in 0..20 {
             let replica = if i % 2 == 0 { a.clone() } else { b.clone() };
-            adds.push(tokio::spawn(async move { replica.add("acme", &usage(5)).await }));
+            adds.push(tokio::spawn(
+                async move { replica.add("acme", &usage(5)).await },
+            ));
         }
         for add in adds {
             add.await.unwrap();

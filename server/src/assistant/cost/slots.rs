@@ -242,7 +242,10 @@ mod tests {
             Some(Full::Principal)
         );
         let _b = slots.acquire(key("o1", "bob")).await.unwrap();
-        assert_eq!(slots.acquire(key("o1", "carol")).await.err(), Some(Full::Org));
+        assert_eq!(
+            slots.acquire(key("o1", "carol")).await.err(),
+            Some(Full::Org)
+        );
         let _c = slots.acquire(key("o2", "dan")).await.unwrap();
         assert_eq!(
             slots.acquire(key("o3", "erin")).await.err(),
@@ -276,7 +279,10 @@ mod tests {
         let slots = slots(1, 1, 1);
         let _held = slots.acquire(key("o", "p")).await.unwrap();
         let started = tokio::time::Instant::now();
-        assert_eq!(slots.acquire(key("o2", "q")).await.err(), Some(Full::Process));
+        assert_eq!(
+            slots.acquire(key("o2", "q")).await.err(),
+            Some(Full::Process)
+        );
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert_eq!(slots.metrics.turns_waiting_for_slot.get(), 0);
     }
@@ -294,7 +300,10 @@ mod tests {
         assert_eq!(principal_key(&access, "10.0.0.1".parse().ok()), "user:u1");
         access.user_id = None;
         access.anonymous = true;
-        assert_eq!(principal_key(&access, "10.0.0.1".parse().ok()), "ip:10.0.0.1");
+        assert_eq!(
+            principal_key(&access, "10.0.0.1".parse().ok()),
+            "ip:10.0.0.1"
+        );
         assert_eq!(
             principal_key(&access, "2001:db8:1:2:3:4:5:6".parse().ok()),
             principal_key(&access, "2001:db8:1:2:ffff::1".parse().ok()),
