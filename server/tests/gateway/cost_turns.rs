@@ -202,3 +202,58 @@ async fn a_spent_token_budget_refuses_new_turns_with_its_own_code() {
         "the queued turn and the refused message: {metrics}"
     );
 }
+
+/// The budget is one total for all replicas: tokens used through one replica count on
+/// the other (over Redis).
+#[tokio::test]
+async fn replicas_share_one_token_budget() {
+    use crate::support::replicas::{Backing, Backplane, replica_with};
+
+    let upstream = Upstream::start().await;
+    upstream.push(Reply::text(&["One", "."]));
+    upstream.push(Reply::text(&["Two", "."]));
+    let backplane = Backplane::start(Backing::Redis);
+    let base = upstream.base_url();
+    let flags = [
+        "--model-provider",
+        "openai",
+        "--model-base-url",
+        &base,
+        "--model",
+        "test-model",
+        "--model-retries",
+        "0",
+        "--org-daily-token-budget",
+        "20",
+    ];
+    let a = replica_with(&backplane, "replica-a", &flags);
+    let b = replica_with(&backplane, "replica-b", &flags);
+    let mut on_a = Client::connect(&a.ws_url()).await;
+    let mut on_b = Client::connect(&b.ws_url()).await;
+    let session_a = on_a.create_session().await.id;
+    let session_b = on_b.create_session().await.id;
+
+    // 13 tokens through each replica: under 20 on either alone, 26 together.
+    for (client, session) in [(&mut on_a, &session_a), (&mut on_b, &session_b)] {
+        client.send_message(session, "hello").await;
+        let end = client.next_of_type("turn.end").await;
+        assert_eq!(end["status"], "completed", "{end}");
+        assert_eq!(end["usage"]["total_tokens"], 13, "{end}");
+    }
+    for (client, session) in [(&mut on_a, &session_a), (&mut on_b, &session_b)] {
+        let refused = client
+            .request(
+                "message.send",
+                json!({"session_id": session, "text": "more"}),
+            )
+            .await;
+        assert_eq!(refused["code"], "budget_exhausted", "{refused}");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .contains("26 of its 20"),
+            "{refused}"
+        );
+    }
+}
