@@ -42,6 +42,9 @@ pub enum ErrorCode {
     TooLarge,
     /// Too fast: frames over the configured rate, or too many turns queued in a session.
     RateLimited,
+    /// The org's daily token budget (`--org-daily-token-budget`) is spent: no new turn
+    /// starts until it resets at 00:00 UTC. The message was not stored.
+    BudgetExhausted,
     /// The server does not support this (e.g. a binary frame).
     Unsupported,
     /// The backplane is unreachable, the replica is draining, or the JWT keys cannot be
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "conflict",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::BudgetExhausted => "budget_exhausted",
             ErrorCode::Unsupported => "unsupported",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -78,7 +82,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::TooLarge => 413,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::RateLimited | ErrorCode::BudgetExhausted => 429,
             ErrorCode::Unsupported => 415,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -174,6 +178,7 @@ mod tests {
             ErrorCode::Conflict,
             ErrorCode::TooLarge,
             ErrorCode::RateLimited,
+            ErrorCode::BudgetExhausted,
             ErrorCode::Unsupported,
             ErrorCode::Unavailable,
             ErrorCode::Internal,

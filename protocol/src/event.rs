@@ -49,6 +49,14 @@ pub enum TurnEndCode {
     /// The replica running the turn stopped (killed, crashed, cut off) before it
     /// finished; another replica ended it. See `retrying`.
     ReplicaLost,
+    /// The turn waited `--turn-slot-wait` for room under the caps on concurrent turns
+    /// (per replica, per org, per principal) and got none; its message is stored but
+    /// unanswered. Send it again later.
+    RateLimited,
+    /// The org's daily token budget was spent before this turn could start; its
+    /// message is stored but unanswered. New messages get the error
+    /// `budget_exhausted` until the budget resets at 00:00 UTC.
+    BudgetExhausted,
 }
 
 /// A document a reply drew on. Only documents the asker may read are ever listed.

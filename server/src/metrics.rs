@@ -72,6 +72,17 @@ pub struct Metrics {
     /// `session.create`s refused by a quota, by `limit` (`per_minute`,
     /// `per_principal`, `process`, `contention`).
     pub session_creations_refused: IntCounterVec,
+    /// Turns holding a slot under `--max-concurrent-turns` (running on this replica).
+    pub turns_running: IntGauge,
+    /// Turns waiting for a slot (at most `--turn-slot-wait` each).
+    pub turns_waiting_for_slot: IntGauge,
+    /// Turns not started, by `reason` (`process_busy`, `org_busy`, `principal_busy`,
+    /// `budget_exhausted`).
+    pub turns_refused: IntCounterVec,
+    /// Tokens the model reported (`turn.end.usage`), by `org_id` (the first
+    /// `--token-metrics-orgs` orgs seen, the rest `_other`) and `kind` (`prompt`,
+    /// `completion`).
+    pub tokens: IntCounterVec,
 }
 
 impl Metrics {
@@ -280,6 +291,32 @@ impl Metrics {
         )?;
         registry.register(Box::new(sessions_live.clone()))?;
         registry.register(Box::new(session_creations_refused.clone()))?;
+        let turns_running = IntGauge::new(
+            "switchboard_turns_running",
+            "Turns holding a slot under --max-concurrent-turns on this replica",
+        )?;
+        let turns_waiting_for_slot = IntGauge::new(
+            "switchboard_turns_waiting_for_slot",
+            "Turns waiting for a slot under the caps on concurrent turns",
+        )?;
+        let turns_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_turns_refused_total",
+                "Turns not started, by reason (a cap on concurrent turns, or the org's token budget)",
+            ),
+            &["reason"],
+        )?;
+        let tokens = IntCounterVec::new(
+            Opts::new(
+                "switchboard_tokens_total",
+                "Model tokens used by turns, by org (first --token-metrics-orgs orgs; the rest _other) and kind",
+            ),
+            &["org_id", "kind"],
+        )?;
+        registry.register(Box::new(turns_running.clone()))?;
+        registry.register(Box::new(turns_waiting_for_slot.clone()))?;
+        registry.register(Box::new(turns_refused.clone()))?;
+        registry.register(Box::new(tokens.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -312,6 +349,10 @@ impl Metrics {
             presence_hints_dropped,
             sessions_live,
             session_creations_refused,
+            turns_running,
+            turns_waiting_for_slot,
+            turns_refused,
+            tokens,
         })
     }
 

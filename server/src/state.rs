@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::Authenticator;
 use crate::assistant::approvals::{Approvals, DECISION_SAFETY_NET};
+use crate::assistant::cost::CostControl;
 use crate::assistant::handoff::Handoffs;
 use crate::assistant::handoff::cache::HandoffCache;
 use crate::assistant::intake::Intake;
@@ -184,6 +185,7 @@ impl AppState {
                 DECISION_SAFETY_NET,
             )),
             sessions: sessions.clone(),
+            cost: CostControl::new(&config.cost, backplane.clone(), metrics.clone()),
         };
         let approvals = services.approvals.clone();
         let replica = Arc::new(Replica::new(

@@ -6,14 +6,16 @@
 //! and no turn is queued for it.
 //!
 //! In order: refuse during a drain; only from a connection that joined the session;
-//! check the text; make sure the session has room for one more turn (before anything
-//! is appended); remember who asks (any replica may answer); append the `message` once
+//! check the text; refuse when the org's daily token budget is spent
+//! (`budget_exhausted`); make sure the session has room for one more turn (before
+//! anything is appended); remember who asks (any replica may answer); append the `message` once
 //! per `client_message_id` (`fanout::Events::append_once`, which `POST /v1/publish`
 //! uses too: a retry gets the first attempt's answer and appends nothing); wake the
 //! session's turn queue, which is its history (a retry wakes it too, so a message
 //! whose first attempt died before this step is still answered); let the sender know;
 //! start draining the queue when this replica claimed it.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use switchboard_protocol::client::MessageSend;
@@ -22,6 +24,7 @@ use switchboard_protocol::{ErrorCode, EventBody, MAX_FRAME_ID_CHARS, Role, Seq};
 use super::turns::{Claim, Turns};
 use crate::access::AccessContext;
 use crate::access::policy;
+use crate::assistant::cost::principal_key;
 use crate::error::ClientError;
 use crate::fanout::Events;
 use crate::fanout::events::Once;
@@ -62,13 +65,14 @@ impl Intake {
         }
     }
 
-    /// Accept `send` from `sender`; `joined` is the session's record when the
+    /// Accept `send` from `sender` (connected from `client`, when known); `joined` is the session's record when the
     /// sender's connection joined it (and it still exists), `None` otherwise. The
     /// answer goes to `acknowledge` before the turn is queued, so the sender hears
     /// `message.accepted` before the turn can start.
     pub async fn accept(
         &self,
         sender: &AccessContext,
+        client: Option<IpAddr>,
         joined: Option<&SessionRecord>,
         send: MessageSend,
         acknowledge: impl FnOnce(&Accepted),
@@ -85,9 +89,12 @@ impl Intake {
         let Some(asker) = policy::turn_audience(sender, session) else {
             return self.accept_from_staff(sender, send, acknowledge).await;
         };
+        self.turns.check_budget(&asker.org_id).await?;
         self.turns.has_room(&send.session_id).await?;
         let message_id = new_id("m");
-        self.turns.remember_job(&message_id, asker).await?;
+        self.turns
+            .remember_job(&message_id, asker, principal_key(sender, client))
+            .await?;
         let author = sender.user_id.clone();
         let (accepted, fresh) = self
             .append_message(&send, message_id, Role::User, author)

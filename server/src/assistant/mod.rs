@@ -11,11 +11,13 @@
 //! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
 //! - [`control`]: the hints a replica sends another to act on a record at once.
 //! - [`settings`]: per-org model, system prompt and tools.
+//! - [`cost`]: caps on concurrent turns and each org's daily token budget.
 //!
 //! The model providers and the prompt are `crate::assistant::model`.
 
 pub mod approvals;
 pub mod control;
+pub mod cost;
 pub mod handoff;
 pub mod intake;
 pub mod knowledge;

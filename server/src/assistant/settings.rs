@@ -158,6 +158,11 @@ impl ModelSettingsStore {
                 return Err(format!("at most {MAX_TOOLS} tools"));
             }
             tools::validate(tools, Some(&self.defaults.allowed_tool_origins))?;
+            for tool in tools {
+                if let Some(refusal) = tools::shadows(tool, &self.defaults.tools) {
+                    return Err(refusal);
+                }
+            }
         }
         Ok(())
     }
@@ -182,7 +187,20 @@ impl ModelSettingsStore {
                 temperature: org.temperature.or(defaults.options.temperature),
                 max_tokens: org.max_tokens.or(defaults.options.max_tokens),
             },
-            tools: org.tools.unwrap_or_else(|| defaults.tools.clone()),
+            tools: match org.tools {
+                Some(tools) => tools
+                    .into_iter()
+                    .filter(|tool| {
+                        // Stored before shadowing was refused: never offered.
+                        let refusal = tools::shadows(tool, &defaults.tools);
+                        if let Some(refusal) = &refusal {
+                            tracing::warn!(org_id, "an org tool is left out: {refusal}");
+                        }
+                        refusal.is_none()
+                    })
+                    .collect(),
+                None => defaults.tools.clone(),
+            },
         }
     }
 }

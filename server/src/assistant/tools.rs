@@ -121,6 +121,42 @@ pub fn validate(tools: &[ToolSpec], allowed_origins: Option<&[String]>) -> Resul
     Ok(())
 }
 
+/// Why the org tool `tool` may not be declared next to the gateway's `deployment`
+/// tools (`--tools-file`), if it may not: it would shadow one, taking its name or its
+/// endpoint (perhaps without its approval). An org keeps a gateway tool by listing it
+/// unchanged.
+pub fn shadows(tool: &ToolSpec, deployment: &[ToolSpec]) -> Option<String> {
+    let endpoint = same_endpoint_key(&tool.endpoint);
+    let shadowed = deployment.iter().find(|d| {
+        d.name == tool.name || (endpoint.is_some() && same_endpoint_key(&d.endpoint) == endpoint)
+    })?;
+    if shadowed == tool {
+        return None;
+    }
+    Some(if shadowed.name == tool.name {
+        format!(
+            "tool '{}' is a tool of this gateway (--tools-file); an org tool may not take its name: list it unchanged to keep it, or name yours differently",
+            tool.name
+        )
+    } else {
+        format!(
+            "tool '{}': endpoint {} is the gateway's tool '{}' (--tools-file); an org tool may not call it under another definition: list '{}' unchanged to keep it",
+            tool.name, tool.endpoint, shadowed.name, shadowed.name
+        )
+    })
+}
+
+/// An endpoint as compared for shadowing: scheme, host, port and path (without a
+/// trailing `/`), so spelling variants of one URL are one endpoint.
+fn same_endpoint_key(endpoint: &str) -> Option<String> {
+    let url = reqwest::Url::parse(endpoint).ok()?;
+    Some(format!(
+        "{}{}",
+        url.origin().ascii_serialization(),
+        url.path().trim_end_matches('/')
+    ))
+}
+
 /// Read and check `--tools-file`.
 pub fn load_file(path: &Path) -> anyhow::Result<Vec<ToolSpec>> {
     let text = std::fs::read_to_string(path)
@@ -161,6 +197,13 @@ pub struct IdentityClaims {
     pub anonymous: bool,
     pub session_id: String,
     pub call_id: String,
+    /// Whether a person approved this call (`tool.decide`) before it ran. False for a
+    /// tool configured with `requires_approval: false`: an endpoint whose action needs
+    /// a person's consent refuses a call without it.
+    pub approved: bool,
+    /// Who approved it (`tool.result.decided_by`), when a person did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
     pub iat: u64,
     pub exp: u64,
 }
@@ -178,6 +221,9 @@ pub struct CallContext<'a> {
     pub turn_id: &'a str,
     /// The gateway's id of the call (`tool.request.call_id`), not the model's.
     pub call_id: &'a str,
+    /// Whether a person approved the call, and who (`tool.result.decided_by`).
+    pub approved: bool,
+    pub approved_by: Option<&'a str>,
 }
 
 impl ToolRunner {
@@ -206,6 +252,8 @@ impl ToolRunner {
             anonymous: ctx.access.anonymous,
             session_id: ctx.session_id.to_string(),
             call_id: ctx.call_id.to_string(),
+            approved: ctx.approved,
+            approved_by: ctx.approved_by.map(str::to_string),
             iat: now,
             exp: now + IDENTITY_TTL.as_secs(),
         };
@@ -258,8 +306,8 @@ impl ToolRunner {
             }
         };
         let status = response.status();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
+        let (bytes, cut) = match read_capped(response, MAX_OUTPUT_BYTES).await {
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!(tool = %tool.name, error = %e, "tool endpoint answer unreadable");
                 return ToolOutcome::failed(format!(
@@ -268,12 +316,10 @@ impl ToolRunner {
                 ));
             }
         };
-        let text =
-            String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_OUTPUT_BYTES)]).into_owned();
         let output = serde_json::from_slice::<Value>(&bytes)
             .ok()
-            .filter(|_| bytes.len() <= MAX_OUTPUT_BYTES)
-            .unwrap_or(Value::String(text));
+            .filter(|_| !cut)
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
         if status.is_success() {
             ToolOutcome { ok: true, output }
         } else {
@@ -283,6 +329,25 @@ impl ToolRunner {
             }
         }
     }
+}
+
+/// The first `cap` bytes of a body, and whether it had more. Reading stops at the
+/// cap: the rest is never read (dropping the response closes its connection), so a
+/// huge answer costs no more than `cap` and one chunk.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = cap.saturating_sub(body.len());
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            return Ok((body, true));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((body, false))
 }
 
 #[cfg(test)]
@@ -297,6 +362,114 @@ mod tests {
             endpoint: endpoint.into(),
             requires_approval: true,
         }
+    }
+
+    fn asker() -> AccessContext {
+        AccessContext {
+            user_id: Some("ann".into()),
+            org_id: "acme".into(),
+            groups: vec![],
+            roles: vec![],
+            anonymous: false,
+            name: None,
+        }
+    }
+
+    fn runner() -> ToolRunner {
+        let key: Secret = "tool-signing-key-0123456789abcdefghij".parse().unwrap();
+        ToolRunner::new(Some(key), Duration::from_secs(10)).unwrap()
+    }
+
+    /// A tool endpoint whose answer is 256 MiB: the gateway reads about the 16 KiB it
+    /// keeps and hangs up (issue 20, L3: a 300 MiB answer was read whole, and the
+    /// gateway's memory grew by as much).
+    #[tokio::test]
+    async fn a_huge_answer_is_cut_without_being_read_whole() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        use futures_util::StreamExt;
+
+        const CHUNK: usize = 64 * 1024;
+        const TOTAL: usize = 256 * 1024 * 1024;
+        static FILLER: [u8; CHUNK] = [b'x'; CHUNK];
+        let produced = Arc::new(AtomicUsize::new(0));
+        let counter = produced.clone();
+        let app = axum::Router::new().fallback(move || {
+            let counter = counter.clone();
+            async move {
+                let chunks = futures_util::stream::iter(0..TOTAL / CHUNK).map(move |_| {
+                    counter.fetch_add(CHUNK, Ordering::Relaxed);
+                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(&FILLER))
+                });
+                axum::body::Body::from_stream(chunks)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let access = asker();
+        let ctx = CallContext {
+            access: &access,
+            session_id: "s_1",
+            turn_id: "t_1",
+            call_id: "tc_1",
+            approved: false,
+            approved_by: None,
+        };
+        let outcome = runner()
+            .run(
+                &tool("big", &format!("http://{addr}/big")),
+                &json!({}),
+                &ctx,
+            )
+            .await;
+        assert!(outcome.ok, "{:?}", outcome.output.as_str().map(str::len));
+        let kept = outcome.output.as_str().expect("cut output is text");
+        assert_eq!(kept.len(), MAX_OUTPUT_BYTES);
+        // What the server could still push into the sockets' buffers after the cut.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let produced = produced.load(Ordering::Relaxed);
+        eprintln!("L3: the endpoint produced {produced} of {TOTAL} bytes");
+        assert!(
+            produced < 32 * 1024 * 1024,
+            "the gateway read {produced} bytes of a {TOTAL}-byte answer it keeps 16 KiB of"
+        );
+        server.abort();
+    }
+
+    /// The identity token says whether a person approved the call, and who.
+    #[test]
+    fn the_identity_says_whether_a_person_approved() {
+        let access = asker();
+        let spec = tool("refund", "https://shop.example/tools/refund");
+        let decode = |approved: bool, approved_by: Option<&str>| {
+            let ctx = CallContext {
+                access: &access,
+                session_id: "s_1",
+                turn_id: "t_1",
+                call_id: "tc_1",
+                approved,
+                approved_by,
+            };
+            let token = runner().identity(&spec, &ctx).unwrap();
+            let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+            validation.set_audience(&["refund"]);
+            jsonwebtoken::decode::<Value>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(b"tool-signing-key-0123456789abcdefghij"),
+                &validation,
+            )
+            .unwrap()
+            .claims
+        };
+        let approved = decode(true, Some("ann"));
+        assert_eq!(approved["approved"], true);
+        assert_eq!(approved["approved_by"], "ann");
+        let unasked = decode(false, None);
+        assert_eq!(unasked["approved"], false);
+        assert!(unasked.get("approved_by").is_none(), "{unasked}");
     }
 
     #[test]
@@ -330,6 +503,39 @@ mod tests {
             let err = validate(&tools, None).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
+    }
+
+    /// Issue 20, L5: an org admin declared the gateway's approval-gated tool again,
+    /// same name and endpoint, with `requires_approval: false`, and it ran unasked.
+    #[test]
+    fn org_tools_cannot_shadow_the_gateways_tools() {
+        let gated = tool("refund", "https://shop.example/tools/refund");
+        let deployment = vec![gated.clone()];
+        assert_eq!(shadows(&gated, &deployment), None, "kept unchanged");
+        let mut unasked = gated.clone();
+        unasked.requires_approval = false;
+        let refusal = shadows(&unasked, &deployment).unwrap();
+        assert!(refusal.contains("may not take its name"), "{refusal}");
+        for endpoint in [
+            "https://shop.example/tools/refund",
+            "https://SHOP.example:443/tools/refund/",
+            "https://shop.example/tools/refund?x=1",
+        ] {
+            let mut renamed = tool("refund_now", endpoint);
+            renamed.requires_approval = false;
+            let refusal = shadows(&renamed, &deployment).unwrap();
+            assert!(
+                refusal.contains("is the gateway's tool 'refund'"),
+                "{refusal}"
+            );
+        }
+        assert_eq!(
+            shadows(
+                &tool("lookup", "https://shop.example/tools/lookup"),
+                &deployment
+            ),
+            None
+        );
     }
 
     #[test]

@@ -41,14 +41,20 @@ impl Connection {
                 let outbound = &self.outbound;
                 self.state
                     .intake
-                    .accept(&self.access, joined.as_ref(), send, |accepted| {
-                        let reply = ServerFrame::MessageAccepted {
-                            session_id: accepted.session_id.clone(),
-                            message_id: accepted.message_id.clone(),
-                            seq: accepted.seq,
-                        };
-                        let _ = outbound.enqueue(ServerReply::new(id, reply).to_json().into());
-                    })
+                    .accept(
+                        &self.access,
+                        self.client,
+                        joined.as_ref(),
+                        send,
+                        |accepted| {
+                            let reply = ServerFrame::MessageAccepted {
+                                session_id: accepted.session_id.clone(),
+                                message_id: accepted.message_id.clone(),
+                                seq: accepted.seq,
+                            };
+                            let _ = outbound.enqueue(ServerReply::new(id, reply).to_json().into());
+                        },
+                    )
                     .await
             }
             ClientFrame::TurnCancel(cancel) => self.cancel_turn(cancel).await,

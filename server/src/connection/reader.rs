@@ -45,8 +45,8 @@ pub(super) struct Connection {
     bad_in_a_row: u32,
     /// When the token expires (seconds since the epoch); `None` for anonymous.
     pub(super) expires_at: Option<u64>,
-    /// The visitor's address (`Handshake::client`): the session quotas count
-    /// anonymous visitors by it.
+    /// The visitor's address (`Handshake::client`): the session quotas and the caps on
+    /// concurrent turns count anonymous visitors by it.
     pub(super) client: Option<std::net::IpAddr>,
 }
 

@@ -62,6 +62,10 @@ pub mod namespace {
     /// `--history-max-age`): the turn worker's check, without a store read.
     pub const HANDOFFS: &str = "handoffs";
 
+    /// `<org_id>/<YYYY-MM-DD>` → the tokens the org's turns used that UTC day
+    /// (`assistant::cost::budget`); lives two days.
+    pub const TOKEN_USAGE: &str = "token-usage";
+
     /// All of them.
     pub const ALL: &[&str] = &[
         SESSIONS,
@@ -78,6 +82,7 @@ pub mod namespace {
         DOCUMENTS,
         DOCUMENT_VERSIONS,
         HANDOFFS,
+        TOKEN_USAGE,
         PRESENCE,
         PRESENCE_REPLICAS,
     ];

@@ -189,6 +189,8 @@ impl Turns {
                             session_id: &job.session_id,
                             turn_id,
                             call_id: &call_id,
+                            approved: requires_approval,
+                            approved_by: decided_by.as_deref(),
                         };
                         self.services.tools.run(spec, arguments, &ctx).await
                     }

@@ -16,17 +16,24 @@ use crate::records::namespace::TURN_JOBS;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Job {
     pub(super) access: AccessContext,
+    /// Who the turn counts against under the caps on concurrent turns
+    /// (`cost::principal_key`); absent in jobs kept before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) principal: Option<String>,
 }
 
 impl Turns {
-    /// Keep what the turn answering `message_id` needs.
+    /// Keep what the turn answering `message_id` needs: the asker's access, and the
+    /// principal its turn counts against (`cost::principal_key`).
     pub async fn remember_job(
         &self,
         message_id: &str,
         access: &AccessContext,
+        principal: String,
     ) -> Result<(), RecordError> {
         let job = Job {
             access: access.clone(),
+            principal: Some(principal),
         };
         self.backplane
             .record_put(

@@ -10,6 +10,8 @@
 //! - [`lease`]: a session's queue and which replica drains it;
 //! - [`history`]: what the session's history says about a turn or a message;
 //! - [`worker`]: draining one session's queue;
+//! - [`admit`]: whether a turn may start now (its org's token budget, a slot under
+//!   the caps on concurrent turns);
 //! - [`takeover`]: taking over the queues of replicas that stopped;
 //! - [`jobs`]: the access context each message is answered with;
 //! - [`run`]: one turn from `turn.start` to `turn.end`;
@@ -18,6 +20,7 @@
 //! - [`listen`]: this replica's control stream, where other replicas' hints (a cancel,
 //!   a tool decision) wake the turn they concern.
 
+mod admit;
 mod cancel;
 mod converse;
 mod history;
@@ -43,6 +46,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::access::AccessContext;
 use crate::assistant::approvals::Approvals;
+use crate::assistant::cost::CostControl;
 use crate::assistant::handoff::Handoffs;
 use crate::assistant::knowledge::KnowledgeBase;
 use crate::assistant::model::ModelProvider;
@@ -109,6 +113,8 @@ pub struct TurnServices {
     pub tools: Arc<ToolRunner>,
     pub approvals: Arc<Approvals>,
     pub sessions: Arc<SessionStore>,
+    /// The caps on concurrent turns and each org's token budget.
+    pub cost: Arc<CostControl>,
 }
 
 /// The sessions whose queues this replica drains, and everything a turn needs.
@@ -216,6 +222,12 @@ impl Turns {
             )),
             _ => Ok(()),
         }
+    }
+
+    /// `Ok` while `org_id` has tokens left today (`--org-daily-token-budget`);
+    /// `budget_exhausted` once they are spent.
+    pub async fn check_budget(&self, org_id: &str) -> Result<(), ClientError> {
+        self.services.cost.budget.check(org_id).await
     }
 
     /// `message_id` was appended to `session_id`: queue it. When this replica becomes

@@ -120,6 +120,13 @@ impl Turns {
             tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed during the turn; leaving its end to the new owner");
             return;
         }
+        if let Some(usage) = &progress.usage {
+            self.services
+                .cost
+                .budget
+                .add(&job.access.org_id, usage)
+                .await;
+        }
         let text = progress.text;
         let end = EventBody::TurnEnd {
             turn_id: turn_id.clone(),

@@ -61,6 +61,11 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
                 metrics.clone(),
             )),
         )),
+        cost: crate::assistant::cost::CostControl::new(
+            &crate::config::CostLimits::default(),
+            backplane.clone(),
+            metrics.clone(),
+        ),
     };
     let turns = Turns::new(
         Arc::new(Replica::new(backplane.clone(), metrics.clone(), TIMING)),
@@ -109,7 +114,10 @@ async fn accept(turns: &Arc<Turns>, stream: &StreamName) -> String {
 /// (not queued yet). Its id and `seq`.
 async fn ask(turns: &Arc<Turns>, stream: &StreamName) -> (String, u64) {
     let message_id = new_id("m");
-    turns.remember_job(&message_id, &asker()).await.unwrap();
+    turns
+        .remember_job(&message_id, &asker(), "anonymous".into())
+        .await
+        .unwrap();
     let appended = turns
         .events
         .append(
@@ -592,7 +600,9 @@ async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
         let stream = StreamName::session("s_tool").unwrap();
         let message_id = new_id("m");
         let b = replica(&backplane, Duration::from_millis(2)).await;
-        b.remember_job(&message_id, &asker()).await.unwrap();
+        b.remember_job(&message_id, &asker(), "anonymous".into())
+            .await
+            .unwrap();
         let mut bodies = vec![
             EventBody::Message {
                 message_id: message_id.clone(),

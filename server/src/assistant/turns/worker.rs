@@ -9,6 +9,7 @@ use switchboard_backplane::{Backoff, StreamName};
 use switchboard_protocol::{EventBody, TurnEndCode, TurnStatus};
 use tokio_util::sync::CancellationToken;
 
+use super::admit::Admission;
 use super::history;
 use super::lease::{Held, Lease, OwnedLease, Queued, Running};
 use super::{RunningTurn, TurnJob, Turns};
@@ -120,6 +121,25 @@ impl Turns {
                     }
                 }
             };
+            // A turn that can be answered needs its org's budget and a slot first.
+            let admission = match (&job, &question) {
+                (Some(job), Some(_)) => {
+                    let admitted = tokio::select! {
+                        () = lease.fence.cancelled() => return,
+                        // Handed over at the top of the loop.
+                        () = self.draining.cancelled() => continue,
+                        admitted = self.admit(job) => admitted,
+                    };
+                    if matches!(admitted, Admission::Later) {
+                        tokio::select! {
+                            () = lease.fence.cancelled() => return,
+                            () = backoff.wait() => continue,
+                        }
+                    }
+                    Some(admitted)
+                }
+                _ => None,
+            };
             backoff.reset();
             let turn_id = new_id("t");
             let running = Running {
@@ -145,8 +165,8 @@ impl Turns {
                     cancel: cancel.clone(),
                 });
             }
-            match (job, question) {
-                (Some(job), Some(question)) => {
+            match (job, question, admission) {
+                (Some(job), Some(question), Some(Admission::Run(slot))) => {
                     let job = TurnJob {
                         session_id: session_id.clone(),
                         stream: stream.clone(),
@@ -156,15 +176,23 @@ impl Turns {
                     };
                     self.run(job, &replay.events, turn_id, cancel, lease.fence.clone())
                         .await;
+                    drop(slot);
                 }
-                (None, _) => {
-                    let why = "this message can no longer be answered: who sent it is no longer known; send it again";
-                    self.end_unanswerable(&stream, &next.message_id, turn_id, why)
+                (_, _, Some(Admission::Refuse(code, why))) => {
+                    self.end_unanswerable(&stream, &next.message_id, turn_id, &why, Some(code))
                         .await
                 }
-                (Some(_), None) => {
+                (None, _, _) => {
+                    let why = "this message can no longer be answered: who sent it is no longer known; send it again";
+                    self.end_unanswerable(&stream, &next.message_id, turn_id, why, None)
+                        .await
+                }
+                // `Later` went round the loop above; a job and a question always have
+                // an admission.
+                (Some(_), Some(_), _) => {}
+                (Some(_), None, _) => {
                     let why = "this message left the session's retained history (--history-max-events) before its turn began, so it cannot be answered; send it again";
-                    self.end_unanswerable(&stream, &next.message_id, turn_id, why)
+                    self.end_unanswerable(&stream, &next.message_id, turn_id, why, None)
                         .await
                 }
             }
@@ -313,15 +341,17 @@ impl Turns {
         }
     }
 
-    /// A message that cannot be answered (its sender is no longer known, or its text
-    /// left the history) gets a turn that says why, rather than silence or an answer
-    /// with someone else's access.
+    /// A message that cannot be answered (its sender is no longer known, its text
+    /// left the history, its org's budget is spent, no slot was free in time) gets a
+    /// turn that says why, with `code` where a client may tell causes apart, rather
+    /// than silence or an answer with someone else's access.
     async fn end_unanswerable(
         &self,
         stream: &StreamName,
         message_id: &str,
         turn_id: String,
         why: &str,
+        code: Option<TurnEndCode>,
     ) {
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
@@ -334,7 +364,7 @@ impl Turns {
             usage: None,
             sources: None,
             error: Some(why.to_string()),
-            code: None,
+            code,
             retrying: None,
         };
         for body in [start, end] {

@@ -333,6 +333,12 @@ impl Upstream {
         );
     }
 
+    /// Wait until `n` requests arrived in total, or forever (for a caller's timeout).
+    pub async fn wait_for_requests_quietly(&self, n: usize) {
+        let mut rx = self.shared.counters.subscribe();
+        let _ = rx.wait_for(|c| c.requests >= n).await;
+    }
+
     /// Wait until the client closed a response before it finished (the first such
     /// close in this upstream's life); panics after `timeout`.
     pub async fn wait_for_disconnect(&self, timeout: Duration) {
