@@ -72,6 +72,11 @@ pub struct Metrics {
     /// `session.create`s refused by a quota, by `limit` (`per_minute`,
     /// `per_principal`, `process`, `contention`).
     pub session_creations_refused: IntCounterVec,
+    /// Knowledge-base writes refused by an org's quota, by `limit` (`documents`,
+    /// `bytes`).
+    pub documents_refused: IntCounterVec,
+    /// Document records read by this replica's index refreshes.
+    pub documents_read: IntCounter,
 }
 
 impl Metrics {
@@ -229,6 +234,19 @@ impl Metrics {
             "Presence hints to other replicas dropped because their queue was full",
         )?;
         registry.register(Box::new(presence_hints_dropped.clone()))?;
+        let documents_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_documents_refused_total",
+                "Knowledge-base writes refused by an org's document quota, by limit (documents, bytes)",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(documents_refused.clone()))?;
+        let documents_read = IntCounter::new(
+            "switchboard_documents_read_total",
+            "Document records read by this replica's knowledge index refreshes",
+        )?;
+        registry.register(Box::new(documents_read.clone()))?;
         registry.register(Box::new(presence_members.clone()))?;
         registry.register(Box::new(presence_sessions.clone()))?;
         registry.register(Box::new(presence_refused.clone()))?;
@@ -312,6 +330,8 @@ impl Metrics {
             presence_hints_dropped,
             sessions_live,
             session_creations_refused,
+            documents_refused,
+            documents_read,
         })
     }
 

@@ -98,7 +98,11 @@ impl AppState {
         )
         .await?;
         let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());
-        let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
+        let knowledge = Arc::new(KnowledgeBase::configured(
+            backplane.clone(),
+            &config.document_quota,
+            Some(metrics.clone()),
+        ));
         if config.demo_seed {
             knowledge
                 .ingest_all(demo_documents(&config.default_org))
