@@ -77,6 +77,8 @@ pub struct Metrics {
     pub documents_refused: IntCounterVec,
     /// Document records read by this replica's index refreshes.
     pub documents_read: IntCounter,
+    /// Bytes of history the replays in progress reserve (`--replay-memory-bytes`).
+    pub replay_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -247,6 +249,11 @@ impl Metrics {
             "Document records read by this replica's knowledge index refreshes",
         )?;
         registry.register(Box::new(documents_read.clone()))?;
+        let replay_bytes = IntGauge::new(
+            "switchboard_replay_bytes",
+            "Bytes of history the replays in progress reserve against --replay-memory-bytes",
+        )?;
+        registry.register(Box::new(replay_bytes.clone()))?;
         registry.register(Box::new(presence_members.clone()))?;
         registry.register(Box::new(presence_sessions.clone()))?;
         registry.register(Box::new(presence_refused.clone()))?;
@@ -332,6 +339,7 @@ impl Metrics {
             session_creations_refused,
             documents_refused,
             documents_read,
+            replay_bytes,
         })
     }
 

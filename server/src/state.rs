@@ -249,11 +249,14 @@ impl AppState {
         Ok(AppState {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
-            registry: Arc::new(Registry::new(
-                backplane.clone(),
-                TranscriptReader::new(store.clone()),
-                metrics.clone(),
-            )),
+            registry: Arc::new(
+                Registry::new(
+                    backplane.clone(),
+                    TranscriptReader::new(store.clone()),
+                    metrics.clone(),
+                )
+                .with_replay_memory(config.replay_memory_bytes),
+            ),
             presence,
             sessions,
             conversations,
