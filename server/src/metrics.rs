@@ -83,6 +83,13 @@ pub struct Metrics {
     /// `--token-metrics-orgs` orgs seen, the rest `_other`) and `kind` (`prompt`,
     /// `completion`).
     pub tokens: IntCounterVec,
+    /// Knowledge-base writes refused by an org's quota, by `limit` (`documents`,
+    /// `bytes`).
+    pub documents_refused: IntCounterVec,
+    /// Document records read by this replica's index refreshes.
+    pub documents_read: IntCounter,
+    /// Bytes of history the replays in progress reserve (`--replay-memory-bytes`).
+    pub replay_bytes: IntGauge,
 }
 
 impl Metrics {
@@ -240,6 +247,24 @@ impl Metrics {
             "Presence hints to other replicas dropped because their queue was full",
         )?;
         registry.register(Box::new(presence_hints_dropped.clone()))?;
+        let documents_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_documents_refused_total",
+                "Knowledge-base writes refused by an org's document quota, by limit (documents, bytes)",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(documents_refused.clone()))?;
+        let documents_read = IntCounter::new(
+            "switchboard_documents_read_total",
+            "Document records read by this replica's knowledge index refreshes",
+        )?;
+        registry.register(Box::new(documents_read.clone()))?;
+        let replay_bytes = IntGauge::new(
+            "switchboard_replay_bytes",
+            "Bytes of history the replays in progress reserve against --replay-memory-bytes",
+        )?;
+        registry.register(Box::new(replay_bytes.clone()))?;
         registry.register(Box::new(presence_members.clone()))?;
         registry.register(Box::new(presence_sessions.clone()))?;
         registry.register(Box::new(presence_refused.clone()))?;
@@ -353,6 +378,9 @@ impl Metrics {
             turns_waiting_for_slot,
             turns_refused,
             tokens,
+            documents_refused,
+            documents_read,
+            replay_bytes,
         })
     }
 

@@ -99,7 +99,11 @@ impl AppState {
         )
         .await?;
         let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());
-        let knowledge = Arc::new(KnowledgeBase::new(backplane.clone()));
+        let knowledge = Arc::new(KnowledgeBase::configured(
+            backplane.clone(),
+            &config.document_quota,
+            Some(metrics.clone()),
+        ));
         if config.demo_seed {
             knowledge
                 .ingest_all(demo_documents(&config.default_org))
@@ -247,11 +251,14 @@ impl AppState {
         Ok(AppState {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
-            registry: Arc::new(Registry::new(
-                backplane.clone(),
-                TranscriptReader::new(store.clone()),
-                metrics.clone(),
-            )),
+            registry: Arc::new(
+                Registry::new(
+                    backplane.clone(),
+                    TranscriptReader::new(store.clone()),
+                    metrics.clone(),
+                )
+                .with_replay_memory(config.replay_memory_bytes),
+            ),
             presence,
             sessions,
             conversations,

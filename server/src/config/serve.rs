@@ -116,6 +116,14 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(4096..=1024 * 1024 * 1024))]
     pub outbound_queue_bytes: u64,
 
+    /// Bytes of history all joiners' replays may hold at once in this process
+    /// (default 67108864 = 64 MiB). Each replay also holds at most about its
+    /// connection's `--outbound-queue-bytes`. A join that finds no room within 10 s
+    /// gets `error` `unavailable` (join again in a moment).
+    #[arg(long, env = "SWITCHBOARD_REPLAY_MEMORY_BYTES", default_value_t = 64 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(65536..=64 * 1024 * 1024 * 1024))]
+    pub replay_memory_bytes: u64,
+
     /// How often the server pings each connection (default 25s).
     #[arg(long, env = "SWITCHBOARD_HEARTBEAT", default_value = "25s", value_parser = parse_duration)]
     pub heartbeat: Duration,

@@ -96,7 +96,12 @@ impl Events {
             return Ok(Once::Appended(self.append(stream, body).await?));
         };
         let backplane = self.backplane.as_ref();
-        match idempotency::reserve(backplane, key, id).await? {
+        let ttl = if carries.is_some() {
+            idempotency::TTL
+        } else {
+            idempotency::PENDING_TTL
+        };
+        match idempotency::reserve(backplane, key, id, ttl).await? {
             Reserved::Held => {}
             Reserved::Earlier(earlier) => {
                 return Ok(Once::Earlier {
@@ -123,8 +128,12 @@ impl Events {
             }
         }
         let appended = self.append(stream, body).await;
-        let seq = appended.as_ref().ok().map(|e| e.seq);
-        idempotency::settle(backplane, key, id, seq).await?;
+        match (&appended, carries) {
+            (Ok(event), _) => idempotency::settle(backplane, key, id, Some(event.seq)).await?,
+            // Maybe stored anyway (a timed-out append): the retry checks history.
+            (Err(_), Some(_)) => idempotency::mark_failed(backplane, key, id).await?,
+            (Err(_), None) => idempotency::settle(backplane, key, id, None).await?,
+        }
         Ok(Once::Appended(appended?))
     }
 
@@ -210,6 +219,7 @@ mod tests {
             id: "m_1".into(),
             seq: None,
             at_ms: Some(now_ms() - ABANDONED_AFTER.as_millis() as u64 - 1),
+            failed: false,
         };
         let raw = bytes::Bytes::from(serde_json::to_vec(&stale).unwrap());
         backplane.record_put(&key, raw, Some(TTL)).await.unwrap();
@@ -269,5 +279,239 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(refused.code, switchboard_protocol::ErrorCode::Conflict);
+    }
+}
+
+/// Fault injection (issue 20, L7): appends that fail after storing, and record
+/// cleanups that fail in the same outage.
+#[cfg(test)]
+mod faults {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use bytes::Bytes;
+    use switchboard_backplane::{
+        Event, MemoryBackplane, ReadError, RecordError, Replay, Retention, StreamError,
+        SubscribeError, Subscription,
+    };
+    use switchboard_protocol::{ErrorCode, Role};
+
+    use super::*;
+    use crate::records::idempotency::{PENDING_TTL, TTL};
+
+    #[derive(Default)]
+    struct Faults {
+        /// The next append stores its event, then answers a timeout (NATS).
+        store_then_time_out: AtomicBool,
+        /// The next append fails without storing.
+        fail_append: AtomicBool,
+        /// Record writes and deletes fail (the outage lasts past the append).
+        records_down: AtomicBool,
+        /// The time to live of each reservation created.
+        created_ttls: Mutex<Vec<Option<Duration>>>,
+    }
+
+    struct Faulty {
+        inner: MemoryBackplane,
+        faults: Arc<Faults>,
+    }
+
+    fn down() -> RecordError {
+        RecordError::unavailable("injected outage")
+    }
+
+    #[async_trait::async_trait]
+    impl Backplane for Faulty {
+        fn name(&self) -> &'static str {
+            "faulty"
+        }
+        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
+            if self.faults.fail_append.swap(false, Ordering::SeqCst) {
+                return Err(AppendError::unavailable("injected outage"));
+            }
+            let stored = self.inner.append(s, b).await?;
+            if self
+                .faults
+                .store_then_time_out
+                .swap(false, Ordering::SeqCst)
+            {
+                return Err(AppendError::new(
+                    switchboard_backplane::ErrorKind::Timeout,
+                    format!("injected timeout after storing seq {}", stored.seq),
+                ));
+            }
+            Ok(stored)
+        }
+        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
+            self.inner.subscribe(s).await
+        }
+        async fn read(
+            &self,
+            s: &StreamName,
+            a: Option<Seq>,
+            l: usize,
+        ) -> Result<Replay, ReadError> {
+            self.inner.read(s, a, l).await
+        }
+        async fn delete_stream(&self, s: &StreamName) -> Result<bool, StreamError> {
+            self.inner.delete_stream(s).await
+        }
+        async fn ensure_seq_above(&self, s: &StreamName, seq: Seq) -> Result<(), StreamError> {
+            self.inner.ensure_seq_above(s, seq).await
+        }
+        async fn record_put(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<(), RecordError> {
+            if self.faults.records_down.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            self.inner.record_put(k, v, t).await
+        }
+        async fn record_create(
+            &self,
+            k: &RecordKey,
+            v: Bytes,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            self.faults.created_ttls.lock().unwrap().push(t);
+            self.inner.record_create(k, v, t).await
+        }
+        async fn record_replace(
+            &self,
+            k: &RecordKey,
+            e: &[u8],
+            n: Option<Bytes>,
+            t: Option<Duration>,
+        ) -> Result<bool, RecordError> {
+            if self.faults.records_down.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            self.inner.record_replace(k, e, n, t).await
+        }
+        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+            self.inner.record_get(k).await
+        }
+        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
+            if self.faults.records_down.load(Ordering::SeqCst) {
+                return Err(down());
+            }
+            self.inner.record_delete(k).await
+        }
+        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+            self.inner.record_list(n).await
+        }
+        async fn ping(&self) -> Result<(), ReadError> {
+            self.inner.ping().await
+        }
+    }
+
+    fn events() -> (Events, Arc<Faults>) {
+        let faults = Arc::new(Faults::default());
+        let backplane: Arc<dyn Backplane> = Arc::new(Faulty {
+            inner: MemoryBackplane::new(Retention::default()),
+            faults: faults.clone(),
+        });
+        let metrics = Arc::new(Metrics::new().unwrap());
+        let store = Arc::new(switchboard_store::MemoryStore::new());
+        let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());
+        let webhooks = crate::webhooks::testing::inert(store, metrics.clone());
+        (
+            Events::new(backplane, transcripts, webhooks, metrics),
+            faults,
+        )
+    }
+
+    fn message(id: &str) -> EventBody {
+        EventBody::Message {
+            message_id: id.into(),
+            role: Role::User,
+            text: "hello".into(),
+            author: None,
+        }
+    }
+
+    fn carries(body: &EventBody, id: &str) -> bool {
+        matches!(body, EventBody::Message { message_id, .. } if message_id == id)
+    }
+
+    /// A NATS append that timed out after storing its message: the retry with the same
+    /// `client_message_id` answers with that message instead of storing a second one.
+    #[tokio::test]
+    async fn a_retry_after_an_append_that_timed_out_but_was_stored_appends_nothing() {
+        let (events, faults) = events();
+        let stream = StreamName::session("s_timed_out").unwrap();
+        let key = RecordKey::new("test-idempotency", "k");
+        faults.store_then_time_out.store(true, Ordering::SeqCst);
+        let first = events
+            .append_once(&stream, message("m_1"), Some(&key), "m_1", Some(carries))
+            .await;
+        assert!(first.is_err(), "the sender saw the timeout");
+        let retry = events
+            .append_once(&stream, message("m_2"), Some(&key), "m_2", Some(carries))
+            .await
+            .unwrap();
+        assert!(
+            matches!(&retry, Once::Earlier { id, .. } if id == "m_1"),
+            "{retry:?}"
+        );
+        let history = events.backplane.read(&stream, None, 100).await.unwrap();
+        assert_eq!(history.events.len(), 1, "the message is stored once");
+    }
+
+    /// An append that failed without storing: the retry is accepted at once (no
+    /// `conflict`, which the widget treats as final).
+    #[tokio::test]
+    async fn a_retry_after_an_append_that_failed_is_accepted_at_once() {
+        let (events, faults) = events();
+        let stream = StreamName::session("s_failed").unwrap();
+        let key = RecordKey::new("test-idempotency", "k");
+        faults.fail_append.store(true, Ordering::SeqCst);
+        assert!(
+            events
+                .append_once(&stream, message("m_1"), Some(&key), "m_1", Some(carries))
+                .await
+                .is_err()
+        );
+        let retry = events
+            .append_once(&stream, message("m_2"), Some(&key), "m_2", Some(carries))
+            .await
+            .unwrap();
+        assert!(matches!(retry, Once::Appended(_)), "{retry:?}");
+    }
+
+    /// A publish key whose append failed and whose cleanup failed in the same outage
+    /// is held for [`PENDING_TTL`] (a minute), not the day a settled key lives: its
+    /// retries are answered `conflict` for at most that long.
+    #[tokio::test]
+    async fn a_publish_key_whose_cleanup_failed_is_not_blocked_for_a_day() {
+        let (events, faults) = events();
+        let stream = StreamName::session("s_publish").unwrap();
+        let key = RecordKey::new("test-idempotency", "p");
+        faults.fail_append.store(true, Ordering::SeqCst);
+        faults.records_down.store(true, Ordering::SeqCst);
+        let body = || EventBody::Custom {
+            name: "n".into(),
+            data: serde_json::json!({}),
+            publisher: None,
+            durable: false,
+        };
+        assert!(
+            events
+                .append_once(&stream, body(), Some(&key), "p_1", None)
+                .await
+                .is_err()
+        );
+        faults.records_down.store(false, Ordering::SeqCst);
+        let refused = events
+            .append_once(&stream, body(), Some(&key), "p_2", None)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Conflict);
+        let ttls = faults.created_ttls.lock().unwrap().clone();
+        assert_eq!(ttls.first(), Some(&Some(PENDING_TTL)), "{ttls:?}");
+        assert!(PENDING_TTL <= Duration::from_secs(60) && PENDING_TTL < TTL);
     }
 }

@@ -9,11 +9,13 @@
 //!   once and handed to every member without waiting.
 //! - [`outbound`]: each connection's bounded queue; where a slow consumer is decided
 //!   (close 4008).
+//! - [`replay_budget`]: how much history the replays of the process hold at once.
 
 pub mod events;
 pub mod hub;
 pub mod outbound;
 pub mod registry;
+pub mod replay_budget;
 
 pub use events::Events;
 pub use hub::ConnectionId;

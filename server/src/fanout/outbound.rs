@@ -242,6 +242,25 @@ impl Outbound {
         }
     }
 
+    /// Wait up to `patience` until at most half of the byte budget is queued (or the
+    /// connection is closing); the bytes free then. A replay sizes its next page of
+    /// history to this, so what it holds is counted against `--outbound-queue-bytes`.
+    pub async fn room_for_replay(&self, patience: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            let room = self.space.notified();
+            let queued = self.queued_bytes.load(Ordering::Acquire);
+            if queued <= self.limit_bytes / 2 || self.close.is_cancelled() {
+                return self.limit_bytes.saturating_sub(queued);
+            }
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                return self
+                    .limit_bytes
+                    .saturating_sub(self.queued_bytes.load(Ordering::Acquire));
+            }
+        }
+    }
+
     /// Queue a WebSocket ping (heartbeat). Overflow counts as a slow consumer.
     pub fn ping(&self) {
         if self.close.is_cancelled() {

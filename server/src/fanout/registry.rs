@@ -10,6 +10,11 @@
 //! added as *pending* (the hub buffers live events for it), history is read and sent,
 //! then the buffer is flushed minus what the replay already delivered, and the member
 //! turns live.
+//!
+//! A replay holds one page of history at a time, sized to the room in the member's
+//! outbound queue (at most the queue's budget, by the largest event seen so far) and
+//! reserved against the process's [`ReplayBudget`]: a member that does not read
+//! makes its replay wait with a small page, not with a full one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +26,7 @@ use switchboard_protocol::EventFrame;
 
 use super::hub::{ConnectionId, Hub, HubShared, Member, MemberState, PAGE};
 use super::outbound::Outbound;
+use super::replay_budget::{DEFAULT_REPLAY_MEMORY_BYTES, ReplayBudget};
 use crate::conversations::TranscriptReader;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
@@ -29,6 +35,12 @@ use crate::metrics::Metrics;
 const SUBSCRIBE_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a replay waits for room in a member's outbound queue per frame.
 const REPLAY_PATIENCE: Duration = Duration::from_secs(10);
+/// Fewest events a replay asks per history read.
+const MIN_REPLAY_PAGE: usize = 8;
+/// What a replay assumes an event's frame takes until it has seen one.
+const FIRST_FRAME_ESTIMATE: usize = 16 * 1024;
+/// Least a replay assumes an event's frame takes.
+const MIN_FRAME_ESTIMATE: usize = 256;
 
 /// What a join reports before the replay, for `session.joined`.
 #[derive(Debug, Clone, Copy)]
@@ -44,6 +56,7 @@ pub struct Registry {
     /// The older part of session replays, past what the backplane's history keeps.
     transcripts: TranscriptReader,
     metrics: Arc<Metrics>,
+    replay_budget: ReplayBudget,
 }
 
 impl Registry {
@@ -52,12 +65,22 @@ impl Registry {
         transcripts: TranscriptReader,
         metrics: Arc<Metrics>,
     ) -> Registry {
+        let replay_budget =
+            ReplayBudget::new(DEFAULT_REPLAY_MEMORY_BYTES, metrics.replay_bytes.clone());
         Registry {
             hubs: DashMap::new(),
             backplane,
             transcripts,
             metrics,
+            replay_budget,
         }
+    }
+
+    /// Replays of this process hold at most `bytes` of history at once
+    /// (`--replay-memory-bytes`).
+    pub fn with_replay_memory(mut self, bytes: u64) -> Registry {
+        self.replay_budget = ReplayBudget::new(bytes, self.metrics.replay_bytes.clone());
+        self
     }
 
     /// Add `connection` to `stream`'s hub (creating it and its subscription if this is
@@ -167,9 +190,20 @@ impl Registry {
         }
         let mut cursor = after;
         let mut joined = Some(joined);
+        let mut frame_estimate = FIRST_FRAME_ESTIMATE;
         loop {
+            // Room first: a member that does not read gets a small page, not a full one.
+            let room = outbound
+                .room_for_replay(REPLAY_PATIENCE)
+                .await
+                .min(self.replay_budget.total_bytes());
+            let limit = (room / frame_estimate).clamp(MIN_REPLAY_PAGE, PAGE);
+            let _held = self
+                .replay_budget
+                .hold(limit.saturating_mul(frame_estimate), REPLAY_PATIENCE)
+                .await?;
             let started = Instant::now();
-            let page: Result<Replay, _> = self.backplane.read(&hub.stream, cursor, PAGE).await;
+            let page: Result<Replay, _> = self.backplane.read(&hub.stream, cursor, limit).await;
             self.metrics.observe_backplane("read", started, &page);
             let page = page?;
             if let Some(joined) = joined.take() {
@@ -221,29 +255,36 @@ impl Registry {
                     };
                 }
             }
-            for event in &page.events {
-                self.send_replayed(hub, outbound, event).await?;
+            let read = page.events.len();
+            let mut largest = MIN_FRAME_ESTIMATE;
+            // By value: each event is let go of once queued.
+            for event in page.events {
+                largest = largest.max(self.send_replayed(hub, outbound, &event).await?);
                 cursor = Some(event.seq);
             }
-            if page.events.len() < PAGE {
+            frame_estimate = largest;
+            if read < limit {
                 // A short page holds everything retained up to its `last_seq`.
                 return Ok(page.last_seq.max(cursor.unwrap_or(0)));
             }
         }
     }
 
-    /// Queue one replayed event, waiting for room up to [`REPLAY_PATIENCE`].
+    /// Queue one replayed event, waiting for room up to [`REPLAY_PATIENCE`]; the
+    /// size of its frame.
     async fn send_replayed(
         &self,
         hub: &HubShared,
         outbound: &Arc<Outbound>,
         event: &switchboard_backplane::Event,
-    ) -> Result<(), ClientError> {
+    ) -> Result<usize, ClientError> {
         let frame = Utf8Bytes::from(EventFrame::new(&hub.stream, event).to_json());
+        let len = frame.len();
         outbound
             .enqueue_patiently(frame, REPLAY_PATIENCE)
             .await
-            .map_err(|_| closing())
+            .map_err(|_| closing())?;
+        Ok(len)
     }
 
     /// Remove `connection` from `stream`; the last member drops the subscription.
@@ -306,6 +347,8 @@ mod tests {
     struct Counting {
         inner: MemoryBackplane,
         subscribes: AtomicUsize,
+        /// The `limit` of each history read.
+        read_limits: std::sync::Mutex<Vec<usize>>,
     }
 
     #[async_trait]
@@ -326,6 +369,7 @@ mod tests {
             a: Option<Seq>,
             l: usize,
         ) -> Result<Replay, ReadError> {
+            self.read_limits.lock().unwrap().push(l);
             self.inner.read(s, a, l).await
         }
         async fn delete_stream(
@@ -384,6 +428,7 @@ mod tests {
         let backplane = Arc::new(Counting {
             inner: MemoryBackplane::new(Retention::default()),
             subscribes: AtomicUsize::new(0),
+            read_limits: std::sync::Mutex::new(Vec::new()),
         });
         let store = switchboard_store::MemoryStore::new();
         let registry = Registry::new(
@@ -496,5 +541,61 @@ mod tests {
             let expected: Vec<u64> = (1..=TOTAL as u64).collect();
             assert_eq!(seqs, expected);
         }
+    }
+
+    /// A joiner of a large session that does not read holds at most about its
+    /// outbound queue's budget of history, not a 256-event page, while its replay
+    /// waits for it (issue 20, L9); one that reads gets everything, in order.
+    #[tokio::test(start_paused = true)]
+    async fn a_joiner_that_does_not_read_holds_history_only_up_to_its_queue_budget() {
+        const QUEUE: usize = 64 * 1024;
+        const TOTAL: usize = 600;
+        let (backplane, registry) = setup().await;
+        let stream = StreamName::session("s_big").unwrap();
+        let text = "x".repeat(4000);
+        for i in 0..TOTAL {
+            let body = EventBody::TurnDelta {
+                turn_id: "t".into(),
+                text: format!("{i} {text}"),
+            };
+            backplane.append(&stream, body).await.unwrap();
+        }
+        let frame_bytes = 4100;
+        let (outbound, _never_read) = Outbound::new(QUEUE);
+        let refused = registry
+            .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
+            .await;
+        assert!(
+            refused.is_err(),
+            "the silent joiner is closed as a slow consumer"
+        );
+        let limits = std::mem::take(&mut *backplane.read_limits.lock().unwrap());
+        let largest = limits.iter().max().copied().unwrap_or(0);
+        assert!(
+            largest * frame_bytes <= 2 * QUEUE,
+            "a page of {largest} events (~{} KiB) held for a queue of {} KiB: {limits:?}",
+            largest * frame_bytes / 1024,
+            QUEUE / 1024
+        );
+
+        // A reader gets all of it, page after page.
+        let (outbound, mut rx) = Outbound::new(QUEUE);
+        let reader = tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            while seqs.len() < TOTAL {
+                let frame = next_text(&mut rx).await;
+                rx.outbound.dequeued(frame.len());
+                if frame.as_str() != "joined" {
+                    seqs.push(seq_of(&frame));
+                }
+            }
+            seqs
+        });
+        registry
+            .join_with_replay(&stream, 2, &outbound, None, |_| "joined".into())
+            .await
+            .unwrap();
+        let seqs = reader.await.unwrap();
+        assert_eq!(seqs, (1..=TOTAL as u64).collect::<Vec<_>>());
     }
 }

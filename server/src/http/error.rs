@@ -42,6 +42,8 @@ impl From<KnowledgeError> for ApiError {
                 tracing::error!(%message, "knowledge index error");
                 ClientError::new(ErrorCode::Internal, "the knowledge index failed; retry")
             }
+            KnowledgeError::Quota { message, .. } => ClientError::new(ErrorCode::TooLarge, message),
+            KnowledgeError::Contended(message) => ClientError::new(ErrorCode::Unavailable, message),
         })
     }
 }

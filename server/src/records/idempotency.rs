@@ -3,9 +3,14 @@
 //!
 //! A key is reserved atomically in the shared records before the append (so two
 //! replicas racing on one key cannot both append), then settled with the appended
-//! `seq`, or released if the append failed so a retry can succeed. A reservation left
-//! unsettled (its replica died between the two) is resolved by a later retry: see
-//! [`Reserved::Abandoned`].
+//! `seq`. When the append failed, its outcome is not always known (a timed-out append
+//! may still be stored), so a key whose request can be recognised in history is marked
+//! [`failed`](Reservation::failed) rather than released: the next retry checks
+//! history at once and answers with the stored event or appends its own. Other keys
+//! are released. A reservation left unsettled (its replica died, or the cleanup failed
+//! in the same outage) is resolved by a later retry: see [`Reserved::Abandoned`]; a
+//! key that cannot be recognised in history is reserved for [`PENDING_TTL`] only, so
+//! it is not blocked for a day.
 
 use std::time::Duration;
 
@@ -19,6 +24,9 @@ use crate::records::namespace::{MESSAGE_IDS, PUBLISH_KEYS};
 
 /// How long a key is remembered.
 pub const TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long an unsettled reservation of a key that cannot be checked against history
+/// lives: past it, a retry appends (at least once rather than never).
+pub const PENDING_TTL: Duration = Duration::from_secs(60);
 /// How long a retry waits for a concurrent first attempt to settle.
 const SETTLE_PATIENCE: Duration = Duration::from_secs(1);
 /// How long a reservation may stay unsettled before its attempt counts as stopped (its
@@ -45,6 +53,10 @@ pub struct Reservation {
     /// older records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_ms: Option<u64>,
+    /// The attempt's append failed, perhaps after storing its event: the next retry
+    /// checks history at once instead of waiting for [`ABANDONED_AFTER`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub failed: bool,
 }
 
 /// What [`reserve`] found.
@@ -69,17 +81,20 @@ fn pending(id: &str) -> Reservation {
         id: id.to_string(),
         seq: None,
         at_ms: Some(now_ms()),
+        failed: false,
     }
 }
 
-/// Reserve `key` for `id`, or say who holds it.
+/// Reserve `key` for `id` for `ttl` unless settled ([`TTL`], or [`PENDING_TTL`] for a
+/// key that cannot be checked against history), or say who holds it.
 pub async fn reserve(
     backplane: &dyn Backplane,
     key: &RecordKey,
     id: &str,
+    ttl: Duration,
 ) -> Result<Reserved, ClientError> {
     if backplane
-        .record_create(key, encode(&pending(id)), Some(TTL))
+        .record_create(key, encode(&pending(id)), Some(ttl))
         .await?
     {
         return Ok(Reserved::Held);
@@ -94,9 +109,10 @@ pub async fn reserve(
             if earlier.seq.is_some() {
                 return Ok(Reserved::Earlier(earlier));
             }
-            if earlier
-                .at_ms
-                .is_some_and(|at| now_ms() >= at.saturating_add(abandoned_after_ms))
+            if earlier.failed
+                || earlier
+                    .at_ms
+                    .is_some_and(|at| now_ms() >= at.saturating_add(abandoned_after_ms))
             {
                 return Ok(Reserved::Abandoned {
                     earlier,
@@ -131,6 +147,23 @@ pub async fn take_over(
         .await?)
 }
 
+/// Mark the reservation of `id` failed: its append failed, perhaps after storing the
+/// event, and the next retry checks history at once.
+pub async fn mark_failed(
+    backplane: &dyn Backplane,
+    key: &RecordKey,
+    id: &str,
+) -> Result<(), ClientError> {
+    let failed = Reservation {
+        failed: true,
+        ..pending(id)
+    };
+    backplane
+        .record_put(key, encode(&failed), Some(TTL))
+        .await?;
+    Ok(())
+}
+
 /// Record the `seq` the reserved request appended, or release the key when the
 /// append failed (`seq` = `None`).
 pub async fn settle(
@@ -145,6 +178,7 @@ pub async fn settle(
                 id: id.to_string(),
                 seq: Some(seq),
                 at_ms: None,
+                failed: false,
             };
             backplane
                 .record_put(key, encode(&settled), Some(TTL))
@@ -167,17 +201,18 @@ mod tests {
         let backplane = MemoryBackplane::new(Retention::default());
         let key = RecordKey::new("test-idempotency", "k1");
         assert_eq!(
-            reserve(&backplane, &key, "m_1").await.unwrap(),
+            reserve(&backplane, &key, "m_1", TTL).await.unwrap(),
             Reserved::Held
         );
         settle(&backplane, &key, "m_1", Some(7)).await.unwrap();
-        let earlier = reserve(&backplane, &key, "m_2").await.unwrap();
+        let earlier = reserve(&backplane, &key, "m_2", TTL).await.unwrap();
         assert_eq!(
             earlier,
             Reserved::Earlier(Reservation {
                 id: "m_1".into(),
                 seq: Some(7),
                 at_ms: None,
+                failed: false,
             })
         );
     }
@@ -187,12 +222,12 @@ mod tests {
         let backplane = MemoryBackplane::new(Retention::default());
         let key = RecordKey::new("test-idempotency", "k2");
         assert_eq!(
-            reserve(&backplane, &key, "m_1").await.unwrap(),
+            reserve(&backplane, &key, "m_1", TTL).await.unwrap(),
             Reserved::Held
         );
         settle(&backplane, &key, "m_1", None).await.unwrap();
         assert_eq!(
-            reserve(&backplane, &key, "m_2").await.unwrap(),
+            reserve(&backplane, &key, "m_2", TTL).await.unwrap(),
             Reserved::Held
         );
     }
@@ -201,8 +236,8 @@ mod tests {
     async fn a_retry_during_the_first_attempt_is_told_to_retry() {
         let backplane = MemoryBackplane::new(Retention::default());
         let key = RecordKey::new("test-idempotency", "k3");
-        reserve(&backplane, &key, "m_1").await.unwrap();
-        let refused = reserve(&backplane, &key, "m_2").await.unwrap_err();
+        reserve(&backplane, &key, "m_1", TTL).await.unwrap();
+        let refused = reserve(&backplane, &key, "m_2", TTL).await.unwrap_err();
         assert_eq!(refused.code, ErrorCode::Conflict);
     }
 
@@ -215,12 +250,14 @@ mod tests {
             id: "m_1".into(),
             seq: None,
             at_ms: Some(now_ms() - ABANDONED_AFTER.as_millis() as u64 - 1),
+            failed: false,
         };
         backplane
             .record_put(&key, encode(&stale), Some(TTL))
             .await
             .unwrap();
-        let Reserved::Abandoned { earlier, raw } = reserve(&backplane, &key, "m_2").await.unwrap()
+        let Reserved::Abandoned { earlier, raw } =
+            reserve(&backplane, &key, "m_2", TTL).await.unwrap()
         else {
             panic!("not abandoned");
         };
@@ -231,7 +268,8 @@ mod tests {
             "taken over once"
         );
         settle(&backplane, &key, "m_2", Some(9)).await.unwrap();
-        let Reserved::Earlier(settled) = reserve(&backplane, &key, "m_4").await.unwrap() else {
+        let Reserved::Earlier(settled) = reserve(&backplane, &key, "m_4", TTL).await.unwrap()
+        else {
             panic!("not settled");
         };
         assert_eq!((settled.id.as_str(), settled.seq), ("m_2", Some(9)));

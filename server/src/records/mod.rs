@@ -49,6 +49,9 @@ pub mod namespace {
     pub const DOCUMENTS: &str = "documents";
     /// `<org_id>` → the id of the org's latest document change (no expiry).
     pub const DOCUMENT_VERSIONS: &str = "documents-version";
+    /// `<org_id>` → the org's document manifest: each `doc_id` with its stored size
+    /// and change id (no expiry). Quotas count it; index refreshes read it.
+    pub const DOCUMENT_MANIFESTS: &str = "documents-manifest";
     /// `<session_id>` → each replica's members of the session (presence), by the
     /// replica's presence id; lives an hour after its last write, rewritten by every
     /// replica with members long before.
@@ -81,6 +84,7 @@ pub mod namespace {
         MODEL_SETTINGS,
         DOCUMENTS,
         DOCUMENT_VERSIONS,
+        DOCUMENT_MANIFESTS,
         HANDOFFS,
         TOKEN_USAGE,
         PRESENCE,

@@ -31,7 +31,7 @@ use tantivy::{
     DocAddress, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term,
 };
 
-use super::{Acl, Document, Hit, KnowledgeError, STOP_WORDS};
+use super::{Acl, Document, KnowledgeError, STOP_WORDS};
 use crate::access::AccessContext;
 
 /// Most hits one search returns.
@@ -201,8 +201,9 @@ struct Built {
     fields: Fields,
     index: Index,
     reader: IndexReader,
-    /// The documents indexed, by `doc_id`.
-    documents: Arc<HashMap<String, Document>>,
+    /// The change id of each document indexed, by `doc_id`. The documents themselves
+    /// stay in the shared records: a search reads its hits from there.
+    changes: HashMap<String, String>,
 }
 
 impl Built {
@@ -218,9 +219,17 @@ impl Built {
             fields,
             index,
             reader,
-            documents: Arc::new(HashMap::new()),
+            changes: HashMap::new(),
         })
     }
+}
+
+/// What a refresh must do to bring an index up to an org's manifest.
+pub struct Plan {
+    /// Indexed documents the manifest no longer lists.
+    pub removed: Vec<String>,
+    /// Listed documents not indexed at the change id the manifest names.
+    pub stale: Vec<String>,
 }
 
 impl OrgIndex {
@@ -240,37 +249,58 @@ impl OrgIndex {
         self.built = None;
     }
 
-    /// Make the index hold exactly `documents` (the org's stored documents), indexing
-    /// only those that were added, changed or removed since the last sync.
-    pub async fn sync(&mut self, documents: Vec<Document>) -> Result<(), KnowledgeError> {
+    /// Which documents differ between the index and `listed` (`doc_id` → change id).
+    pub fn plan<'a>(&self, listed: impl Iterator<Item = (&'a String, &'a String)> + Clone) -> Plan {
+        let empty = HashMap::new();
+        let indexed = self.built.as_ref().map_or(&empty, |b| &b.changes);
+        let wanted: HashSet<&String> = listed.clone().map(|(id, _)| id).collect();
+        Plan {
+            removed: indexed
+                .keys()
+                .filter(|id| !wanted.contains(id))
+                .cloned()
+                .collect(),
+            stale: listed
+                .filter(|(id, change)| indexed.get(*id) != Some(*change))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        }
+    }
+
+    /// Remove `removed` from the index and (re)index `upserts`, each a document of
+    /// this org with the change id of its record.
+    pub async fn apply(
+        &mut self,
+        removed: Vec<String>,
+        upserts: Vec<(Document, String)>,
+    ) -> Result<(), KnowledgeError> {
         let mut built = match self.built.take() {
             Some(built) => built,
             None => Built::new()?,
         };
-        let current: HashMap<String, Document> = documents
+        let upserts: Vec<(Document, String)> = upserts
             .into_iter()
-            .filter(|d| d.org_id == self.org_id)
-            .map(|d| (d.doc_id.clone(), d))
-            .collect();
-        let removed: Vec<String> = built
-            .documents
-            .keys()
-            .filter(|id| !current.contains_key(*id))
-            .cloned()
-            .collect();
-        let upserts: Vec<Document> = current
-            .values()
-            .filter(|d| built.documents.get(&d.doc_id) != Some(*d))
-            .cloned()
+            .filter(|(d, _)| d.org_id == self.org_id)
             .collect();
         if !removed.is_empty() || !upserts.is_empty() {
             let index = built.index.clone();
             let fields = built.fields;
-            tokio::task::spawn_blocking(move || apply(&index, fields, &removed, &upserts))
-                .await
-                .map_err(|e| KnowledgeError::Index(format!("indexing task failed: {e}")))??;
+            let changes: Vec<(String, String)> = upserts
+                .iter()
+                .map(|(d, c)| (d.doc_id.clone(), c.clone()))
+                .collect();
+            let gone = removed.clone();
+            tokio::task::spawn_blocking(move || {
+                let documents: Vec<&Document> = upserts.iter().map(|(d, _)| d).collect();
+                apply(&index, fields, &gone, &documents)
+            })
+            .await
+            .map_err(|e| KnowledgeError::Index(format!("indexing task failed: {e}")))??;
             built.reader.reload()?;
-            built.documents = Arc::new(current);
+            for doc_id in &removed {
+                built.changes.remove(doc_id);
+            }
+            built.changes.extend(changes);
         }
         self.built = Some(built);
         Ok(())
@@ -282,7 +312,6 @@ impl OrgIndex {
             built: self.built.as_ref().map(|b| SnapshotParts {
                 fields: b.fields,
                 searcher: b.reader.searcher(),
-                documents: b.documents.clone(),
             }),
         }
     }
@@ -293,7 +322,7 @@ fn apply(
     index: &Index,
     fields: Fields,
     removed: &[String],
-    upserts: &[Document],
+    upserts: &[&Document],
 ) -> tantivy::Result<()> {
     let mut writer: IndexWriter<TantivyDocument> =
         index.writer_with_num_threads(1, WRITER_MEMORY_BYTES)?;
@@ -315,18 +344,18 @@ pub struct Snapshot {
 struct SnapshotParts {
     fields: Fields,
     searcher: Searcher,
-    documents: Arc<HashMap<String, Document>>,
 }
 
 impl Snapshot {
-    /// The best `limit` documents visible to `access` that match any of `terms` (the
-    /// output of [`query_terms`]), best first; ties go by `doc_id`.
+    /// The `doc_id`s and scores of the best `limit` documents visible to `access` that
+    /// match any of `terms` (the output of [`query_terms`]), best first; ties go by
+    /// `doc_id`.
     pub fn search(
         &self,
         terms: &[String],
         access: &AccessContext,
         limit: usize,
-    ) -> Result<Vec<Hit>, KnowledgeError> {
+    ) -> Result<Vec<(String, f64)>, KnowledgeError> {
         let Some(parts) = &self.built else {
             return Ok(Vec::new());
         };
@@ -374,18 +403,9 @@ impl Snapshot {
             let Some(doc_id) = stored.get_first(fields.doc_id).and_then(|v| v.as_str()) else {
                 continue;
             };
-            if let Some(document) = parts.documents.get(doc_id) {
-                hits.push(Hit {
-                    document: document.clone(),
-                    score: f64::from(score),
-                });
-            }
+            hits.push((doc_id.to_string(), f64::from(score)));
         }
-        hits.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.document.doc_id.cmp(&b.document.doc_id))
-        });
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         hits.truncate(limit);
         Ok(hits)
     }

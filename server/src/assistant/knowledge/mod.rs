@@ -4,21 +4,30 @@
 //! # Where documents live
 //!
 //! Documents are shared records of the backplane, so every replica sees the same set:
-//! namespace `documents`, key `<org_id>/<doc_id>`, value the [`Document`] as JSON
-//! (neither id can contain `/`, so the key is unambiguous). Beside them, namespace
-//! `documents-version`, key `<org_id>`, holds a random change id that every ingest or
-//! delete in the org replaces *after* writing the document record.
+//! namespace `documents`, key `<org_id>/<doc_id>`, value the [`Document`] as JSON with
+//! the change id of its write (neither id can contain `/`, so the key is
+//! unambiguous). Beside them, namespace `documents-version`, key `<org_id>`, holds a
+//! random change id that every ingest or delete in the org replaces *after* writing
+//! the document record, and namespace `documents-manifest`, key `<org_id>`, lists
+//! the org's documents with their sizes and change ids (`manifest`): each org keeps
+//! at most `--max-documents-per-org` documents of at most
+//! `--max-document-bytes-per-org` bytes in all.
 //!
 //! # Searching, and how a replica stays fresh
 //!
 //! Each replica keeps its own in-memory tantivy index per org (see `index`). Before a
 //! search it reads the org's change id (one `record_get`); when that differs from the
-//! id its index was built at, it lists the org's document records and brings the index
-//! up to date (only documents that changed are re-indexed), then labels it with the id
-//! it read *before* listing. A change whose id was written before that read was also
-//! written before the listing, so it is in the index; a change written later leaves a
-//! different id behind, so the next search reloads. Ingest and delete on this replica
-//! run the same refresh at once, so their effect is visible to the very next search.
+//! id its index was built at, it reads the org's manifest and only the records of the
+//! org's documents whose change id differs from the one indexed, brings the index up
+//! to date, then labels it with the id it read *before* the manifest. A change whose
+//! id was written before that read was also written before the manifest was read, so
+//! it is in the index; a change written later leaves a different id behind, so the
+//! next search reloads. Ingest and delete on this replica run the same refresh at
+//! once, so their effect is visible to the very next search.
+//!
+//! A document's text is held once per replica besides the index's postings: by the
+//! records (in this process only with the memory backplane). The index keeps change
+//! ids, not documents; a search reads its few hits from the records.
 //!
 //! [`KnowledgeBase::search`] takes the asker's access context as a required argument:
 //! there is no way to search without one. Visibility is part of the tantivy query (org
@@ -28,9 +37,12 @@
 
 pub mod file;
 mod index;
+mod manifest;
 mod records;
 mod validate;
 
+#[cfg(test)]
+mod quota_tests;
 #[cfg(test)]
 mod tests;
 
@@ -43,6 +55,14 @@ use switchboard_backplane::{Backplane, RecordError};
 use crate::access::AccessContext;
 use crate::access::policy;
 pub use crate::access::policy::Acl;
+use crate::config::DocumentQuota;
+use crate::metrics::Metrics;
+pub use manifest::Exceeded;
+use manifest::{Entry, Manifest, Quota};
+
+/// Bytes of document records a refresh reads before indexing them: a refresh holds
+/// at most about this much besides the index.
+const REFRESH_BATCH_BYTES: u64 = 8 * 1024 * 1024;
 
 pub use validate::{
     MAX_ACL_ENTRIES, MAX_ACL_NAME_CHARS, MAX_DOC_ID_CHARS, MAX_TEXT_BYTES, MAX_TITLE_CHARS,
@@ -87,6 +107,13 @@ pub enum KnowledgeError {
     /// The local search index failed.
     #[error("the knowledge index failed: {0}")]
     Index(String),
+    /// The write would take the org past its document quota. The message names the
+    /// limit and the org's use.
+    #[error("{message}")]
+    Quota { exceeded: Exceeded, message: String },
+    /// Too many concurrent writers in one org; retrying later works.
+    #[error("{0}")]
+    Contended(String),
 }
 
 impl From<tantivy::TantivyError> for KnowledgeError {
@@ -100,13 +127,30 @@ impl From<tantivy::TantivyError> for KnowledgeError {
 pub struct KnowledgeBase {
     backplane: Arc<dyn Backplane>,
     indexes: index::Indexes,
+    quota: Quota,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl KnowledgeBase {
+    /// A knowledge base with the default quota and no metrics (tests).
     pub fn new(backplane: Arc<dyn Backplane>) -> KnowledgeBase {
+        KnowledgeBase::configured(backplane, &DocumentQuota::default(), None)
+    }
+
+    /// A knowledge base with the flags' quota, counting in `metrics`.
+    pub fn configured(
+        backplane: Arc<dyn Backplane>,
+        quota: &DocumentQuota,
+        metrics: Option<Arc<Metrics>>,
+    ) -> KnowledgeBase {
         KnowledgeBase {
             backplane,
             indexes: index::Indexes::new(),
+            quota: Quota {
+                max_documents: quota.max_documents_per_org as usize,
+                max_bytes: quota.max_document_bytes_per_org,
+            },
+            metrics,
         }
     }
 
@@ -130,9 +174,28 @@ impl KnowledgeBase {
                 .push(document);
         }
         for (org_id, documents) in by_org {
+            let mut writes = Vec::with_capacity(documents.len());
+            for document in documents {
+                let change = records::new_change();
+                let value = records::encode(&document, &change)?;
+                writes.push((document, change, value));
+            }
+            // Counted before anything is stored, so concurrent writers on any replica
+            // cannot pass the quota together.
+            manifest::update(&*self.backplane, &org_id, self.quota, |m| {
+                for (document, change, value) in &writes {
+                    let entry = Entry {
+                        bytes: value.len() as u64,
+                        change: change.clone(),
+                    };
+                    m.documents.insert(document.doc_id.clone(), entry);
+                }
+            })
+            .await
+            .inspect_err(|e| self.count_refusal(e))?;
             let mut stored = Ok(());
-            for document in &documents {
-                stored = records::put_document(&*self.backplane, document).await;
+            for (document, _, value) in writes {
+                stored = records::put_document(&*self.backplane, &document, value).await;
                 if stored.is_err() {
                     break;
                 }
@@ -151,6 +214,21 @@ impl KnowledgeBase {
         validate::org_id(org_id)?;
         validate::doc_id(doc_id)?;
         let existed = records::delete_document(&*self.backplane, org_id, doc_id).await?;
+        let listed = std::sync::atomic::AtomicBool::new(false);
+        if existed
+            || records::read_version(&*self.backplane, org_id)
+                .await?
+                .is_some()
+        {
+            // Also when the record was missing: a write that stopped before its record
+            // left an entry that counts against the quota until deleted.
+            manifest::update(&*self.backplane, org_id, self.quota, |m| {
+                let was = m.documents.remove(doc_id).is_some();
+                listed.store(was, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await?;
+        }
+        let existed = existed || listed.into_inner();
         if existed {
             records::bump_version(&*self.backplane, org_id).await?;
             self.refresh_after_write(org_id).await;
@@ -166,15 +244,44 @@ impl KnowledgeBase {
     ) -> Result<Option<Document>, KnowledgeError> {
         validate::org_id(org_id)?;
         validate::doc_id(doc_id)?;
-        records::get_document(&*self.backplane, org_id, doc_id).await
+        Ok(records::get_document(&*self.backplane, org_id, doc_id)
+            .await?
+            .map(|(document, _)| document))
     }
 
     /// Every document of an org, read from the shared records, sorted by `doc_id`.
     pub async fn list(&self, org_id: &str) -> Result<Vec<Document>, KnowledgeError> {
         validate::org_id(org_id)?;
-        let mut documents = records::load_org(&*self.backplane, org_id).await?;
-        documents.sort_by(|a, b| a.doc_id.cmp(&b.doc_id));
+        let manifest = self.manifest(org_id).await?;
+        let mut documents = Vec::with_capacity(manifest.documents.len());
+        for doc_id in manifest.documents.keys() {
+            if let Some((document, _)) =
+                records::get_document(&*self.backplane, org_id, doc_id).await?
+            {
+                documents.push(document);
+            }
+        }
         Ok(documents)
+    }
+
+    /// The org's manifest; empty for an org that was never written.
+    async fn manifest(&self, org_id: &str) -> Result<Manifest, KnowledgeError> {
+        if records::read_version(&*self.backplane, org_id)
+            .await?
+            .is_none()
+        {
+            return Ok(Manifest::default());
+        }
+        manifest::read(&*self.backplane, org_id).await
+    }
+
+    fn count_refusal(&self, e: &KnowledgeError) {
+        if let (KnowledgeError::Quota { exceeded, .. }, Some(metrics)) = (e, &self.metrics) {
+            metrics
+                .documents_refused
+                .with_label_values(&[exceeded.label()])
+                .inc();
+        }
     }
 
     /// The best `limit` documents for `query` that `access` may read, best first.
@@ -202,21 +309,24 @@ impl KnowledgeBase {
             tokio::task::spawn_blocking(move || snapshot.search(&terms, &owned_access, limit))
                 .await
                 .map_err(|e| KnowledgeError::Index(format!("search task failed: {e}")))??;
-        Ok(found
-            .into_iter()
-            .filter(|hit| {
-                // Defence in depth: the query already filtered on the ACL.
-                let visible = hit.document.visible_to(access);
-                if !visible {
-                    tracing::error!(
-                        doc_id = %hit.document.doc_id,
-                        org_id = %hit.document.org_id,
-                        "the search index returned a document the asker may not read; dropped"
-                    );
-                }
-                visible
-            })
-            .collect())
+        let mut hits = Vec::with_capacity(found.len());
+        for (doc_id, score) in found {
+            // Read now: a document changed or deleted since the index was built is
+            // answered as it is stored, or not at all.
+            let Some((document, _)) =
+                records::get_document(&*self.backplane, &access.org_id, &doc_id).await?
+            else {
+                continue;
+            };
+            // Defence in depth: the query already filtered on the ACL (and the record
+            // may have changed since).
+            if document.visible_to(access) {
+                hits.push(Hit { document, score });
+            } else {
+                tracing::debug!(%doc_id, "a hit the asker may not read (now); dropped");
+            }
+        }
+        Ok(hits)
     }
 
     /// The org's index, brought up to date with the shared records when another
@@ -226,15 +336,52 @@ impl KnowledgeBase {
         let slot = self.indexes.org(org_id);
         let mut org = slot.lock().await;
         if !org.is_at(&version) {
-            // Listed after `version` was read: see the module docs for why that order.
-            let documents = records::load_org(&*self.backplane, org_id).await?;
-            if let Err(e) = org.sync(documents).await {
+            // Read after `version`: see the module docs for why that order.
+            let manifest = match version {
+                Some(_) => manifest::read(&*self.backplane, org_id).await?,
+                None => Manifest::default(),
+            };
+            if let Err(e) = self.sync(&mut org, org_id, &manifest).await {
                 org.reset();
                 return Err(e);
             }
             org.mark(version);
         }
         Ok(org.snapshot())
+    }
+
+    /// Bring `org`'s index to `manifest`, reading only the records that changed, in
+    /// batches of about [`REFRESH_BATCH_BYTES`].
+    async fn sync(
+        &self,
+        org: &mut index::OrgIndex,
+        org_id: &str,
+        manifest: &Manifest,
+    ) -> Result<(), KnowledgeError> {
+        let plan = org.plan(manifest.documents.iter().map(|(id, e)| (id, &e.change)));
+        let mut removed = plan.removed;
+        let mut batch = Vec::new();
+        let mut batch_bytes = 0u64;
+        for doc_id in plan.stale {
+            match records::get_document(&*self.backplane, org_id, &doc_id).await? {
+                Some(found) => {
+                    batch_bytes = batch_bytes
+                        .saturating_add(manifest.documents.get(&doc_id).map_or(0, |e| e.bytes));
+                    batch.push(found);
+                }
+                // Listed but not (yet) stored: a write in progress or one that stopped.
+                None => removed.push(doc_id),
+            }
+            if let Some(metrics) = &self.metrics {
+                metrics.documents_read.inc();
+            }
+            if batch_bytes >= REFRESH_BATCH_BYTES {
+                org.apply(std::mem::take(&mut removed), std::mem::take(&mut batch))
+                    .await?;
+                batch_bytes = 0;
+            }
+        }
+        org.apply(removed, batch).await
     }
 
     /// After a write the records are stored; bring this replica's index up to date now.
