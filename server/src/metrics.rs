@@ -67,6 +67,15 @@ pub struct Metrics {
     pub typing_frames: IntCounterVec,
     /// Presence hints to other replicas dropped because their queue was full.
     pub presence_hints_dropped: IntCounter,
+    /// Open TCP connections (HTTP and WebSocket) this replica admitted.
+    pub tcp_connections: IntGauge,
+    /// TCP connections and WebSocket upgrades refused by a limit, by `limit`.
+    pub connections_refused: IntCounterVec,
+    /// Refused connections closed without an answer (too many refusals in flight).
+    pub refusals_unanswered: IntCounter,
+    /// Connections closed, or upgrades refused, for taking too long, by `phase`
+    /// (`header`, `idle`, `ws_handshake`).
+    pub http_timeouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -262,6 +271,32 @@ impl Metrics {
         registry.register(Box::new(webhook_attempts.clone()))?;
         registry.register(Box::new(webhook_queue.clone()))?;
         registry.register(Box::new(webhook_dropped.clone()))?;
+        let tcp_connections = IntGauge::new(
+            "switchboard_tcp_connections",
+            "Open TCP connections (HTTP and WebSocket) this replica admitted",
+        )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_connections_refused_total",
+                "TCP connections and WebSocket upgrades refused by a limit, by limit",
+            ),
+            &["limit"],
+        )?;
+        let refusals_unanswered = IntCounter::new(
+            "switchboard_connections_refused_unanswered_total",
+            "Refused TCP connections closed without an answer (too many refusals in flight)",
+        )?;
+        let http_timeouts = IntCounterVec::new(
+            Opts::new(
+                "switchboard_http_timeouts_total",
+                "Connections closed, or upgrades refused, for taking too long, by phase (header, idle, ws_handshake)",
+            ),
+            &["phase"],
+        )?;
+        registry.register(Box::new(tcp_connections.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(refusals_unanswered.clone()))?;
+        registry.register(Box::new(http_timeouts.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -292,6 +327,10 @@ impl Metrics {
             presence_refused,
             typing_frames,
             presence_hints_dropped,
+            tcp_connections,
+            connections_refused,
+            refusals_unanswered,
+            http_timeouts,
         })
     }
 
