@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::support::gateway::binary;
-use crate::support::metric_sum;
+use crate::support::{jwt, metric_sum};
 
 /// Sockets the attacker holds: half silent, half a partial request line.
 const ATTACK_SOCKETS: usize = 300;
@@ -381,4 +381,79 @@ async fn timeouts_that_cannot_work_are_refused_at_boot() {
         };
         assert!(e.to_string().contains("--http-header-timeout"), "{e}");
     }
+}
+
+/// A JWKS URL that answers its first fetch (at boot) and then never again.
+async fn jwks_that_hangs_after_boot() -> String {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let document = jwt::jwks(vec![jwt::rsa_jwk(jwt::RSA_PUBLIC, "k1")]);
+    let served = Arc::new(AtomicBool::new(false));
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let (document, served) = (document.clone(), served.clone());
+            async move {
+                if served.swap(true, Ordering::SeqCst) {
+                    std::future::pending::<()>().await;
+                }
+                ([("content-type", "application/json")], document)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Checking credentials gets `--ws-handshake-timeout`: a token whose key must be
+/// fetched from a JWKS URL that does not answer is refused 503 when it passes, not
+/// after the fetch's own 10 s. (Two workers: starting the gateway blocks one while the
+/// JWKS server answers its boot fetch.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_whose_credentials_take_too_long_is_refused_503() {
+    let jwks = jwks_that_hangs_after_boot().await;
+    let gw = GatewayCommand::new(binary())
+        .args([
+            "--jwks-url",
+            &jwks,
+            "--jwks-min-refresh",
+            "100ms",
+            "--ws-handshake-timeout",
+            "1s",
+        ])
+        .start();
+    tokio::time::sleep(Duration::from_millis(150)).await; // past the min refresh interval
+    let token = jwt::Claims::user("u-slow", "acme").rs256(Some("k-unknown"));
+    let request = upgrade_request(None).replace(
+        "\r\n\r\n",
+        &format!("\r\nAuthorization: Bearer {token}\r\n\r\n"),
+    );
+    let started = Instant::now();
+    let mut stream = connect_from([127, 0, 0, 7], gw.socket_addr()).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(8), stream.read(&mut buf))
+        .await
+        .expect("no answer within 8 s")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("ws-handshake-timeout"), "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = metrics(&gw).await;
+    assert_eq!(
+        metric_sum(
+            &text,
+            "switchboard_http_timeouts_total",
+            Some("phase=\"ws_handshake\"")
+        ),
+        Some(1.0),
+        "{text}"
+    );
 }
