@@ -176,6 +176,14 @@ impl Env {
                 "1000000".into(),
                 "--max-live-sessions".into(),
                 "100000000".into(),
+                // The tool is one visitor address (loopback) with many connections:
+                // the per-visitor limits of a public gateway would refuse most of them.
+                "--max-connections-per-ip".into(),
+                "1000000".into(),
+                "--connections-per-minute-per-ip".into(),
+                "1000000".into(),
+                "--max-websockets-per-client".into(),
+                "1000000".into(),
             ];
             args.extend(scenario_args.iter().map(|s| s.to_string()));
             args.extend(setup.gateway_args.iter().cloned());

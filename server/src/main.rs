@@ -1,7 +1,6 @@
 //! The `switchboard` binary.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -92,21 +91,13 @@ async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<
     let sweeper = tokio::spawn(switchboard::connection::heartbeat::sweep(state.clone()));
     let shutdown = state.shutdown.clone();
     let server = {
-        let shutdown = shutdown.clone();
-        let router = app(state.clone())?.into_make_service_with_connect_info::<SocketAddr>();
-        tokio::spawn(async move {
-            // Frames are written in batches and flushed on purpose: Nagle's algorithm
-            // would hold a small event back until the previous one is acknowledged.
-            let listener = LingeringListener::new(listener);
-            let listener = axum::serve::ListenerExt::tap_io(listener, |io| {
-                if let Some(Err(e)) = io.tcp().map(|tcp| tcp.set_nodelay(true)) {
-                    tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-                }
-            });
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move { shutdown.closed().await })
-                .await
-        })
+        let router = app(state.clone())?;
+        let listener = LingeringListener::new(listener);
+        tokio::spawn(switchboard::http::listener::serve(
+            listener,
+            router,
+            state.clone(),
+        ))
     };
 
     termination_signal().await;
@@ -136,8 +127,7 @@ async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<
     // The others stop counting this replica's members at their next beat.
     state.presence.stop().await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!(error = %e, "HTTP server ended with an error"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(error = %e, "HTTP server task failed"),
         Err(_) => tracing::warn!("HTTP server did not stop in time"),
     }

@@ -90,6 +90,15 @@ pub struct Metrics {
     pub documents_read: IntCounter,
     /// Bytes of history the replays in progress reserve (`--replay-memory-bytes`).
     pub replay_bytes: IntGauge,
+    /// Open TCP connections (HTTP and WebSocket) this replica admitted.
+    pub tcp_connections: IntGauge,
+    /// TCP connections and WebSocket upgrades refused by a limit, by `limit`.
+    pub connections_refused: IntCounterVec,
+    /// Refused connections closed without an answer (too many refusals in flight).
+    pub refusals_unanswered: IntCounter,
+    /// Connections closed, or upgrades refused, for taking too long, by `phase`
+    /// (`header`, `idle`, `ws_handshake`).
+    pub http_timeouts: IntCounterVec,
 }
 
 impl Metrics {
@@ -342,6 +351,32 @@ impl Metrics {
         registry.register(Box::new(turns_waiting_for_slot.clone()))?;
         registry.register(Box::new(turns_refused.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
+        let tcp_connections = IntGauge::new(
+            "switchboard_tcp_connections",
+            "Open TCP connections (HTTP and WebSocket) this replica admitted",
+        )?;
+        let connections_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_connections_refused_total",
+                "TCP connections and WebSocket upgrades refused by a limit, by limit",
+            ),
+            &["limit"],
+        )?;
+        let refusals_unanswered = IntCounter::new(
+            "switchboard_connections_refused_unanswered_total",
+            "Refused TCP connections closed without an answer (too many refusals in flight)",
+        )?;
+        let http_timeouts = IntCounterVec::new(
+            Opts::new(
+                "switchboard_http_timeouts_total",
+                "Connections closed, or upgrades refused, for taking too long, by phase (header, idle, ws_handshake)",
+            ),
+            &["phase"],
+        )?;
+        registry.register(Box::new(tcp_connections.clone()))?;
+        registry.register(Box::new(connections_refused.clone()))?;
+        registry.register(Box::new(refusals_unanswered.clone()))?;
+        registry.register(Box::new(http_timeouts.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -381,6 +416,10 @@ impl Metrics {
             documents_refused,
             documents_read,
             replay_bytes,
+            tcp_connections,
+            connections_refused,
+            refusals_unanswered,
+            http_timeouts,
         })
     }
 

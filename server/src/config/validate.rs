@@ -157,6 +157,7 @@ impl ServeConfig {
                 reason,
             })?;
         }
+        self.http_timeouts.validate()?;
         parse_store(&self.store)?;
         parse_backplane(&self.backplane)
     }

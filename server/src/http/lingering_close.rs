@@ -48,6 +48,7 @@ impl axum::serve::Listener for LingeringListener {
         (
             LingeringStream {
                 stream: Some(stream),
+                held: None,
             },
             peer,
         )
@@ -63,12 +64,26 @@ impl axum::serve::Listener for LingeringListener {
 pub struct LingeringStream {
     /// Always `Some` until dropped.
     stream: Option<TcpStream>,
+    /// Dropped when the socket is closed, after the linger: a connection's place
+    /// under the limits (`http::visitors`) is its file descriptor's.
+    held: Option<Box<dyn std::any::Any + Send>>,
 }
 
 impl LingeringStream {
     /// The socket, for socket options.
     pub fn tcp(&self) -> Option<&TcpStream> {
         self.stream.as_ref()
+    }
+
+    /// Keep `guard` until the socket is closed, lingering included.
+    pub fn hold_until_closed(&mut self, guard: impl std::any::Any + Send) {
+        self.held = Some(Box::new(guard));
+    }
+
+    /// Close at once, without lingering: for a connection refused without an answer,
+    /// whose descriptor must not outlive the refusal.
+    pub fn close_now(mut self) {
+        self.stream = None;
     }
 
     fn pinned(&mut self) -> io::Result<Pin<&mut TcpStream>> {
@@ -136,12 +151,16 @@ impl AsyncWrite for LingeringStream {
 
 impl Drop for LingeringStream {
     fn drop(&mut self) {
+        let held = self.held.take();
         let Some(stream) = self.stream.take() else {
             return;
         };
         // Outside a runtime (its shutdown) the socket just closes.
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger(stream));
+            runtime.spawn(async move {
+                linger(stream).await;
+                drop(held);
+            });
         }
     }
 }

@@ -9,7 +9,9 @@
 //! - [`assets`]: how those embedded files are served;
 //! - [`error`], [`credentials`], [`body_limit`]: what every route shares;
 //! - [`lingering_close`]: every accepted TCP connection reads its peer's unread input
-//!   before closing, so a refusal is not lost to a reset.
+//!   before closing, so a refusal is not lost to a reset;
+//! - [`listener`]: the accept loop, its timeouts and the refusals of [`visitors`], the
+//!   limits per visitor address.
 
 pub mod api;
 pub mod assets;
@@ -19,18 +21,21 @@ pub mod console;
 pub mod credentials;
 pub mod error;
 pub mod lingering_close;
+pub mod listener;
 pub mod ops;
+pub mod visitors;
 pub mod widget;
 pub mod ws;
 
-use axum::Router;
 use axum::routing::get;
+use axum::{Extension, Router};
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
 /// The router with every route, over `state`.
 pub fn app(state: AppState) -> anyhow::Result<Router> {
+    let websockets = visitors::WebSocketGate::new(&state.config.visitors);
     Ok(Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/health", get(ops::health))
@@ -40,6 +45,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .merge(api::router(&state)?)
         .merge(widget::router())
         .merge(console::router())
+        .layer(Extension(websockets))
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

@@ -1,9 +1,12 @@
 //! `GET /ws`: everything HTTP can tell is read here, before the upgrade —
-//! credentials, peer, origin, limits and the connection permit — then the socket is
-//! handed to `connection::serve`.
+//! credentials, peer, origin, limits (per client: `http::visitors`; per process:
+//! `--max-connections`) and the connection permit — then the socket is handed to
+//! `connection::serve`. Checking the credentials gets `--ws-handshake-timeout`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
@@ -15,6 +18,7 @@ use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
 use super::client_ip::ClientIp;
 use super::credentials::bearer;
 use super::error::json_error;
+use super::visitors::{Refusal, WebSocketGate};
 use crate::connection::{self, Handshake};
 use crate::state::AppState;
 
@@ -37,19 +41,33 @@ pub struct WsQuery {
 
 /// Everything HTTP can tell is read here, before the upgrade: credentials, peer,
 /// limits and the connection permit.
+#[allow(clippy::too_many_arguments)]
 pub async fn upgrade(
     State(state): State<AppState>,
+    Extension(websockets): Extension<WebSocketGate>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     ClientIp(client): ClientIp,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let refused = |refusal: Refusal| {
+        state
+            .metrics
+            .connections_refused
+            .with_label_values(&[refusal.limit])
+            .inc();
+        refusal.response()
+    };
+    let client_permit = match websockets.admit(peer.ip(), client) {
+        Ok(permit) => permit,
+        Err(refusal) => return refused(refusal),
+    };
     let Ok(permit) = state.connection_limit.clone().try_acquire_owned() else {
-        return json_error(
-            ErrorCode::Unavailable,
+        return refused(Refusal::process(
+            "process_websockets",
             "this replica holds its maximum number of connections; retry another replica or later",
-        );
+        ));
     };
     if !origin_allowed(&state.config.ws_allowed_origins, &headers) {
         return json_error(
@@ -58,7 +76,24 @@ pub async fn upgrade(
         );
     }
     let token = query.token.or_else(|| bearer(&headers));
-    let access = state.auth.authenticate(token.as_deref()).await;
+    let handshake_timeout = state.config.http_timeouts.ws_handshake_timeout;
+    let Ok(access) =
+        tokio::time::timeout(handshake_timeout, state.auth.authenticate(token.as_deref())).await
+    else {
+        state
+            .metrics
+            .http_timeouts
+            .with_label_values(&["ws_handshake"])
+            .inc();
+        return Refusal {
+            limit: "ws_handshake",
+            code: ErrorCode::Unavailable,
+            message: "checking this connection's credentials took longer than \
+                      --ws-handshake-timeout; retry later",
+            retry_after: Duration::from_secs(1),
+        }
+        .response();
+    };
     let max_frame = state.config.max_frame_bytes as usize;
     upgrade
         .protocols([SUBPROTOCOL])
@@ -77,7 +112,11 @@ pub async fn upgrade(
                 peer: Some(peer),
                 client: Some(client),
             };
-            tracker.track_future(connection::serve(sink, stream, state, handshake, permit))
+            tracker.track_future(async move {
+                // The client's place is held as long as its socket task runs.
+                let _client_permit = client_permit;
+                connection::serve(sink, stream, state, handshake, permit).await
+            })
         })
 }
 

@@ -23,6 +23,7 @@ mod drain;
 mod handoff;
 mod http_console;
 mod http_ops;
+mod http_visitors;
 mod layers;
 mod model_openai;
 mod model_prompt_tools;
