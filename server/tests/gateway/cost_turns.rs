@@ -54,6 +54,12 @@ async fn one_anonymous_visitor_cannot_drive_unbounded_model_requests() {
             "2s",
             "--turn-deadline",
             "4s",
+            // The session quotas would stop this visitor at 30 sessions first; this
+            // test is about the turns it could start with the sessions it has.
+            "--sessions-per-minute",
+            "1000",
+            "--max-live-sessions-per-principal",
+            "1000",
         ],
     );
     let url = gw.ws_url();
