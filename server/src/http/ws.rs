@@ -57,8 +57,15 @@ pub async fn upgrade(
             "this page's origin may not open a WebSocket to this gateway (see --ws-allowed-origins)",
         );
     }
-    let token = query.token.or_else(|| bearer(&headers));
-    let access = state.auth.authenticate(token.as_deref()).await;
+    // An `Authorization` header that cannot be used is refused even beside a
+    // `?token=`: never ignored, which would make the visitor anonymous.
+    let access = match bearer(&headers) {
+        Ok(header_token) => {
+            let token = query.token.or(header_token);
+            state.auth.authenticate(token.as_deref()).await
+        }
+        Err(refused) => Err(refused),
+    };
     let max_frame = state.config.max_frame_bytes as usize;
     upgrade
         .protocols([SUBPROTOCOL])

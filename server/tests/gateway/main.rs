@@ -8,6 +8,7 @@
 
 mod support;
 
+mod access_hostile_credentials;
 mod access_http;
 mod access_jwt;
 mod access_retrieval;
@@ -21,6 +22,7 @@ mod conversations_replicas;
 mod drain;
 mod handoff;
 mod http_console;
+mod http_json_errors;
 mod http_ops;
 mod layers;
 mod model_openai;
