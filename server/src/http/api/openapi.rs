@@ -142,9 +142,16 @@ fn list_shared_errors(doc: &mut Value) {
     }
 }
 
-/// Constraints `utoipa` cannot state from the types: an ACL's names are 1 to 256
-/// characters; a publish target names exactly one stream, by a valid id.
+/// Constraints `utoipa` cannot state from the types: a document id's characters, an
+/// ACL's names are 1 to 256 characters, a publish target names exactly one stream, …
 fn tighten_schemas(doc: &mut Value) {
+    if let Some(parameters) =
+        doc["paths"]["/v1/admin/documents/{doc_id}"]["delete"]["parameters"].as_array_mut()
+    {
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "doc_id") {
+            parameter["schema"]["pattern"] = json!(DOC_ID_PATTERN);
+        }
+    }
     let schemas = &mut doc["components"]["schemas"];
     for list in ["groups", "users"] {
         let items = &mut schemas["AclBody"]["properties"][list]["items"];
@@ -188,6 +195,8 @@ fn tighten_schemas(doc: &mut Value) {
     model["model"]["maxLength"] = json!(200);
 }
 
+/// A document id (`assistant::knowledge::validate::doc_id`).
+const DOC_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,128}$";
 /// An org id, as the document states it.
 const ORG_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,256}$";
 
