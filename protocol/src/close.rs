@@ -6,7 +6,7 @@
 //! | code | meaning | should the client reconnect? |
 //! |---|---|---|
 //! | 1009 | a frame exceeded `max_frame_bytes` | yes, after fixing the frame |
-//! | 1011 | the handshake could not be completed (the JWT keys cannot be fetched) | yes, with backoff |
+//! | 1011 | the handshake could not be completed (the JWT keys cannot be fetched), or the connection failed on the server | yes, with backoff |
 //! | 1012 | the replica is draining (after a `goaway` frame) | yes, at once, with `after_seq` |
 //! | 4008 | slow consumer: the outbound queue overflowed | yes, with `after_seq`: nothing is lost |
 //! | 4029 | too many bad or rate-limited frames in a row | yes, with backoff, and fix the client |
@@ -101,7 +101,8 @@ impl std::fmt::Display for ErrorCode {
 pub enum CloseCode {
     /// 1009: a frame larger than `max_frame_bytes`.
     MessageTooBig,
-    /// 1011: the handshake could not be completed (the JWT keys cannot be fetched).
+    /// 1011: the handshake could not be completed (the JWT keys cannot be fetched), or
+    /// the connection failed on the server (its task panicked).
     InternalError,
     /// 1012: the replica is draining; a `goaway` frame came first. Resume elsewhere.
     Draining,

@@ -75,6 +75,7 @@ impl Authenticator {
             leeway: config.jwt_leeway,
             default_org: config.default_org.clone(),
             jwks_min_refresh_interval: config.jwks_min_refresh,
+            jwks_insecure_http_for_tests: config.insecure_jwks_http_for_tests,
         };
         let verifier = JwtVerifier::new(settings)
             .await

@@ -411,9 +411,16 @@ pub use presence::presence_member;
 /// or name another org.
 pub fn administered_org(caller: &Caller, requested: Option<&str>) -> Result<String, ClientError> {
     match administer(caller, requested).map_err(|r| r.into_error(ClientError::session_not_found))? {
-        AdminScope::AnyOrg => requested
-            .map(str::to_string)
-            .ok_or_else(|| ClientError::bad_request("org_id is required with an admin key")),
+        AdminScope::AnyOrg => {
+            let org = requested
+                .ok_or_else(|| ClientError::bad_request("org_id is required with an admin key"))?;
+            if org.contains('@') || !switchboard_protocol::StreamName::valid_id(org) {
+                return Err(ClientError::bad_request(
+                    "org_id must be an org id: 1 to 256 characters of A-Z, a-z, 0-9, '_', '-'",
+                ));
+            }
+            Ok(org.to_string())
+        }
         AdminScope::OwnOrg(org) => Ok(org),
     }
 }

@@ -298,8 +298,8 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u32).range(1..=32))]
     pub tool_max_rounds: u32,
 
-    /// Shared secret for HS256 tokens. Prefer the environment variable: command lines
-    /// show in process lists.
+    /// Shared secret for HS256 tokens, at least 32 bytes (a shorter one is refused at
+    /// boot). Prefer the environment variable: command lines show in process lists.
     #[arg(long, env = "SWITCHBOARD_JWT_HS256_SECRET", hide_env_values = true)]
     pub jwt_hs256_secret: Option<Secret>,
 
@@ -315,13 +315,26 @@ pub struct ServeConfig {
     #[arg(long, env = "SWITCHBOARD_JWKS_FILE")]
     pub jwks_file: Option<PathBuf>,
 
-    /// A JWKS URL, fetched at boot and again on an unknown `kid`.
+    /// A JWKS URL, fetched at boot and again on an unknown `kid`: `https://` only (an
+    /// `http://` one is refused at boot), and a redirect is not followed (the boot
+    /// fails naming the status).
     #[arg(long, env = "SWITCHBOARD_JWKS_URL")]
     pub jwks_url: Option<String>,
 
-    /// Least time between two JWKS refetches caused by unknown `kid`s (default 30s).
+    /// Least time between two JWKS refetches caused by unknown `kid`s (default 30s,
+    /// at least 1s: a shorter one is refused at boot). Meanwhile a token naming an
+    /// unknown `kid` is refused with 4401.
     #[arg(long, env = "SWITCHBOARD_JWKS_MIN_REFRESH", default_value = "30s", value_parser = parse_duration)]
     pub jwks_min_refresh: Duration,
+
+    /// TESTS ONLY: accept a plain `http://` --jwks-url (default false: https only, an
+    /// http URL is refused at boot). Over http anyone on the path can swap the keys.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_INSECURE_JWKS_HTTP_FOR_TESTS",
+        default_value_t = false
+    )]
+    pub insecure_jwks_http_for_tests: bool,
 
     /// Required `iss` of tokens, if set.
     #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]

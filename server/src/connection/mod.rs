@@ -47,9 +47,11 @@ pub mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
+use futures_util::FutureExt;
 use futures_util::future::Either;
 use futures_util::{Sink, Stream};
 use switchboard_protocol::{CloseCode, ErrorCode, ServerReply};
@@ -106,7 +108,19 @@ where
                 handshake.peer,
                 handshake.client,
             );
-            Either::Left(connection.read_until_closed(stream, writer, permit))
+            // A panic must not take the process's bookkeeping with it: the
+            // connection's `Drop` leaves its streams and closes it with 1011.
+            let task = AssertUnwindSafe(connection.read_until_closed(stream, writer, permit));
+            Either::Left(task.catch_unwind().map(|outcome| {
+                if let Err(panic) = outcome {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    tracing::error!(panic = %what, "a connection task panicked; its connection was closed with 1011");
+                }
+            }))
         }
         Err(e) => {
             tracing::info!(peer = ?handshake.peer, code = %e.code, "connection refused: {}", e.message);

@@ -48,20 +48,40 @@ pub(super) struct Connection {
     /// The visitor's address (`Handshake::client`): the session quotas and the caps on
     /// concurrent turns count anonymous visitors by it.
     pub(super) client: Option<std::net::IpAddr>,
+    /// Whether the connection left its streams and the registry (see `Drop`).
+    departed: bool,
 }
 
 /// The instant a token with `exp` = `expires_at` (seconds since the epoch) expires.
-fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
+/// `exp` is the client's: one too far ahead for the clock to represent (a validly
+/// signed `exp` near `u64::MAX`) never expires the connection, rather than overflow.
+pub(super) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
     let expires_at = expires_at?;
     let now = switchboard_backplane::now_ms() / 1000;
     let left = Duration::from_secs(expires_at.saturating_sub(now));
-    Some(tokio::time::Instant::now() + left)
+    tokio::time::Instant::now().checked_add(left)
 }
 
 async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// A connection that ends without departing — its task panicked, or was dropped in the
+/// middle of a frame — still leaves every stream and the connection count, and tells
+/// its peer: close 1011 (unless a close was already decided), counted like any close
+/// the server decides. The writer is its own task, so the close frame still goes out.
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.departed {
+            return;
+        }
+        tracing::debug!(connection_id = %self.public_id, "connection ended abnormally; closing it with 1011");
+        self.outbound.close_with(CloseCode::InternalError);
+        self.depart();
+        count_disconnect(&self.state, &self.outbound);
     }
 }
 
@@ -105,6 +125,7 @@ impl Connection {
             bad_in_a_row: 0,
             expires_at: authenticated.expires_at,
             client,
+            departed: false,
         };
         connection.join_live_streams();
         connection
@@ -199,9 +220,7 @@ impl Connection {
                 }
             }
 
-            self.leave_everything();
-            self.state.connections.remove(&self.id);
-            self.state.metrics.connections.dec();
+            self.depart();
             let _ = tokio::time::timeout(WRITER_EXIT_PATIENCE, writer).await;
             count_disconnect(&self.state, &outbound);
             tracing::debug!(connection_id = %self.public_id, close = ?outbound.close_code(), "disconnected");
@@ -231,6 +250,16 @@ impl Connection {
                 .join_live(stream, self.id, self.outbound.clone());
         }
         self.live_streams = streams;
+    }
+
+    /// Leave every stream and the registry of connections, once.
+    fn depart(&mut self) {
+        if std::mem::replace(&mut self.departed, true) {
+            return;
+        }
+        self.leave_everything();
+        self.state.connections.remove(&self.id);
+        self.state.metrics.connections.dec();
     }
 
     fn leave_everything(&mut self) {

@@ -2,6 +2,7 @@
 //! the server decides, with its exact code, each counted exactly once — and no real
 //! sleep anywhere (the clock jumps whenever every task waits).
 
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -55,9 +56,20 @@ fn anonymous() -> Authenticated {
 }
 
 fn connect(state: &AppState, who: Authenticated) -> Peer {
+    connect_poisoned(state, who, None)
+}
+
+/// [`connect`], over a socket whose read side panics when the peer sends the text
+/// `poison`: a panic inside the connection's task, with no hook in the server.
+fn connect_poisoned(state: &AppState, who: Authenticated, poison: Option<&'static str>) -> Peer {
     let (send, mut incoming) = mpsc::unbounded_channel();
     let (socket, received) = mpsc::channel(1);
-    let stream = futures_util::stream::poll_fn(move |cx| incoming.poll_recv(cx));
+    let stream = futures_util::stream::poll_fn(move |cx| match incoming.poll_recv(cx) {
+        Poll::Ready(Some(Ok(Message::Text(text)))) if Some(text.as_str()) == poison => {
+            panic!("the socket's read side panicked (injected by the test)")
+        }
+        other => other,
+    });
     let permit = state
         .connection_limit
         .clone()
@@ -285,4 +297,76 @@ async fn a_peer_that_stops_reading_is_closed_4008() {
         texts.len()
     );
     assert_counted_once(&peer.finished().await, CloseCode::SlowConsumer);
+}
+
+fn user_until(expires_at: u64) -> Authenticated {
+    Authenticated {
+        access: AccessContext {
+            user_id: Some("u1".into()),
+            org_id: "default".into(),
+            groups: vec![],
+            roles: vec![],
+            anonymous: false,
+            name: None,
+        },
+        expires_at: Some(expires_at),
+    }
+}
+
+/// A token whose `exp` the clock cannot represent (validly signed, `u64::MAX`) never
+/// expires the connection: it keeps answering, a day later too, and ends like any other.
+#[tokio::test(start_paused = true)]
+async fn a_token_expiring_beyond_the_clock_keeps_the_connection_serving() {
+    let state = gateway(&[]).await;
+    let mut peer = connect(&state, user_until(u64::MAX));
+    assert_eq!(peer.next_json().await["type"], "welcome");
+    peer.send_text(r#"{"type":"ping","id":"p1"}"#);
+    assert_eq!(peer.next_json().await["type"], "pong");
+    tokio::time::sleep(Duration::from_secs(86_400)).await;
+    peer.send_text(r#"{"type":"ping","id":"p2"}"#);
+    assert_eq!(peer.next_json().await["re"], "p2");
+    let _ = peer.send.send(Ok(Message::Close(None)));
+    assert_eq!(
+        peer.finished().await,
+        [],
+        "the peer closed; no close of ours"
+    );
+}
+
+/// A connection task that panics still cleans up after itself: the peer gets close
+/// 1011, counted once; the connection count, the permit and every subscription
+/// (its session's and its org's) are given back.
+#[tokio::test(start_paused = true)]
+async fn a_panicking_connection_task_closes_1011_and_gives_everything_back() {
+    let state = gateway(&[]).await;
+    let permits = state.connection_limit.available_permits();
+    let mut peer = connect_poisoned(&state, anonymous(), Some("poison"));
+    assert_eq!(peer.next_json().await["type"], "welcome");
+    peer.send_text(r#"{"type":"session.create","id":"c"}"#);
+    let created = peer.next_json().await;
+    assert_eq!(created["type"], "session.created", "{created}");
+    // The creator is a member of its session.
+    assert_eq!(
+        state.registry.stream_count(),
+        2,
+        "the org's and the session's"
+    );
+    assert_eq!(state.metrics.connections.get(), 1);
+
+    peer.send_text("poison");
+    let (_, _, code) = peer.until_close().await;
+    assert_eq!(code, 1011);
+    let state = peer.state.clone();
+    assert_counted_once(&peer.finished().await, CloseCode::InternalError);
+    assert_eq!(
+        state.registry.stream_count(),
+        0,
+        "no subscription left behind"
+    );
+    assert!(
+        state.connections.is_empty(),
+        "no connection left registered"
+    );
+    assert_eq!(state.metrics.connections.get(), 0);
+    assert_eq!(state.connection_limit.available_permits(), permits);
 }

@@ -1,20 +1,53 @@
-//! Credentials of an HTTP request: `Authorization: Bearer` (an API key or a JWT).
+//! Credentials of a request: the `Authorization: Bearer` header (an API key or a JWT).
+//!
+//! The scheme is matched case-insensitively and followed by one or more spaces (RFC
+//! 9110 §11.4, RFC 6750 §2.1). A header that is present but unusable — another scheme,
+//! no credential, several headers, bytes that are not text — is refused, never read
+//! as "no credentials": on `/ws` that would silently make the visitor anonymous.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use switchboard_protocol::ErrorCode;
 
 use super::error::ApiError;
 use crate::access::Caller;
+use crate::error::ClientError;
 use crate::state::AppState;
 
-/// The credential of an `Authorization: Bearer` header.
-pub fn bearer(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|v| v.trim().to_string())
+/// The scheme of a bearer credential.
+const BEARER: &str = "Bearer";
+
+/// The credential of the `Authorization` header: `Ok(None)` when there is no header,
+/// the token of a `Bearer` one, or `unauthorized` for a header that cannot be used.
+pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, ClientError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(unusable("send one Authorization header, not several"));
+    }
+    let Ok(value) = value.to_str() else {
+        return Err(unusable("the Authorization header is not plain text"));
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case(BEARER) {
+        return Err(unusable(
+            "the Authorization header must be `Bearer <token>` (another scheme, or none, was sent)",
+        ));
+    }
+    let credential = rest.trim_start_matches(' ').trim_end();
+    if credential.is_empty() {
+        return Err(unusable(
+            "the Authorization header has no credential after `Bearer `",
+        ));
+    }
+    Ok(Some(credential.to_string()))
+}
+
+fn unusable(message: &str) -> ClientError {
+    ClientError::new(ErrorCode::Unauthorized, message)
 }
 
 /// The authenticated caller. As an extractor it runs before the body is read, so a
@@ -25,8 +58,53 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Authed(
-            state.auth.caller(bearer(&parts.headers).as_deref()).await?,
-        ))
+        let credential = bearer(&parts.headers)?;
+        Ok(Authed(state.auth.caller(credential.as_deref()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(values: &[&[u8]]) -> Result<Option<String>, ClientError> {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(
+                header::AUTHORIZATION,
+                header::HeaderValue::from_bytes(value).expect("a header value"),
+            );
+        }
+        bearer(&headers)
+    }
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_spaces_may_repeat() {
+        for value in [
+            &b"Bearer t1"[..],
+            b"bearer t1",
+            b"BEARER   t1",
+            b"Bearer t1  ",
+        ] {
+            assert_eq!(read(&[value]).unwrap(), Some("t1".to_string()), "{value:?}");
+        }
+        assert_eq!(read(&[]).unwrap(), None);
+    }
+
+    #[test]
+    fn an_unusable_header_is_unauthorized() {
+        for value in [
+            &b"Basic dXNlcjpwYXNz"[..],
+            b"Bearer",
+            b"Bearer    ",
+            b"Bearer\tt1",
+            b"Bearert1",
+            b"t1",
+            b"Bearer \xff",
+        ] {
+            let refused = read(&[value]).unwrap_err();
+            assert_eq!(refused.code, ErrorCode::Unauthorized, "{value:?}");
+        }
+        assert!(read(&[b"Bearer a", b"Bearer b"]).is_err());
     }
 }

@@ -2,7 +2,6 @@
 //! code (docs/protocol.md §6), for every route and every rejection.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -70,19 +69,28 @@ pub struct ErrorDetail {
 }
 
 /// `Json<T>` whose rejections are protocol errors: a body over the route's limit is
-/// `too_large`, a wrong content type `unsupported`, bad JSON `bad_request`.
+/// `too_large`, a wrong content type `unsupported`, bad JSON `bad_request`. Every
+/// body of the API is a JSON object: anything else (an array, which serde would
+/// read into a struct field by field) is `bad_request` too.
 pub struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: serde::de::DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(ApiJson(value)),
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) if !value.is_object() => Err(ApiError(ClientError::bad_request(
+                "the body must be a JSON object",
+            ))),
+            Ok(Json(value)) => serde_json::from_value(value).map(ApiJson).map_err(|e| {
+                ApiError(ClientError::bad_request(format!(
+                    "the JSON body does not fit this route: {e}"
+                )))
+            }),
             Err(rejection) => Err(ApiError(match rejection.status() {
                 StatusCode::PAYLOAD_TOO_LARGE => {
                     ClientError::new(ErrorCode::TooLarge, TOO_LARGE_MESSAGE)

@@ -8,6 +8,8 @@
 //! - [`console`]: the operator console `/console`;
 //! - [`assets`]: how those embedded files are served;
 //! - [`error`], [`credentials`], [`body_limit`]: what every route shares;
+//! - [`json_errors`]: every error without a JSON body (an unknown route, a bad query
+//!   string, a layer's refusal) gets one, in the protocol's error shape;
 //! - [`lingering_close`]: every accepted TCP connection reads its peer's unread input
 //!   before closing, so a refusal is not lost to a reset;
 //! - [`listener`]: the accept loop, its timeouts and the refusals of [`visitors`], the
@@ -20,6 +22,7 @@ pub mod client_ip;
 pub mod console;
 pub mod credentials;
 pub mod error;
+pub mod json_errors;
 pub mod lingering_close;
 pub mod listener;
 pub mod ops;
@@ -46,6 +49,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .merge(widget::router())
         .merge(console::router())
         .layer(Extension(websockets))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

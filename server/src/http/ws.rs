@@ -75,11 +75,21 @@ pub async fn upgrade(
             "this page's origin may not open a WebSocket to this gateway (see --ws-allowed-origins)",
         );
     }
-    let token = query.token.or_else(|| bearer(&headers));
+    // An `Authorization` header that cannot be used is refused even beside a
+    // `?token=`: never ignored, which would make the visitor anonymous.
+    let token = match bearer(&headers) {
+        Ok(header_token) => Ok(query.token.or(header_token)),
+        Err(refused) => Err(refused),
+    };
     let handshake_timeout = state.config.http_timeouts.ws_handshake_timeout;
-    let Ok(access) =
-        tokio::time::timeout(handshake_timeout, state.auth.authenticate(token.as_deref())).await
-    else {
+    let checked = tokio::time::timeout(handshake_timeout, async {
+        match token {
+            Ok(token) => state.auth.authenticate(token.as_deref()).await,
+            Err(refused) => Err(refused),
+        }
+    })
+    .await;
+    let Ok(access) = checked else {
         state
             .metrics
             .http_timeouts

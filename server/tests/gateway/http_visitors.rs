@@ -418,13 +418,14 @@ async fn a_handshake_whose_credentials_take_too_long_is_refused_503() {
         .args([
             "--jwks-url",
             &jwks,
+            "--insecure-jwks-http-for-tests",
             "--jwks-min-refresh",
-            "100ms",
+            "1s",
             "--ws-handshake-timeout",
             "1s",
         ])
         .start();
-    tokio::time::sleep(Duration::from_millis(150)).await; // past the min refresh interval
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the min refresh interval
     let token = jwt::Claims::user("u-slow", "acme").rs256(Some("k-unknown"));
     let request = upgrade_request(None).replace(
         "\r\n\r\n",

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod access_hostile_credentials;
 mod access_http;
 mod access_jwt;
 mod access_retrieval;
@@ -22,6 +23,7 @@ mod cost_turns;
 mod drain;
 mod handoff;
 mod http_console;
+mod http_json_errors;
 mod http_ops;
 mod http_visitors;
 mod layers;

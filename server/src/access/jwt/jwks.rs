@@ -5,6 +5,10 @@
 //! time — so a flood of tokens with made-up key ids cannot make the gateway hammer the
 //! identity provider. When a refresh fails, the keys already loaded keep working and
 //! only tokens naming an unknown key are refused, as a temporary failure.
+//!
+//! The JWKS decides which tokens are genuine, so it is fetched over `https` only
+//! (plain `http` only with `--insecure-jwks-http-for-tests`), and a redirect is not
+//! followed: it would let whoever answers the first URL name the keys.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -13,7 +17,7 @@ use jsonwebtoken::Algorithm;
 
 use super::key_set::{KeySet, Pick, pick_or_refuse};
 use super::keys::TrustedKey;
-use super::settings::{JwtConfigError, SETTING_JWKS_URL};
+use super::settings::{JwtConfigError, SETTING_JWKS_INSECURE_HTTP, SETTING_JWKS_URL};
 use super::text::redact_url;
 use super::verify::TokenError;
 
@@ -41,10 +45,12 @@ struct LastRefresh {
 
 impl RemoteJwks {
     /// Fetch the JWKS at `url` once; a URL that cannot be fetched at boot is a
-    /// configuration error.
+    /// configuration error, and so is a plain `http://` one unless
+    /// `insecure_http_for_tests`.
     pub(super) async fn boot(
         url: &str,
         min_refresh_interval: Duration,
+        insecure_http_for_tests: bool,
     ) -> Result<RemoteJwks, JwtConfigError> {
         let parsed = reqwest::Url::parse(url).map_err(|_| {
             JwtConfigError::new(
@@ -52,14 +58,31 @@ impl RemoteJwks {
                 "is not a URL (e.g. https://idp.example/.well-known/jwks.json)",
             )
         })?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(JwtConfigError::new(
-                SETTING_JWKS_URL,
-                "must be an https:// (or http://) URL",
-            ));
+        match parsed.scheme() {
+            "https" => {}
+            "http" if insecure_http_for_tests => {
+                tracing::warn!(
+                    "the JWKS is fetched over plain http ({SETTING_JWKS_INSECURE_HTTP}): anyone on the path can swap the keys; never do this in production"
+                );
+            }
+            "http" => {
+                return Err(JwtConfigError::new(
+                    SETTING_JWKS_URL,
+                    format!(
+                        "must be an https:// URL: keys fetched over plain http can be swapped by anyone on the path ({SETTING_JWKS_INSECURE_HTTP} allows http for tests)"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(JwtConfigError::new(
+                    SETTING_JWKS_URL,
+                    "must be an https:// URL",
+                ));
+            }
         }
         let client = reqwest::Client::builder()
             .timeout(JWKS_FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|_| {
                 JwtConfigError::new(SETTING_JWKS_URL, "the HTTP client could not be set up")
@@ -172,6 +195,12 @@ async fn fetch_jwks(client: &reqwest::Client, url: &reqwest::Url) -> Result<KeyS
         .send()
         .await
         .map_err(describe)?;
+    if response.status().is_redirection() {
+        return Err(format!(
+            "the server answered HTTP {}, a redirect, and redirects are not followed: configure the URL the keys are served at",
+            response.status()
+        ));
+    }
     if !response.status().is_success() {
         return Err(format!("the server answered HTTP {}", response.status()));
     }

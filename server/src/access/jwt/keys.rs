@@ -72,7 +72,10 @@ impl Keys {
             KeySource::JwksUrl {
                 url,
                 min_refresh_interval,
-            } => Keys::JwksUrl(RemoteJwks::boot(&url, min_refresh_interval).await?),
+                insecure_http_for_tests,
+            } => Keys::JwksUrl(
+                RemoteJwks::boot(&url, min_refresh_interval, insecure_http_for_tests).await?,
+            ),
         })
     }
 

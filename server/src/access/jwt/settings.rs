@@ -26,10 +26,22 @@ pub const SETTING_ALGORITHM: &str = "--jwt-algorithm (SWITCHBOARD_JWT_ALGORITHM)
 pub const SETTING_JWKS_FILE: &str = "--jwks-file (SWITCHBOARD_JWKS_FILE)";
 /// The setting that holds the JWKS URL.
 pub const SETTING_JWKS_URL: &str = "--jwks-url (SWITCHBOARD_JWKS_URL)";
+/// The setting that bounds JWKS refetches.
+pub const SETTING_JWKS_MIN_REFRESH: &str = "--jwks-min-refresh (SWITCHBOARD_JWKS_MIN_REFRESH)";
+/// The setting that lets a JWKS URL be plain `http://` (tests only).
+pub const SETTING_JWKS_INSECURE_HTTP: &str =
+    "--insecure-jwks-http-for-tests (SWITCHBOARD_INSECURE_JWKS_HTTP_FOR_TESTS)";
 /// The setting that holds the trusted issuer.
 pub const SETTING_ISSUER: &str = "--jwt-issuer (SWITCHBOARD_JWT_ISSUER)";
 /// The setting that holds the required audience.
 pub const SETTING_AUDIENCE: &str = "--jwt-audience (SWITCHBOARD_JWT_AUDIENCE)";
+
+/// The shortest HS256 secret accepted: a shorter one is guessable offline from any
+/// token it signed.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+/// The shortest interval between JWKS refetches: a shorter one lets tokens with
+/// made-up key ids make the gateway hammer the identity provider.
+pub const MIN_JWKS_REFRESH: Duration = Duration::from_secs(1);
 
 /// The algorithms a PEM public key may be configured with.
 pub const PUBLIC_KEY_ALGORITHMS: &str = "RS256, ES256 or EdDSA";
@@ -65,8 +77,12 @@ pub struct JwtSettings {
     pub leeway: Duration,
     /// The org of a token that has no org claim.
     pub default_org: String,
-    /// The shortest time between two JWKS fetches caused by unknown key ids.
+    /// The shortest time between two JWKS fetches caused by unknown key ids (at least
+    /// [`MIN_JWKS_REFRESH`]).
     pub jwks_min_refresh_interval: Duration,
+    /// Accept a plain `http://` JWKS URL. For tests against a local server only: a
+    /// JWKS fetched over plain HTTP can be swapped by anyone on the path.
+    pub jwks_insecure_http_for_tests: bool,
 }
 
 impl Default for JwtSettings {
@@ -85,6 +101,7 @@ impl Default for JwtSettings {
             leeway: Duration::from_secs(30),
             default_org: "default".to_string(),
             jwks_min_refresh_interval: Duration::from_secs(30),
+            jwks_insecure_http_for_tests: false,
         }
     }
 }
@@ -109,6 +126,10 @@ impl fmt::Debug for JwtSettings {
             .field("leeway", &self.leeway)
             .field("default_org", &self.default_org)
             .field("jwks_min_refresh_interval", &self.jwks_min_refresh_interval)
+            .field(
+                "jwks_insecure_http_for_tests",
+                &self.jwks_insecure_http_for_tests,
+            )
             .finish()
     }
 }
@@ -140,6 +161,7 @@ pub(super) enum KeySource {
     JwksUrl {
         url: String,
         min_refresh_interval: Duration,
+        insecure_http_for_tests: bool,
     },
 }
 
@@ -179,6 +201,15 @@ impl JwtSettings {
                 ),
             ));
         }
+        if self.jwks_min_refresh_interval < MIN_JWKS_REFRESH {
+            return Err(JwtConfigError::new(
+                SETTING_JWKS_MIN_REFRESH,
+                format!(
+                    "is {:?}; it must be at least {MIN_JWKS_REFRESH:?}, or tokens with made-up key ids could make the gateway fetch the JWKS without pause",
+                    self.jwks_min_refresh_interval
+                ),
+            ));
+        }
         match sources.len() {
             0 => return Ok(None),
             1 => {}
@@ -214,10 +245,14 @@ impl JwtSettings {
                     "is empty: set a long random secret (32 bytes or more)",
                 ));
             }
-            if secret.len() < 32 {
-                tracing::warn!(
-                    "the JWT HS256 secret is shorter than 32 bytes; a long random secret is much harder to guess"
-                );
+            if secret.len() < MIN_HS256_SECRET_BYTES {
+                return Err(JwtConfigError::new(
+                    SETTING_HS256_SECRET,
+                    format!(
+                        "is {} bytes; it must be at least {MIN_HS256_SECRET_BYTES} (a short secret can be guessed offline from any token): generate one, e.g. `openssl rand -hex 32`",
+                        secret.len()
+                    ),
+                ));
             }
             KeySource::Hs256Secret(secret)
         } else if let Some(pem) = self.public_key_pem {
@@ -239,6 +274,7 @@ impl JwtSettings {
             KeySource::JwksUrl {
                 url,
                 min_refresh_interval: self.jwks_min_refresh_interval,
+                insecure_http_for_tests: self.jwks_insecure_http_for_tests,
             }
         } else {
             return Ok(None);

@@ -22,6 +22,7 @@ use crate::state::AppState;
 
 /// Which conversations to list (`GET /v1/sessions`).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `mine` (default: the token's user's) or `org` (operators, admins, admin keys).
     pub scope: Option<ListScope>,
@@ -36,6 +37,7 @@ pub struct ListQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
     /// The org (required with an admin key).
     pub org_id: Option<String>,
@@ -48,8 +50,8 @@ pub struct ListQuery {
     security(("bearer" = [])))]
 pub async fn list_sessions(
     State(state): State<AppState>,
-    Query(query): Query<ListQuery>,
     Authed(caller): Authed,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<SessionListing>, ApiError> {
     let request = SessionList {
         scope: query.scope.unwrap_or_default(),
@@ -75,8 +77,8 @@ pub async fn list_sessions(
     security(("bearer" = [])))]
 pub async fn get_session(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
 ) -> Result<Json<SessionSummary>, ApiError> {
     let summary = state
         .conversations
@@ -89,10 +91,12 @@ pub async fn get_session(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SessionChangeBody {
-    /// 1 to 200 characters.
+    /// 1 to 200 characters, not only spaces (runs of spaces become one).
     #[serde(default)]
+    #[schema(nullable = false, min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
     #[serde(default)]
+    #[schema(nullable = false)]
     pub state: Option<SessionState>,
 }
 
@@ -105,8 +109,8 @@ pub struct SessionChangeBody {
     security(("bearer" = [])))]
 pub async fn update_session(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
     ApiJson(body): ApiJson<SessionChangeBody>,
 ) -> Result<Json<SessionSummary>, ApiError> {
     let update = SessionUpdate {
@@ -132,8 +136,8 @@ pub struct DeletedSession {
     security(("bearer" = [])))]
 pub async fn delete_session(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
 ) -> Result<Json<DeletedSession>, ApiError> {
     state
         .conversations
@@ -143,6 +147,7 @@ pub async fn delete_session(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `json` (default) or `markdown`.
     pub format: Option<ExportFormat>,
@@ -156,9 +161,9 @@ pub struct ExportQuery {
     security(("bearer" = [])))]
 pub async fn export_session(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     Path(session_id): Path<String>,
     Query(query): Query<ExportQuery>,
-    Authed(caller): Authed,
 ) -> Result<Response, ApiError> {
     let format = query.format.unwrap_or_default();
     let content = state
@@ -190,9 +195,9 @@ pub async fn export_session(
     security(("bearer" = [])))]
 pub async fn erase_user(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     Path(user_id): Path<String>,
     Query(org): Query<OrgQuery>,
-    Authed(caller): Authed,
 ) -> Result<Json<ErasureReport>, ApiError> {
     let report = state
         .conversations
@@ -205,6 +210,7 @@ pub async fn erase_user(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RetentionBody {
     /// Days a conversation is kept after its last activity (1 to 36,500).
+    #[schema(minimum = 1, maximum = 36500)]
     pub retention_days: u32,
     /// In answers: whether the org set it (else it is `--retention-days`).
     #[serde(default)]
@@ -227,8 +233,8 @@ impl From<Retention> for RetentionBody {
     security(("bearer" = [])))]
 pub async fn get_retention(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
 ) -> Result<Json<RetentionBody>, ApiError> {
     let retention = state
         .conversations
@@ -244,8 +250,8 @@ pub async fn get_retention(
     security(("bearer" = [])))]
 pub async fn put_retention(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
     ApiJson(body): ApiJson<RetentionBody>,
 ) -> Result<Json<RetentionBody>, ApiError> {
     let retention = state
@@ -262,8 +268,8 @@ pub async fn put_retention(
     security(("bearer" = [])))]
 pub async fn delete_retention(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
 ) -> Result<Json<RetentionBody>, ApiError> {
     let retention = state
         .conversations

@@ -18,9 +18,15 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocumentRequest {
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     pub doc_id: String,
+    /// With an admin key, any org; a JWT admin's own org only.
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,256}$")]
     pub org_id: String,
+    /// 1 to 500 characters, not only spaces.
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub title: String,
+    /// At most 1 MiB of UTF-8.
     pub text: String,
     #[serde(default)]
     pub uri: Option<String>,
@@ -34,9 +40,13 @@ pub struct DocumentRequest {
 pub struct AclBody {
     #[serde(default)]
     pub public: bool,
+    /// At most 1000 names of 1 to 256 characters.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub groups: Vec<String>,
+    /// At most 1000 names of 1 to 256 characters.
     #[serde(default)]
+    #[schema(max_items = 1000)]
     pub users: Vec<String>,
 }
 

@@ -21,8 +21,10 @@ use crate::state::AppState;
 
 /// How many inbox entries (`GET /v1/inbox`).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InboxQuery {
     /// 1 to 100 (default 100).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<usize>,
 }
 
@@ -65,8 +67,8 @@ async fn visible_session(
     security(("bearer" = [])))]
 pub async fn inbox(
     State(state): State<AppState>,
-    Query(query): Query<InboxQuery>,
     Authed(caller): Authed,
+    Query(query): Query<InboxQuery>,
 ) -> Result<Json<Inbox>, ApiError> {
     let who = person(&caller)?;
     policy::read_inbox(who).map_err(refused)?;
@@ -82,8 +84,8 @@ pub async fn inbox(
     security(("bearer" = [])))]
 pub async fn request(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
     ApiJson(body): ApiJson<HandoffRequestBody>,
 ) -> Result<Json<Handoff>, ApiError> {
     let who = person(&caller)?;
@@ -104,8 +106,8 @@ pub async fn request(
     security(("bearer" = [])))]
 pub async fn claim(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
 ) -> Result<Json<Handoff>, ApiError> {
     let who = person(&caller)?;
     let session = visible_session(&state, who, &session_id).await?;
@@ -124,8 +126,8 @@ pub async fn claim(
     security(("bearer" = [])))]
 pub async fn release(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
 ) -> Result<Json<Handoff>, ApiError> {
     let who = person(&caller)?;
     let session = visible_session(&state, who, &session_id).await?;
@@ -140,8 +142,8 @@ pub async fn release(
     security(("bearer" = [])))]
 pub async fn get_settings(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
 ) -> Result<Json<HandoffSettings>, ApiError> {
     let org = administered_org(&caller, org.org_id.as_deref())?;
     Ok(Json(state.handoff.settings(&org).await?))
@@ -154,8 +156,8 @@ pub async fn get_settings(
     security(("bearer" = [])))]
 pub async fn put_settings(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
     ApiJson(body): ApiJson<HandoffSettings>,
 ) -> Result<Json<HandoffSettings>, ApiError> {
     let org = administered_org(&caller, org.org_id.as_deref())?;
@@ -175,8 +177,8 @@ pub async fn put_settings(
     security(("bearer" = [])))]
 pub async fn delete_settings(
     State(state): State<AppState>,
-    Query(org): Query<OrgQuery>,
     Authed(caller): Authed,
+    Query(org): Query<OrgQuery>,
 ) -> Result<Json<HandoffSettings>, ApiError> {
     let org = administered_org(&caller, org.org_id.as_deref())?;
     state.handoff.set_settings(&org, None).await?;

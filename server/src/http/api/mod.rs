@@ -190,8 +190,11 @@ fn administered_org(caller: &Caller, requested: Option<&str>) -> Result<String, 
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrgQuery {
-    /// The org (required with an admin key; a JWT admin's own org otherwise).
+    /// The org. Required with an admin key (without it: `400`); a JWT admin acts on
+    /// its own org, and may leave it out.
+    #[param(required = true, pattern = r"^[A-Za-z0-9_-]{1,256}$")]
     pub org_id: Option<String>,
 }
 

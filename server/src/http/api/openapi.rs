@@ -2,6 +2,7 @@
 //! handlers and their types; `docs/openapi.json` is checked against it.
 
 use axum::Json;
+use serde_json::{Value, json};
 use utoipa::OpenApi;
 
 use super::conversations::{
@@ -81,9 +82,123 @@ impl utoipa::Modify for BearerAuth {
 pub struct ApiDoc;
 
 /// `GET /openapi.json`.
-pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn serve() -> Json<Value> {
+    Json(document())
 }
+
+/// The document: what the handlers' annotations say, plus what they cannot say —
+/// the errors every route shares, and constraints on list items and enum variants.
+/// It says exactly what the server accepts: a request valid by it is not refused
+/// as malformed (schemathesis checks this, `scripts/schemathesis`).
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    list_shared_errors(&mut doc);
+    tighten_schemas(&mut doc);
+    doc
+}
+
+/// Every operation may answer `400` (a path, query or body that does not parse or
+/// break a rule) and `401` (credentials); one with a body also `413` (over the
+/// route's limit) and `415` (not `Content-Type: application/json`).
+fn list_shared_errors(doc: &mut Value) {
+    let answer = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        })
+    };
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in operation.values_mut().filter_map(Value::as_object_mut) {
+            let has_body = operation.contains_key("requestBody");
+            let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+            else {
+                continue;
+            };
+            let mut shared = vec![
+                (
+                    "400",
+                    "bad_request: a path, query or body that breaks the rules",
+                ),
+                ("401", "unauthorized: missing or refused credentials"),
+            ];
+            if has_body {
+                shared.push(("413", "too_large: the body is over this route's limit"));
+                shared.push((
+                    "415",
+                    "unsupported: the body is not sent as application/json",
+                ));
+            }
+            for (status, description) in shared {
+                responses
+                    .entry(status)
+                    .or_insert_with(|| answer(description));
+            }
+        }
+    }
+}
+
+/// Constraints `utoipa` cannot state from the types: a document id's characters, an
+/// ACL's names are 1 to 256 characters, a publish target names exactly one stream, …
+fn tighten_schemas(doc: &mut Value) {
+    if let Some(parameters) =
+        doc["paths"]["/v1/admin/documents/{doc_id}"]["delete"]["parameters"].as_array_mut()
+    {
+        for parameter in parameters.iter_mut().filter(|p| p["name"] == "doc_id") {
+            parameter["schema"]["pattern"] = json!(DOC_ID_PATTERN);
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    for list in ["groups", "users"] {
+        let items = &mut schemas["AclBody"]["properties"][list]["items"];
+        items["minLength"] = json!(1);
+        items["maxLength"] = json!(256);
+    }
+    if let Some(variants) = schemas["PublishTarget"]["oneOf"].as_array_mut() {
+        for variant in variants {
+            variant["additionalProperties"] = json!(false);
+            if let Some(properties) = variant["properties"].as_object_mut() {
+                for (name, id) in properties.iter_mut() {
+                    id["pattern"] = json!(match name.as_str() {
+                        "org" => ORG_ID_PATTERN,
+                        _ => ".",
+                    });
+                }
+            }
+        }
+    }
+    schemas["OperatorMessage"]["properties"]["text"]["minLength"] = json!(1);
+    // A change must change something.
+    schemas["SessionChangeBody"]["minProperties"] = json!(1);
+    let waiting = &mut schemas["HandoffSettings"]["properties"]["waiting_message"];
+    waiting["minLength"] = json!(1);
+    waiting["maxLength"] = json!(500);
+    let webhook = &mut schemas["WebhookRequest"]["properties"];
+    webhook["url"]["minLength"] = json!(1);
+    webhook["url"]["maxLength"] = json!(2048); // webhooks::registration::MAX_URL_BYTES
+    webhook["events"]["minItems"] = json!(1);
+    webhook["events"]["items"]["enum"] = json!(
+        crate::webhooks::WebhookEventType::ALL
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect::<Vec<_>>()
+    );
+    let model = &mut schemas["OrgModelSettings"]["properties"];
+    model["temperature"]["minimum"] = json!(0);
+    model["temperature"]["maximum"] = json!(2);
+    model["max_tokens"]["minimum"] = json!(1);
+    model["model"]["minLength"] = json!(1);
+    model["model"]["maxLength"] = json!(200);
+}
+
+/// A document id (`assistant::knowledge::validate::doc_id`).
+const DOC_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,128}$";
+/// An org id, as the document states it.
+const ORG_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,256}$";
 
 #[cfg(test)]
 mod tests {
@@ -92,10 +207,7 @@ mod tests {
     /// docs/openapi.json is what the code serves; `UPDATE_SCHEMAS=1` rewrites it.
     #[test]
     fn the_checked_in_openapi_document_matches_the_code() {
-        let generated = format!(
-            "{}\n",
-            serde_json::to_string_pretty(&ApiDoc::openapi()).unwrap()
-        );
+        let generated = format!("{}\n", serde_json::to_string_pretty(&document()).unwrap());
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
         if std::env::var_os("UPDATE_SCHEMAS").is_some() {
             std::fs::write(&path, &generated).unwrap();
@@ -105,5 +217,33 @@ mod tests {
             checked_in == generated,
             "docs/openapi.json is out of date: run `UPDATE_SCHEMAS=1 cargo test -p switchboard --lib openapi` and commit it"
         );
+    }
+
+    /// Query parameters are documented in the query (an `IntoParams` struct without
+    /// `parameter_in` would put them in the path), and every operation lists the
+    /// statuses every route may answer.
+    #[test]
+    fn parameters_sit_where_the_server_reads_them_and_shared_errors_are_listed() {
+        let doc = document();
+        for (path, operations) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in operations.as_object().unwrap() {
+                for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                    let name = parameter["name"].as_str().unwrap();
+                    let placed = parameter["in"].as_str().unwrap();
+                    let in_path = path.contains(&format!("{{{name}}}"));
+                    assert_eq!(
+                        placed,
+                        if in_path { "path" } else { "query" },
+                        "{method} {path}: {name}"
+                    );
+                }
+                for status in ["400", "401"] {
+                    assert!(
+                        operation["responses"].get(status).is_some(),
+                        "{method} {path} lists {status}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -38,16 +38,20 @@ pub enum PublishTarget {
 pub struct PublishRequest {
     pub target: PublishTarget,
     /// The event's name, 1–128 characters, e.g. `order.shipped`.
+    #[schema(min_length = 1, max_length = 128)]
     pub name: String,
     /// Any JSON.
     #[serde(default)]
     #[schema(value_type = Object)]
     pub data: Value,
-    /// Same key and target within 24 h: the first `seq`, nothing appended.
+    /// Same key and target within 24 h: the first `seq`, nothing appended (1–128
+    /// characters).
     #[serde(default)]
+    #[schema(nullable = false, min_length = 1, max_length = 128)]
     pub idempotency_key: Option<String>,
     /// The org of a `user` target (publisher keys only; default `--default-org`).
     #[serde(default)]
+    #[schema(nullable = false, pattern = r"^[A-Za-z0-9_-]{1,256}$")]
     pub org_id: Option<String>,
     /// Keep the event in the conversation's transcript (session targets only), so
     /// it replays and exports after the backplane's history dropped it.

@@ -48,8 +48,8 @@ pub struct MessageResponse {
     security(("bearer" = [])))]
 pub async fn operator_message(
     State(state): State<AppState>,
-    Path(session_id): Path<String>,
     Authed(caller): Authed,
+    Path(session_id): Path<String>,
     ApiJson(request): ApiJson<OperatorMessage>,
 ) -> Result<(StatusCode, Json<MessageResponse>), ApiError> {
     let operator = policy::operator(&caller).map_err(refused)?;
@@ -82,10 +82,12 @@ pub async fn operator_message(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only events with a larger `seq` (default: all retained).
     pub after_seq: Option<u64>,
     /// At most this many events (default and maximum 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<usize>,
 }
 
@@ -112,9 +114,9 @@ pub struct HistoryResponse {
     security(("bearer" = [])))]
 pub async fn history(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     Path(session_id): Path<String>,
     Query(query): Query<HistoryQuery>,
-    Authed(caller): Authed,
 ) -> Result<Json<HistoryResponse>, ApiError> {
     let record = session_record(&state, &session_id).await?;
     policy::read_history(&caller, record.as_ref()).map_err(refused)?;

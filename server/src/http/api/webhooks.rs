@@ -22,8 +22,10 @@ pub struct WebhookRequest {
     /// Event types: `conversation.created`, `handoff.requested`, `handoff.claimed`,
     /// `turn.failed`, `message.created`.
     pub events: Vec<String>,
-    /// The org (required with an admin key; a JWT admin's own org otherwise).
+    /// The org. Required with an admin key (without it: `400`); a JWT admin acts on
+    /// its own org, and may leave it out.
     #[serde(default)]
+    #[schema(required = true, nullable = false, pattern = r"^[A-Za-z0-9_-]{1,256}$")]
     pub org_id: Option<String>,
 }
 
@@ -169,8 +171,8 @@ pub async fn list_webhooks(
     security(("bearer" = [])))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
-    Path(webhook_id): Path<String>,
     Authed(caller): Authed,
+    Path(webhook_id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<StatusCode, ApiError> {
     let org_id = administered_org(&caller, query.org_id.as_deref())?;
@@ -187,8 +189,8 @@ pub async fn delete_webhook(
     security(("bearer" = [])))]
 pub async fn webhook_deliveries(
     State(state): State<AppState>,
-    Path(webhook_id): Path<String>,
     Authed(caller): Authed,
+    Path(webhook_id): Path<String>,
     Query(query): Query<OrgQuery>,
 ) -> Result<Json<DeliveryLog>, ApiError> {
     let org_id = administered_org(&caller, query.org_id.as_deref())?;

@@ -36,6 +36,12 @@ impl JwksServer {
         };
         let app = axum::Router::new()
             .route("/.well-known/jwks.json", axum::routing::get(serve))
+            .route(
+                "/moved",
+                axum::routing::get(|| async {
+                    axum::response::Redirect::temporary("/.well-known/jwks.json")
+                }),
+            )
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -58,6 +64,7 @@ impl JwksServer {
         JwtSettings {
             jwks_url: Some(self.url.clone()),
             jwks_min_refresh_interval: interval,
+            jwks_insecure_http_for_tests: true,
             ..JwtSettings::default()
         }
     }
@@ -172,6 +179,7 @@ async fn jwks_url_that_cannot_be_fetched_at_boot_is_a_config_error() {
         jwks_url: Some(format!(
             "http://user:pw@127.0.0.1:{port}/jwks.json?token=abc"
         )),
+        jwks_insecure_http_for_tests: true,
         ..JwtSettings::default()
     })
     .await;
@@ -190,4 +198,35 @@ async fn jwks_url_that_cannot_be_fetched_at_boot_is_a_config_error() {
     server.set(500, jwks(vec![ec_jwk("k1")]));
     let message = config_error(server.settings(Duration::from_secs(30))).await;
     assert!(message.contains("HTTP 500"), "{message}");
+}
+
+/// The JWKS decides which tokens are genuine: a plain `http://` URL is refused at
+/// boot unless the test flag says otherwise, and a redirect is not followed.
+#[tokio::test]
+async fn jwks_url_must_be_https_and_is_not_redirected() {
+    let server = JwksServer::start(jwks(vec![ec_jwk("k1")])).await;
+    let message = config_error(JwtSettings {
+        jwks_insecure_http_for_tests: false,
+        ..server.settings(Duration::from_secs(30))
+    })
+    .await;
+    assert!(
+        message.contains("--jwks-url")
+            && message.contains("https://")
+            && message.contains("--insecure-jwks-http-for-tests"),
+        "{message}"
+    );
+    assert_eq!(server.fetches(), 0, "refused before any fetch");
+
+    let moved = server.url.replace("/.well-known/jwks.json", "/moved");
+    let message = config_error(JwtSettings {
+        jwks_url: Some(moved),
+        ..server.settings(Duration::from_secs(30))
+    })
+    .await;
+    assert!(
+        message.contains("HTTP 307") && message.contains("redirects are not followed"),
+        "{message}"
+    );
+    assert_eq!(server.fetches(), 0, "the redirect was not followed");
 }

@@ -1,5 +1,7 @@
 //! Configuration errors: every message names the setting and holds no secret.
 
+use std::time::Duration;
+
 use super::*;
 
 #[tokio::test]
@@ -111,4 +113,50 @@ async fn config_errors_name_the_setting() {
     })
     .await;
     assert!(message.contains("--jwks-url"), "{message}");
+}
+
+/// An HS256 secret under 32 bytes is refused at boot (it can be guessed offline from
+/// any token it signed); 32 bytes are enough. The message never holds the secret.
+#[tokio::test]
+async fn a_short_hs256_secret_is_refused_at_boot() {
+    let short = "a-secret-of-31-bytes-0123456789";
+    assert_eq!(short.len(), 31);
+    let message = config_error(JwtSettings {
+        hs256_secret: Some(short.into()),
+        ..JwtSettings::default()
+    })
+    .await;
+    assert!(
+        message.contains("--jwt-hs256-secret") && message.contains("at least 32"),
+        "{message}"
+    );
+    assert!(!message.contains(short), "{message}");
+    let enough = format!("{short}x");
+    assert!(
+        JwtVerifier::new(JwtSettings {
+            hs256_secret: Some(enough),
+            ..JwtSettings::default()
+        })
+        .await
+        .unwrap()
+        .is_some()
+    );
+}
+
+/// `--jwks-min-refresh` under 1 s (0 included) is refused at boot: refetches caused
+/// by made-up key ids would otherwise be unbounded.
+#[tokio::test]
+async fn a_jwks_min_refresh_under_one_second_is_refused() {
+    for interval in [Duration::ZERO, Duration::from_millis(999)] {
+        let message = config_error(JwtSettings {
+            jwks_url: Some("https://idp.example/jwks.json".into()),
+            jwks_min_refresh_interval: interval,
+            ..JwtSettings::default()
+        })
+        .await;
+        assert!(
+            message.contains("--jwks-min-refresh") && message.contains("at least 1s"),
+            "{interval:?}: {message}"
+        );
+    }
 }
