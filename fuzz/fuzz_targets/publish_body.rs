@@ -12,10 +12,12 @@
 
 #![no_main]
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use clap::Parser;
 use libfuzzer_sys::fuzz_target;
@@ -84,7 +86,11 @@ fuzz_target!(|data: &[u8]| {
     if let Some(content_type) = CONTENT_TYPES[usize::from(mode) % CONTENT_TYPES.len()] {
         request = request.header(header::CONTENT_TYPE, content_type);
     }
-    let request = request.body(Body::from(body.to_vec())).expect("a request");
+    let mut request = request.body(Body::from(body.to_vec())).expect("a request");
+    // What `axum::serve` gives every request: the peer's address.
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     let (status, answer) = fixture.runtime.block_on(async {
         let response = fixture
             .router
