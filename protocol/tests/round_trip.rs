@@ -44,6 +44,26 @@ fn client_frames_parse_from_the_protocol_examples() {
     );
 }
 
+/// Found by the `client_frame` fuzz target (docs/testing.md): a number with more digits
+/// than an f64 holds parsed to a neighbour of the nearest f64, so a frame's metadata was
+/// a different number once encoded and parsed again (stored, replayed, forwarded).
+/// Here `jsonschema`, a dev-dependency, turns serde_json's `float_roundtrip` on for
+/// every test build; the gateway's own build gets it only from this crate's manifest,
+/// and the fuzz target (seed `long-number-float-roundtrip`) fails without it.
+#[test]
+fn a_long_number_parses_to_the_nearest_f64_and_survives_a_round_trip() {
+    let digits = "1.8888888888888800000000000000000000000000000000000003106482942968448794";
+    let text = format!(r#"{{"type":"session.create","metadata":{{"n":{digits}}}}}"#);
+    let parsed = ClientFrame::parse(&text).unwrap();
+    let ClientFrame::SessionCreate(create) = &parsed.frame else {
+        panic!("{parsed:?}");
+    };
+    let n = create.metadata.as_ref().and_then(|m| m["n"].as_f64());
+    assert_eq!(n, Some(digits.parse::<f64>().unwrap()), "the nearest f64");
+    let again = ClientFrame::parse(&parsed.to_json()).unwrap();
+    assert_eq!(again, parsed, "{}", parsed.to_json());
+}
+
 #[test]
 fn malformed_client_frames_get_a_message_naming_the_problem() {
     let cases: &[(&str, Option<&str>, &str)] = &[
