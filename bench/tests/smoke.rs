@@ -233,9 +233,10 @@ fn a_short_soak_judges_every_gateway_and_finds_no_growth() {
         &[
             "soak",
             "--duration",
-            "12s",
+            "14s",
+            // Past the first seconds, when the store's pool opens its connections.
             "--warmup",
-            "2s",
+            "4s",
             "--checkpoint-every",
             "2s",
             "--sample-every",
@@ -261,7 +262,7 @@ fn a_short_soak_judges_every_gateway_and_finds_no_growth() {
         .iter()
         .filter(|s| s["phase"] == "quiet")
         .collect();
-    assert!(quiet.len() >= 6, "{report:#}");
+    assert!(quiet.len() >= 5, "{report:#}");
     for sample in quiet {
         assert!(sample["tasks_alive"].as_u64().unwrap() > 0, "{sample}");
         assert!(sample["fds"].as_u64().unwrap() > 0, "{sample}");
