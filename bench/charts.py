@@ -7,6 +7,8 @@
 - bench-storm.png: the reconnect storm's drop -> resumed, per connection.
 - bench-memory.png: gateway memory per connection against connections per gateway,
   from idle-*.json (and RESULTS_DIR/before/idle-*.json when present).
+- bench-soak.png: the soak (soak.json): each gateway's RSS, open fds and live tokio
+  tasks over time, under load and at the quiet checkpoints that decide the verdict.
 """
 
 import glob
@@ -146,12 +148,75 @@ def memory_chart(results, out):
     finish(fig, ax, out, "bench-memory.png", "Idle memory per connection")
 
 
+SOAK_PANELS = [
+    ("rss_kib", "RSS (MiB)", 1 / 1024.0),
+    ("fds", "open file descriptors", 1.0),
+    ("tasks_alive", "live tokio tasks", 1.0),
+]
+
+
+def soak_chart(results, out):
+    path = os.path.join(results, "soak.json")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        r = json.load(f)
+    samples = r["samples"]
+    warmup = r["params"]["warmup_secs"]
+    gateways = sorted({s["gateway"] for s in samples})
+    judged = {(j["gateway"], j["metric"]): j for j in r["verdict"]["judgements"]}
+    fig, axes = plt.subplots(len(SOAK_PANELS), 1, figsize=(10, 8), sharex=True)
+    colors = plt.cm.tab10.colors
+    for ax, (metric, ylabel, scale) in zip(axes, SOAK_PANELS):
+        for g in gateways:
+            color = colors[g % len(colors)]
+            for phase, style, label in [
+                ("load", dict(linewidth=0.8, alpha=0.6), "under load"),
+                ("quiet", dict(marker="o", markersize=4, linestyle="none"), "quiet checkpoint"),
+            ]:
+                points = [
+                    (s["t"] / 60.0, s[metric] * scale)
+                    for s in samples
+                    if s["gateway"] == g and s["phase"] == phase and s.get(metric) is not None
+                ]
+                if points:
+                    ax.plot(*zip(*points), color=color, label="gateway {}, {}".format(g, label),
+                            **style)
+            j = judged.get((g, metric))
+            if j:
+                end = max(s["t"] for s in samples) / 60.0
+                ax.hlines(
+                    [j["first_third_median"] * scale, j["last_third_median"] * scale],
+                    [warmup / 60.0, warmup / 60.0 + (end - warmup / 60.0) * 2 / 3],
+                    [warmup / 60.0 + (end - warmup / 60.0) / 3, end],
+                    colors=[color], linestyles="dashed", linewidth=1,
+                )
+        ax.axvspan(0, warmup / 60.0, color="grey", alpha=0.12)
+        ax.set_ylabel(ylabel)
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    axes[0].text(0.2, 0, " warm-up", color="grey", fontsize=8, va="bottom")
+    axes[0].legend(fontsize=7, ncol=2, loc="lower right")
+    axes[-1].set_xlabel("minutes")
+    t = r["traffic"]
+    fig.suptitle(
+        "Soak: {:.0f} min, {:,} visits (a session, a turn, a publish each), {}".format(
+            r["params"]["duration_secs"] / 60.0, t["visits"],
+            "flat" if r["verdict"]["passed"] else "GREW",
+        )
+    )
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bench-soak.png"), dpi=110)
+    plt.close(fig)
+
+
 def main():
     results, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
     latency_chart(results, out)
     storm_chart(results, out)
     memory_chart(results, out)
+    soak_chart(results, out)
     print("charts written to", out)
 
 

@@ -43,7 +43,8 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Worker { .. }
         | Command::Floor(_)
         | Command::FloorSink { .. }
-        | Command::Control(_) => {
+        | Command::Control(_)
+        | Command::Soak(_) => {
             bail!("not a gateway scenario")
         }
     };
@@ -78,7 +79,8 @@ async fn scenario(command: Command) -> anyhow::Result<Report> {
         Command::Worker { .. }
         | Command::Floor(_)
         | Command::FloorSink { .. }
-        | Command::Control(_) => {
+        | Command::Control(_)
+        | Command::Soak(_) => {
             bail!("not a gateway scenario")
         }
     }

@@ -20,6 +20,7 @@ mod floor;
 mod processes;
 mod publisher;
 mod report;
+mod soak;
 mod stats;
 mod worker;
 
@@ -57,6 +58,10 @@ enum Command {
     /// idle second (every command watched with MONITOR), and cross-replica
     /// `turn.cancel` latency. Compare gateway builds with `--gateway-binary`.
     Control(ControlArgs),
+    /// Soak: minutes of churning visitors (connect, create a session, join a lobby,
+    /// one agent turn, one HTTP publish, leave or vanish) over Redis, sampling each
+    /// gateway's RSS, open fds and live tokio tasks. Fails when any grows after warm-up.
+    Soak(SoakArgs),
     /// The machine's floor: CPU per small write to each of many loopback TCP sockets,
     /// with no gateway. No gateway here can deliver an event for less.
     Floor(FloorArgs),
@@ -229,6 +234,70 @@ struct ControlArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+struct SoakArgs {
+    /// The `switchboard` binary to spawn (default: next to this binary, then PATH).
+    #[arg(long)]
+    gateway_binary: Option<PathBuf>,
+    /// Gateway processes sharing a `redis-server` the tool starts.
+    #[arg(long, default_value_t = 2)]
+    replicas: usize,
+    /// Extra flag for every spawned gateway (repeat), e.g. to lift a per-visitor quota.
+    #[arg(long = "gateway-arg", allow_hyphen_values = true)]
+    gateway_args: Vec<String>,
+    /// Concurrent visitors, each visiting again and again.
+    #[arg(long, default_value_t = 16)]
+    visitors: usize,
+    /// Pause between a visitor's visits.
+    #[arg(long, default_value = "200ms", value_parser = humantime_duration)]
+    think: Duration,
+    /// Publishes per second into the lobbies over HTTP (besides one per visit).
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Shared sessions the visitors join and leave.
+    #[arg(long, default_value_t = 4)]
+    lobbies: usize,
+    /// How long the traffic runs (10m for the figures in docs/benchmarks.md).
+    #[arg(long, default_value = "10m", value_parser = humantime_duration)]
+    duration: Duration,
+    /// Checkpoints before this are not judged: caches, pools and the allocator fill up.
+    #[arg(long, default_value = "2m", value_parser = humantime_duration)]
+    warmup: Duration,
+    /// Samples under load (for the chart).
+    #[arg(long, default_value = "5s", value_parser = humantime_duration)]
+    sample_every: Duration,
+    /// Quiet checkpoints (load paused; these decide the verdict).
+    #[arg(long, default_value = "30s", value_parser = humantime_duration)]
+    checkpoint_every: Duration,
+    /// Wait at a checkpoint after the last visit ended (closing sockets linger up to 2 s).
+    #[arg(long, default_value = "3s", value_parser = humantime_duration)]
+    settle: Duration,
+    /// `--offline-agent-delay` of the spawned gateways (pause between deltas).
+    #[arg(long, default_value = "20ms", value_parser = humantime_duration)]
+    agent_delay: Duration,
+    /// Source addresses 127.0.0.2 … 127.0.0.(1+N) the visitors connect from (visitor
+    /// i uses address i mod N): N anonymous visitors as per-address limits see them.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u8).range(1..=250))]
+    source_addresses: u8,
+    /// Failed visits or publishes tolerated before the run fails.
+    #[arg(long, default_value_t = 0)]
+    max_errors: u64,
+    /// Resident memory growth tolerated, in MiB (or the percentage below, if larger).
+    #[arg(long, default_value_t = 8.0)]
+    rss_tolerance_mib: f64,
+    /// Resident memory growth tolerated, in percent of the first third's median.
+    #[arg(long, default_value_t = 10.0)]
+    rss_tolerance_percent: f64,
+    /// Hard bound on the whole run.
+    #[arg(long, default_value = "20m", value_parser = humantime_duration)]
+    max_runtime: Duration,
+    /// Write the report (every sample, totals, verdict) as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+#[derive(Debug, Clone, Args)]
 struct FloorArgs {
     /// Sockets written to in turn.
     #[arg(long, default_value_t = 5000)]
@@ -276,6 +345,30 @@ fn main() -> std::process::ExitCode {
             idle: args.idle,
             agent_delay: args.agent_delay,
             cancel_spread: args.cancel_spread,
+            max_runtime: args.max_runtime,
+            json: args.json.as_deref(),
+            label: &args.label,
+        }),
+        Command::Soak(args) => soak::run(&soak::Params {
+            gateway_binary: args.gateway_binary.as_deref(),
+            replicas: args.replicas,
+            gateway_args: &args.gateway_args,
+            visitors: args.visitors,
+            think: args.think,
+            rate: args.rate,
+            lobbies: args.lobbies,
+            duration: args.duration,
+            warmup: args.warmup,
+            sample_every: args.sample_every,
+            checkpoint_every: args.checkpoint_every,
+            settle: args.settle,
+            agent_delay: args.agent_delay,
+            source_addresses: args.source_addresses,
+            max_errors: args.max_errors,
+            rss_tolerance: soak::Tolerance {
+                absolute: args.rss_tolerance_mib * 1024.0,
+                relative: args.rss_tolerance_percent / 100.0,
+            },
             max_runtime: args.max_runtime,
             json: args.json.as_deref(),
             label: &args.label,

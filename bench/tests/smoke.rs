@@ -223,3 +223,49 @@ fn a_short_control_run_cancels_every_turn_and_counts_redis_operations() {
     );
     assert!(number(&report, "/redis/idle_one_replica_per_sec/round_trips") > 0.0);
 }
+
+/// Soak: visitors churn over two replicas on Redis; every quiet checkpoint is read
+/// (RSS, descriptors, live tasks from `/metrics`) and judged, and the run passes.
+#[test]
+fn a_short_soak_judges_every_gateway_and_finds_no_growth() {
+    let report = bench(
+        "soak",
+        &[
+            "soak",
+            "--duration",
+            "14s",
+            // Past the first seconds, when the store's pool opens its connections.
+            "--warmup",
+            "4s",
+            "--checkpoint-every",
+            "2s",
+            "--sample-every",
+            "1s",
+            "--settle",
+            "500ms",
+            "--visitors",
+            "4",
+            "--rate",
+            "10",
+        ],
+    );
+    assert!(number(&report, "/traffic/visits") > 0.0, "{report:#}");
+    assert_eq!(number(&report, "/traffic/errors"), 0.0);
+    assert!(number(&report, "/traffic/lobby_events_received") > 0.0);
+    assert_eq!(report["verdict"]["passed"], true, "{report:#}");
+    let judgements = report["verdict"]["judgements"].as_array().unwrap();
+    // 2 gateways × RSS, fds, tasks, subscriptions, connections.
+    assert_eq!(judgements.len(), 10, "{report:#}");
+    let quiet: Vec<&Value> = report["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["phase"] == "quiet")
+        .collect();
+    assert!(quiet.len() >= 5, "{report:#}");
+    for sample in quiet {
+        assert!(sample["tasks_alive"].as_u64().unwrap() > 0, "{sample}");
+        assert!(sample["fds"].as_u64().unwrap() > 0, "{sample}");
+        assert_eq!(sample["connections"], 0, "{sample}");
+    }
+}

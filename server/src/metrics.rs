@@ -10,6 +10,9 @@ pub struct Metrics {
     registry: Registry,
     /// Open WebSocket connections.
     pub connections: IntGauge,
+    /// Tokio tasks alive in the runtime that renders the metrics, read at each render
+    /// (a count that only grows is a leak: the soak in docs/benchmarks.md checks it).
+    pub tasks_alive: IntGauge,
     /// Client frames received, by `type` (`invalid` for unparseable ones).
     pub frames_received: IntCounterVec,
     /// Events appended to the backplane by this replica, by event `type`.
@@ -106,6 +109,10 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new();
         let connections = IntGauge::new("switchboard_connections", "Open WebSocket connections")?;
+        let tasks_alive = IntGauge::new(
+            "switchboard_tokio_tasks_alive",
+            "Tokio tasks alive in the gateway's runtime",
+        )?;
         let frames_received = IntCounterVec::new(
             Opts::new(
                 "switchboard_frames_received_total",
@@ -186,6 +193,7 @@ impl Metrics {
             &["op"],
         )?;
         registry.register(Box::new(connections.clone()))?;
+        registry.register(Box::new(tasks_alive.clone()))?;
         registry.register(Box::new(frames_received.clone()))?;
         registry.register(Box::new(events_appended.clone()))?;
         registry.register(Box::new(events_delivered.clone()))?;
@@ -380,6 +388,7 @@ impl Metrics {
         Ok(Metrics {
             registry,
             connections,
+            tasks_alive,
             frames_received,
             events_appended,
             events_delivered,
@@ -425,6 +434,11 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<String, prometheus::Error> {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let alive = runtime.metrics().num_alive_tasks();
+            self.tasks_alive
+                .set(i64::try_from(alive).unwrap_or(i64::MAX));
+        }
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
@@ -461,5 +475,27 @@ mod tests {
             text.contains("switchboard_turns_total{status=\"completed\"} 1"),
             "{text}"
         );
+    }
+
+    #[tokio::test]
+    async fn rendering_counts_the_tasks_alive_in_the_runtime() {
+        let m = Metrics::new().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let tasks: Vec<_> = (0..3)
+            .map(|_| tokio::spawn(async move { std::future::pending::<()>().await }))
+            .collect();
+        let waiting = tokio::spawn(async move { stopped.await.ok() });
+        let text = m.render().unwrap();
+        assert!(text.contains("switchboard_tokio_tasks_alive 4"), "{text}");
+        for task in &tasks {
+            task.abort();
+        }
+        stop.send(()).unwrap();
+        for task in tasks {
+            let _ = task.await;
+        }
+        waiting.await.unwrap();
+        let text = m.render().unwrap();
+        assert!(text.contains("switchboard_tokio_tasks_alive 0"), "{text}");
     }
 }
