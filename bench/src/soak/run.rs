@@ -57,6 +57,21 @@ pub async fn soak(params: &Params<'_>, scratch: &Path) -> anyhow::Result<Value> 
             &format!("bench:{BENCH_PUBLISHER_KEY}"),
             "--offline-agent-delay",
             &format!("{}ms", params.agent_delay.as_millis()),
+            // 16 source addresses stand in for thousands of visitors: the per-visitor
+            // limits of a public gateway would refuse most of their sessions and
+            // connections, which is not what a leak check is about.
+            "--sessions-per-minute",
+            "1000000",
+            "--max-live-sessions-per-principal",
+            "1000000",
+            "--max-live-sessions",
+            "100000000",
+            "--max-connections-per-ip",
+            "1000000",
+            "--connections-per-minute-per-ip",
+            "1000000",
+            "--max-websockets-per-client",
+            "1000000",
         ]
         .iter()
         .map(|s| s.to_string())
