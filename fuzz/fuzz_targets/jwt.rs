@@ -8,10 +8,10 @@
 //! signature check. Bit 1 picks a verifier that also requires an issuer and an
 //! audience.
 //!
-//! Properties: verification never panics; a refusal's message never repeats the
-//! token; a raw token verifies only if its signature is the secret's HMAC of its
-//! first two parts; a verified token names a non-empty user and org, and a display
-//! name within the limit.
+//! Properties: verification never panics; a refusal's message never repeats a
+//! token-shaped input; a raw token verifies only if its signature is the secret's
+//! HMAC of its first two parts; a verified token names a non-empty user and org, and
+//! a trimmed display name within the limit.
 
 #![no_main]
 
@@ -90,8 +90,11 @@ fn check_verified(token: &VerifiedToken) {
 fn check_refused(error: &TokenError, token: &str) {
     let message = error.to_string();
     assert!(!message.is_empty(), "a refusal without a message");
+    // Only a token shaped like one (three parts, long enough) counts: a shorter text
+    // may be a piece of the message's own wording.
+    let shaped = token.len() >= 16 && token.split('.').count() == 3;
     assert!(
-        token.len() < 16 || !message.contains(token),
+        !shaped || !message.contains(token),
         "a refusal repeats the token: {message}"
     );
 }

@@ -92,8 +92,10 @@ fn display_name(claims: &Map<String, Value>) -> Result<Option<String>, TokenErro
     match claims.get("name") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(name)) => {
-            let name: String = name.trim().chars().take(MAX_NAME_CHARS).collect();
-            Ok((!name.is_empty()).then_some(name))
+            let cut: String = name.trim().chars().take(MAX_NAME_CHARS).collect();
+            // Trimmed again: a cut just after a space keeps it.
+            let name = cut.trim_end();
+            Ok((!name.is_empty()).then(|| name.to_string()))
         }
         Some(_) => Err(invalid("the token's `name` claim is not a string")),
     }

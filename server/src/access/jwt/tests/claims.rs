@@ -111,3 +111,19 @@ async fn the_name_claim_is_the_display_name_trimmed_and_cut() {
     let p = v.verify(&named(json!("   "))).await.unwrap().principal;
     assert_eq!(p.name, None);
 }
+
+/// Found by the `jwt` fuzz target (docs/testing.md): a long name cut at 80 characters
+/// just after a space kept that space.
+#[tokio::test]
+async fn a_name_cut_at_a_space_is_trimmed_again() {
+    let v = verifier(hs_settings()).await;
+    let name = format!("{} tail", "x".repeat(79));
+    let token = sign(
+        Algorithm::HS256,
+        None,
+        &hs_key(),
+        &claims(json!({"name": name})),
+    );
+    let p = v.verify(&token).await.unwrap().principal;
+    assert_eq!(p.name, Some("x".repeat(79)));
+}
