@@ -77,10 +77,7 @@ pub async fn upgrade(
     }
     // An `Authorization` header that cannot be used is refused even beside a
     // `?token=`: never ignored, which would make the visitor anonymous.
-    let token = match bearer(&headers) {
-        Ok(header_token) => Ok(query.token.or(header_token)),
-        Err(refused) => Err(refused),
-    };
+    let token = bearer(&headers).map(|header_token| query.token.or(header_token));
     let handshake_timeout = state.config.http_timeouts.ws_handshake_timeout;
     let checked = tokio::time::timeout(handshake_timeout, async {
         match token {

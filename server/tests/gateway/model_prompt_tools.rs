@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use switchboard_testkit::temp_path;
 
 use crate::support;
-use crate::support::http::{ADMIN_KEYS, ADMIN_SECRET, Api};
-use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::http::{ADMIN_SECRET, Api};
+use crate::support::jwt::{Claims, connect};
 use crate::support::tool_backend::ToolBackend;
-use crate::support::upstream::{Reply, Upstream, tool_call_reply};
+use crate::support::upstream::{Reply, Upstream, gateway_on, tool_call_reply};
 use crate::support::{Client, Gateway, is_assistant_message, ty};
 
 /// Signs the identity token tool endpoints get.
@@ -23,27 +23,6 @@ const RESTRICTED_SECRET: &str = "Finance code 424242 for zebracorn refunds.";
 
 fn token(sub: &str, org: &str, groups: &[&str], roles: &[&str]) -> String {
     Claims::user(sub, org).groups(groups).roles(roles).hs256()
-}
-
-/// A gateway on the upstream, with HS256 tokens, the admin key and `extra` flags.
-fn gateway(upstream: &Upstream, extra: &[&str]) -> Gateway {
-    let base = upstream.base_url();
-    let mut args = vec![
-        HS_ARGS[0],
-        HS_ARGS[1],
-        "--admin-keys",
-        ADMIN_KEYS,
-        "--model-provider",
-        "openai",
-        "--model-base-url",
-        &base,
-        "--model",
-        "test-model",
-        "--model-retries",
-        "0",
-    ];
-    args.extend_from_slice(extra);
-    Gateway::start(&args)
 }
 
 /// A gateway whose tools file offers `tools` (name, requires_approval), all on `backend`.
@@ -70,7 +49,7 @@ fn gateway_with_tools(
     let path = path.to_string_lossy().into_owned();
     let mut args = vec!["--tools-file", &path, "--tool-signing-key", TOOL_KEY];
     args.extend_from_slice(extra);
-    gateway(upstream, &args)
+    gateway_on(upstream, &args)
 }
 
 async fn ingest_documents(gw: &Gateway) {
@@ -141,7 +120,7 @@ fn prompt_text(body: &Value) -> String {
 #[tokio::test]
 async fn the_prompt_carries_only_documents_the_asker_may_read() {
     let upstream = Upstream::start().await;
-    let gw = gateway(&upstream, &[]);
+    let gw = gateway_on(&upstream, &[]);
     ingest_documents(&gw).await;
 
     upstream.push(Reply::text(&["Five ", "working ", "days."]));
@@ -209,7 +188,7 @@ async fn the_prompt_carries_only_documents_the_asker_may_read() {
 async fn the_prompt_carries_the_recent_transcript_within_its_budget() {
     let upstream = Upstream::start().await;
     // 8 tokens ≈ 32 characters: room for the last exchange only (4 + 4 tokens).
-    let gw = gateway(
+    let gw = gateway_on(
         &upstream,
         &[
             "--system-prompt",
@@ -269,7 +248,7 @@ async fn the_prompt_carries_the_recent_transcript_within_its_budget() {
 #[tokio::test]
 async fn per_org_model_settings_are_stored_and_used() {
     let upstream = Upstream::start().await;
-    let gw = gateway(&upstream, &[]);
+    let gw = gateway_on(&upstream, &[]);
     let api = Api::new(&gw);
     let acme_admin = token("ada", "acme", &[], &["admin"]);
     let globex_admin = token("gus", "globex", &[], &["admin"]);

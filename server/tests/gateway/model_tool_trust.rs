@@ -7,11 +7,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_testkit::temp_path;
 
-use crate::support::http::{ADMIN_KEYS, Api};
-use crate::support::jwt::{Claims, HS_ARGS, connect};
+use crate::support::http::Api;
+use crate::support::jwt::{Claims, connect};
 use crate::support::tool_backend::{ToolBackend, ToolHit};
-use crate::support::upstream::{Reply, Upstream, tool_call_reply};
-use crate::support::{Gateway, is_assistant_message, ty};
+use crate::support::upstream::{Reply, Upstream, gateway_on, tool_call_reply};
+use crate::support::{is_assistant_message, ty};
 
 const TOOL_KEY: &str = "tool-signing-key-0123456789abcdefghijklmnop";
 
@@ -47,25 +47,10 @@ async fn org_tools_cannot_shadow_gated_tools_and_the_identity_says_who_approved(
     let path = temp_path("tools", "json");
     std::fs::write(&path, serde_json::to_vec(&json!([gated])).unwrap()).unwrap();
     let path = path.to_string_lossy().into_owned();
-    let base = upstream.base_url();
-    let gw = Gateway::start(&[
-        HS_ARGS[0],
-        HS_ARGS[1],
-        "--admin-keys",
-        ADMIN_KEYS,
-        "--model-provider",
-        "openai",
-        "--model-base-url",
-        &base,
-        "--model",
-        "test-model",
-        "--model-retries",
-        "0",
-        "--tools-file",
-        &path,
-        "--tool-signing-key",
-        TOOL_KEY,
-    ]);
+    let gw = gateway_on(
+        &upstream,
+        &["--tools-file", &path, "--tool-signing-key", TOOL_KEY],
+    );
     let api = Api::new(&gw);
     let admin = Claims::user("ada", "acme").roles(&["admin"]).hs256();
     let put = |tools: Value| {

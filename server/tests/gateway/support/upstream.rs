@@ -482,3 +482,25 @@ fn sse_body(events: Vec<SseEvent>, end: StreamEnd, guard: Unfinished) -> Body {
     });
     Body::from_stream(stream)
 }
+
+/// A gateway on `upstream`'s model endpoint, with HS256 tokens, the admin key and
+/// `extra` flags.
+pub fn gateway_on(upstream: &Upstream, extra: &[&str]) -> crate::support::Gateway {
+    let base = upstream.base_url();
+    let mut args = vec![
+        crate::support::jwt::HS_ARGS[0],
+        crate::support::jwt::HS_ARGS[1],
+        "--admin-keys",
+        crate::support::http::ADMIN_KEYS,
+        "--model-provider",
+        "openai",
+        "--model-base-url",
+        &base,
+        "--model",
+        "test-model",
+        "--model-retries",
+        "0",
+    ];
+    args.extend_from_slice(extra);
+    crate::support::Gateway::start(&args)
+}
