@@ -861,6 +861,14 @@ async fn turns(args: crate::TurnsArgs) -> anyhow::Result<Report> {
         delay.as_str(),
         "--max-sessions-per-connection",
         "16",
+        // The scenario is 1,000 turns at once from one org and address: the cost caps
+        // of a public gateway (--max-concurrent-turns*) would queue most of them.
+        "--max-concurrent-turns",
+        "1000000",
+        "--max-concurrent-turns-per-org",
+        "1000000",
+        "--max-concurrent-turns-per-principal",
+        "1000000",
     ];
     let mut env = Env::start(&args.setup, &gateway_args).await?;
     let slots = slots(&env, args.connections, &Layout::Own);

@@ -73,7 +73,7 @@ pub enum ListScope {
 pub struct SessionList {
     #[serde(default)]
     pub scope: ListScope,
-    /// With `scope: "org"`: only this user's conversations.
+    /// Only this user's conversations (with `scope: "mine"`, someone else's is none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Only conversations in this state (default: both).

@@ -30,6 +30,7 @@ pub mod presence;
 pub mod schema;
 pub mod server;
 pub mod stream;
+pub mod whole_number;
 
 pub use client::{ClientFrame, FrameError, ParsedFrame};
 pub use close::{CloseCode, ErrorCode};

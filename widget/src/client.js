@@ -49,6 +49,19 @@ export function backoffDelay(attempt, backoff = DEFAULT_BACKOFF, random = Math.r
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 
+/** The longest wait a server's `retry_after_ms` may ask of the client. */
+const MAX_RETRY_AFTER_MS = 10 * 60 * 1000;
+
+/**
+ * How long to wait before retrying a refused request: the backoff, but never less
+ * than the `retry_after_ms` the gateway sent with a `rate_limited` refusal (capped at
+ * ten minutes), since retrying sooner is refused again.
+ */
+export function retryDelay(attempt, backoff = DEFAULT_BACKOFF, retryAfterMs = 0, random = Math.random) {
+  const asked = Number.isFinite(retryAfterMs) && retryAfterMs > 0 ? Math.min(retryAfterMs, MAX_RETRY_AFTER_MS) : 0;
+  return Math.max(backoffDelay(attempt, backoff, random), Math.ceil(asked));
+}
+
 /**
  * The `/ws` URL of a gateway given as `https://host[/prefix]`, `http://…`, `wss://…`
  * or `ws://…` (a path already ending in `/ws` is kept), with `?token=` when given.
@@ -769,7 +782,7 @@ export class SwitchboardClient extends EventTarget {
         this.#flush();
       } else if (reply.type === 'error' && reply.code !== 'disconnected' && reply.code !== 'stopped') {
         this.#emit('error', reply);
-        this.#retryFlushLater();
+        this.#retryFlushLater(reply.retry_after_ms);
       }
     });
     if (!sent) this.#creating = false;
@@ -828,7 +841,7 @@ export class SwitchboardClient extends EventTarget {
     item.sentOn = 0;
     if (reply.code === 'disconnected' || reply.code === 'stopped') return; // resent after reconnecting
     if (RETRYABLE_SEND_ERRORS.has(reply.code)) {
-      this.#retryFlushLater();
+      this.#retryFlushLater(reply.retry_after_ms);
       return;
     }
     this.#outbox = this.#outbox.filter((other) => other !== item);
@@ -839,9 +852,9 @@ export class SwitchboardClient extends EventTarget {
     item.reject?.(error);
   }
 
-  #retryFlushLater() {
+  #retryFlushLater(retryAfterMs = 0) {
     if (this.#flushTimer) return;
-    const wait = backoffDelay(Math.min(this.#attempt, 4), this.#backoff);
+    const wait = retryDelay(Math.min(this.#attempt, 4), this.#backoff, retryAfterMs);
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = null;
       for (const item of this.#outbox) if (item.sentOn === this.#connectionNumber) item.sentOn = 0;

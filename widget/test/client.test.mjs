@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SwitchboardClient, backoffDelay, refreshDelay, tokenExpiry, websocketUrl } from '../src/client.js';
+import { SwitchboardClient, backoffDelay, refreshDelay, retryDelay, tokenExpiry, websocketUrl } from '../src/client.js';
 import { MemoryStorage, ScriptedSocket, until } from './support/scripted.mjs';
 
 const FAST = { initialMs: 5, maxMs: 20, factor: 2 };
@@ -28,6 +28,16 @@ test('backoff grows exponentially to a cap, with jitter between half and all of 
   assert.equal(backoffDelay(3, b, () => 1), 4000);
   assert.equal(backoffDelay(20, b, () => 1), 15000);
   assert.equal(backoffDelay(20, b, () => 0), 7500);
+});
+
+test("a refused request waits at least the gateway's retry_after_ms, at most ten minutes", () => {
+  const b = { initialMs: 500, maxMs: 15000, factor: 2 };
+  assert.equal(retryDelay(0, b, undefined, () => 1), 500);
+  assert.equal(retryDelay(0, b, 1500, () => 1), 1500);
+  assert.equal(retryDelay(3, b, 1500, () => 1), 4000);
+  assert.equal(retryDelay(0, b, 3_600_000, () => 1), 600_000);
+  assert.equal(retryDelay(0, b, -5, () => 1), 500);
+  assert.equal(retryDelay(0, b, 'soon', () => 1), 500);
 });
 
 test('the token is refreshed ahead of exp by a quarter of its life, 3 to 60 seconds ahead', () => {

@@ -19,27 +19,54 @@ use crate::records::namespace::MODEL_SETTINGS;
 const MAX_SYSTEM_PROMPT_CHARS: usize = 16_000;
 /// Most tools an org may define.
 const MAX_TOOLS: usize = 32;
+/// The largest `max_tokens` an org may set (above any model's output limit).
+const MAX_MAX_TOKENS: u32 = 1_000_000;
 
 /// An org's settings. Every field is optional; unset means the gateway's default.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgModelSettings {
-    /// Model name sent upstream.
+    /// Model name sent upstream, 1 to 200 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 200)]
     pub model: Option<String>,
-    /// The system prompt.
+    /// The system prompt, at most 16,000 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 16000)]
     pub system_prompt: Option<String>,
     /// 0 to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 2)]
     pub temperature: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Most tokens an answer may have, 1 to 1,000,000.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "switchboard_protocol::whole_number::option_u32"
+    )]
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pub max_tokens: Option<u32>,
     /// The org's tools, replacing the gateway's `--tools-file` tools for this org
     /// (an empty list turns tools off). Endpoints must be on an origin the operator
     /// allowed with `--tool-endpoint-origins`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = tools_schema)]
     pub tools: Option<Vec<ToolSpec>>,
+}
+
+/// `tools`' schema: at most [`MAX_TOOLS`], no two alike (names must differ too, which
+/// JSON Schema cannot say).
+fn tools_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type([Type::Array, Type::Null].into_iter().collect::<SchemaType>())
+        .description(Some(
+            "The org's tools, replacing the gateway's --tools-file tools for this org (an empty list turns tools off). Endpoints must be on an origin the operator allowed with --tool-endpoint-origins.",
+        ))
+        .items(utoipa::openapi::Ref::from_schema_name("ToolSpec"))
+        .max_items(Some(MAX_TOOLS))
+        .unique_items(true)
+        .build()
 }
 
 /// The gateway-wide defaults.
@@ -112,6 +139,9 @@ impl ModelSettingsStore {
     /// Check and store an org's settings, replacing what it had.
     pub async fn put(&self, org_id: &str, settings: &OrgModelSettings) -> Result<(), ClientError> {
         self.validate(settings).map_err(ClientError::bad_request)?;
+        if let Some(refusal) = self.forbidden(settings) {
+            return Err(ClientError::forbidden(refusal));
+        }
         let value = serde_json::to_vec(settings)
             .map_err(|e| ClientError::bad_request(format!("settings: {e}")))?;
         self.backplane
@@ -134,7 +164,7 @@ impl ModelSettingsStore {
 
     fn validate(&self, settings: &OrgModelSettings) -> Result<(), String> {
         if let Some(model) = &settings.model
-            && (model.is_empty() || model.len() > 200)
+            && !(1..=200).contains(&model.chars().count())
         {
             return Err("model must be 1 to 200 characters".into());
         }
@@ -150,14 +180,16 @@ impl ModelSettingsStore {
         {
             return Err("temperature must be between 0 and 2".into());
         }
-        if settings.max_tokens == Some(0) {
-            return Err("max_tokens must be at least 1".into());
+        if let Some(n) = settings.max_tokens
+            && !(1..=MAX_MAX_TOKENS).contains(&n)
+        {
+            return Err(format!("max_tokens must be 1 to {MAX_MAX_TOKENS}"));
         }
         if let Some(tools) = &settings.tools {
             if tools.len() > MAX_TOOLS {
                 return Err(format!("at most {MAX_TOOLS} tools"));
             }
-            tools::validate(tools, Some(&self.defaults.allowed_tool_origins))?;
+            tools::validate(tools)?;
             for tool in tools {
                 if let Some(refusal) = tools::shadows(tool, &self.defaults.tools) {
                     return Err(refusal);
@@ -165,6 +197,13 @@ impl ModelSettingsStore {
             }
         }
         Ok(())
+    }
+
+    /// What the operator forbids in `settings`, apart from its shape: tool endpoints
+    /// off the allowed origins.
+    fn forbidden(&self, settings: &OrgModelSettings) -> Option<String> {
+        let tools = settings.tools.as_deref()?;
+        tools::origin_refused(tools, &self.defaults.allowed_tool_origins)
     }
 
     /// The settings a turn in `org_id` runs with. A backplane error falls back to the

@@ -29,13 +29,19 @@ const MAX_OUTPUT_BYTES: usize = 16 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct ToolSpec {
     /// 1 to 64 characters of a-z, A-Z, 0-9, `_`, `-` (what OpenAI-compatible APIs accept).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
+    /// At most 1,024 characters.
+    #[schema(max_length = 1024)]
     pub description: String,
     /// JSON Schema of the arguments object.
     #[serde(default = "empty_object_schema")]
     #[schema(value_type = Object)]
     pub parameters: Value,
     /// `http(s)://…` URL the gateway POSTs a call to.
+    #[schema(
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[^\s]*)?$"
+    )]
     pub endpoint: String,
     /// Whether a member must approve each call (`tool.decide`) before it runs.
     /// Defaults to true: a tool runs unasked only when its configuration says so.
@@ -69,8 +75,8 @@ impl ToolSpec {
 }
 
 /// Check a list of tools: names valid and unique, parameters an object schema,
-/// endpoints http(s) and, when `allowed_origins` is given, on one of them.
-pub fn validate(tools: &[ToolSpec], allowed_origins: Option<&[String]>) -> Result<(), String> {
+/// endpoints http(s).
+pub fn validate(tools: &[ToolSpec]) -> Result<(), String> {
     let mut names = std::collections::HashSet::new();
     for tool in tools {
         let name_ok = !tool.name.is_empty()
@@ -108,17 +114,22 @@ pub fn validate(tools: &[ToolSpec], allowed_origins: Option<&[String]>) -> Resul
                 tool.name, tool.endpoint
             ));
         }
-        if let Some(allowed) = allowed_origins {
-            let origin = tool.origin().unwrap_or_default();
-            if !allowed.iter().any(|a| a.trim_end_matches('/') == origin) {
-                return Err(format!(
-                    "tool '{}': endpoint origin {origin} is not allowed; the operator lists allowed origins in --tool-endpoint-origins",
-                    tool.name
-                ));
-            }
-        }
     }
     Ok(())
+}
+
+/// Why one of `tools` may not be called, if its endpoint is not on an origin in
+/// `allowed` (an operator's decision, not a malformed request).
+pub fn origin_refused(tools: &[ToolSpec], allowed: &[String]) -> Option<String> {
+    tools.iter().find_map(|tool| {
+        let origin = tool.origin().unwrap_or_default();
+        (!allowed.iter().any(|a| a.trim_end_matches('/') == origin)).then(|| {
+            format!(
+                "tool '{}': endpoint origin {origin} is not allowed; the operator lists allowed origins in --tool-endpoint-origins",
+                tool.name
+            )
+        })
+    })
 }
 
 /// Why the org tool `tool` may not be declared next to the gateway's `deployment`
@@ -163,7 +174,7 @@ pub fn load_file(path: &Path) -> anyhow::Result<Vec<ToolSpec>> {
         .map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
     let tools: Vec<ToolSpec> = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
-    validate(&tools, None).map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
+    validate(&tools).map_err(|e| anyhow::anyhow!("--tools-file {}: {e}", path.display()))?;
     Ok(tools)
 }
 
@@ -484,7 +495,7 @@ mod tests {
 
     #[test]
     fn bad_tools_are_refused_with_the_reason() {
-        assert!(validate(&[tool("ok_name", "https://a.example/x")], None).is_ok());
+        assert!(validate(&[tool("ok_name", "https://a.example/x")]).is_ok());
         let cases = [
             (
                 vec![tool("bad name", "https://a.example/x")],
@@ -500,7 +511,7 @@ mod tests {
             ),
         ];
         for (tools, expected) in cases {
-            let err = validate(&tools, None).unwrap_err();
+            let err = validate(&tools).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
     }
@@ -541,13 +552,11 @@ mod tests {
     #[test]
     fn org_tools_may_only_call_allowed_origins() {
         let allowed = vec!["https://shop.example".to_string()];
-        assert!(validate(&[tool("t", "https://shop.example/tools/t")], Some(&allowed)).is_ok());
-        let err = validate(
-            &[tool("t", "http://169.254.169.254/latest")],
-            Some(&allowed),
-        )
-        .unwrap_err();
+        let refused =
+            |endpoint: &str, allowed: &[String]| origin_refused(&[tool("t", endpoint)], allowed);
+        assert_eq!(refused("https://shop.example/tools/t", &allowed), None);
+        let err = refused("http://169.254.169.254/latest", &allowed).unwrap();
         assert!(err.contains("not allowed"), "{err}");
-        assert!(validate(&[tool("t", "https://shop.example/x")], Some(&[])).is_err());
+        assert!(refused("https://shop.example/x", &[]).is_some());
     }
 }

@@ -86,8 +86,14 @@ fn markdown(summary: &SessionSummary, events: &[Arc<Event>]) -> String {
     out
 }
 
-/// `ms` since the epoch as an RFC 3339 UTC time.
+/// The last millisecond RFC 3339 can write (9999-12-31T23:59:59.999Z).
+const LAST_RFC3339_MS: u64 = 253_402_300_799_999;
+
+/// `ms` since the epoch as an RFC 3339 UTC time; past year 9999, the number.
 fn time(ms: u64) -> String {
+    if ms > LAST_RFC3339_MS {
+        return format!("{ms} ms after 1970");
+    }
     let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(at).to_string()
 }
@@ -143,6 +149,13 @@ mod tests {
                 author: None,
             },
         })
+    }
+
+    #[test]
+    fn times_past_year_9999_are_written_as_numbers() {
+        assert_eq!(time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time(LAST_RFC3339_MS), "9999-12-31T23:59:59Z");
+        assert_eq!(time(u64::MAX), "18446744073709551615 ms after 1970");
     }
 
     #[test]

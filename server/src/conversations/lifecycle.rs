@@ -113,17 +113,11 @@ impl Conversations {
         org_id: Option<&str>,
     ) -> Result<SessionListing, ClientError> {
         let scope: ListScope = match request.scope {
-            WantedScope::Mine => {
-                if request.owner.is_some() {
-                    return Err(ClientError::bad_request(
-                        "owner filters an org's listing: use it with scope \"org\"",
-                    ));
-                }
-                policy::list_own(caller)
-            }
+            WantedScope::Mine => policy::list_own(caller),
             WantedScope::Org => policy::list_org(caller, org_id, request.owner.as_deref()),
         }
         .map_err(refused)?;
+
         let limit = match request.limit {
             None => DEFAULT_LIST_LIMIT,
             Some(n) if (1..=MAX_LIST_LIMIT).contains(&n) => n,
@@ -134,6 +128,13 @@ impl Conversations {
             }
         };
         let cursor = request.cursor.as_deref().map(decode_cursor).transpose()?;
+        // Filters narrow: my conversations owned by someone else are none.
+        if request.owner.is_some() && request.owner != scope.owner {
+            return Ok(SessionListing {
+                sessions: Vec::new(),
+                next_cursor: None,
+            });
+        }
         let page = self
             .store
             .list_sessions(&SessionQuery {

@@ -118,7 +118,7 @@ fn checked_url(url: &str, allowed: &[String]) -> Result<String, ClientError> {
         } else {
             format!("allowed: {}", allowed.join(", "))
         };
-        return Err(ClientError::bad_request(format!(
+        return Err(ClientError::forbidden(format!(
             "webhook endpoint origin {origin} is not allowed ({listed}); the operator lists allowed origins in --webhook-endpoint-origins (SWITCHBOARD_WEBHOOK_ENDPOINT_ORIGINS)"
         )));
     }
@@ -175,7 +175,7 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
         ] {
             let e = checked_url(refused, &allowed()).unwrap_err();
-            assert_eq!(e.code, ErrorCode::BadRequest);
+            assert_eq!(e.code, ErrorCode::Forbidden);
             assert!(e.message.contains("--webhook-endpoint-origins"), "{e}");
         }
         let e = checked_url("https://hooks.example.com/", &[]).unwrap_err();

@@ -450,6 +450,10 @@ async fn only_the_owner_and_the_orgs_admins_manage_a_conversation() {
     // Same org, no role: nothing of u1's exists.
     let mine = list(&mut peer, json!({})).await;
     assert_eq!(ids(&mine), vec![theirs.id.clone()], "{mine}");
+    let mine_as_u1 = list(&mut peer, json!({"owner": "u1"})).await;
+    assert_eq!(ids(&mine_as_u1), Vec::<String>::new(), "{mine_as_u1}");
+    let mine_as_me = list(&mut peer, json!({"scope": "mine", "owner": "u2"})).await;
+    assert_eq!(ids(&mine_as_me), vec![theirs.id.clone()], "{mine_as_me}");
     let org = peer.request("session.list", json!({"scope": "org"})).await;
     error_message(&org, "forbidden", "a plain user lists the org");
     let trying = [

@@ -122,3 +122,38 @@ async fn the_http_bearer_scheme_is_case_insensitive() {
     let client = connect_bearer(&gw, &Claims::user("u1", "acme").hs256()).await;
     assert_eq!(client.welcome["principal"]["user_id"], "u1");
 }
+
+/// What the OpenAPI document promises about numbers holds: an integer may be written
+/// `149.0` (JSON Schema counts it as one), a fraction or an out-of-range value is a
+/// `400` naming the field's range.
+#[tokio::test]
+async fn whole_floats_are_integers_and_ranges_are_enforced() {
+    let gw = keyed_gateway(&[]);
+    let api = Api::new(&gw);
+    let retention = "/v1/admin/retention?org_id=acme";
+    let put = |path: &'static str, body: serde_json::Value| {
+        let api = &api;
+        async move {
+            api.call(Method::PUT, path, Some(ADMIN_SECRET), Some(&body))
+                .await
+        }
+    };
+
+    let whole = put(retention, json!({"retention_days": 149.0})).await;
+    assert_eq!(whole.status, 200, "{}", whole.text);
+    let read = api.get(retention, Some(ADMIN_SECRET)).await;
+    assert_eq!(read.json["retention_days"], 149, "{}", read.text);
+    let fraction = put(retention, json!({"retention_days": 7.5})).await;
+    assert_json_error(&fraction, 400, "bad_request", "7.5 days");
+
+    let settings = "/v1/admin/model-settings?org_id=acme";
+    let tokens = put(settings, json!({"max_tokens": 2048.0})).await;
+    assert_eq!(tokens.status, 200, "{}", tokens.text);
+    let too_many = put(settings, json!({"max_tokens": 3_000_000_000u64})).await;
+    assert_json_error(&too_many, 400, "bad_request", "3e9 tokens");
+    assert!(
+        too_many.text.contains("max_tokens must be 1 to 1000000"),
+        "{}",
+        too_many.text
+    );
+}

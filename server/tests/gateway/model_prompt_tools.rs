@@ -289,8 +289,8 @@ async fn per_org_model_settings_are_stored_and_used() {
         )
         .await;
     reply.assert_error(
-        400,
-        "bad_request",
+        403,
+        "forbidden",
         "a tool endpoint on an origin the operator did not allow",
     );
     assert!(

@@ -140,7 +140,7 @@ async fn registration_is_refused_off_the_allowed_origins_and_to_non_admins() {
         let reply = api
             .post("/v1/admin/webhooks", Some(&acme), &body(url))
             .await;
-        reply.assert_error(400, "bad_request", url);
+        reply.assert_error(403, "forbidden", url);
         assert!(
             reply.text.contains("--webhook-endpoint-origins"),
             "the answer says how to allow it: {}",

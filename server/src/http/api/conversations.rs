@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub struct ListQuery {
     /// `mine` (default: the token's user's) or `org` (operators, admins, admin keys).
     pub scope: Option<ListScope>,
-    /// With `scope=org`: only this user's.
+    /// Only this user's (with `scope=mine`, someone else's is none).
     pub owner: Option<String>,
     /// `active` or `archived` (default: both).
     pub state: Option<SessionState>,
@@ -211,6 +211,7 @@ pub async fn erase_user(
 pub struct RetentionBody {
     /// Days a conversation is kept after its last activity (1 to 36,500).
     #[schema(minimum = 1, maximum = 36500)]
+    #[serde(deserialize_with = "switchboard_protocol::whole_number::u32")]
     pub retention_days: u32,
     /// In answers: whether the org set it (else it is `--retention-days`).
     #[serde(default)]

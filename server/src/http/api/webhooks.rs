@@ -12,15 +12,21 @@ use super::{OrgQuery, administered_org};
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ApiJson, ErrorBody};
 use crate::state::AppState;
+use crate::webhooks::WebhookEventType;
 
 /// An endpoint to register.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// `http(s)://…` on an origin allowed by `--webhook-endpoint-origins`.
+    #[schema(
+        max_length = 2048,
+        pattern = r"^https?://([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*(:[1-9][0-9]{0,3})?(/[^\s]*)?$"
+    )]
     pub url: String,
     /// Event types: `conversation.created`, `handoff.requested`, `handoff.claimed`,
     /// `turn.failed`, `message.created`.
+    #[schema(schema_with = event_names)]
     pub events: Vec<String>,
     /// The org. Required with an admin key (without it: `400`); a JWT admin acts on
     /// its own org, and may leave it out.
@@ -199,4 +205,18 @@ pub async fn webhook_deliveries(
         webhook_id,
         deliveries: deliveries.into_iter().map(DeliveryBody::from).collect(),
     }))
+}
+
+/// `events`' schema: at least one of the known types.
+fn event_names() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let names = WebhookEventType::ALL.map(WebhookEventType::as_str);
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
+        .min_items(Some(1))
+        .build()
 }
