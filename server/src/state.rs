@@ -257,7 +257,8 @@ impl AppState {
                     TranscriptReader::new(store.clone()),
                     metrics.clone(),
                 )
-                .with_replay_memory(config.replay_memory_bytes),
+                .with_replay_memory(config.replay_memory_bytes)
+                .with_fanout_window(config.fanout_window),
             ),
             presence,
             sessions,

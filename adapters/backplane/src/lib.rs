@@ -151,6 +151,12 @@ impl Subscription {
         )
     }
 
+    /// The next live event if one is already queued; `None` when none is (or the
+    /// subscription ended: [`Subscription::next`] then says why).
+    pub fn try_next(&mut self) -> Option<Arc<Event>> {
+        self.events.try_recv().ok()
+    }
+
     /// The next live event, or why the subscription ended. After an `Err` it stays ended.
     pub async fn next(&mut self) -> Result<Arc<Event>, SubscriptionEnded> {
         match self.events.recv().await {

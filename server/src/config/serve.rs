@@ -116,6 +116,14 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(4096..=1024 * 1024 * 1024))]
     pub outbound_queue_bytes: u64,
 
+    /// A stream delivers to this replica's members at most once per window (default
+    /// 10ms): events that arrive sooner after a delivery wait for the window's end and
+    /// go out together, so a busy session costs one socket write per window rather
+    /// than per event. Quieter streams (events further apart) are never delayed.
+    /// 0 delivers every event at once.
+    #[arg(long, env = "SWITCHBOARD_FANOUT_WINDOW", default_value = "10ms", value_parser = parse_duration)]
+    pub fanout_window: Duration,
+
     /// Bytes of history all joiners' replays may hold at once in this process
     /// (default 67108864 = 64 MiB). Each replay also holds at most about its
     /// connection's `--outbound-queue-bytes`. A join that finds no room within 10 s

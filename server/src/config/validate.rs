@@ -157,11 +157,21 @@ impl ServeConfig {
                 reason,
             })?;
         }
+        if self.fanout_window > MAX_FANOUT_WINDOW {
+            return Err(ConfigError {
+                flag: "--fanout-window",
+                env: "SWITCHBOARD_FANOUT_WINDOW",
+                reason: "must be at most 1s: it is added to a busy session's delivery time".into(),
+            });
+        }
         self.http_timeouts.validate()?;
         parse_store(&self.store)?;
         parse_backplane(&self.backplane)
     }
 }
+
+/// The longest `--fanout-window`.
+const MAX_FANOUT_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An origin as an allow list takes it: `http(s)://host[:port]`, nothing after.
 fn check_origin(origin: &str) -> Result<(), String> {

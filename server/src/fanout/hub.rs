@@ -3,13 +3,21 @@
 //! local member's outbound queue without waiting. When the subscription ends (the hub
 //! fell behind, the backplane reconnected) the task subscribes again and fills the gap
 //! from history, so members never miss an event and never see one twice.
+//!
+//! A busy stream is delivered in rounds: at most one per `--fanout-window` (an event
+//! arriving sooner after the last round waits for the window's end), and a round hands
+//! each member every event gathered so far. A member's writer then wakes once and
+//! writes them in one syscall, where one round per event would wake a thousand
+//! writers and make a thousand writes for each. An event further than a window from
+//! the last round (a quiet stream, a token stream at tens of deltas a second) goes out
+//! at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
-use switchboard_backplane::{Backoff, Backplane, Event, Seq, StreamName};
+use switchboard_backplane::{Backoff, Backplane, Event, Seq, StreamName, Subscription};
 use switchboard_protocol::EventFrame;
 use tokio::sync::watch;
 use tokio_util::task::AbortOnDropHandle;
@@ -25,6 +33,10 @@ pub(super) const PAGE: usize = 256;
 /// Live events buffered for a member while its replay runs; more and it is treated
 /// as a slow consumer (it resumes with `after_seq`).
 const MAX_PENDING_EVENTS: usize = 8192;
+/// `--fanout-window`'s default.
+pub(super) const DEFAULT_FANOUT_WINDOW: Duration = Duration::from_millis(10);
+/// Events one delivery round takes at most (more wait for the next round, at once).
+const MAX_ROUND_EVENTS: usize = 256;
 /// Resubscribe backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -53,6 +65,8 @@ pub(super) struct HubState {
 
 pub(super) struct HubShared {
     pub(super) stream: StreamName,
+    /// At most one delivery round per window (`--fanout-window`; zero: none).
+    window: Duration,
     state: Mutex<HubState>,
     /// True once the first subscription is established.
     pub(super) subscribed: watch::Sender<bool>,
@@ -71,10 +85,12 @@ impl Hub {
         stream: &StreamName,
         backplane: Arc<dyn Backplane>,
         metrics: Arc<Metrics>,
+        window: Duration,
     ) -> Hub {
         let (subscribed, _) = watch::channel(false);
         let shared = Arc::new(HubShared {
             stream: stream.clone(),
+            window,
             state: Mutex::new(HubState {
                 members: HashMap::new(),
                 last_delivered: None,
@@ -98,32 +114,76 @@ impl HubShared {
 
     /// Hand one event to every member: serialized once, shared by all.
     fn deliver(&self, event: &Event) {
-        let frame = Utf8Bytes::from(EventFrame::new(&self.stream, event).to_json());
+        self.deliver_round(std::slice::from_ref(event));
+    }
+
+    /// Hand `events` (in seq order) to every member, each serialized once; a member
+    /// gets all of them before the next member gets any, so its writer wakes once.
+    fn deliver_round<E: std::borrow::Borrow<Event>>(&self, events: &[E]) {
+        let frames: Vec<(Seq, Utf8Bytes)> = events
+            .iter()
+            .map(|event| {
+                let event = event.borrow();
+                let json = EventFrame::new(&self.stream, event).to_json();
+                (event.seq, Utf8Bytes::from(json))
+            })
+            .collect();
         let mut state = self.lock();
-        if state.last_delivered.is_some_and(|last| event.seq <= last) {
+        // Later duplicates (a gap fill overlapping live events) are dropped.
+        let fresh = match state.last_delivered {
+            Some(last) => frames.partition_point(|(seq, _)| *seq <= last),
+            None => 0,
+        };
+        let frames = &frames[fresh..];
+        let Some((newest, _)) = frames.last() else {
             return;
-        }
-        state.last_delivered = Some(event.seq);
-        state.covered = state.covered.max(event.seq);
+        };
+        state.last_delivered = Some(*newest);
+        state.covered = state.covered.max(*newest);
         let mut delivered = 0;
         for member in state.members.values_mut() {
-            match &mut member.state {
-                MemberState::Pending(buffer) => {
-                    if buffer.len() < MAX_PENDING_EVENTS {
-                        buffer.push((event.seq, frame.clone()));
-                    } else {
-                        member.outbound.overflowed();
+            for (seq, frame) in frames {
+                match &mut member.state {
+                    MemberState::Pending(buffer) => {
+                        if buffer.len() < MAX_PENDING_EVENTS {
+                            buffer.push((*seq, frame.clone()));
+                        } else {
+                            member.outbound.overflowed();
+                        }
                     }
-                }
-                MemberState::Live { after } => {
-                    if event.seq > *after && member.outbound.enqueue(frame.clone()).is_ok() {
-                        delivered += 1;
+                    MemberState::Live { after } => {
+                        if *seq > *after && member.outbound.enqueue(frame.clone()).is_ok() {
+                            delivered += 1;
+                        }
                     }
                 }
             }
         }
         self.metrics.events_delivered.inc_by(delivered);
     }
+}
+
+/// The events of the next delivery round: `first`, then — when the last round was
+/// less than a window ago — whatever arrives until the window's end, then whatever
+/// is already queued, up to [`MAX_ROUND_EVENTS`].
+async fn gather_round(
+    first: Arc<Event>,
+    subscription: &mut Subscription,
+    last_round: Option<tokio::time::Instant>,
+    window: Duration,
+) -> Vec<Arc<Event>> {
+    if let Some(last) = last_round {
+        // Past the window's end this returns at once: a quiet stream waits for nothing.
+        tokio::time::sleep_until(last + window).await;
+    }
+    let mut round = vec![first];
+    while round.len() < MAX_ROUND_EVENTS {
+        match subscription.try_next() {
+            Some(event) => round.push(event),
+            None => break,
+        }
+    }
+    round
 }
 
 /// The hub task: subscribe, fill gaps, deliver; resubscribe with backoff whenever the
@@ -171,9 +231,19 @@ async fn run_hub(shared: Arc<HubShared>, backplane: Arc<dyn Backplane>) {
         }
         backoff.reset();
         shared.subscribed.send_replace(true);
+        let mut last_round: Option<tokio::time::Instant> = None;
         loop {
             match subscription.next().await {
-                Ok(event) => shared.deliver(&event),
+                Ok(event) => {
+                    if shared.window.is_zero() {
+                        shared.deliver(&event);
+                        continue;
+                    }
+                    let round =
+                        gather_round(event, &mut subscription, last_round, shared.window).await;
+                    shared.deliver_round(&round);
+                    last_round = Some(tokio::time::Instant::now());
+                }
                 Err(reason) => {
                     tracing::warn!(stream = %shared.stream, ?reason, "subscription ended; resubscribing");
                     break;

@@ -24,7 +24,7 @@ use dashmap::DashMap;
 use switchboard_backplane::{Backplane, Replay, Seq, StreamName};
 use switchboard_protocol::EventFrame;
 
-use super::hub::{ConnectionId, Hub, HubShared, Member, MemberState, PAGE};
+use super::hub::{ConnectionId, DEFAULT_FANOUT_WINDOW, Hub, HubShared, Member, MemberState, PAGE};
 use super::outbound::Outbound;
 use super::replay_budget::{DEFAULT_REPLAY_MEMORY_BYTES, ReplayBudget};
 use crate::conversations::TranscriptReader;
@@ -57,6 +57,8 @@ pub struct Registry {
     transcripts: TranscriptReader,
     metrics: Arc<Metrics>,
     replay_budget: ReplayBudget,
+    /// `--fanout-window`: how often a busy stream delivers to its members.
+    fanout_window: Duration,
 }
 
 impl Registry {
@@ -73,7 +75,14 @@ impl Registry {
             transcripts,
             metrics,
             replay_budget,
+            fanout_window: DEFAULT_FANOUT_WINDOW,
         }
+    }
+
+    /// A busy stream delivers at most once per `window` (`--fanout-window`).
+    pub fn with_fanout_window(mut self, window: Duration) -> Registry {
+        self.fanout_window = window;
+        self
     }
 
     /// Replays of this process hold at most `bytes` of history at once
@@ -95,7 +104,12 @@ impl Registry {
     ) -> Arc<HubShared> {
         let hub = self.hubs.entry(stream.clone()).or_insert_with(|| {
             self.metrics.streams_subscribed.inc();
-            Hub::start(stream, self.backplane.clone(), self.metrics.clone())
+            Hub::start(
+                stream,
+                self.backplane.clone(),
+                self.metrics.clone(),
+                self.fanout_window,
+            )
         });
         hub.shared
             .lock()
@@ -493,6 +507,61 @@ mod tests {
             registry.leave(&stream, connection);
         }
         assert_eq!(registry.stream_count(), 0, "the last leave drops the hub");
+    }
+
+    /// Frames a member has been handed so far (without waiting).
+    fn queued_seqs(rx: &mut OutboundReceiver) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Ok(Outgoing::Text(text)) = rx.rx.try_recv() {
+            seqs.push(seq_of(&text));
+        }
+        seqs
+    }
+
+    /// A quiet stream's event goes out at once; events arriving within the window of
+    /// the last delivery wait for its end and go out together, in order; after a
+    /// pause longer than the window, delivery is immediate again.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_stream_delivers_once_per_window_and_a_quiet_one_at_once() {
+        let (backplane, registry) = setup().await;
+        let stream = StreamName::session("s_busy").unwrap();
+        let (outbound, mut rx) = Outbound::new(1 << 20);
+        registry
+            .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
+            .await
+            .unwrap();
+        assert_eq!(next_text(&mut rx).await.as_str(), "joined");
+        let settle = || tokio::task::yield_now();
+        let step = Duration::from_millis(1);
+
+        backplane.append(&stream, delta(1)).await.unwrap();
+        for _ in 0..10 {
+            settle().await;
+        }
+        assert_eq!(queued_seqs(&mut rx), vec![1], "a quiet stream: at once");
+
+        for i in 2..=4 {
+            tokio::time::advance(step).await;
+            backplane.append(&stream, delta(i)).await.unwrap();
+        }
+        tokio::time::advance(Duration::from_millis(5)).await;
+        for _ in 0..10 {
+            settle().await;
+        }
+        assert_eq!(queued_seqs(&mut rx), Vec::<u64>::new(), "inside the window");
+        tokio::time::advance(DEFAULT_FANOUT_WINDOW).await;
+        for _ in 0..10 {
+            settle().await;
+        }
+        assert_eq!(queued_seqs(&mut rx), vec![2, 3, 4], "one round, in order");
+
+        tokio::time::advance(DEFAULT_FANOUT_WINDOW * 3).await;
+        backplane.append(&stream, delta(5)).await.unwrap();
+        for _ in 0..10 {
+            settle().await;
+        }
+        assert_eq!(queued_seqs(&mut rx), vec![5], "quiet again: at once");
+        registry.leave(&stream, 1);
     }
 
     /// A member joining while events are being appended receives every event exactly
