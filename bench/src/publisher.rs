@@ -1,6 +1,7 @@
 //! The publisher: `POST /v1/publish` at a target rate, open loop (event `k` is due at
 //! `start + k / rate`, whether or not earlier ones were answered), with the send time
-//! in the event's `data.sent_ns` so receivers can measure publish → socket.
+//! in the event's `data.sent_ns` so receivers can measure publish → socket. Against
+//! the socketioxide peer the same `data` goes to `POST /publish` with the room.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::processes::ServerKind;
 use crate::stats::now_ns;
 
 /// One session to publish into, and the gateway to publish through.
@@ -28,6 +30,8 @@ pub struct Plan {
     /// Requests in flight at most.
     pub concurrency: usize,
     pub key: String,
+    /// Which publish API the targets have.
+    pub server: ServerKind,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -73,6 +77,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         let first_error = first_error.clone();
         let targets = targets.clone();
         let key = plan.key.clone();
+        let server = plan.server;
         tasks.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Ordering::AcqRel);
@@ -85,17 +90,21 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
                 max_lag_us.fetch_max(lag.as_micros() as u64, Ordering::AcqRel);
                 let index = (k % targets.len() as u64) as usize;
                 let target = &targets[index];
-                let body = json!({
-                    "target": {"session": target.session_id},
-                    "name": "bench",
-                    "data": {"sent_ns": now_ns(), "k": k},
-                });
-                let sent = client
-                    .post(format!("{}/v1/publish", target.base_url))
-                    .bearer_auth(&key)
-                    .json(&body)
-                    .send()
-                    .await;
+                let data = json!({"sent_ns": now_ns(), "k": k});
+                let request = match server {
+                    ServerKind::Switchboard => client
+                        .post(format!("{}/v1/publish", target.base_url))
+                        .bearer_auth(&key)
+                        .json(&json!({
+                            "target": {"session": target.session_id},
+                            "name": "bench",
+                            "data": data,
+                        })),
+                    ServerKind::Socketioxide => client
+                        .post(format!("{}/publish", target.base_url))
+                        .json(&json!({"room": target.session_id, "data": data})),
+                };
+                let sent = request.send().await;
                 let failure = match sent {
                     Ok(response) if response.status().as_u16() == 202 => {
                         accepted[index].fetch_add(1, Ordering::AcqRel);

@@ -11,6 +11,8 @@ use crate::stats::{LatencySummary, Machine, ProcessSample};
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: String,
+    /// `switchboard`, or the peer server measured in its place (`socketioxide`).
+    pub server: String,
     pub label: String,
     /// The command line that produced this report.
     pub command: String,
@@ -162,8 +164,8 @@ impl Report {
         let c = &self.connections;
         let _ = writeln!(
             out,
-            "  gateways                     {} × {} backplane",
-            self.replicas, self.backplane
+            "  gateways                     {} × {} on {} backplane",
+            self.replicas, self.server, self.backplane
         );
         let _ = writeln!(
             out,
