@@ -12,6 +12,7 @@
 //! It prints `listening on http://ADDR` on stdout once it accepts connections, as the
 //! gateway does; everything else goes to stderr.
 
+use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 
@@ -25,6 +26,7 @@ use axum::routing::{get, post};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Data, SocketRef};
+use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 
 const USAGE: &str =
@@ -71,9 +73,16 @@ struct PublishBody {
     data: serde_json::Value,
 }
 
-async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+// The `join` handler is registered in a connect middleware, which socketioxide awaits
+// before it sends the connect packet (`40`). The connect handler proper runs on a task
+// of its own after `40` is out: a client quick to send `join` could find no handler
+// there yet, and never get its ack.
+async fn register_join<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
     socket.on("join", on_join::<A>);
+    Ok(())
 }
+
+async fn on_connect<A: Adapter>(_socket: SocketRef<A>) {}
 
 async fn on_join<A: Adapter>(socket: SocketRef<A>, Data(room): Data<String>, ack: AckSender<A>) {
     socket.join(room);
@@ -138,7 +147,7 @@ async fn main() -> anyhow::Result<()> {
     match flags.redis {
         None => {
             let (layer, io) = SocketIo::new_layer();
-            io.ns("/", on_connect);
+            io.ns("/", on_connect.with(register_join));
             serve(listener, layer, io).await
         }
         Some(url) => {
@@ -158,7 +167,7 @@ async fn main() -> anyhow::Result<()> {
             let (layer, io) = SocketIo::builder()
                 .with_adapter::<RedisAdapter<_>>(adapter)
                 .build_layer();
-            io.ns("/", on_connect)
+            io.ns("/", on_connect.with(register_join))
                 .await
                 .map_err(|e| anyhow::anyhow!("socket.io namespace over redis: {e}"))?;
             eprintln!("rooms shared over {url}");
