@@ -8,6 +8,7 @@
 //!
 //! ```text
 //!  coordinator (this process) ── spawns ──► gateways (switchboard serve), redis/nats
+//!      │                                      (or peers: fanout --server socketioxide)
 //!      │  creates sessions, publishes over HTTP, samples /proc/<pid> of the gateways
 //!      └─ spawns ──► workers (this binary, `worker`): ≤ ~16k client sockets each,
 //!                    commands on stdin, JSON events (ready, report) on stdout
