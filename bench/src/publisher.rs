@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::processes::ServerKind;
-use crate::stats::now_ns;
+use crate::stats::{self, LatencySummary, now_ns};
 
 /// One session to publish into, and the gateway to publish through.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct Outcome {
     /// limit, not the gateway's latency).
     pub max_lag_ms: f64,
     pub first_error: Option<String>,
+    /// Request sent → `202` read (µs), accepted publishes only: what a publish call
+    /// costs its caller.
+    pub call_latency_us: LatencySummary,
     /// Accepted publishes per session (what every member must receive).
     #[serde(skip)]
     pub per_session: HashMap<String, u64>,
@@ -64,6 +67,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let errors = Arc::new(AtomicU64::new(0));
     let max_lag_us = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(Mutex::new(None::<String>));
+    let call_latency = Arc::new(Mutex::new(stats::new_histogram()));
     let targets = Arc::new(plan.targets);
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / plan.rate);
@@ -75,6 +79,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         let errors = errors.clone();
         let max_lag_us = max_lag_us.clone();
         let first_error = first_error.clone();
+        let call_latency = call_latency.clone();
         let targets = targets.clone();
         let key = plan.key.clone();
         let server = plan.server;
@@ -104,9 +109,15 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
                         .post(format!("{}/publish", target.base_url))
                         .json(&json!({"room": target.session_id, "data": data})),
                 };
+                let called = Instant::now();
                 let sent = request.send().await;
                 let failure = match sent {
                     Ok(response) if response.status().as_u16() == 202 => {
+                        let call_us = called.elapsed().as_micros() as u64;
+                        stats::record(
+                            &mut call_latency.lock().unwrap_or_else(|e| e.into_inner()),
+                            call_us,
+                        );
                         accepted[index].fetch_add(1, Ordering::AcqRel);
                         None
                     }
@@ -148,6 +159,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         achieved_rate: published as f64 / elapsed.max(1e-9),
         max_lag_ms: max_lag_us.load(Ordering::Acquire) as f64 / 1000.0,
         first_error,
+        call_latency_us: LatencySummary::of(
+            &call_latency.lock().unwrap_or_else(|e| e.into_inner()),
+        ),
         per_session,
     })
 }

@@ -190,6 +190,9 @@ impl Report {
             self.delivered, self.delivered_per_sec
         );
         latency_row(&mut out, "publish → socket", &self.latency_us);
+        if let Some(p) = &self.publish {
+            latency_row(&mut out, "publish call (HTTP 202)", &p.call_latency_us);
+        }
         if let Some(t) = &self.turns {
             let _ = writeln!(
                 out,
