@@ -14,8 +14,10 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use crate::peer::default_socketioxide_peer;
 use crate::processes::{
-    BENCH_PUBLISHER_KEY, BackplaneKind, BackplaneServer, Gateway, default_gateway_binary,
+    BENCH_PUBLISHER_KEY, BackplaneKind, BackplaneServer, Gateway, ServerKind,
+    default_gateway_binary,
 };
 use crate::publisher::{self, Target};
 use crate::report::{Connections, DeliveryCheck, Errors, GatewayFigures, Report, Storm, Turns};
@@ -89,6 +91,8 @@ async fn scenario(command: Command) -> anyhow::Result<Report> {
 /// Gateways, the backplane server, and a scratch directory, all cleaned up on drop.
 struct Env {
     setup: Setup,
+    /// What the gateways are: Switchboard, or a peer server in their place.
+    server: ServerKind,
     gateways: Vec<Gateway>,
     backplane: Option<BackplaneServer>,
     publisher_key: String,
@@ -113,12 +117,7 @@ impl Env {
     async fn start(setup: &Setup, scenario_args: &[&str]) -> anyhow::Result<Env> {
         let machine = Machine::describe();
         let started_cpu = sample_process(std::process::id())?.cpu_secs;
-        let scratch = std::env::temp_dir().join(format!(
-            "switchboard-bench-{}-{}",
-            std::process::id(),
-            stats::now_ns() % 1_000_000_000
-        ));
-        std::fs::create_dir_all(&scratch)?;
+        let scratch = new_scratch()?;
         if !setup.urls.is_empty() {
             if setup.urls.len() != setup.pids.len() {
                 bail!("give one --pid per --url (memory and CPU are read from /proc/<pid>)");
@@ -138,6 +137,7 @@ impl Env {
                 .map_or(key.clone(), |(_, s)| s.to_string());
             return Ok(Env {
                 setup: setup.clone(),
+                server: ServerKind::Switchboard,
                 gateways,
                 backplane: None,
                 publisher_key: key,
@@ -194,6 +194,7 @@ impl Env {
         }
         Ok(Env {
             setup: setup.clone(),
+            server: ServerKind::Switchboard,
             gateways,
             backplane,
             publisher_key: BENCH_PUBLISHER_KEY.into(),
@@ -201,6 +202,58 @@ impl Env {
             machine,
             started_cpu,
         })
+    }
+
+    /// Like [`Env::start`], with `server` in the gateways' place: `--replicas` peers,
+    /// sharing the tool's redis-server with `--backplane redis`, or `--url`/`--pid`
+    /// peers already running.
+    async fn start_server(
+        setup: &Setup,
+        server: ServerKind,
+        peer_binary: Option<&std::path::Path>,
+    ) -> anyhow::Result<Env> {
+        if server == ServerKind::Switchboard {
+            return Env::start(setup, &[]).await;
+        }
+        if !setup.gateway_args.is_empty() || setup.gateway_binary.is_some() {
+            bail!("--gateway-binary and --gateway-arg are for --server switchboard");
+        }
+        if !setup.urls.is_empty() {
+            // Peers someone else runs, named as gateways are by --url and --pid.
+            let mut env = Env::start(setup, &[]).await?;
+            env.server = server;
+            return Ok(env);
+        }
+        if setup.replicas == 0 {
+            bail!("--replicas must be at least 1");
+        }
+        if setup.backplane == BackplaneKind::Nats {
+            bail!("the {} peer shares rooms over redis only", server.name());
+        }
+        let binary = match peer_binary {
+            Some(path) => path.to_owned(),
+            None => default_socketioxide_peer()?,
+        };
+        let mut env = Env {
+            setup: setup.clone(),
+            server,
+            gateways: Vec::new(),
+            backplane: None,
+            publisher_key: String::new(),
+            machine: Machine::describe(),
+            started_cpu: sample_process(std::process::id())?.cpu_secs,
+            scratch: new_scratch()?,
+        };
+        env.backplane = BackplaneServer::start(setup.backplane, &env.scratch)?;
+        let args: Vec<String> = match &env.backplane {
+            Some(backplane) => vec!["--redis".into(), backplane.url.clone()],
+            None => Vec::new(),
+        };
+        for replica in 0..setup.replicas {
+            let log = env.scratch.join(format!("{}-{replica}.log", server.name()));
+            env.gateways.push(Gateway::spawn_peer(&binary, &args, log)?);
+        }
+        Ok(env)
     }
 
     fn shared_backplane(&self) -> bool {
@@ -222,6 +275,17 @@ impl Env {
             2 + (index % usize::from(self.setup.source_addresses)) as u8,
         )
     }
+}
+
+/// A fresh scratch directory for the run's logs, specs and backplane store.
+fn new_scratch() -> anyhow::Result<PathBuf> {
+    let scratch = std::env::temp_dir().join(format!(
+        "switchboard-bench-{}-{}",
+        std::process::id(),
+        stats::now_ns() % 1_000_000_000
+    ));
+    std::fs::create_dir_all(&scratch)?;
+    Ok(scratch)
 }
 
 /// A session the coordinator created, and the replica it lives on.
@@ -402,6 +466,7 @@ impl Workers {
                 slots: chunk.to_vec(),
                 mode,
                 connect_concurrency: env.setup.connect_concurrency,
+                server: env.server,
             };
             let path = env.scratch.join(format!("worker-{w}.json"));
             std::fs::write(&path, serde_json::to_vec(&spec)?)?;
@@ -671,6 +736,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
     };
     Ok(Report {
         scenario: m.scenario.into(),
+        server: env.server.name().into(),
         label: env.setup.label.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         machine,
@@ -800,9 +866,31 @@ async fn layout_for(env: &Env, connections: usize, sessions: usize) -> anyhow::R
     })
 }
 
+/// A peer's sessions are rooms: named, never created, `home` spread over the replicas
+/// as [`create_sessions`] spreads Switchboard's (a memory backplane keeps a room's
+/// members and its publishes on that replica).
+fn rooms(env: &Env, connections: usize, sessions: usize) -> anyhow::Result<Layout> {
+    if sessions == 0 {
+        bail!("--sessions must be at least 1");
+    }
+    let replicas = env.gateways.len();
+    Ok(Layout::Shared(
+        (0..sessions.min(connections))
+            .map(|j| CreatedSession {
+                id: format!("room-{j}"),
+                key: None,
+                home: j % replicas,
+            })
+            .collect(),
+    ))
+}
+
 async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
-    let mut env = Env::start(&args.setup, &[]).await?;
-    let layout = layout_for(&env, args.connections, args.sessions).await?;
+    let mut env = Env::start_server(&args.setup, args.server, args.peer_binary.as_deref()).await?;
+    let layout = match env.server {
+        ServerKind::Switchboard => layout_for(&env, args.connections, args.sessions).await?,
+        ServerKind::Socketioxide => rooms(&env, args.connections, args.sessions)?,
+    };
     let slots = slots(&env, args.connections, &layout);
     let (mut workers, ready) = Workers::spawn(&env, slots, Mode::Listen).await?;
     let targets = targets(&env, &layout, &ready, &workers.slot_gateways);
@@ -817,6 +905,7 @@ async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
         duration: args.duration,
         concurrency: args.publishers,
         key: env.publisher_key.clone(),
+        server: env.server,
     })
     .await?;
     tokio::time::sleep(args.drain).await;
@@ -966,6 +1055,7 @@ async fn storm(args: crate::StormArgs) -> anyhow::Result<Report> {
         duration: args.before + args.after,
         concurrency: args.publishers,
         key: env.publisher_key.clone(),
+        server: env.server,
     }));
     tokio::time::sleep(args.before).await;
     let stormed = workers.storm(args.resume_timeout).await?;

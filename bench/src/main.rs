@@ -8,6 +8,7 @@
 //!
 //! ```text
 //!  coordinator (this process) ── spawns ──► gateways (switchboard serve), redis/nats
+//!      │                                      (or peers: fanout --server socketioxide)
 //!      │  creates sessions, publishes over HTTP, samples /proc/<pid> of the gateways
 //!      └─ spawns ──► workers (this binary, `worker`): ≤ ~16k client sockets each,
 //!                    commands on stdin, JSON events (ready, report) on stdout
@@ -17,10 +18,12 @@ mod client;
 mod control;
 mod coordinator;
 mod floor;
+mod peer;
 mod processes;
 mod publisher;
 mod report;
 mod soak;
+mod socketio;
 mod stats;
 mod worker;
 
@@ -29,7 +32,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::processes::BackplaneKind;
+use crate::processes::{BackplaneKind, ServerKind};
 
 /// Load tool for Switchboard: connections, fan-out, token streaming, cross-replica and
 /// reconnect storms, with latency, throughput, memory and CPU figures.
@@ -164,6 +167,16 @@ struct FanoutArgs {
     /// Wait after the last publish for deliveries in flight.
     #[arg(long, default_value = "2s", value_parser = humantime_duration)]
     drain: Duration,
+    /// The server measured: Switchboard's gateway, or the socketioxide peer
+    /// (bench/peers/socketioxide) in its place — rooms for sessions, Socket.IO for the
+    /// clients, `POST /publish`; `--replicas 2 --backplane redis` shares rooms over the
+    /// tool's redis-server (socketioxide-redis).
+    #[arg(long, value_enum, default_value = "switchboard")]
+    server: ServerKind,
+    /// The peer binary for `--server socketioxide` (default: next to this binary, then
+    /// bench/peers/socketioxide/target/release/socketioxide-peer in the repository).
+    #[arg(long)]
+    peer_binary: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,5 +1,6 @@
 //! The processes a run measures or needs: gateways (spawned through the test kit, or
-//! already running and named by URL and pid), and a `redis-server` / `nats-server`
+//! already running and named by URL and pid) or peer servers standing in for them
+//! (`--server socketioxide`), and a `redis-server` / `nats-server`
 //! backplane the kit starts on a free loopback port, its data and log in the run's
 //! scratch directory. Everything spawned here is killed when its handle drops, so a run
 //! that fails or times out leaves nothing behind.
@@ -12,18 +13,56 @@ use switchboard_testkit::{
     GatewayCommand, NatsOptions, NatsServer, RedisOptions, RedisServer, ServerProcess,
 };
 
+use crate::peer::PeerProcess;
 use crate::stats::{ProcessSample, sample_process};
 
 /// The publisher key the tool configures on gateways it spawns.
 pub const BENCH_PUBLISHER_KEY: &str = "bench_publisher_secret_0123456789";
 
-/// A gateway under test.
+/// Which server the clients and the publisher talk to.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerKind {
+    /// Switchboard's gateway: its WebSocket protocol, `POST /v1/publish`.
+    #[default]
+    Switchboard,
+    /// The socketioxide peer (bench/peers/socketioxide): Socket.IO rooms,
+    /// `POST /publish`.
+    Socketioxide,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Switchboard => "switchboard",
+            ServerKind::Socketioxide => "socketioxide",
+        }
+    }
+}
+
+/// A gateway (or a peer server in its place) under test.
 pub struct Gateway {
     /// `127.0.0.1:PORT`
     pub addr: SocketAddr,
     pub pid: u32,
     /// Present when this tool spawned it.
-    owned: Option<switchboard_testkit::Gateway>,
+    owned: Option<Owned>,
+}
+
+/// A server process this tool spawned.
+enum Owned {
+    Switchboard(switchboard_testkit::Gateway),
+    Peer(PeerProcess),
 }
 
 impl Gateway {
@@ -37,14 +76,20 @@ impl Gateway {
 
     /// Whether a spawned gateway is still running.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(owned) = &mut self.owned
-            && let Some(status) = owned.exit_status()
-        {
+        let exited = match &mut self.owned {
+            None => None,
+            Some(Owned::Switchboard(owned)) => owned
+                .exit_status()
+                .map(|status| (status, owned.log_path().to_owned(), owned.log_tail(20))),
+            Some(Owned::Peer(owned)) => owned
+                .exit_status()
+                .map(|status| (status, owned.log_path().to_owned(), owned.log_tail(20))),
+        };
+        if let Some((status, log, tail)) = exited {
             bail!(
-                "gateway {} exited with {status}; log {}:\n{}",
+                "server {} exited with {status}; log {}:\n{tail}",
                 self.addr,
-                owned.log_path().display(),
-                owned.log_tail(20)
+                log.display(),
             );
         }
         Ok(())
@@ -88,7 +133,17 @@ impl Gateway {
         Ok(Gateway {
             addr: gateway.socket_addr(),
             pid: gateway.pid(),
-            owned: Some(gateway),
+            owned: Some(Owned::Switchboard(gateway)),
+        })
+    }
+
+    /// Spawn a peer server (`binary --bind 127.0.0.1:0 ARGS…`) in a gateway's place.
+    pub fn spawn_peer(binary: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Gateway> {
+        let peer = PeerProcess::spawn(binary, args, log)?;
+        Ok(Gateway {
+            addr: peer.addr,
+            pid: peer.pid(),
+            owned: Some(Owned::Peer(peer)),
         })
     }
 }

@@ -1,6 +1,7 @@
 //! The publisher: `POST /v1/publish` at a target rate, open loop (event `k` is due at
 //! `start + k / rate`, whether or not earlier ones were answered), with the send time
-//! in the event's `data.sent_ns` so receivers can measure publish → socket.
+//! in the event's `data.sent_ns` so receivers can measure publish → socket. Against
+//! the socketioxide peer the same `data` goes to `POST /publish` with the room.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +12,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::time::Instant;
 
-use crate::stats::now_ns;
+use crate::processes::ServerKind;
+use crate::stats::{self, LatencySummary, now_ns};
 
 /// One session to publish into, and the gateway to publish through.
 #[derive(Debug, Clone)]
@@ -28,6 +30,8 @@ pub struct Plan {
     /// Requests in flight at most.
     pub concurrency: usize,
     pub key: String,
+    /// Which publish API the targets have.
+    pub server: ServerKind,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -40,6 +44,9 @@ pub struct Outcome {
     /// limit, not the gateway's latency).
     pub max_lag_ms: f64,
     pub first_error: Option<String>,
+    /// Request sent → `202` read (µs), accepted publishes only: what a publish call
+    /// costs its caller.
+    pub call_latency_us: LatencySummary,
     /// Accepted publishes per session (what every member must receive).
     #[serde(skip)]
     pub per_session: HashMap<String, u64>,
@@ -60,6 +67,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
     let errors = Arc::new(AtomicU64::new(0));
     let max_lag_us = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(Mutex::new(None::<String>));
+    let call_latency = Arc::new(Mutex::new(stats::new_histogram()));
     let targets = Arc::new(plan.targets);
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / plan.rate);
@@ -71,8 +79,10 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         let errors = errors.clone();
         let max_lag_us = max_lag_us.clone();
         let first_error = first_error.clone();
+        let call_latency = call_latency.clone();
         let targets = targets.clone();
         let key = plan.key.clone();
+        let server = plan.server;
         tasks.push(tokio::spawn(async move {
             loop {
                 let k = next.fetch_add(1, Ordering::AcqRel);
@@ -85,19 +95,29 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
                 max_lag_us.fetch_max(lag.as_micros() as u64, Ordering::AcqRel);
                 let index = (k % targets.len() as u64) as usize;
                 let target = &targets[index];
-                let body = json!({
-                    "target": {"session": target.session_id},
-                    "name": "bench",
-                    "data": {"sent_ns": now_ns(), "k": k},
-                });
-                let sent = client
-                    .post(format!("{}/v1/publish", target.base_url))
-                    .bearer_auth(&key)
-                    .json(&body)
-                    .send()
-                    .await;
+                let data = json!({"sent_ns": now_ns(), "k": k});
+                let request = match server {
+                    ServerKind::Switchboard => client
+                        .post(format!("{}/v1/publish", target.base_url))
+                        .bearer_auth(&key)
+                        .json(&json!({
+                            "target": {"session": target.session_id},
+                            "name": "bench",
+                            "data": data,
+                        })),
+                    ServerKind::Socketioxide => client
+                        .post(format!("{}/publish", target.base_url))
+                        .json(&json!({"room": target.session_id, "data": data})),
+                };
+                let called = Instant::now();
+                let sent = request.send().await;
                 let failure = match sent {
                     Ok(response) if response.status().as_u16() == 202 => {
+                        let call_us = called.elapsed().as_micros() as u64;
+                        stats::record(
+                            &mut call_latency.lock().unwrap_or_else(|e| e.into_inner()),
+                            call_us,
+                        );
                         accepted[index].fetch_add(1, Ordering::AcqRel);
                         None
                     }
@@ -139,6 +159,9 @@ pub async fn run(plan: Plan) -> anyhow::Result<Outcome> {
         achieved_rate: published as f64 / elapsed.max(1e-9),
         max_lag_ms: max_lag_us.load(Ordering::Acquire) as f64 / 1000.0,
         first_error,
+        call_latency_us: LatencySummary::of(
+            &call_latency.lock().unwrap_or_else(|e| e.into_inner()),
+        ),
         per_session,
     })
 }

@@ -11,6 +11,8 @@ use crate::stats::{LatencySummary, Machine, ProcessSample};
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub scenario: String,
+    /// `switchboard`, or the peer server measured in its place (`socketioxide`).
+    pub server: String,
     pub label: String,
     /// The command line that produced this report.
     pub command: String,
@@ -162,8 +164,8 @@ impl Report {
         let c = &self.connections;
         let _ = writeln!(
             out,
-            "  gateways                     {} × {} backplane",
-            self.replicas, self.backplane
+            "  gateways                     {} × {} on {} backplane",
+            self.replicas, self.server, self.backplane
         );
         let _ = writeln!(
             out,
@@ -188,6 +190,9 @@ impl Report {
             self.delivered, self.delivered_per_sec
         );
         latency_row(&mut out, "publish → socket", &self.latency_us);
+        if let Some(p) = &self.publish {
+            latency_row(&mut out, "publish call (HTTP 202)", &p.call_latency_us);
+        }
         if let Some(t) = &self.turns {
             let _ = writeln!(
                 out,

@@ -5,6 +5,10 @@
 //! Each connection is a *slot* that survives reconnects: it remembers the last `seq`
 //! it saw, so after a drop (a storm, or an unexpected close) it resumes with
 //! `after_seq` and the report can say whether anything was lost or repeated.
+//!
+//! Against the socketioxide peer (`server: socketioxide`) a slot speaks Socket.IO
+//! instead: it joins its room and counts `event`s; there is no `seq`, so losses are
+//! counted (received < published) but repeats and resumes are not.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -22,6 +26,8 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, Incoming, Ws};
+use crate::processes::ServerKind;
+use crate::socketio;
 use crate::stats::{self, Recorded};
 
 /// How long one connect + handshake + join may take.
@@ -39,6 +45,9 @@ pub struct WorkerSpec {
     pub mode: Mode,
     /// Connections being opened at once.
     pub connect_concurrency: usize,
+    /// The protocol the slots speak.
+    #[serde(default)]
+    pub server: ServerKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -52,7 +61,7 @@ pub struct SlotSpec {
 pub enum SlotSession {
     /// Connect only (idle connections).
     None,
-    /// Join a session the coordinator created.
+    /// Join a session the coordinator created (a peer's room: `session_id` names it).
     Join {
         session_id: String,
         session_key: Option<String>,
@@ -451,15 +460,22 @@ async fn run_slot(shared: Arc<Shared>, index: usize) {
         let mut replay_target = resuming.map(|_| head);
         check_resumed(&shared, &mut resuming, &mut replay_target, index);
         storm_generation.mark_unchanged();
-        let ended = read_until_dropped(
-            &shared,
-            index,
-            &mut ws,
-            &mut storm_generation,
-            &mut resuming,
-            &mut replay_target,
-        )
-        .await;
+        let ended = match shared.spec.server {
+            ServerKind::Switchboard => {
+                read_until_dropped(
+                    &shared,
+                    index,
+                    &mut ws,
+                    &mut storm_generation,
+                    &mut resuming,
+                    &mut replay_target,
+                )
+                .await
+            }
+            ServerKind::Socketioxide => {
+                read_socketio_until_dropped(&shared, index, &mut ws, &mut storm_generation).await
+            }
+        };
         state.connected.store(false, Ordering::Release);
         match ended {
             Ended::Storm => {
@@ -507,6 +523,9 @@ fn check_resumed(
 async fn open(shared: &Shared, index: usize) -> anyhow::Result<(Ws, u64)> {
     let slot = &shared.spec.slots[index];
     let addr = shared.spec.gateways[slot.gateway];
+    if shared.spec.server == ServerKind::Socketioxide {
+        return open_socketio(shared, index, addr).await;
+    }
     let url = format!("ws://{addr}/ws");
     let mut ws = client::connect(addr, &url, slot.source).await?;
     client::wait_for(&mut ws, "welcome", CONNECT_PATIENCE).await?;
@@ -553,6 +572,28 @@ async fn open(shared: &Shared, index: usize) -> anyhow::Result<(Ws, u64)> {
         }
     };
     Ok((ws, head))
+}
+
+/// Connect to a Socket.IO peer and join the slot's room. There is no stream head.
+async fn open_socketio(
+    shared: &Shared,
+    index: usize,
+    addr: SocketAddr,
+) -> anyhow::Result<(Ws, u64)> {
+    let slot = &shared.spec.slots[index];
+    let room = match &slot.session {
+        SlotSession::None => None,
+        SlotSession::Join { session_id, .. } => Some(session_id.as_str()),
+        SlotSession::Create => anyhow::bail!("a Socket.IO peer has no sessions to create"),
+    };
+    if let Some(room) = room {
+        *shared.slots[index]
+            .session_id
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(room.to_owned());
+    }
+    let ws = socketio::connect(addr, slot.source, room, CONNECT_PATIENCE).await?;
+    Ok((ws, 0))
 }
 
 async fn join(
@@ -706,6 +747,56 @@ async fn read_until_dropped(
                     }
                 }
                 _ => {}
+            }
+        }
+    }
+}
+
+/// The Socket.IO read loop: answer pings, count and time `event`s.
+async fn read_socketio_until_dropped(
+    shared: &Shared,
+    index: usize,
+    ws: &mut Ws,
+    storm_generation: &mut watch::Receiver<u64>,
+) -> Ended {
+    let state = &shared.slots[index];
+    loop {
+        let message = tokio::select! {
+            changed = storm_generation.changed() => {
+                if changed.is_ok() {
+                    return Ended::Storm;
+                }
+                std::future::pending::<()>().await;
+                continue;
+            }
+            message = ws.next() => message,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ended::Closed,
+            Some(Ok(_)) => continue,
+        };
+        let sent_ns = match socketio::parse(text.as_str()) {
+            socketio::Packet::Ping => {
+                if socketio::send(ws, "3").await.is_err() {
+                    return Ended::Closed;
+                }
+                continue;
+            }
+            socketio::Packet::Close => return Ended::Closed,
+            socketio::Packet::Malformed => {
+                shared.error_frames.fetch_add(1, Ordering::AcqRel);
+                continue;
+            }
+            socketio::Packet::Event { name, sent_ns } if name == "event" => sent_ns,
+            _ => continue,
+        };
+        state.received.fetch_add(1, Ordering::AcqRel);
+        if shared.measuring() {
+            shared.delivered.fetch_add(1, Ordering::AcqRel);
+            if let Some(sent_ns) = sent_ns {
+                let latency_us = stats::now_ns().saturating_sub(sent_ns) / 1000;
+                record_into(&mut shared.histograms().latency_us, latency_us);
             }
         }
     }
