@@ -12,6 +12,9 @@ use crate::stats::{LatencySummary, Machine, ProcessSample};
 pub struct Report {
     pub scenario: String,
     pub label: String,
+    /// The client shape that drove the load: `rust` (worker processes and the
+    /// coordinator's publisher) or `node` (one Node.js process, bench/node-client).
+    pub client: String,
     /// The command line that produced this report.
     pub command: String,
     pub machine: Machine,
@@ -27,6 +30,10 @@ pub struct Report {
     pub delivered_per_sec: f64,
     /// Publish → socket (µs), live events only.
     pub latency_us: LatencySummary,
+    /// The publish HTTP call's own latency (µs), request to response; measured by the
+    /// Node client only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish_call_us: Option<LatencySummary>,
     pub turns: Option<Turns>,
     pub storm: Option<Storm>,
     pub errors: Errors,
@@ -41,6 +48,9 @@ pub struct Report {
     pub rss_per_connection_bytes: Option<f64>,
     pub backplane_server: Option<ProcessSample>,
     pub load_tool_cpu_secs: f64,
+    /// What the Node client says of its own process (CPU, RSS, event-loop delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_process: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -63,7 +73,7 @@ pub struct Errors {
 }
 
 /// Whether every member received every event published to its session, once.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct DeliveryCheck {
     pub members_checked: u64,
     pub members_short: u64,
@@ -142,8 +152,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "== switchboard-bench {} {} ==",
+            "== switchboard-bench {}{} {} ==",
             self.scenario,
+            if self.client == "rust" {
+                String::new()
+            } else {
+                format!(" --client {}", self.client)
+            },
             if self.label.is_empty() {
                 String::new()
             } else {
@@ -188,6 +203,9 @@ impl Report {
             self.delivered, self.delivered_per_sec
         );
         latency_row(&mut out, "publish → socket", &self.latency_us);
+        if let Some(call) = &self.publish_call_us {
+            latency_row(&mut out, "publish call (HTTP)", call);
+        }
         if let Some(t) = &self.turns {
             let _ = writeln!(
                 out,
