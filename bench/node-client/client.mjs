@@ -287,6 +287,8 @@ class Run {
     return new Promise((resolve) => {
       const finished = () => {
         if (next >= this.total && inFlight === 0) {
+          // A run without a measuring window (--duration 0) still reports its phases.
+          if (this.measureStartNs === null) this.startMeasuring();
           this.publishEndNs = nowNs();
           resolve();
         }

@@ -9,7 +9,7 @@
 //   POST /publish {"room":"room-1","data":<payload>}  →  202 {"ok":true}
 
 /** Engine.IO packet types (the first character of a frame). */
-const EIO = { open: '0', close: '1', ping: '2', pong: '3', message: '4' };
+const EIO = { open: '0', close: '1', ping: '2', pong: '3', message: '4', noop: '6' };
 /** Socket.IO packet types (the character after Engine.IO's `4`). */
 const SIO = { connect: 0, disconnect: 1, event: 2, ack: 3, connectError: 4 };
 
@@ -61,9 +61,11 @@ export const socketioxide = {
   onText(conn, text) {
     const first = text[0];
     if (first === EIO.ping) {
-      conn.send(EIO.pong);
+      // A pong echoes the ping's payload, if any (`2probe` → `3probe`).
+      conn.send(EIO.pong + text.slice(1));
       return null;
     }
+    if (first === EIO.noop) return null;
     if (first === EIO.close) {
       conn.fail('the server sent an Engine.IO close packet');
       return null;
