@@ -14,6 +14,7 @@ use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+use crate::node_client::{self, NodeClient};
 use crate::peer::default_socketioxide_peer;
 use crate::processes::{
     BENCH_PUBLISHER_KEY, BackplaneKind, BackplaneServer, Gateway, ServerKind,
@@ -25,7 +26,7 @@ use crate::stats::{self, LatencySummary, Machine, ProcessSample, sample_process}
 use crate::worker::{
     Mode, SlotSession, SlotSpec, WorkerCommand, WorkerEvent, WorkerReport, WorkerSpec,
 };
-use crate::{Command, Setup};
+use crate::{ClientShape, Command, Setup};
 
 /// Connections one worker process holds at most by default (under the 20,000
 /// open-files limit, with room for the process's own files).
@@ -738,6 +739,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
         scenario: m.scenario.into(),
         server: env.server.name().into(),
         label: env.setup.label.clone(),
+        client: "rust".into(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         machine,
         backplane: if env.setup.urls.is_empty() {
@@ -787,6 +789,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
         load_tool_cpu_secs: sample_process(std::process::id())?.cpu_secs - env.started_cpu
             + m.workers_cpu_secs,
         publish: m.publish,
+        client_process: None,
     })
 }
 
@@ -886,6 +889,9 @@ fn rooms(env: &Env, connections: usize, sessions: usize) -> anyhow::Result<Layou
 }
 
 async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
+    if args.client == ClientShape::Node {
+        return fanout_node(args).await;
+    }
     let mut env = Env::start_server(&args.setup, args.server, args.peer_binary.as_deref()).await?;
     let layout = match env.server {
         ServerKind::Switchboard => layout_for(&env, args.connections, args.sessions).await?,
@@ -940,6 +946,129 @@ async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
             workers_cpu_secs,
         },
     )
+}
+
+/// Publish requests the Node client keeps in flight at most (beyond its keep-alive
+/// sockets they queue in its `http.Agent`).
+const NODE_MAX_IN_FLIGHT: usize = 256;
+
+/// Fan-out driven by one Node.js process (bench/node-client/client.mjs) that creates
+/// the sessions, holds every socket and publishes; the gateways are sampled over the
+/// window between its `measuring` and `drained` phases.
+async fn fanout_node(args: crate::FanoutArgs) -> anyhow::Result<Report> {
+    let dir = args
+        .node_client
+        .clone()
+        .unwrap_or_else(node_client::default_dir);
+    node_client::ensure_installed(&dir).await?;
+    if args.sessions == 0 || args.sessions > args.connections {
+        bail!("--client node: --sessions from 1 to --connections");
+    }
+    let mut env = Env::start_server(&args.setup, args.server, args.peer_binary.as_deref()).await?;
+    if env.gateways.len() != 1 {
+        bail!("--client node drives one gateway (--replicas 1, or one --url)");
+    }
+    let mut client = NodeClient::spawn(&node_client::Plan {
+        node: &args.node,
+        dir: &dir,
+        addr: env.gateways[0].addr,
+        server: env.server,
+        connections: args.connections,
+        sessions: args.sessions,
+        rate: args.rate,
+        warmup: args.warmup,
+        duration: args.duration,
+        drain: args.drain,
+        publish_sockets: args.publishers,
+        max_in_flight: NODE_MAX_IN_FLIGHT,
+        connect_concurrency: env.setup.connect_concurrency,
+        source_addresses: env.setup.source_addresses,
+        publisher_key: &env.publisher_key,
+        max_runtime: env.setup.max_runtime,
+    })?;
+    let pid = client.pid().context("the Node client exited at once")?;
+    client.phase("ready", READY_PATIENCE).await?;
+    client
+        .phase("measuring", args.warmup + Duration::from_secs(30))
+        .await?;
+    let before = env.sample()?;
+    let client_before = sample_process(pid)?.cpu_secs;
+    let started = Instant::now();
+    client
+        .phase(
+            "drained",
+            args.duration + args.drain + Duration::from_secs(60),
+        )
+        .await?;
+    let after = env.sample()?;
+    let window = started.elapsed();
+    let client_cpu_secs = sample_process(pid)?.cpu_secs - client_before;
+    let node = client.report(Duration::from_secs(60)).await?;
+
+    let histogram = |recorded: &stats::Recorded| {
+        (!recorded.is_empty()).then(|| {
+            let mut h = stats::new_histogram();
+            stats::import(&mut h, recorded);
+            h
+        })
+    };
+    let merged = Merged {
+        delivered: node.delivered,
+        latency: histogram(&node.latency_us.recorded),
+        connect_errors: node.errors.connect,
+        error_frames: node.errors.error_frames,
+        disconnects: node.disconnects,
+        check: node.delivery_check,
+        connected_at_end: node.connections.connected_at_end,
+        first_error: node.errors.first.clone(),
+        ..Merged::default()
+    };
+    let publish = publisher::Outcome {
+        call_latency_us: summary(&histogram(&node.publish_call_us.recorded)),
+        published: node.publish.published,
+        errors: node.publish.errors,
+        elapsed_secs: node.publish.elapsed_secs,
+        achieved_rate: node.publish.achieved_rate,
+        max_lag_ms: node.publish.max_lag_ms,
+        first_error: None,
+        per_session: HashMap::new(),
+    };
+    let ready = Ready {
+        connected: node.connections.connected,
+        failed: node.connections.failed,
+        created: HashMap::new(),
+        first_error: None,
+    };
+    let mut report = assemble(
+        &mut env,
+        Measured {
+            scenario: "fanout",
+            params: json!({
+                "connections": args.connections, "sessions": args.sessions, "rate": args.rate,
+                "duration_secs": args.duration.as_secs_f64(), "publishers": args.publishers,
+                "members_per_session": args.connections as f64 / args.sessions as f64,
+                "warmup_secs": args.warmup.as_secs_f64(), "max_in_flight": NODE_MAX_IN_FLIGHT,
+                "node_version": node.node_version,
+            }),
+            target: args.connections,
+            sessions: args.sessions,
+            ready,
+            workers: 1,
+            per_gateway: vec![args.connections as u64],
+            before,
+            after,
+            window,
+            publish: Some(publish),
+            merged,
+            memory_per_connection: false,
+            storm: None,
+            turns_window: None,
+            workers_cpu_secs: client_cpu_secs,
+        },
+    )?;
+    report.client = "node".into();
+    report.client_process = Some(node.client_process);
+    Ok(report)
 }
 
 async fn turns(args: crate::TurnsArgs) -> anyhow::Result<Report> {

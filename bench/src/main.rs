@@ -18,6 +18,7 @@ mod client;
 mod control;
 mod coordinator;
 mod floor;
+mod node_client;
 mod peer;
 mod processes;
 mod publisher;
@@ -177,6 +178,27 @@ struct FanoutArgs {
     /// bench/peers/socketioxide/target/release/socketioxide-peer in the repository).
     #[arg(long)]
     peer_binary: Option<PathBuf>,
+    /// Who holds the sockets and publishes: `rust` (worker processes and this process's
+    /// publisher) or `node` (one Node.js process, bench/node-client/client.mjs, that
+    /// holds every socket and publishes over keep-alive HTTP with `--publishers`
+    /// sockets and up to 256 requests in flight; it publishes during `--warmup` too,
+    /// unmeasured, and stops draining as soon as every event arrived).
+    #[arg(long, value_enum, default_value = "rust")]
+    client: ClientShape,
+    /// The `node` binary for `--client node`.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// The directory of client.mjs for `--client node` (default: bench/node-client of
+    /// this source tree); `npm ci` runs there when its node_modules is missing.
+    #[arg(long)]
+    node_client: Option<PathBuf>,
+}
+
+/// The client shape of a fan-out run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ClientShape {
+    Rust,
+    Node,
 }
 
 #[derive(Debug, Clone, Args)]

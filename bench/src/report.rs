@@ -14,6 +14,9 @@ pub struct Report {
     /// `switchboard`, or the peer server measured in its place (`socketioxide`).
     pub server: String,
     pub label: String,
+    /// The client shape that drove the load: `rust` (worker processes and the
+    /// coordinator's publisher) or `node` (one Node.js process, bench/node-client).
+    pub client: String,
     /// The command line that produced this report.
     pub command: String,
     pub machine: Machine,
@@ -43,6 +46,9 @@ pub struct Report {
     pub rss_per_connection_bytes: Option<f64>,
     pub backplane_server: Option<ProcessSample>,
     pub load_tool_cpu_secs: f64,
+    /// What the Node client says of its own process (CPU, RSS, event-loop delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_process: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -65,7 +71,7 @@ pub struct Errors {
 }
 
 /// Whether every member received every event published to its session, once.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
 pub struct DeliveryCheck {
     pub members_checked: u64,
     pub members_short: u64,
@@ -144,8 +150,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "== switchboard-bench {} {} ==",
+            "== switchboard-bench {}{} {} ==",
             self.scenario,
+            if self.client == "rust" {
+                String::new()
+            } else {
+                format!(" --client {}", self.client)
+            },
             if self.label.is_empty() {
                 String::new()
             } else {

@@ -119,6 +119,51 @@ fn a_short_fanout_run_delivers_every_event_and_reports_sane_figures() {
     assert!(number(&report, "/cpu_secs_per_million_events") > 0.0);
 }
 
+/// The Node.js client shape: one `node` process holds the sockets and publishes; its
+/// report is folded into the same figures. Skipped where `node` is not installed.
+#[test]
+fn a_short_node_fanout_run_delivers_every_event() {
+    if Command::new("node").arg("--version").output().is_err() {
+        eprintln!("skipped: no node on PATH");
+        return;
+    }
+    let report = bench(
+        "fanout-node",
+        &[
+            "fanout",
+            "--client",
+            "node",
+            "--connections",
+            "40",
+            "--sessions",
+            "4",
+            "--rate",
+            "40",
+            "--duration",
+            "2s",
+            "--warmup",
+            "500ms",
+            "--drain",
+            "2s",
+        ],
+    );
+    assert_eq!(report["client"], "node");
+    assert_eq!(number(&report, "/connections/connected"), 40.0);
+    assert_eq!(number(&report, "/publish/published"), 80.0);
+    assert_eq!(number(&report, "/publish/errors"), 0.0);
+    assert_eq!(number(&report, "/delivered"), 80.0 * 10.0);
+    assert_eq!(number(&report, "/latency_us/count"), 80.0 * 10.0);
+    assert_eq!(number(&report, "/publish_call_us/count"), 80.0);
+    assert_eq!(number(&report, "/delivery_check/members_checked"), 40.0);
+    assert_eq!(number(&report, "/delivery_check/lost"), 0.0);
+    assert_eq!(number(&report, "/delivery_check/duplicates"), 0.0);
+    assert_eq!(number(&report, "/errors/connect"), 0.0);
+    assert_eq!(number(&report, "/errors/error_frames"), 0.0);
+    assert_eq!(number(&report, "/disconnects"), 0.0);
+    assert!(number(&report, "/gateway_cpu_secs") > 0.0);
+    assert!(number(&report, "/load_tool_cpu_secs") > 0.0);
+}
+
 /// Reconnect storm: every connection is dropped and resumed, and nothing published
 /// meanwhile is lost or repeated.
 #[test]
