@@ -153,7 +153,7 @@ fn a_short_node_fanout_run_delivers_every_event() {
     assert_eq!(number(&report, "/publish/errors"), 0.0);
     assert_eq!(number(&report, "/delivered"), 80.0 * 10.0);
     assert_eq!(number(&report, "/latency_us/count"), 80.0 * 10.0);
-    assert_eq!(number(&report, "/publish_call_us/count"), 80.0);
+    assert_eq!(number(&report, "/publish/call_latency_us/count"), 80.0);
     assert_eq!(number(&report, "/delivery_check/members_checked"), 40.0);
     assert_eq!(number(&report, "/delivery_check/lost"), 0.0);
     assert_eq!(number(&report, "/delivery_check/duplicates"), 0.0);
