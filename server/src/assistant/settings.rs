@@ -61,7 +61,7 @@ fn tools_schema() -> utoipa::openapi::schema::Array {
     ArrayBuilder::new()
         .schema_type([Type::Array, Type::Null].into_iter().collect::<SchemaType>())
         .description(Some(
-            "The org's tools, replacing the gateway's --tools-file tools for this org (an empty list turns tools off). Endpoints must be on an origin the operator allowed with --tool-endpoint-origins.",
+            "The org's tools, replacing the gateway's --tools-file tools for this org (an empty list turns tools off). Names must differ from each other and from the gateway's own tools (400 otherwise). Endpoints must be on an origin the operator allowed with --tool-endpoint-origins (403 otherwise).",
         ))
         .items(utoipa::openapi::Ref::from_schema_name("ToolSpec"))
         .max_items(Some(MAX_TOOLS))

@@ -34,7 +34,8 @@ pub struct ListQuery {
     pub active_since: Option<u64>,
     /// Only conversations last active before this time (ms since the epoch).
     pub active_before: Option<u64>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page, as it came: the cursor is opaque, and a
+    /// string this server did not give is `400`.
     pub cursor: Option<String>,
     /// 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
