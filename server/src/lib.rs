@@ -81,5 +81,8 @@ pub mod state;
 pub mod store;
 pub mod webhooks;
 
+#[cfg(test)]
+pub(crate) mod test_backplane;
+
 pub use http::app;
 pub use state::AppState;

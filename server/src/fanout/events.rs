@@ -290,14 +290,12 @@ mod faults {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use bytes::Bytes;
-    use switchboard_backplane::{
-        Event, MemoryBackplane, ReadError, RecordError, Replay, Retention, StreamError,
-        SubscribeError, Subscription,
-    };
+    use switchboard_backplane::{Event, RecordError};
     use switchboard_protocol::{ErrorCode, Role};
 
     use super::*;
     use crate::records::idempotency::{PENDING_TTL, TTL};
+    use crate::test_backplane::{Hooks, Watched};
 
     #[derive(Default)]
     struct Faults {
@@ -312,7 +310,6 @@ mod faults {
     }
 
     struct Faulty {
-        inner: MemoryBackplane,
         faults: Arc<Faults>,
     }
 
@@ -321,15 +318,17 @@ mod faults {
     }
 
     #[async_trait::async_trait]
-    impl Backplane for Faulty {
-        fn name(&self) -> &'static str {
-            "faulty"
-        }
-        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
+    impl Hooks for Faulty {
+        async fn append(
+            &self,
+            inner: &dyn Backplane,
+            s: &StreamName,
+            b: EventBody,
+        ) -> Result<Arc<Event>, AppendError> {
             if self.faults.fail_append.swap(false, Ordering::SeqCst) {
                 return Err(AppendError::unavailable("injected outage"));
             }
-            let stored = self.inner.append(s, b).await?;
+            let stored = inner.append(s, b).await?;
             if self
                 .faults
                 .store_then_time_out
@@ -342,25 +341,9 @@ mod faults {
             }
             Ok(stored)
         }
-        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
-            self.inner.subscribe(s).await
-        }
-        async fn read(
-            &self,
-            s: &StreamName,
-            a: Option<Seq>,
-            l: usize,
-        ) -> Result<Replay, ReadError> {
-            self.inner.read(s, a, l).await
-        }
-        async fn delete_stream(&self, s: &StreamName) -> Result<bool, StreamError> {
-            self.inner.delete_stream(s).await
-        }
-        async fn ensure_seq_above(&self, s: &StreamName, seq: Seq) -> Result<(), StreamError> {
-            self.inner.ensure_seq_above(s, seq).await
-        }
         async fn record_put(
             &self,
+            inner: &dyn Backplane,
             k: &RecordKey,
             v: Bytes,
             t: Option<Duration>,
@@ -368,19 +351,21 @@ mod faults {
             if self.faults.records_down.load(Ordering::SeqCst) {
                 return Err(down());
             }
-            self.inner.record_put(k, v, t).await
+            inner.record_put(k, v, t).await
         }
         async fn record_create(
             &self,
+            inner: &dyn Backplane,
             k: &RecordKey,
             v: Bytes,
             t: Option<Duration>,
         ) -> Result<bool, RecordError> {
             self.faults.created_ttls.lock().unwrap().push(t);
-            self.inner.record_create(k, v, t).await
+            inner.record_create(k, v, t).await
         }
         async fn record_replace(
             &self,
+            inner: &dyn Backplane,
             k: &RecordKey,
             e: &[u8],
             n: Option<Bytes>,
@@ -389,31 +374,25 @@ mod faults {
             if self.faults.records_down.load(Ordering::SeqCst) {
                 return Err(down());
             }
-            self.inner.record_replace(k, e, n, t).await
+            inner.record_replace(k, e, n, t).await
         }
-        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
-            self.inner.record_get(k).await
-        }
-        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
+        async fn record_delete(
+            &self,
+            inner: &dyn Backplane,
+            k: &RecordKey,
+        ) -> Result<bool, RecordError> {
             if self.faults.records_down.load(Ordering::SeqCst) {
                 return Err(down());
             }
-            self.inner.record_delete(k).await
-        }
-        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
-            self.inner.record_list(n).await
-        }
-        async fn ping(&self) -> Result<(), ReadError> {
-            self.inner.ping().await
+            inner.record_delete(k).await
         }
     }
 
     fn events() -> (Events, Arc<Faults>) {
         let faults = Arc::new(Faults::default());
-        let backplane: Arc<dyn Backplane> = Arc::new(Faulty {
-            inner: MemoryBackplane::new(Retention::default()),
+        let backplane: Arc<dyn Backplane> = Arc::new(Watched::new(Faulty {
             faults: faults.clone(),
-        });
+        }));
         let metrics = Arc::new(Metrics::new().unwrap());
         let store = Arc::new(switchboard_store::MemoryStore::new());
         let transcripts = TranscriptWriter::start(store.clone(), metrics.clone());

@@ -347,103 +347,44 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
-    use bytes::Bytes;
-    use switchboard_backplane::{
-        AppendError, Event, MemoryBackplane, ReadError, RecordError, RecordKey, Retention,
-        SubscribeError, Subscription,
-    };
+    use switchboard_backplane::{ReadError, SubscribeError, Subscription};
     use switchboard_protocol::EventBody;
 
     use super::*;
     use crate::fanout::outbound::{OutboundReceiver, Outgoing};
+    use crate::test_backplane::{Hooks, Watched};
 
-    /// A memory backplane that counts subscriptions.
+    /// Counts subscriptions and remembers the `limit` of each history read.
+    #[derive(Default)]
     struct Counting {
-        inner: MemoryBackplane,
         subscribes: AtomicUsize,
-        /// The `limit` of each history read.
         read_limits: std::sync::Mutex<Vec<usize>>,
     }
 
     #[async_trait]
-    impl Backplane for Counting {
-        fn name(&self) -> &'static str {
-            "counting"
-        }
-        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
-            self.inner.append(s, b).await
-        }
-        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
+    impl Hooks for Counting {
+        async fn subscribe(
+            &self,
+            inner: &dyn Backplane,
+            s: &StreamName,
+        ) -> Result<Subscription, SubscribeError> {
             self.subscribes.fetch_add(1, Ordering::SeqCst);
-            self.inner.subscribe(s).await
+            inner.subscribe(s).await
         }
         async fn read(
             &self,
+            inner: &dyn Backplane,
             s: &StreamName,
             a: Option<Seq>,
             l: usize,
         ) -> Result<Replay, ReadError> {
             self.read_limits.lock().unwrap().push(l);
-            self.inner.read(s, a, l).await
-        }
-        async fn delete_stream(
-            &self,
-            stream: &StreamName,
-        ) -> Result<bool, switchboard_backplane::StreamError> {
-            self.inner.delete_stream(stream).await
-        }
-        async fn ensure_seq_above(
-            &self,
-            stream: &StreamName,
-            seq: switchboard_backplane::Seq,
-        ) -> Result<(), switchboard_backplane::StreamError> {
-            self.inner.ensure_seq_above(stream, seq).await
-        }
-        async fn record_put(
-            &self,
-            k: &RecordKey,
-            v: Bytes,
-            t: Option<Duration>,
-        ) -> Result<(), RecordError> {
-            self.inner.record_put(k, v, t).await
-        }
-        async fn record_create(
-            &self,
-            k: &RecordKey,
-            v: Bytes,
-            t: Option<Duration>,
-        ) -> Result<bool, RecordError> {
-            self.inner.record_create(k, v, t).await
-        }
-        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
-            self.inner.record_get(k).await
-        }
-        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
-            self.inner.record_delete(k).await
-        }
-        async fn record_replace(
-            &self,
-            k: &RecordKey,
-            e: &[u8],
-            n: Option<Bytes>,
-            t: Option<Duration>,
-        ) -> Result<bool, RecordError> {
-            self.inner.record_replace(k, e, n, t).await
-        }
-        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
-            self.inner.record_list(n).await
-        }
-        async fn ping(&self) -> Result<(), ReadError> {
-            self.inner.ping().await
+            inner.read(s, a, l).await
         }
     }
 
-    async fn setup() -> (Arc<Counting>, Registry) {
-        let backplane = Arc::new(Counting {
-            inner: MemoryBackplane::new(Retention::default()),
-            subscribes: AtomicUsize::new(0),
-            read_limits: std::sync::Mutex::new(Vec::new()),
-        });
+    async fn setup() -> (Arc<Watched<Counting>>, Registry) {
+        let backplane = Arc::new(Watched::new(Counting::default()));
         let store = switchboard_store::MemoryStore::new();
         let registry = Registry::new(
             backplane.clone(),

@@ -273,21 +273,18 @@ impl SessionOrgs for SessionStore {
 mod tests {
     use std::sync::Mutex;
 
-    use switchboard_backplane::{
-        AppendError, Event, MemoryBackplane, ReadError, RecordError, Replay, Seq, StreamError,
-        StreamName, SubscribeError, Subscription,
-    };
-    use switchboard_protocol::{ErrorCode, EventBody};
+    use switchboard_backplane::RecordError;
+    use switchboard_protocol::ErrorCode;
     use switchboard_store::{MemoryStore, TranscriptEntry, TranscriptWrite};
 
     use super::*;
     use crate::config::SessionQuotas;
     use crate::metrics::Metrics;
+    use crate::test_backplane::{Hooks, Watched};
 
-    /// A memory backplane that remembers the time to live of each session record put.
+    /// Remembers the time to live of each session record put.
     #[derive(Default)]
     struct TtlWitness {
-        inner: MemoryBackplane,
         session_ttls: Mutex<Vec<Option<Duration>>>,
     }
 
@@ -298,32 +295,10 @@ mod tests {
     }
 
     #[async_trait::async_trait]
-    impl Backplane for TtlWitness {
-        fn name(&self) -> &'static str {
-            "ttl-witness"
-        }
-        async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
-            self.inner.append(s, b).await
-        }
-        async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
-            self.inner.subscribe(s).await
-        }
-        async fn read(
-            &self,
-            s: &StreamName,
-            a: Option<Seq>,
-            l: usize,
-        ) -> Result<Replay, ReadError> {
-            self.inner.read(s, a, l).await
-        }
-        async fn delete_stream(&self, s: &StreamName) -> Result<bool, StreamError> {
-            self.inner.delete_stream(s).await
-        }
-        async fn ensure_seq_above(&self, s: &StreamName, seq: Seq) -> Result<(), StreamError> {
-            self.inner.ensure_seq_above(s, seq).await
-        }
+    impl Hooks for TtlWitness {
         async fn record_put(
             &self,
+            inner: &dyn Backplane,
             k: &RecordKey,
             v: Bytes,
             t: Option<Duration>,
@@ -331,36 +306,7 @@ mod tests {
             if k.namespace == SESSIONS {
                 self.session_ttls.lock().unwrap().push(t);
             }
-            self.inner.record_put(k, v, t).await
-        }
-        async fn record_create(
-            &self,
-            k: &RecordKey,
-            v: Bytes,
-            t: Option<Duration>,
-        ) -> Result<bool, RecordError> {
-            self.inner.record_create(k, v, t).await
-        }
-        async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
-            self.inner.record_get(k).await
-        }
-        async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
-            self.inner.record_delete(k).await
-        }
-        async fn record_replace(
-            &self,
-            k: &RecordKey,
-            e: &[u8],
-            n: Option<Bytes>,
-            t: Option<Duration>,
-        ) -> Result<bool, RecordError> {
-            self.inner.record_replace(k, e, n, t).await
-        }
-        async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
-            self.inner.record_list(n).await
-        }
-        async fn ping(&self) -> Result<(), ReadError> {
-            self.inner.ping().await
+            inner.record_put(k, v, t).await
         }
     }
 
@@ -368,7 +314,7 @@ mod tests {
     const UNUSED: Duration = Duration::from_secs(3_600);
 
     fn sessions_with(
-        backplane: Arc<TtlWitness>,
+        backplane: Arc<Watched<TtlWitness>>,
         store: Arc<dyn ConversationStore>,
         quotas: SessionQuotas,
     ) -> SessionStore {
@@ -397,7 +343,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_without_a_message_is_cached_for_the_unused_ttl_and_a_used_one_for_the_history_age()
      {
-        let backplane = Arc::new(TtlWitness::default());
+        let backplane = Arc::new(Watched::new(TtlWitness::default()));
         let store: Arc<dyn ConversationStore> = Arc::new(MemoryStore::new());
         let sessions = sessions_with(backplane.clone(), store.clone(), SessionQuotas::default());
         let (record, _) = sessions.create(&visitor(), None, None).await.unwrap();
@@ -434,7 +380,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_creation_past_a_quota_stores_nothing() {
-        let backplane = Arc::new(TtlWitness::default());
+        let backplane = Arc::new(Watched::new(TtlWitness::default()));
         let store: Arc<dyn ConversationStore> = Arc::new(MemoryStore::new());
         let quotas = SessionQuotas {
             sessions_per_minute: 2,

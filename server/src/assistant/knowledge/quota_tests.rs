@@ -2,16 +2,13 @@
 //! (issue 20, M6).
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_backplane::{
-    AppendError, Backplane, Event, EventBody, MemoryBackplane, ReadError, RecordError, RecordKey,
-    Replay, Retention, Seq, StreamError, StreamName, SubscribeError, Subscription,
-};
+use switchboard_backplane::{Backplane, MemoryBackplane, RecordError, RecordKey, Retention};
 
 use super::*;
 use crate::records::namespace::DOCUMENTS;
+use crate::test_backplane::{Hooks, Watched};
 
 fn access(org: &str) -> AccessContext {
     AccessContext {
@@ -137,8 +134,8 @@ async fn an_org_is_refused_past_its_document_count_whatever_their_size() {
 }
 
 /// Counts which document records a replica reads.
+#[derive(Default)]
 struct Counting {
-    inner: Arc<dyn Backplane>,
     lists: Mutex<Vec<String>>,
     gets: Mutex<Vec<String>>,
 }
@@ -153,65 +150,24 @@ impl Counting {
 }
 
 #[async_trait::async_trait]
-impl Backplane for Counting {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    async fn append(&self, s: &StreamName, b: EventBody) -> Result<Arc<Event>, AppendError> {
-        self.inner.append(s, b).await
-    }
-    async fn subscribe(&self, s: &StreamName) -> Result<Subscription, SubscribeError> {
-        self.inner.subscribe(s).await
-    }
-    async fn read(&self, s: &StreamName, a: Option<Seq>, l: usize) -> Result<Replay, ReadError> {
-        self.inner.read(s, a, l).await
-    }
-    async fn delete_stream(&self, s: &StreamName) -> Result<bool, StreamError> {
-        self.inner.delete_stream(s).await
-    }
-    async fn ensure_seq_above(&self, s: &StreamName, seq: Seq) -> Result<(), StreamError> {
-        self.inner.ensure_seq_above(s, seq).await
-    }
-    async fn record_put(
+impl Hooks for Counting {
+    async fn record_get(
         &self,
+        inner: &dyn Backplane,
         k: &RecordKey,
-        v: Bytes,
-        t: Option<Duration>,
-    ) -> Result<(), RecordError> {
-        self.inner.record_put(k, v, t).await
-    }
-    async fn record_create(
-        &self,
-        k: &RecordKey,
-        v: Bytes,
-        t: Option<Duration>,
-    ) -> Result<bool, RecordError> {
-        self.inner.record_create(k, v, t).await
-    }
-    async fn record_replace(
-        &self,
-        k: &RecordKey,
-        e: &[u8],
-        n: Option<Bytes>,
-        t: Option<Duration>,
-    ) -> Result<bool, RecordError> {
-        self.inner.record_replace(k, e, n, t).await
-    }
-    async fn record_get(&self, k: &RecordKey) -> Result<Option<Bytes>, RecordError> {
+    ) -> Result<Option<Bytes>, RecordError> {
         if k.namespace == DOCUMENTS {
             self.gets.lock().unwrap().push(k.key.clone());
         }
-        self.inner.record_get(k).await
+        inner.record_get(k).await
     }
-    async fn record_delete(&self, k: &RecordKey) -> Result<bool, RecordError> {
-        self.inner.record_delete(k).await
-    }
-    async fn record_list(&self, n: &str) -> Result<Vec<(String, Bytes)>, RecordError> {
+    async fn record_list(
+        &self,
+        inner: &dyn Backplane,
+        n: &str,
+    ) -> Result<Vec<(String, Bytes)>, RecordError> {
         self.lists.lock().unwrap().push(n.to_string());
-        self.inner.record_list(n).await
-    }
-    async fn ping(&self) -> Result<(), ReadError> {
-        self.inner.ping().await
+        inner.record_list(n).await
     }
 }
 
@@ -228,11 +184,7 @@ async fn a_refresh_reads_only_the_changed_documents_of_the_org_that_changed() {
         .ingest(doc("a0", "acme", "kiwi at acme".into()))
         .await
         .unwrap();
-    let counting = Arc::new(Counting {
-        inner: shared,
-        lists: Mutex::new(Vec::new()),
-        gets: Mutex::new(Vec::new()),
-    });
+    let counting = Arc::new(Watched::over(shared, Counting::default()));
     let reader = KnowledgeBase::new(counting.clone());
     assert_eq!(
         reader

@@ -11,6 +11,7 @@ use super::*;
 use crate::assistant::model::OfflineAgent;
 use crate::assistant::settings::ModelDefaults;
 use crate::ids::new_id;
+use crate::test_backplane::{Hooks, Watched};
 
 const TIMING: LeaseTiming = LeaseTiming {
     beat: Duration::from_millis(50),
@@ -308,57 +309,14 @@ async fn a_replica_that_stops_mid_answer_is_replaced() {
 /// A backplane whose next heartbeat renewal, once armed, hangs for a while before it
 /// goes through (a slow backplane); everything else passes straight through.
 struct SlowHeartbeat {
-    inner: Arc<dyn Backplane>,
     stall: std::sync::Mutex<Option<Duration>>,
 }
 
 #[async_trait::async_trait]
-impl Backplane for SlowHeartbeat {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-
-    async fn append(
-        &self,
-        stream: &StreamName,
-        body: EventBody,
-    ) -> Result<Arc<switchboard_backplane::Event>, switchboard_backplane::AppendError> {
-        self.inner.append(stream, body).await
-    }
-
-    async fn subscribe(
-        &self,
-        stream: &StreamName,
-    ) -> Result<switchboard_backplane::Subscription, switchboard_backplane::SubscribeError> {
-        self.inner.subscribe(stream).await
-    }
-
-    async fn read(
-        &self,
-        stream: &StreamName,
-        after: Option<switchboard_backplane::Seq>,
-        limit: usize,
-    ) -> Result<switchboard_backplane::Replay, switchboard_backplane::ReadError> {
-        self.inner.read(stream, after, limit).await
-    }
-
-    async fn delete_stream(
-        &self,
-        stream: &StreamName,
-    ) -> Result<bool, switchboard_backplane::StreamError> {
-        self.inner.delete_stream(stream).await
-    }
-
-    async fn ensure_seq_above(
-        &self,
-        stream: &StreamName,
-        seq: switchboard_backplane::Seq,
-    ) -> Result<(), switchboard_backplane::StreamError> {
-        self.inner.ensure_seq_above(stream, seq).await
-    }
-
+impl Hooks for SlowHeartbeat {
     async fn record_put(
         &self,
+        inner: &dyn Backplane,
         key: &RecordKey,
         value: bytes::Bytes,
         ttl: Option<Duration>,
@@ -371,45 +329,7 @@ impl Backplane for SlowHeartbeat {
         if let Some(stall) = stall {
             tokio::time::sleep(stall).await;
         }
-        self.inner.record_put(key, value, ttl).await
-    }
-
-    async fn record_create(
-        &self,
-        key: &RecordKey,
-        value: bytes::Bytes,
-        ttl: Option<Duration>,
-    ) -> Result<bool, RecordError> {
-        self.inner.record_create(key, value, ttl).await
-    }
-
-    async fn record_replace(
-        &self,
-        key: &RecordKey,
-        expected: &[u8],
-        new: Option<bytes::Bytes>,
-        ttl: Option<Duration>,
-    ) -> Result<bool, RecordError> {
-        self.inner.record_replace(key, expected, new, ttl).await
-    }
-
-    async fn record_get(&self, key: &RecordKey) -> Result<Option<bytes::Bytes>, RecordError> {
-        self.inner.record_get(key).await
-    }
-
-    async fn record_delete(&self, key: &RecordKey) -> Result<bool, RecordError> {
-        self.inner.record_delete(key).await
-    }
-
-    async fn record_list(
-        &self,
-        namespace: &str,
-    ) -> Result<Vec<(String, bytes::Bytes)>, RecordError> {
-        self.inner.record_list(namespace).await
-    }
-
-    async fn ping(&self) -> Result<(), switchboard_backplane::ReadError> {
-        self.inner.ping().await
+        inner.record_put(key, value, ttl).await
     }
 }
 
@@ -421,10 +341,12 @@ impl Backplane for SlowHeartbeat {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_whose_heartbeat_hangs_leaves_its_turn_to_the_next_owner() {
     let shared: Arc<dyn Backplane> = Arc::new(MemoryBackplane::new(Retention::default()));
-    let slow = Arc::new(SlowHeartbeat {
-        inner: shared.clone(),
-        stall: std::sync::Mutex::new(None),
-    });
+    let slow = Arc::new(Watched::over(
+        shared.clone(),
+        SlowHeartbeat {
+            stall: std::sync::Mutex::new(None),
+        },
+    ));
     let backplane: Arc<dyn Backplane> = slow.clone();
     // Seven deltas, 60 ms apart: the turn outlives the lapse (250 ms), not the stall.
     let a = replica(&backplane, Duration::from_millis(60)).await;
@@ -789,7 +711,7 @@ async fn a_decision_on_another_replica_arrives_by_hint() {
 /// stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_control_stream_follows_a_new_replica_id() {
-    let severable = Arc::new(Severable::default());
+    let severable = Arc::new(Watched::new(Severable::default()));
     let backplane: Arc<dyn Backplane> = severable.clone();
     let a = replica(&backplane, SLOW).await;
     let b = replica(&backplane, Duration::from_millis(2)).await;
@@ -812,7 +734,7 @@ async fn the_control_stream_follows_a_new_replica_id() {
 /// made again, and hints reach the replica through the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_control_stream_subscription_that_ends_is_made_again() {
-    let severable = Arc::new(Severable::default());
+    let severable = Arc::new(Watched::new(Severable::default()));
     let backplane: Arc<dyn Backplane> = severable.clone();
     let a = replica(&backplane, SLOW).await;
     let b = replica(&backplane, Duration::from_millis(2)).await;
@@ -833,7 +755,6 @@ async fn a_control_stream_subscription_that_ends_is_made_again() {
 /// lost connection to a backplane server ends them.
 #[derive(Default)]
 struct Severable {
-    inner: MemoryBackplane,
     cut: Mutex<CancellationToken>,
     control_subscribes: std::sync::atomic::AtomicUsize,
 }
@@ -852,24 +773,15 @@ impl Severable {
 }
 
 #[async_trait::async_trait]
-impl Backplane for Severable {
-    fn name(&self) -> &'static str {
-        "severable"
-    }
-    async fn append(
-        &self,
-        s: &StreamName,
-        b: EventBody,
-    ) -> Result<Arc<switchboard_backplane::Event>, switchboard_backplane::AppendError> {
-        self.inner.append(s, b).await
-    }
+impl Hooks for Severable {
     async fn subscribe(
         &self,
+        inner: &dyn Backplane,
         s: &StreamName,
     ) -> Result<switchboard_backplane::Subscription, switchboard_backplane::SubscribeError> {
         use switchboard_backplane::{Offered, Subscription, SubscriptionEnded};
 
-        let mut inner = self.inner.subscribe(s).await?;
+        let mut inner = inner.subscribe(s).await?;
         if s.kind() != switchboard_protocol::StreamKind::Control {
             return Ok(inner);
         }
@@ -899,73 +811,6 @@ impl Backplane for Severable {
         self.control_subscribes
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(subscription)
-    }
-    async fn read(
-        &self,
-        s: &StreamName,
-        a: Option<switchboard_backplane::Seq>,
-        l: usize,
-    ) -> Result<switchboard_backplane::Replay, switchboard_backplane::ReadError> {
-        self.inner.read(s, a, l).await
-    }
-    async fn delete_stream(
-        &self,
-        stream: &StreamName,
-    ) -> Result<bool, switchboard_backplane::StreamError> {
-        self.inner.delete_stream(stream).await
-    }
-    async fn ensure_seq_above(
-        &self,
-        stream: &StreamName,
-        seq: switchboard_backplane::Seq,
-    ) -> Result<(), switchboard_backplane::StreamError> {
-        self.inner.ensure_seq_above(stream, seq).await
-    }
-    async fn record_put(
-        &self,
-        k: &switchboard_backplane::RecordKey,
-        v: bytes::Bytes,
-        t: Option<Duration>,
-    ) -> Result<(), switchboard_backplane::RecordError> {
-        self.inner.record_put(k, v, t).await
-    }
-    async fn record_create(
-        &self,
-        k: &switchboard_backplane::RecordKey,
-        v: bytes::Bytes,
-        t: Option<Duration>,
-    ) -> Result<bool, switchboard_backplane::RecordError> {
-        self.inner.record_create(k, v, t).await
-    }
-    async fn record_replace(
-        &self,
-        k: &switchboard_backplane::RecordKey,
-        e: &[u8],
-        n: Option<bytes::Bytes>,
-        t: Option<Duration>,
-    ) -> Result<bool, switchboard_backplane::RecordError> {
-        self.inner.record_replace(k, e, n, t).await
-    }
-    async fn record_get(
-        &self,
-        k: &switchboard_backplane::RecordKey,
-    ) -> Result<Option<bytes::Bytes>, switchboard_backplane::RecordError> {
-        self.inner.record_get(k).await
-    }
-    async fn record_delete(
-        &self,
-        k: &switchboard_backplane::RecordKey,
-    ) -> Result<bool, switchboard_backplane::RecordError> {
-        self.inner.record_delete(k).await
-    }
-    async fn record_list(
-        &self,
-        n: &str,
-    ) -> Result<Vec<(String, bytes::Bytes)>, switchboard_backplane::RecordError> {
-        self.inner.record_list(n).await
-    }
-    async fn ping(&self) -> Result<(), switchboard_backplane::ReadError> {
-        self.inner.ping().await
     }
 }
 
