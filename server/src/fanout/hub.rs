@@ -172,9 +172,10 @@ async fn gather_round(
     last_round: Option<tokio::time::Instant>,
     window: Duration,
 ) -> Vec<Arc<Event>> {
-    if let Some(last) = last_round {
-        // Past the window's end this returns at once: a quiet stream waits for nothing.
-        tokio::time::sleep_until(last + window).await;
+    if let Some(due) = last_round.map(|last| last + window)
+        && tokio::time::Instant::now() < due
+    {
+        tokio::time::sleep_until(due).await;
     }
     let mut round = vec![first];
     while round.len() < MAX_ROUND_EVENTS {
@@ -235,10 +236,6 @@ async fn run_hub(shared: Arc<HubShared>, backplane: Arc<dyn Backplane>) {
         loop {
             match subscription.next().await {
                 Ok(event) => {
-                    if shared.window.is_zero() {
-                        shared.deliver(&event);
-                        continue;
-                    }
                     let round =
                         gather_round(event, &mut subscription, last_round, shared.window).await;
                     shared.deliver_round(&round);
