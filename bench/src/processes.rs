@@ -120,12 +120,9 @@ impl Gateway {
     /// for its `listening on` line. The `SWITCHBOARD_*` variables of the tool's
     /// environment reach the gateway.
     pub fn spawn(binary: &Path, args: &[String], log: PathBuf) -> anyhow::Result<Gateway> {
-        // Each gateway its own fresh store beside its log: the default `./data` would
-        // be shared by replicas and grow from run to run.
-        let data_dir = log.with_extension("data");
+        // GatewayCommand gives each gateway a fresh data directory of its own.
         let gateway = GatewayCommand::new(binary)
             .args(args)
-            .env("SWITCHBOARD_DATA_DIR", data_dir.as_os_str())
             .env("RUST_LOG", "warn")
             .log(log)
             .keep_switchboard_env()
