@@ -63,6 +63,10 @@ const UPDATE_AFTER_WRITE_END: &str = ") AS u WHERE sessions.session_id = u.colum
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// For transcript batches, the busiest writer: one connection of its own, always
+    /// open, so that its page cache stays warm (SQLite drops a connection's cache
+    /// when another connection wrote) and no batch waits behind a reader.
+    transcript: SqlitePool,
 }
 
 impl SqliteStore {
@@ -88,13 +92,19 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(FILE_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+        let pool = pool_options(FILE_CONNECTIONS)
+            .connect_with(common(options.clone()))
+            .await
+            .map_err(|e| open_error(path, e))?;
+        migrate(&pool).await?;
+        let transcript = pool_options(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(common(options))
             .await
             .map_err(|e| open_error(path, e))?;
-        SqliteStore::migrated(pool).await
+        Ok(SqliteStore { pool, transcript })
     }
 
     /// A fresh database in memory, gone when the store (its last clone) drops.
@@ -103,31 +113,44 @@ impl SqliteStore {
         // pool's whole life: the database exists only while a connection to it is open.
         let options = SqliteConnectOptions::from_str("sqlite::memory:")
             .map_err(|e| store_error(e, is_transient))?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+        let pool = pool_options(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(common(options))
             .await
             .map_err(|e| store_error(e, is_transient))?;
-        SqliteStore::migrated(pool).await
+        migrate(&pool).await?;
+        Ok(SqliteStore {
+            transcript: pool.clone(),
+            pool,
+        })
     }
 
     /// Close every connection, waiting for calls in flight (the last close folds the
     /// WAL back into the database file). Calls after it fail as `Unavailable`.
     pub async fn close(&self) {
+        self.transcript.close().await;
         self.pool.close().await;
     }
+}
 
-    async fn migrated(pool: SqlitePool) -> Result<SqliteStore, StoreError> {
-        migrations::sqlite()
-            .run(&pool)
-            .await
-            .map_err(|e| StoreError::Rejected(format!("migrating the SQLite schema: {e}")))?;
-        Ok(SqliteStore { pool })
-    }
+/// Bring the schema up to date.
+async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
+    migrations::sqlite()
+        .run(pool)
+        .await
+        .map_err(|e| StoreError::Rejected(format!("migrating the SQLite schema: {e}")))
+}
+
+/// A pool of up to `connections`. No test query before a connection is handed out:
+/// an SQLite connection is a file handle in this process, not a link that can go
+/// stale, and the test would be one more round trip to the connection's thread.
+fn pool_options(connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
 }
 
 /// What every connection of either kind sets.
@@ -237,7 +260,7 @@ impl ConversationStore for SqliteStore {
         }
         // One statement per chunk rather than per entry: each statement is a round trip
         // to the connection's thread, and the writer runs beside the turns it records.
-        let mut tx = self.pool.begin_with(BEGIN_WRITE).await.map_err(db)?;
+        let mut tx = self.transcript.begin_with(BEGIN_WRITE).await.map_err(db)?;
         let mut inserted: Vec<(String, i64)> = Vec::with_capacity(entries.len());
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_ENTRIES);
