@@ -9,6 +9,11 @@
   from idle-*.json (and RESULTS_DIR/before/idle-*.json when present).
 - bench-soak.png: the soak (soak.json): each gateway's RSS, open fds and live tokio
   tasks over time, under load and at the quiet checkpoints that decide the verdict.
+- bench-peers.png: Switchboard beside the socketioxide peer, same runs, from
+  RESULTS_DIR/hot/<case>-<server>-<run>.json (server: sb10 = Switchboard with its
+  10 ms fan-out window, sb0 = without, sio = socketioxide) and from the pairs
+  scripts/bench writes (<case>.json, <case>-sio.json): the median of the runs of
+  each case, the bar's whiskers the lowest and highest.
 """
 
 import glob
@@ -210,6 +215,104 @@ def soak_chart(results, out):
     plt.close(fig)
 
 
+PEER_SERVERS = [
+    ("sb10", "Switchboard"),
+    ("sb0", "Switchboard, no fan-out window"),
+    ("sio", "socketioxide 0.18.9"),
+]
+
+# (title, unit, value of a report or None) of each panel of bench-peers.png.
+PEER_FIGURES = [
+    ("p99 publish -> socket", "ms",
+     lambda r: r["latency_us"]["p99"] / 1000.0 if r["latency_us"]["count"] else None),
+    ("publish call p50", "ms",
+     lambda r: r["publish"]["call_latency_us"]["p50"] / 1000.0 if r.get("publish") else None),
+    ("server CPU per million deliveries", "CPU-s",
+     lambda r: r["cpu_secs_per_million_events"] if r["delivered"] else None),
+    ("deliveries per second", "thousands", lambda r: r["delivered_per_sec"] / 1000.0),
+    ("RSS per idle connection", "KiB",
+     lambda r: r["rss_per_connection_bytes"] / 1024.0 if r.get("rss_per_connection_bytes") else None),
+]
+
+
+def median(values):
+    values = sorted(values)
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2.0
+
+
+def peer_runs(results):
+    """{case: {server: [report, ...]}}: the repeated runs in
+    RESULTS_DIR/hot/<case>-<server>-<run>.json, and the pairs `scripts/bench` writes
+    (<case>.json and <case>-sio.json)."""
+    cases = {}
+    for r in load(os.path.join(results, "hot", "*.json")):
+        parts = r["_name"].rsplit("-", 2)
+        if len(parts) != 3 or parts[1] not in dict(PEER_SERVERS):
+            continue
+        case, server, _run = parts
+        cases.setdefault(case, {}).setdefault(server, []).append(r)
+    names = {os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(results, "*.json"))}
+    for r in load(os.path.join(results, "*.json")):
+        name = r["_name"]
+        if name.endswith("-sio"):
+            case, server = name[: -len("-sio")], "sio"
+        elif name + "-sio" in names:
+            case, server = name, "sb10"
+        else:
+            continue
+        cases.setdefault(case, {}).setdefault(server, []).append(r)
+    return cases
+
+
+def peers_chart(results, out):
+    cases = peer_runs(results)
+    if not cases:
+        return
+    panels = []
+    for title, unit, value in PEER_FIGURES:
+        rows = []
+        for case in sorted(cases):
+            bars = {}
+            for server, reports in cases[case].items():
+                values = [v for v in (value(r) for r in reports) if v is not None]
+                if values:
+                    bars[server] = (median(values), min(values), max(values))
+            if "sio" in bars and len(bars) > 1:
+                rows.append((case, bars))
+        if rows:
+            panels.append((title, unit, rows))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)))
+    if len(panels) == 1:
+        axes = [axes]
+    width = 0.8 / len(PEER_SERVERS)
+    colors = plt.cm.tab10.colors
+    for ax, (title, unit, rows) in zip(axes, panels):
+        for i, (server, label) in enumerate(PEER_SERVERS):
+            xs, ys, low, high = [], [], [], []
+            for x, (_case, bars) in enumerate(rows):
+                if server in bars:
+                    mid, lo, hi = bars[server]
+                    xs.append(x + (i - 1) * width)
+                    ys.append(mid)
+                    low.append(mid - lo)
+                    high.append(hi - mid)
+            if xs:
+                ax.bar(xs, ys, width, yerr=[low, high], capsize=2, label=label, color=colors[i])
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([case for case, _ in rows], fontsize=8)
+        ax.set_ylabel(unit)
+        if unit == "ms":
+            # A saturated case runs hundreds of times the others' latency.
+            ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "bench-peers.png"), dpi=110)
+    plt.close(fig)
+
+
 def main():
     results, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -217,6 +320,7 @@ def main():
     storm_chart(results, out)
     memory_chart(results, out)
     soak_chart(results, out)
+    peers_chart(results, out)
     print("charts written to", out)
 
 

@@ -26,7 +26,7 @@ use crate::stats::{self, LatencySummary, Machine, ProcessSample, sample_process}
 use crate::worker::{
     Mode, SlotSession, SlotSpec, WorkerCommand, WorkerEvent, WorkerReport, WorkerSpec,
 };
-use crate::{ClientShape, Command, Setup};
+use crate::{ClientShape, Command, MeasuredServer, Setup};
 
 /// Connections one worker process holds at most by default (under the 20,000
 /// open-files limit, with room for the process's own files).
@@ -208,11 +208,8 @@ impl Env {
     /// Like [`Env::start`], with `server` in the gateways' place: `--replicas` peers,
     /// sharing the tool's redis-server with `--backplane redis`, or `--url`/`--pid`
     /// peers already running.
-    async fn start_server(
-        setup: &Setup,
-        server: ServerKind,
-        peer_binary: Option<&std::path::Path>,
-    ) -> anyhow::Result<Env> {
+    async fn start_server(setup: &Setup, measured: &MeasuredServer) -> anyhow::Result<Env> {
+        let server = measured.server;
         if server == ServerKind::Switchboard {
             return Env::start(setup, &[]).await;
         }
@@ -231,8 +228,8 @@ impl Env {
         if setup.backplane == BackplaneKind::Nats {
             bail!("the {} peer shares rooms over redis only", server.name());
         }
-        let binary = match peer_binary {
-            Some(path) => path.to_owned(),
+        let binary = match &measured.peer_binary {
+            Some(path) => path.clone(),
             None => default_socketioxide_peer()?,
         };
         let mut env = Env {
@@ -794,7 +791,7 @@ fn assemble(env: &mut Env, m: Measured) -> anyhow::Result<Report> {
 }
 
 async fn idle(args: crate::IdleArgs) -> anyhow::Result<Report> {
-    let mut env = Env::start(&args.setup, &[]).await?;
+    let mut env = Env::start_server(&args.setup, &args.measured).await?;
     // Let the fresh gateways finish starting before the baseline.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = env.sample()?;
@@ -892,7 +889,7 @@ async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
     if args.client == ClientShape::Node {
         return fanout_node(args).await;
     }
-    let mut env = Env::start_server(&args.setup, args.server, args.peer_binary.as_deref()).await?;
+    let mut env = Env::start_server(&args.setup, &args.measured).await?;
     let layout = match env.server {
         ServerKind::Switchboard => layout_for(&env, args.connections, args.sessions).await?,
         ServerKind::Socketioxide => rooms(&env, args.connections, args.sessions)?,
@@ -964,7 +961,7 @@ async fn fanout_node(args: crate::FanoutArgs) -> anyhow::Result<Report> {
     if args.sessions == 0 || args.sessions > args.connections {
         bail!("--client node: --sessions from 1 to --connections");
     }
-    let mut env = Env::start_server(&args.setup, args.server, args.peer_binary.as_deref()).await?;
+    let mut env = Env::start_server(&args.setup, &args.measured).await?;
     if env.gateways.len() != 1 {
         bail!("--client node drives one gateway (--replicas 1, or one --url)");
     }

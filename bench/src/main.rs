@@ -132,10 +132,27 @@ struct Setup {
     label: String,
 }
 
+/// Which server the gateways' places hold.
+#[derive(Debug, Clone, Args)]
+struct MeasuredServer {
+    /// The server measured: Switchboard's gateway, or the socketioxide peer
+    /// (bench/peers/socketioxide) in its place — rooms for sessions, Socket.IO for the
+    /// clients, `POST /publish`; `--replicas 2 --backplane redis` shares rooms over the
+    /// tool's redis-server (socketioxide-redis).
+    #[arg(long, value_enum, default_value = "switchboard")]
+    server: ServerKind,
+    /// The peer binary for `--server socketioxide` (default: next to this binary, then
+    /// bench/peers/socketioxide/target/release/socketioxide-peer in the repository).
+    #[arg(long)]
+    peer_binary: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone, Args)]
 struct IdleArgs {
     #[command(flatten)]
     setup: Setup,
+    #[command(flatten)]
+    measured: MeasuredServer,
     /// Connections to open (spread over the replicas).
     #[arg(long, default_value_t = 1000)]
     connections: usize,
@@ -168,16 +185,8 @@ struct FanoutArgs {
     /// Wait after the last publish for deliveries in flight.
     #[arg(long, default_value = "2s", value_parser = humantime_duration)]
     drain: Duration,
-    /// The server measured: Switchboard's gateway, or the socketioxide peer
-    /// (bench/peers/socketioxide) in its place — rooms for sessions, Socket.IO for the
-    /// clients, `POST /publish`; `--replicas 2 --backplane redis` shares rooms over the
-    /// tool's redis-server (socketioxide-redis).
-    #[arg(long, value_enum, default_value = "switchboard")]
-    server: ServerKind,
-    /// The peer binary for `--server socketioxide` (default: next to this binary, then
-    /// bench/peers/socketioxide/target/release/socketioxide-peer in the repository).
-    #[arg(long)]
-    peer_binary: Option<PathBuf>,
+    #[command(flatten)]
+    measured: MeasuredServer,
     /// Who holds the sockets and publishes: `rust` (worker processes and this process's
     /// publisher) or `node` (one Node.js process, bench/node-client/client.mjs, that
     /// holds every socket and publishes over keep-alive HTTP with `--publishers`
