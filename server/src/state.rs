@@ -35,9 +35,21 @@ use crate::records::sessions::SessionStore;
 use crate::shutdown::Shutdown;
 use crate::webhooks::{HttpTransport, WebhookSettings, Webhooks};
 
-/// Cheap to clone: every field is shared.
+/// The gateway's shared parts, one pointer to clone: every connection's task holds a
+/// clone for its whole life, and an idle connection carries every byte of it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub config: Arc<ServeConfig>,
     pub server_id: Arc<str>,
     pub backplane: Arc<dyn Backplane>,
@@ -248,7 +260,7 @@ impl AppState {
             config.max_text_chars as usize,
         ));
         let auth = Arc::new(Authenticator::from_config(&config).await?);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
             registry: Arc::new(
@@ -279,6 +291,6 @@ impl AppState {
             shutdown,
             connections: Arc::new(DashMap::new()),
             tracker: TaskTracker::new(),
-        })
+        })))
     }
 }

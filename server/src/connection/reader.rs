@@ -4,6 +4,7 @@
 //! (`goaway`, 1012).
 
 use std::collections::HashSet;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -62,10 +63,34 @@ pub(super) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Ins
     tokio::time::Instant::now().checked_add(left)
 }
 
-async fn sleep_until_deadline(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
+/// The timer of the token's expiry, kept across frames and armed again when `exp`
+/// changes (`auth.refresh`). Boxed, and only for a token that expires: an idle
+/// connection without one carries no timer in its task.
+#[derive(Default)]
+struct ExpiryTimer {
+    armed_for: Option<u64>,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl ExpiryTimer {
+    /// Follow the connection's `expires_at`.
+    fn follow(&mut self, expires_at: Option<u64>) {
+        if self.armed_for != expires_at || (expires_at.is_some() && self.sleep.is_none()) {
+            self.armed_for = expires_at;
+            self.sleep =
+                token_deadline(expires_at).map(|at| Box::pin(tokio::time::sleep_until(at)));
+        }
+    }
+
+    fn is_armed(&self) -> bool {
+        self.sleep.is_some()
+    }
+
+    async fn expired(&mut self) {
+        match self.sleep.as_mut() {
+            Some(sleep) => sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
@@ -183,12 +208,14 @@ impl Connection {
             let outbound = self.outbound.clone();
             let goaway = self.state.shutdown.goaway_signal();
             let mut said_goaway = false;
+            let mut expiry = ExpiryTimer::default();
             loop {
-                let expiry = token_deadline(self.expires_at);
+                expiry.follow(self.expires_at);
+                let expires = expiry.is_armed();
                 tokio::select! {
                     biased;
                     () = outbound.closing() => break,
-                    () = sleep_until_deadline(expiry), if expiry.is_some() => {
+                    () = expiry.expired(), if expires => {
                         let e = ClientError::new(
                             ErrorCode::TokenExpired,
                             "the token expired: send auth.refresh with a new token before exp, then reconnect",

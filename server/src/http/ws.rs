@@ -11,7 +11,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Deserialize;
 use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
 
@@ -119,11 +119,12 @@ pub async fn upgrade(
                 peer: Some(peer),
                 client: Some(client),
             };
-            tracker.track_future(async move {
-                // The client's place is held as long as its socket task runs.
-                let _client_permit = client_permit;
-                connection::serve(sink, stream, state, handshake, permit).await
-            })
+            // Built here, not inside an `async` block: a block would keep its own copy
+            // of every argument beside the task it awaits (rust-lang/rust#62958),
+            // and every idle connection carries this future for its whole life.
+            let task = connection::serve(sink, stream, state, handshake, permit);
+            // The client's place is held as long as its socket task runs.
+            tracker.track_future(task.map(move |()| drop(client_permit)))
         })
 }
 
