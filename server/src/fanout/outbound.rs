@@ -11,7 +11,7 @@
 //! closes are abortive ([`is_abortive`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,6 +123,9 @@ pub struct Outbound {
     limit_bytes: usize,
     /// Orderly close: the writer sends what is queued, then the close frame.
     close: CancellationToken,
+    /// Whether `close` was cancelled, read on every enqueue: the token's own check
+    /// takes a lock (5 % of the gateway's CPU at 200k deliveries a second).
+    closed: AtomicBool,
     /// Abortive close: the writer stops writing at once (the peer is not reading).
     abort: CancellationToken,
     /// The close code (0 until one is chosen; the first one chosen wins).
@@ -154,6 +157,7 @@ impl Outbound {
             queued_bytes: AtomicUsize::new(0),
             limit_bytes,
             close: CancellationToken::new(),
+            closed: AtomicBool::new(false),
             abort: CancellationToken::new(),
             close_code: AtomicU16::new(0),
             space: Notify::new(),
@@ -197,7 +201,7 @@ impl Outbound {
     /// Queue a text frame without waiting. On overflow the connection is closed with
     /// 4008 and the frame dropped: the client resumes from history.
     pub fn enqueue(&self, frame: Utf8Bytes) -> Result<(), NotQueued> {
-        if self.close.is_cancelled() {
+        if self.is_closing() {
             return Err(NotQueued::Closed);
         }
         let len = frame.len();
@@ -233,7 +237,7 @@ impl Outbound {
             let room = self.space.notified();
             let fits = self.queued_bytes.load(Ordering::Acquire) + frame.len() <= self.limit_bytes
                 && self.queue().frames.len() < self.limit_frames;
-            if fits || self.close.is_cancelled() {
+            if fits || self.is_closing() {
                 return self.enqueue(frame);
             }
             if tokio::time::timeout_at(deadline, room).await.is_err() {
@@ -250,7 +254,7 @@ impl Outbound {
         loop {
             let room = self.space.notified();
             let queued = self.queued_bytes.load(Ordering::Acquire);
-            if queued <= self.limit_bytes / 2 || self.close.is_cancelled() {
+            if queued <= self.limit_bytes / 2 || self.is_closing() {
                 return self.limit_bytes.saturating_sub(queued);
             }
             if tokio::time::timeout_at(deadline, room).await.is_err() {
@@ -263,7 +267,7 @@ impl Outbound {
 
     /// Queue a WebSocket ping (heartbeat). Overflow counts as a slow consumer.
     pub fn ping(&self) {
-        if self.close.is_cancelled() {
+        if self.is_closing() {
             return;
         }
         if let Err(NotQueued::SlowConsumer) = self.push(Outgoing::Ping) {
@@ -287,13 +291,20 @@ impl Outbound {
         if is_abortive(code) {
             self.abort.cancel();
         }
+        self.closed.store(true, Ordering::Release);
         self.close.cancel();
     }
 
     /// The peer went away (closed, reset): stop without a close code of ours.
     pub fn peer_gone(&self) {
         self.abort.cancel();
+        self.closed.store(true, Ordering::Release);
         self.close.cancel();
+    }
+
+    /// Whether the connection is closing (orderly or not).
+    fn is_closing(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The close code chosen, if any.
