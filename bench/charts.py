@@ -13,7 +13,8 @@
   RESULTS_DIR/hot/<case>-<server>-<run>.json (server: sb10 = Switchboard with its
   10 ms fan-out window, sb0 = without, sio = socketioxide) and from the pairs
   scripts/bench writes (<case>.json, <case>-sio.json): the median of the runs of
-  each case, the bar's whiskers the lowest and highest.
+  each case, the bar's whiskers the lowest and highest. The same medians, with the
+  ratio of Switchboard to socketioxide, go to RESULTS_DIR/side-by-side.md (and stdout).
 """
 
 import glob
@@ -229,7 +230,8 @@ PEER_FIGURES = [
      lambda r: r["publish"]["call_latency_us"]["p50"] / 1000.0 if r.get("publish") else None),
     ("server CPU per million deliveries", "CPU-s",
      lambda r: r["cpu_secs_per_million_events"] if r["delivered"] else None),
-    ("deliveries per second", "thousands", lambda r: r["delivered_per_sec"] / 1000.0),
+    ("deliveries per second", "thousands",
+     lambda r: r["delivered_per_sec"] / 1000.0 if r["delivered"] else None),
     ("RSS per idle connection", "KiB",
      lambda r: r["rss_per_connection_bytes"] / 1024.0 if r.get("rss_per_connection_bytes") else None),
 ]
@@ -313,6 +315,32 @@ def peers_chart(results, out):
     plt.close(fig)
 
 
+def peers_table(results):
+    """The side-by-side table of bench-peers.png as Markdown: each case's median per
+    server and the ratio of Switchboard (its default window) to socketioxide."""
+    cases = peer_runs(results)
+    lines = [
+        "| case | figure | Switchboard | Switchboard, no window | socketioxide | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for case in sorted(cases):
+        for title, unit, value in PEER_FIGURES:
+            cells = {}
+            for server, _label in PEER_SERVERS:
+                values = [v for v in (value(r) for r in cases[case].get(server, [])) if v is not None]
+                if values:
+                    cells[server] = median(values)
+            if "sio" not in cells or len(cells) < 2:
+                continue
+            ratio = cells["sb10"] / cells["sio"] if cells.get("sb10") and cells["sio"] else None
+            lines.append("| {} | {} ({}) | {} | {} | {} | {} |".format(
+                case, title, unit,
+                *("{:.3g}".format(cells[k]) if k in cells else "—" for k in ("sb10", "sb0", "sio")),
+                "{:.2f}×".format(ratio) if ratio is not None else "—",
+            ))
+    return "\n".join(lines) + "\n"
+
+
 def main():
     results, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -321,6 +349,10 @@ def main():
     memory_chart(results, out)
     soak_chart(results, out)
     peers_chart(results, out)
+    table = peers_table(results)
+    with open(os.path.join(results, "side-by-side.md"), "w") as f:
+        f.write(table)
+    print(table)
     print("charts written to", out)
 
 
