@@ -267,10 +267,10 @@ def peer_runs(results):
     return cases
 
 
-def peers_chart(results, out):
+def peer_panels(results):
+    """[(title, unit, [(case, {server: (median, lowest, highest)})])]: each figure of
+    the cases measured on socketioxide and on Switchboard."""
     cases = peer_runs(results)
-    if not cases:
-        return
     panels = []
     for title, unit, value in PEER_FIGURES:
         rows = []
@@ -284,6 +284,13 @@ def peers_chart(results, out):
                 rows.append((case, bars))
         if rows:
             panels.append((title, unit, rows))
+    return panels
+
+
+def peers_chart(results, out):
+    panels = peer_panels(results)
+    if not panels:
+        return
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 3.2 * len(panels)))
     if len(panels) == 1:
         axes = [axes]
@@ -318,26 +325,23 @@ def peers_chart(results, out):
 def peers_table(results):
     """The side-by-side table of bench-peers.png as Markdown: each case's median per
     server and the ratio of Switchboard (its default window) to socketioxide."""
-    cases = peer_runs(results)
     lines = [
         "| case | figure | Switchboard | Switchboard, no window | socketioxide | ratio |",
         "|---|---|---|---|---|---|",
     ]
-    for case in sorted(cases):
-        for title, unit, value in PEER_FIGURES:
-            cells = {}
-            for server, _label in PEER_SERVERS:
-                values = [v for v in (value(r) for r in cases[case].get(server, [])) if v is not None]
-                if values:
-                    cells[server] = median(values)
-            if "sio" not in cells or len(cells) < 2:
-                continue
-            ratio = cells["sb10"] / cells["sio"] if cells.get("sb10") and cells["sio"] else None
-            lines.append("| {} | {} ({}) | {} | {} | {} | {} |".format(
-                case, title, unit,
-                *("{:.3g}".format(cells[k]) if k in cells else "—" for k in ("sb10", "sb0", "sio")),
-                "{:.2f}×".format(ratio) if ratio is not None else "—",
-            ))
+    rows = sorted(
+        (case, order, title, unit, bars)
+        for order, (title, unit, cases) in enumerate(peer_panels(results))
+        for case, bars in cases
+    )
+    for case, _order, title, unit, bars in rows:
+        cell = {server: "{:.3g}".format(bars[server][0]) if server in bars else "—"
+                for server, _label in PEER_SERVERS}
+        ratio = "—"
+        if "sb10" in bars and bars["sio"][0]:
+            ratio = "{:.2f}×".format(bars["sb10"][0] / bars["sio"][0])
+        lines.append("| {} | {} ({}) | {} | {} | {} | {} |".format(
+            case, title, unit, cell["sb10"], cell["sb0"], cell["sio"], ratio))
     return "\n".join(lines) + "\n"
 
 

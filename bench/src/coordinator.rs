@@ -922,11 +922,7 @@ async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
         &mut env,
         Measured {
             scenario: "fanout",
-            params: json!({
-                "connections": args.connections, "sessions": args.sessions, "rate": args.rate,
-                "duration_secs": args.duration.as_secs_f64(), "publishers": args.publishers,
-                "members_per_session": args.connections as f64 / args.sessions.min(args.connections) as f64,
-            }),
+            params: fanout_params(&args),
             target: args.connections,
             sessions: args.sessions.min(args.connections),
             ready,
@@ -943,6 +939,15 @@ async fn fanout(args: crate::FanoutArgs) -> anyhow::Result<Report> {
             workers_cpu_secs,
         },
     )
+}
+
+/// A fan-out run's parameters, as its report states them (both client shapes).
+fn fanout_params(args: &crate::FanoutArgs) -> serde_json::Value {
+    json!({
+        "connections": args.connections, "sessions": args.sessions, "rate": args.rate,
+        "duration_secs": args.duration.as_secs_f64(), "publishers": args.publishers,
+        "members_per_session": args.connections as f64 / args.sessions.min(args.connections) as f64,
+    })
 }
 
 /// Publish requests the Node client keeps in flight at most (beyond its keep-alive
@@ -1036,17 +1041,15 @@ async fn fanout_node(args: crate::FanoutArgs) -> anyhow::Result<Report> {
         created: HashMap::new(),
         first_error: None,
     };
+    let mut params = fanout_params(&args);
+    params["warmup_secs"] = json!(args.warmup.as_secs_f64());
+    params["max_in_flight"] = json!(NODE_MAX_IN_FLIGHT);
+    params["node_version"] = json!(node.node_version);
     let mut report = assemble(
         &mut env,
         Measured {
             scenario: "fanout",
-            params: json!({
-                "connections": args.connections, "sessions": args.sessions, "rate": args.rate,
-                "duration_secs": args.duration.as_secs_f64(), "publishers": args.publishers,
-                "members_per_session": args.connections as f64 / args.sessions as f64,
-                "warmup_secs": args.warmup.as_secs_f64(), "max_in_flight": NODE_MAX_IN_FLIGHT,
-                "node_version": node.node_version,
-            }),
+            params,
             target: args.connections,
             sessions: args.sessions,
             ready,

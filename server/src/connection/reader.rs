@@ -73,9 +73,10 @@ struct ExpiryTimer {
 }
 
 impl ExpiryTimer {
-    /// Follow the connection's `expires_at`.
+    /// Follow the connection's `expires_at` (an `exp` too far ahead for the clock
+    /// arms nothing: that token never expires the connection).
     fn follow(&mut self, expires_at: Option<u64>) {
-        if self.armed_for != expires_at || (expires_at.is_some() && self.sleep.is_none()) {
+        if self.armed_for != expires_at {
             self.armed_for = expires_at;
             self.sleep =
                 token_deadline(expires_at).map(|at| Box::pin(tokio::time::sleep_until(at)));
