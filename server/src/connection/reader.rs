@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -26,8 +25,6 @@ use crate::error::ClientError;
 use crate::fanout::Outbound;
 use crate::ids::new_id;
 use crate::state::AppState;
-
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// The reader side's state for one connection.
 pub(super) struct Connection {
@@ -133,7 +130,7 @@ impl Connection {
         peer: Option<std::net::SocketAddr>,
         client: Option<std::net::IpAddr>,
     ) -> Connection {
-        let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let id = crate::fanout::new_connection_id();
         let public_id = new_id("c");
         let access = authenticated.access;
         state.connections.insert(id, outbound.clone());
