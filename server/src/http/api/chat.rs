@@ -1,4 +1,4 @@
-//! `POST /v1/chat` (docs/protocol.md §6.14): send a customer's message and answer
+//! `POST /v1/chat` (docs/protocol.md §6.15): send a customer's message and answer
 //! with its completed reply, in one request. Without `session_id` a session is opened
 //! first (as `POST /v1/sessions`); the message is accepted as `message.send` accepts
 //! it (`assistant::intake`); the request then waits for its turn's `turn.end`

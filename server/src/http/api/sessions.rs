@@ -1,4 +1,4 @@
-//! A session over HTTP (docs/protocol.md §6.13): `POST /v1/sessions` (open one, as
+//! A session over HTTP (docs/protocol.md §6.5, §6.15): `POST /v1/sessions` (open one, as
 //! `session.create`), `POST /v1/sessions/{id}/messages` (a customer's message, which
 //! queues a turn as `message.send` does, or an operator's) and
 //! `GET /v1/sessions/{id}/events` (its retained history).

@@ -1,4 +1,4 @@
-//! A session's turns and tool calls over HTTP (docs/protocol.md §6.13): read a
+//! A session's turns and tool calls over HTTP (docs/protocol.md §6.15): read a
 //! turn, cancel it (`turn.cancel`), decide a tool call (`tool.decide`). The caller
 //! must be one who may join the session (`policy::http_member`); the rest is decided
 //! exactly as for the frames.
