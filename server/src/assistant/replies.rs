@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use switchboard_backplane::{Backplane, StreamName};
 use switchboard_protocol::{Event, EventBody, Seq, Source, TurnEndCode, TurnStatus, Usage};
 use tokio::time::Instant;
@@ -36,27 +35,18 @@ const MAX_TRANSCRIPT_PAGES: usize = 32;
 const POLL: Duration = Duration::from_millis(200);
 
 /// A turn's `turn.end`, with its position: the same fields members received.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TurnEnded {
     /// The `seq` of the `turn.end` event.
     pub seq: Seq,
     pub turn_id: String,
-    #[schema(value_type = String, example = "completed")]
     pub status: TurnStatus,
     /// The whole reply (partial when not completed).
     pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub usage: Option<Usage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
     pub sources: Option<Vec<Source>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub code: Option<TurnEndCode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retrying: Option<bool>,
 }
 

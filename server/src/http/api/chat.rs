@@ -19,10 +19,11 @@ use switchboard_protocol::client::MessageSend;
 use utoipa::ToSchema;
 
 use super::sessions::{CreateSession, open};
+use super::turns::TurnEndFields;
 use super::{refused, session_record};
 use crate::access::policy;
 use crate::assistant::cost::principal_key;
-use crate::assistant::replies::{Progress, ReplyWatch, TurnEnded};
+use crate::assistant::replies::{Progress, ReplyWatch};
 use crate::assistant::waiting::WaitLimit;
 use crate::error::ClientError;
 use crate::http::client_ip::ClientIp;
@@ -85,10 +86,10 @@ pub struct ChatReply {
     /// or while queued the session's events after the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
-    /// 200: the `turn.end` event's fields — its `seq`, the reply `text`, `usage`,
+    /// 200: the rest of the `turn.end` event — its `seq`, the reply `text`, `usage`,
     /// `sources`, `error`, `code`, `retrying`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub end: Option<TurnEnded>,
+    #[serde(flatten)]
+    pub end: TurnEndFields,
 }
 
 /// Send a message and wait for its reply. 200 with the reply when the turn ends in
@@ -186,13 +187,13 @@ pub async fn chat(
         turn_id: None,
         status: String::new(),
         poll: None,
-        end: None,
+        end: TurnEndFields::default(),
     };
     let status = match progress {
         Progress::Ended(end) => {
             reply.turn_id = Some(end.turn_id.clone());
             reply.status = end.status.as_str().to_string();
-            reply.end = Some(end);
+            reply.end = end.into();
             StatusCode::OK
         }
         Progress::Running { turn_id } => {

@@ -30,13 +30,12 @@ use super::sessions::{
 };
 use super::turns::{
     __path_cancel_turn, __path_decide_tool_call, __path_get_turn, CancelAccepted, Decision,
-    ToolDecided, ToolDecisionBody, TurnState,
+    ToolDecided, ToolDecisionBody, TurnEndFields, TurnState,
 };
 use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
 };
-use crate::assistant::replies::TurnEnded;
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -80,7 +79,7 @@ impl utoipa::Modify for BearerAuth {
         delete_webhook, webhook_deliveries),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
-        ChatRequest, ChatReply, TurnEnded, TurnState, CancelAccepted, Decision,
+        ChatRequest, ChatReply, TurnEndFields, TurnState, CancelAccepted, Decision,
         ToolDecisionBody, ToolDecided, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
@@ -181,7 +180,6 @@ fn tighten_schemas(doc: &mut Value) {
             }
         }
     }
-    schemas["OperatorMessage"]["properties"]["text"]["minLength"] = json!(1);
     // A change must change something.
     schemas["SessionChangeBody"]["minProperties"] = json!(1);
     let waiting = &mut schemas["HandoffSettings"]["properties"]["waiting_message"];
@@ -230,7 +228,7 @@ mod tests {
     }
 
     /// Query parameters are documented in the query (an `IntoParams` struct without
-    /// `parameter_in` would put them in the path), and every operation lists the
+    /// `parameter_in` would put them in the path), the session key in its header, and every operation lists the
     /// statuses every route may answer.
     #[test]
     fn parameters_sit_where_the_server_reads_them_and_shared_errors_are_listed() {
@@ -241,11 +239,12 @@ mod tests {
                     let name = parameter["name"].as_str().unwrap();
                     let placed = parameter["in"].as_str().unwrap();
                     let in_path = path.contains(&format!("{{{name}}}"));
-                    assert_eq!(
-                        placed,
-                        if in_path { "path" } else { "query" },
-                        "{method} {path}: {name}"
-                    );
+                    let expected = match (in_path, name) {
+                        (true, _) => "path",
+                        (false, "Switchboard-Session-Key") => "header",
+                        (false, _) => "query",
+                    };
+                    assert_eq!(placed, expected, "{method} {path}: {name}");
                 }
                 for status in ["400", "401"] {
                     assert!(

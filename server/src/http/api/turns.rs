@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchboard_protocol::ErrorCode;
+use switchboard_protocol::{ErrorCode, Source, TurnEndCode, Usage};
 use utoipa::ToSchema;
 
 use super::{refused, session_record};
@@ -37,6 +37,54 @@ async fn member(
     Ok(access.clone())
 }
 
+/// The fields of a `turn.end` event besides `turn_id` and `status`: present once the
+/// turn ended.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct TurnEndFields {
+    /// The `seq` of the `turn.end` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub seq: Option<u64>,
+    /// The whole reply (partial when not completed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub text: Option<String>,
+    /// Token counts, as the model reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Object>)]
+    pub usage: Option<Usage>,
+    /// The documents the reply drew on (`doc_id`, `title`, `uri`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Vec<Object>>)]
+    pub sources: Option<Vec<Source>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+    /// Why a `failed` turn failed, where it matters (`replica_lost`,
+    /// `rate_limited`, `budget_exhausted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>)]
+    pub code: Option<TurnEndCode>,
+    /// With `replica_lost`: whether a new turn answers the same message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retrying: Option<bool>,
+}
+
+impl From<TurnEnded> for TurnEndFields {
+    fn from(end: TurnEnded) -> TurnEndFields {
+        TurnEndFields {
+            seq: Some(end.seq),
+            text: Some(end.text),
+            usage: end.usage,
+            sources: end.sources,
+            error: end.error,
+            code: end.code,
+            retrying: end.retrying,
+        }
+    }
+}
+
 /// Where a turn stands: `running`, or its `turn.end`'s fields.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TurnState {
@@ -44,10 +92,9 @@ pub struct TurnState {
     pub turn_id: String,
     /// `running`, `completed`, `cancelled` or `failed`.
     pub status: String,
-    /// The rest of the `turn.end` event (absent while running): its `seq`, the reply
-    /// `text`, `usage`, `sources`, `error`, `code`, `retrying`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub end: Option<TurnEnded>,
+    /// Once ended, the rest of the `turn.end` event.
+    #[serde(flatten)]
+    pub end: TurnEndFields,
 }
 
 impl TurnState {
@@ -57,13 +104,13 @@ impl TurnState {
                 session_id,
                 turn_id,
                 status: end.status.as_str().to_string(),
-                end: Some(end),
+                end: end.into(),
             },
             Progress::Running { .. } | Progress::Queued => TurnState {
                 session_id,
                 turn_id,
                 status: "running".into(),
-                end: None,
+                end: TurnEndFields::default(),
             },
         }
     }
