@@ -78,6 +78,8 @@ struct Follow {
     target: Target,
     turn_id: Option<String>,
     ended: Option<TurnEnded>,
+    /// The followed message was seen (its `message` event).
+    message_seen: bool,
     /// The newest `seq` observed.
     cursor: Seq,
 }
@@ -88,6 +90,7 @@ impl Follow {
             target,
             turn_id: None,
             ended: None,
+            message_seen: false,
             cursor: after,
         }
     }
@@ -98,6 +101,11 @@ impl Follow {
         }
         self.cursor = event.seq;
         match &event.body {
+            EventBody::Message { message_id, .. } => {
+                if matches!(&self.target, Target::Message(wanted) if wanted == message_id) {
+                    self.message_seen = true;
+                }
+            }
             EventBody::TurnStart { turn_id, reply_to } => {
                 let ours = match &self.target {
                     Target::Message(message_id) => reply_to == message_id,
@@ -267,6 +275,18 @@ impl Drop for ReplyWatch {
         self.receiver.rx.close();
         self.registry.leave(&self.stream, self.member);
     }
+}
+
+/// Where the reply to `message_id` of `stream` stands: `None` when the retained
+/// history does not hold that message (it never was, or retention dropped it).
+pub async fn reply_progress(
+    backplane: &dyn Backplane,
+    stream: &StreamName,
+    message_id: &str,
+) -> Result<Option<Progress>, ClientError> {
+    let mut follow = Follow::new(Target::Message(message_id.to_string()), 0);
+    follow.read_history(backplane, stream).await?;
+    Ok(follow.message_seen.then(|| follow.progress()))
 }
 
 /// Where the turn `turn_id` of `stream` stands: `None` when neither the retained

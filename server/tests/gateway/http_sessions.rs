@@ -329,11 +329,46 @@ async fn a_slow_reply_is_polled_and_a_running_turn_is_cancelled_over_http() {
     api.post(&cancel, Some(ADMIN_SECRET), &json!({}))
         .await
         .assert_error(403, "forbidden", "an API key");
+    // A message behind the running turn waits in the queue.
+    let queued = api
+        .post(
+            &format!("/v1/sessions/{sid}/messages"),
+            Some(&owner),
+            &json!({"text": "Still there?"}),
+        )
+        .await
+        .expect(202, "a message behind the running turn")
+        .clone();
+    let reply = format!(
+        "/v1/sessions/{sid}/messages/{}/reply",
+        queued["message_id"].as_str().unwrap()
+    );
+    let waiting = api
+        .get(&reply, Some(&owner))
+        .await
+        .expect(200, "its reply")
+        .clone();
+    assert_eq!(waiting["status"], "queued", "{waiting}");
+    assert!(waiting.get("turn_id").is_none(), "{waiting}");
+    upstream.push(ModelReply::text(&["Yes."]));
     api.post(&cancel, Some(&owner), &json!({}))
         .await
         .expect(202, "the owner cancels");
     let end = until_end(&mut ws, Some(&turn_id)).await.pop().unwrap();
     assert_eq!(end["status"], "cancelled", "{end}");
+    let next = until_end(&mut ws, None).await.pop().unwrap();
+    let answered = api
+        .get(&reply, Some(&owner))
+        .await
+        .expect(200, "its reply")
+        .clone();
+    assert_eq!(answered["status"], "completed", "{answered}");
+    assert_eq!(answered["turn_id"], next["turn_id"]);
+    assert_eq!(answered["text"], "Yes.");
+    assert_eq!(answered["seq"], next["seq"]);
+    api.get(&reply, Some(&token("u2", "acme", &[])))
+        .await
+        .assert_error(404, "not_found", "another user's reply");
     let polled = api
         .get(&format!("/v1/sessions/{sid}/turns/{turn_id}"), Some(&owner))
         .await

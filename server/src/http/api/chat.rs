@@ -83,7 +83,7 @@ pub struct ChatReply {
     /// `completed`, `cancelled` or `failed` (200); `running` or `queued` (202).
     pub status: String,
     /// 202 only: where to ask again — the turn (`GET /v1/sessions/{id}/turns/{turn_id}`),
-    /// or while queued the session's events after the message.
+    /// or while queued the message's reply (`GET /v1/sessions/{id}/messages/{message_id}/reply`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
     /// 200: the rest of the `turn.end` event — its `seq`, the reply `text`, `usage`,
@@ -204,8 +204,8 @@ pub async fn chat(
         }
         Progress::Queued => {
             reply.poll = Some(format!(
-                "/v1/sessions/{session_id}/events?after_seq={}",
-                reply.message_seq
+                "/v1/sessions/{session_id}/messages/{}/reply",
+                reply.message_id
             ));
             reply.status = "queued".into();
             StatusCode::ACCEPTED

@@ -29,8 +29,8 @@ use super::sessions::{
     MessageResponse, PostMessage, SessionCreated,
 };
 use super::turns::{
-    __path_cancel_turn, __path_decide_tool_call, __path_get_turn, CancelAccepted, Decision,
-    ToolDecided, ToolDecisionBody, TurnEndFields, TurnState,
+    __path_cancel_turn, __path_decide_tool_call, __path_get_reply, __path_get_turn, CancelAccepted,
+    Decision, ReplyState, ToolDecided, ToolDecisionBody, TurnEndFields, TurnState,
 };
 use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
@@ -70,7 +70,7 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard HTTP API", description = "Open sessions, send messages, chat synchronously, cancel turns and decide tool calls; publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
-    paths(publish, create_session, post_message, chat, get_turn, cancel_turn,
+    paths(publish, create_session, post_message, chat, get_reply, get_turn, cancel_turn,
         decide_tool_call, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
@@ -79,7 +79,7 @@ impl utoipa::Modify for BearerAuth {
         delete_webhook, webhook_deliveries),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
-        ChatRequest, ChatReply, TurnEndFields, TurnState, CancelAccepted, Decision,
+        ChatRequest, ChatReply, ReplyState, TurnEndFields, TurnState, CancelAccepted, Decision,
         ToolDecisionBody, ToolDecided, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,

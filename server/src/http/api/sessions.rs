@@ -54,8 +54,8 @@ pub struct MessageResponse {
     pub message_id: String,
     /// The `seq` of the `message` event.
     pub seq: u64,
-    /// `user` (the session's customer: an AI turn is queued; its `turn.start` has
-    /// `reply_to` = `message_id`) or `operator` (no turn).
+    /// `user` (the session's customer: an AI turn is queued; follow it with
+    /// `GET /v1/sessions/{id}/messages/{message_id}/reply`) or `operator` (no turn).
     pub role: String,
 }
 
