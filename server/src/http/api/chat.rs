@@ -61,9 +61,9 @@ pub struct ChatRequest {
     #[schema(nullable = false, value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
     /// How long to wait for the reply, in ms: 1 to 120000 (default 30000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "switchboard_protocol::whole_number::option_u32")]
     #[schema(nullable = false, minimum = 1, maximum = 120000)]
-    pub timeout_ms: Option<u64>,
+    pub timeout_ms: Option<u32>,
 }
 
 /// The reply (200), or where it stands when `timeout_ms` ran out (202).
@@ -110,7 +110,7 @@ pub async fn chat(
     ClientIp(client): ClientIp,
     ApiJson(request): ApiJson<ChatRequest>,
 ) -> Result<Response, ApiError> {
-    let timeout_ms = request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    let timeout_ms = request.timeout_ms.map_or(DEFAULT_TIMEOUT_MS, u64::from);
     if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
         return Err(ApiError(ClientError::bad_request(format!(
             "\"timeout_ms\" must be 1 to {MAX_TIMEOUT_MS}"

@@ -180,6 +180,8 @@ fn tighten_schemas(doc: &mut Value) {
             }
         }
     }
+    // `metadata` belongs to a new session: not with `session_id`.
+    schemas["ChatRequest"]["not"] = json!({"required": ["session_id", "metadata"]});
     // A change must change something.
     schemas["SessionChangeBody"]["minProperties"] = json!(1);
     let waiting = &mut schemas["HandoffSettings"]["properties"]["waiting_message"];
