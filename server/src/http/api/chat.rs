@@ -3,8 +3,8 @@
 //! first (as `POST /v1/sessions`); the message is accepted as `message.send` accepts
 //! it (`assistant::intake`); the request then waits for its turn's `turn.end`
 //! (`assistant::replies`), up to `timeout_ms`. When that runs out it answers 202 with
-//! the turn to poll. Waiting requests are bounded per replica and per principal
-//! (`assistant::waiting`).
+//! the turn to poll, and so it does at once when the replica starts closing. Waiting
+//! requests are bounded per replica and per principal (`assistant::waiting`).
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use super::turns::TurnEndFields;
 use super::{refused, session_record};
 use crate::access::policy;
 use crate::assistant::cost::principal_key;
-use crate::assistant::replies::{Progress, ReplyWatch};
+use crate::assistant::replies::{Progress, ReplyWatch, reply_progress};
 use crate::assistant::waiting::WaitLimit;
 use crate::error::ClientError;
 use crate::http::client_ip::ClientIp;
@@ -61,7 +61,10 @@ pub struct ChatRequest {
     #[schema(nullable = false, value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
     /// How long to wait for the reply, in ms: 1 to 120000 (default 30000).
-    #[serde(default, deserialize_with = "switchboard_protocol::whole_number::option_u32")]
+    #[serde(
+        default,
+        deserialize_with = "switchboard_protocol::whole_number::option_u32"
+    )]
     #[schema(nullable = false, minimum = 1, maximum = 120000)]
     pub timeout_ms: Option<u32>,
 }
@@ -152,7 +155,7 @@ pub async fn chat(
     let mut watch = ReplyWatch::open(
         state.registry.clone(),
         state.backplane.clone(),
-        stream,
+        stream.clone(),
         state.config.outbound_queue_bytes as usize,
     )
     .await?;
@@ -174,9 +177,16 @@ pub async fn chat(
             "the message was not acknowledged; send it again with the same client_message_id",
         ))
     })?;
-    let progress = watch
-        .reply_to(&accepted.message_id, accepted.seq, deadline)
-        .await?;
+    let progress = tokio::select! {
+        progress = watch.reply_to(&accepted.message_id, accepted.seq, deadline) => progress?,
+        // The replica is closing: answer where the reply stands (202, poll another
+        // replica) rather than be cut off.
+        () = state.shutdown.closed() => {
+            reply_progress(state.backplane.as_ref(), &stream, &accepted.message_id)
+                .await?
+                .unwrap_or(Progress::Queued)
+        }
+    };
     drop(watch);
     let session_id = accepted.session_id;
     let mut reply = ChatReply {
