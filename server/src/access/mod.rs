@@ -5,7 +5,8 @@
 //!   an HTTP request.
 //! - [`policy`]: **every permission decision** of the gateway — join, send, cancel,
 //!   decide a tool call, refresh, publish, post an operator message, read history,
-//!   administer an org — in one module, as one table.
+//!   act in a session over HTTP (`policy::http_member`), administer an org — in one
+//!   module, as one table.
 //! - [`jwt`]: verifying tokens (HS256, RS256, ES256, EdDSA, JWKS).
 
 pub mod auth;

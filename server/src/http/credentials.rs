@@ -1,4 +1,7 @@
-//! Credentials of a request: the `Authorization: Bearer` header (an API key or a JWT).
+//! Credentials of a request: the `Authorization: Bearer` header (an API key or a JWT),
+//! and on the session routes the `Switchboard-Session-Key` header, with which a
+//! request without credentials acts as an anonymous session's visitor (where
+//! `--allow-anonymous` is on).
 //!
 //! The scheme is matched case-insensitively and followed by one or more spaces (RFC
 //! 9110 §11.4, RFC 6750 §2.1). A header that is present but unusable — another scheme,

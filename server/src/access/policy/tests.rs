@@ -431,3 +431,102 @@ fn owned_sessions_admit_the_owner_and_same_org_operators_only() {
         Err(Refusal::Hide)
     );
 }
+
+/// The session routes over HTTP (docs/protocol.md §6.15), where an anonymous visitor
+/// is a caller too. A, H, F as in the matrix above; for a message, C (a customer's
+/// `user` message) or O (an operator message).
+#[test]
+fn the_http_session_matrix() {
+    fn caller_of(who: &Who) -> Caller {
+        who.caller
+            .clone()
+            .unwrap_or_else(|| Caller::Token(who.access.clone().expect("a principal or a key")))
+    }
+    fn speaker(decision: Result<HttpSpeaker<'_>, Refusal>) -> char {
+        match decision {
+            Ok(HttpSpeaker::Customer(_)) => 'C',
+            Ok(HttpSpeaker::Operator(_)) => 'O',
+            Err(refusal) => letter::<()>(Err(refusal)),
+        }
+    }
+    let owned = owned_session();
+    let anonymous = anonymous_session();
+    type Cell<'a> = Box<dyn Fn(&Caller) -> char + 'a>;
+    let rows: Vec<(&str, &str, Cell)> = vec![
+        //                                          anon owner coll oper admin pub out pkey akey
+        (
+            "open a session",
+            "A A A A A A A F F",
+            Box::new(|c| letter(open_session(c))),
+        ),
+        (
+            "act in the owned session",
+            "H A H A A H H F F",
+            Box::new(|c| letter(http_member(c, Some(&owned), None))),
+        ),
+        (
+            "act in the anonymous session with its key",
+            "A A A A A A H F F",
+            Box::new(|c| letter(http_member(c, Some(&anonymous), Some("k_right")))),
+        ),
+        (
+            "act in the anonymous session with a wrong key",
+            "H H H H H H H F F",
+            Box::new(|c| letter(http_member(c, Some(&anonymous), Some("k_wrong")))),
+        ),
+        (
+            "act in a session that does not exist",
+            "H H H H H H H F F",
+            Box::new(|c| letter(http_member(c, None, Some("k_right")))),
+        ),
+        (
+            "post into the owned session",
+            "H C F O O O H O F",
+            Box::new(|c| speaker(http_speaker(c, Some(&owned), None))),
+        ),
+        (
+            "post into the anonymous session with its key",
+            "C C C O O C H O F",
+            Box::new(|c| speaker(http_speaker(c, Some(&anonymous), Some("k_right")))),
+        ),
+        (
+            "post into the anonymous session without its key",
+            "H F F O F O H O F",
+            Box::new(|c| speaker(http_speaker(c, Some(&anonymous), None))),
+        ),
+        (
+            "chat in the owned session",
+            "H A H F F H H F F",
+            Box::new(|c| letter(http_chat(c, Some(&owned), None))),
+        ),
+        (
+            "chat in the anonymous session with its key",
+            "A A A F F A H F F",
+            Box::new(|c| letter(http_chat(c, Some(&anonymous), Some("k_right")))),
+        ),
+    ];
+    let actors = actors();
+    let mut wrong = Vec::new();
+    for (action, expected, cell) in &rows {
+        let expected: Vec<char> = expected.split_whitespace().flat_map(str::chars).collect();
+        assert_eq!(
+            expected.len(),
+            actors.len(),
+            "row {action:?} has a wrong width"
+        );
+        for (who, want) in actors.iter().zip(&expected) {
+            let have = cell(&caller_of(who));
+            if *want != have {
+                wrong.push(format!(
+                    "{action}: {} expected {want}, got {have}",
+                    who.name
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the policy changed:\n{}",
+        wrong.join("\n")
+    );
+}
