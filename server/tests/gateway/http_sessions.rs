@@ -470,7 +470,7 @@ async fn a_tool_call_is_decided_over_http() {
 async fn anonymous_callers_act_only_with_the_session_key_and_sessions_stay_isolated() {
     let gw = keyed_gateway(&["--demo-seed"]);
     let api = Api::new(&gw);
-    let (sid, key) = open(&api, None, &json!({})).await;
+    let (sid, key) = open(&api, None, &json!({"title": "A visitor's question"})).await;
     let key = key.expect("an anonymous session's key");
     let path = format!("/v1/sessions/{sid}/messages");
     let body = json!({"text": "What is Switchboard?"});
@@ -681,4 +681,58 @@ async fn waiting_chats_are_bounded_per_principal_and_per_replica() {
         .clone();
     assert_eq!(later["text"], "Hi again.");
     drop(second);
+}
+
+/// A customer's message over HTTP meets the limits of `message.send`: text length
+/// (`413`), the session's queue (`429`), and nothing is appended when refused.
+#[tokio::test]
+async fn messages_over_http_meet_the_limits_of_message_send() {
+    let upstream = Upstream::start().await;
+    let gw = gateway_on(
+        &upstream,
+        &["--max-queued-turns", "1", "--max-text-chars", "20"],
+    );
+    let api = Api::new(&gw);
+    let owner = token("u1", "acme", &[]);
+    let (sid, _) = open(&api, Some(&owner), &json!({})).await;
+    let mut ws = member(&gw, &owner, &sid).await;
+    let path = format!("/v1/sessions/{sid}/messages");
+    api.post(&path, Some(&owner), &json!({"text": "x".repeat(21)}))
+        .await
+        .assert_error(413, "too_large", "a text over --max-text-chars");
+    upstream.push(ModelReply::hang());
+    api.post(&path, Some(&owner), &json!({"text": "first"}))
+        .await
+        .expect(202, "the first message: its turn runs");
+    ws.next_of_type("turn.start").await;
+    api.post(&path, Some(&owner), &json!({"text": "second"}))
+        .await
+        .expect(202, "the second: queued");
+    api.post(&path, Some(&owner), &json!({"text": "third"}))
+        .await
+        .assert_error(429, "rate_limited", "a third behind a full queue");
+    api.post(
+        "/v1/chat",
+        Some(&owner),
+        &json!({"session_id": sid, "text": "fourth"}),
+    )
+    .await
+    .assert_error(429, "rate_limited", "a chat behind a full queue");
+    let history = api
+        .get(&format!("/v1/sessions/{sid}/events"), Some(&owner))
+        .await
+        .expect(200, "the history")
+        .clone();
+    let texts: Vec<&str> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| ty(e) == "message")
+        .map(|e| e["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        ["first", "second"],
+        "refused messages are not stored"
+    );
 }
