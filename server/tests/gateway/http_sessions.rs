@@ -736,3 +736,79 @@ async fn messages_over_http_meet_the_limits_of_message_send() {
         "refused messages are not stored"
     );
 }
+
+crate::support::replicas::backed_tests! {
+    /// An anonymous visitor opens a session on replica A over HTTP and chats through
+    /// replica B with its key; a member on A sees the reply B answered. A turn that
+    /// runs on A is cancelled through B over HTTP.
+    sessions_over_http_span_replicas => sessions_over_http_span_replicas_body;
+}
+
+async fn sessions_over_http_span_replicas_body(backing: crate::support::replicas::Backing) {
+    use crate::support::knowledge::REFUND_QUESTION;
+    use crate::support::replicas::{Backplane, replica};
+    let backplane = Backplane::start(backing);
+    let a = replica(&backplane, "replica-a");
+    let b = replica(&backplane, "replica-b");
+    let (api_a, api_b) = (Api::new(&a), Api::new(&b));
+    let (sid, key) = open(&api_a, None, &json!({})).await;
+    let key = key.expect("a key");
+    let mut tab_a = Client::connect(&a.ws_url()).await;
+    tab_a.join(&sid, None, Some(&key)).await;
+    let chat = call(
+        &api_b,
+        Method::POST,
+        "/v1/chat",
+        None,
+        Some(&key),
+        Some(&json!({"session_id": sid, "text": REFUND_QUESTION})),
+    )
+    .await
+    .expect(200, "a chat through replica B")
+    .clone();
+    let end = until_end(&mut tab_a, None).await.pop().unwrap();
+    assert_eq!(chat["status"], "completed", "{chat}");
+    assert_eq!(chat["text"], end["text"]);
+    assert_eq!(chat["seq"], end["seq"]);
+    assert_eq!(chat["turn_id"], end["turn_id"]);
+    tab_a.collect_until(is_assistant_message).await;
+
+    // A message accepted by A runs on A (~1 s of deltas); B cancels it.
+    call(
+        &api_a,
+        Method::POST,
+        &format!("/v1/sessions/{sid}/messages"),
+        None,
+        Some(&key),
+        Some(&json!({"text": REFUND_QUESTION})),
+    )
+    .await
+    .expect(202, "a message through replica A");
+    let delta = tab_a.next_of_type("turn.delta").await;
+    let turn_id = delta["turn_id"].as_str().unwrap().to_string();
+    call(
+        &api_b,
+        Method::POST,
+        &format!("/v1/sessions/{sid}/turns/{turn_id}/cancel"),
+        None,
+        Some(&key),
+        None,
+    )
+    .await
+    .expect(202, "a cancel through replica B");
+    let end = until_end(&mut tab_a, Some(&turn_id)).await.pop().unwrap();
+    assert_eq!(end["status"], "cancelled", "{end}");
+    let polled = call(
+        &api_b,
+        Method::GET,
+        &format!("/v1/sessions/{sid}/turns/{turn_id}"),
+        None,
+        Some(&key),
+        None,
+    )
+    .await
+    .expect(200, "the turn, read through B")
+    .clone();
+    assert_eq!(polled["status"], "cancelled");
+    assert_eq!(polled["seq"], end["seq"]);
+}
