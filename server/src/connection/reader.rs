@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Message;
@@ -26,8 +25,6 @@ use crate::error::ClientError;
 use crate::fanout::Outbound;
 use crate::ids::new_id;
 use crate::state::AppState;
-
-static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// The reader side's state for one connection.
 pub(super) struct Connection {
@@ -56,7 +53,7 @@ pub(super) struct Connection {
 /// The instant a token with `exp` = `expires_at` (seconds since the epoch) expires.
 /// `exp` is the client's: one too far ahead for the clock to represent (a validly
 /// signed `exp` near `u64::MAX`) never expires the connection, rather than overflow.
-pub(super) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
+pub(crate) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
     let expires_at = expires_at?;
     let now = switchboard_backplane::now_ms() / 1000;
     let left = Duration::from_secs(expires_at.saturating_sub(now));
@@ -133,7 +130,7 @@ impl Connection {
         peer: Option<std::net::SocketAddr>,
         client: Option<std::net::IpAddr>,
     ) -> Connection {
-        let id = NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed);
+        let id = crate::fanout::new_connection_id();
         let public_id = new_id("c");
         let access = authenticated.access;
         state.connections.insert(id, outbound.clone());

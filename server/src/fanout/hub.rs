@@ -28,6 +28,14 @@ use crate::metrics::Metrics;
 /// A connection's identity inside this replica.
 pub type ConnectionId = u64;
 
+static NEXT_CONNECTION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A new member id: sockets, and HTTP requests that watch a stream (a synchronous
+/// chat waiting for its reply) share one sequence, so they never collide in a hub.
+pub fn new_connection_id() -> ConnectionId {
+    NEXT_CONNECTION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Events read from history per backplane round trip (gap fills and replays).
 pub(super) const PAGE: usize = 256;
 /// Live events buffered for a member while its replay runs; more and it is treated

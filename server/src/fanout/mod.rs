@@ -18,6 +18,6 @@ pub mod registry;
 pub mod replay_budget;
 
 pub use events::Events;
-pub use hub::ConnectionId;
+pub use hub::{ConnectionId, new_connection_id};
 pub use outbound::Outbound;
 pub use registry::{JoinInfo, Registry};

@@ -15,6 +15,7 @@ pub mod model_settings;
 pub mod openapi;
 pub mod publish;
 pub mod sessions;
+pub mod stream;
 pub mod webhooks;
 
 use axum::Router;
@@ -52,6 +53,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             body_limit(post(sessions::operator_message), publish_limit),
         )
         .route("/v1/sessions/{session_id}/events", get(sessions::history))
+        .route("/v1/sessions/{session_id}/stream", get(stream::stream))
         .route("/v1/sessions", get(conversations::list_sessions))
         .route(
             "/v1/sessions/{session_id}",
@@ -160,7 +162,12 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             Method::PATCH,
             Method::DELETE,
         ])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+            header::HeaderName::from_static("switchboard-session-key"),
+        ])
         .max_age(std::time::Duration::from_secs(600));
     Ok(router.layer(cors))
 }

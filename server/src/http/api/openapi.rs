@@ -26,6 +26,7 @@ use super::publish::{__path_publish, PublishRequest, PublishResponse, PublishTar
 use super::sessions::{
     __path_history, __path_operator_message, HistoryResponse, MessageResponse, OperatorMessage,
 };
+use super::stream::__path_stream;
 use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
@@ -69,7 +70,7 @@ impl utoipa::Modify for BearerAuth {
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
-        delete_webhook, webhook_deliveries),
+        delete_webhook, webhook_deliveries, stream),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
