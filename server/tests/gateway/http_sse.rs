@@ -131,8 +131,11 @@ async fn resuming_with_last_event_id_mid_turn_delivers_each_event_once() {
     let mut ws = jwt::connect(&gw, &token).await;
     let s = ws.create_session().await;
 
+    let mut newest = 0;
     for resume_by_query in [false, true] {
-        let mut sse = SseStream::open_ok(stream_request(&api, &s.id, &token)).await;
+        let request =
+            stream_request(&api, &s.id, &token).header("Last-Event-ID", newest.to_string());
+        let mut sse = SseStream::open_ok(request).await;
         let mut seen = sse_events(&sse.until(|e| e.event == "session.joined").await);
         ws.send_message(&s.id, REFUND_QUESTION).await;
         let mut deltas = 0;
@@ -177,6 +180,7 @@ async fn resuming_with_last_event_id_mid_turn_delivers_each_event_once() {
             summary(&observed)
         );
         assert_strictly_increasing(&resumed);
+        newest = seq(resumed.last().unwrap());
     }
 }
 
@@ -397,12 +401,15 @@ async fn the_stream_ends_cleanly_on_drain_and_on_token_expiry() {
     assert_eq!(ending[1].data["reason"], "draining");
 }
 
+/// Events the slow-reader test publishes.
+const BULK: i64 = 400;
+
 /// A reader that stops reading is closed like a slow WebSocket consumer: the server
 /// keeps at most its outbound queue, drops the stream (`close` 4008 where it can still
 /// say so), counts it, and the client resumes with `Last-Event-ID` losing nothing.
 #[tokio::test]
 async fn a_slow_reader_is_closed_and_resumes_without_loss() {
-    let gw = gateway("1ms", &["--outbound-queue-bytes", "65536"]);
+    let gw = gateway("1ms", &["--outbound-queue-bytes", "262144"]);
     let api = Api::new(&gw);
     let owner = jwt::token("u1", "acme", &[]);
     let mut ws = jwt::connect(&gw, &owner).await;
@@ -410,10 +417,11 @@ async fn a_slow_reader_is_closed_and_resumes_without_loss() {
 
     let mut stalled = SseStream::open_ok(stream_request(&api, &s.id, &owner)).await;
     assert_eq!(stalled.next_event().await.event, "session.joined");
-    // ~24 MiB of events: more than the queue and every socket buffer in between.
-    let blob = "x".repeat(200_000);
+    // ~19 MiB of events, each well within the queue: more than the queue and every
+    // socket buffer in between.
+    let blob = "x".repeat(48_000);
     let mut last = 0;
-    for i in 0..120 {
+    for i in 0..BULK {
         let body =
             json!({"target": {"session": s.id}, "name": "bulk", "data": {"i": i, "blob": blob}});
         let published = api.publish_ok(&body).await;
@@ -455,7 +463,7 @@ async fn a_slow_reader_is_closed_and_resumes_without_loss() {
         .collect();
     assert_eq!(
         bulk,
-        (0..120).collect::<Vec<i64>>(),
+        (0..BULK).collect::<Vec<i64>>(),
         "each event once, in order"
     );
     assert_strictly_increasing(&all);
