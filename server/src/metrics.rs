@@ -93,6 +93,10 @@ pub struct Metrics {
     pub documents_read: IntCounter,
     /// Bytes of history the replays in progress reserve (`--replay-memory-bytes`).
     pub replay_bytes: IntGauge,
+    /// Synchronous chats (`POST /v1/chat`) waiting for their reply now.
+    pub sync_chats_waiting: IntGauge,
+    /// Synchronous chats refused by a limit, by `limit` (`process`, `principal`).
+    pub sync_chats_refused: IntCounterVec,
     /// Open TCP connections (HTTP and WebSocket) this replica admitted.
     pub tcp_connections: IntGauge,
     /// TCP connections and WebSocket upgrades refused by a limit, by `limit`.
@@ -287,6 +291,19 @@ impl Metrics {
             "Bytes of history the replays in progress reserve against --replay-memory-bytes",
         )?;
         registry.register(Box::new(replay_bytes.clone()))?;
+        let sync_chats_waiting = IntGauge::new(
+            "switchboard_sync_chats_waiting",
+            "Synchronous chats (POST /v1/chat) waiting for their reply on this replica",
+        )?;
+        registry.register(Box::new(sync_chats_waiting.clone()))?;
+        let sync_chats_refused = IntCounterVec::new(
+            Opts::new(
+                "switchboard_sync_chats_refused_total",
+                "Synchronous chats refused with 503 by --max-sync-chats (limit=process) or --max-sync-chats-per-principal (limit=principal)",
+            ),
+            &["limit"],
+        )?;
+        registry.register(Box::new(sync_chats_refused.clone()))?;
         registry.register(Box::new(presence_members.clone()))?;
         registry.register(Box::new(presence_sessions.clone()))?;
         registry.register(Box::new(presence_refused.clone()))?;
@@ -443,6 +460,8 @@ impl Metrics {
             documents_refused,
             documents_read,
             replay_bytes,
+            sync_chats_waiting,
+            sync_chats_refused,
             tcp_connections,
             connections_refused,
             refusals_unanswered,

@@ -24,6 +24,7 @@ use crate::assistant::tools::{self, ToolRunner};
 use crate::assistant::turns::{
     CANCEL_SAFETY_NET, LeaseTiming, Replica, TurnLimits, TurnServices, Turns,
 };
+use crate::assistant::waiting::SyncWaits;
 use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
 use crate::conversations::retention::run_sweeps;
 use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
@@ -73,6 +74,8 @@ pub struct Shared {
     pub turns: Arc<Turns>,
     /// Accepts user messages (`message.send`).
     pub intake: Arc<Intake>,
+    /// Synchronous chats waiting for their reply (`POST /v1/chat`), bounded.
+    pub sync_waits: Arc<SyncWaits>,
     pub knowledge: Arc<KnowledgeBase>,
     /// Verifies tokens and API keys.
     pub auth: Arc<Authenticator>,
@@ -260,6 +263,12 @@ impl AppState {
             config.max_text_chars as usize,
         ));
         let auth = Arc::new(Authenticator::from_config(&config).await?);
+        let sync_waits = Arc::new(SyncWaits::new(
+            config.max_sync_chats as usize,
+            config.max_sync_chats_per_principal as usize,
+            metrics.sync_chats_waiting.clone(),
+            metrics.sync_chats_refused.clone(),
+        ));
         Ok(AppState(Arc::new(Shared {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
@@ -286,6 +295,7 @@ impl AppState {
             events,
             turns,
             intake,
+            sync_waits,
             knowledge,
             metrics,
             shutdown,

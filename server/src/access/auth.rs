@@ -29,7 +29,10 @@ pub enum Caller {
     PublisherKey { name: String },
     /// An admin API key: deployment-wide administration.
     AdminKey { name: String },
-    /// A JWT: its roles count within its own org only.
+    /// A JWT: its roles count within its own org only. Also an anonymous visitor's
+    /// principal (`anonymous: true`, no roles), exactly as the WebSocket represents
+    /// an anonymous connection: only the session routes accept one (see
+    /// [`Authenticator::caller_or_anonymous`]).
     Token(AccessContext),
 }
 
@@ -97,14 +100,7 @@ impl Authenticator {
         match token {
             Some(token) => self.verify(token).await,
             None if self.allow_anonymous => Ok(Authenticated {
-                access: Principal {
-                    user_id: None,
-                    org_id: self.default_org.clone(),
-                    groups: Vec::new(),
-                    roles: Vec::new(),
-                    anonymous: true,
-                    name: None,
-                },
+                access: self.anonymous_principal(),
                 expires_at: None,
             }),
             None => Err(ClientError::new(
@@ -112,6 +108,33 @@ impl Authenticator {
                 "this gateway does not accept anonymous connections: connect with ?token= or an Authorization: Bearer header",
             )),
         }
+    }
+
+    /// The principal of a visitor without credentials, in `--default-org`.
+    fn anonymous_principal(&self) -> Principal {
+        Principal {
+            user_id: None,
+            org_id: self.default_org.clone(),
+            groups: Vec::new(),
+            roles: Vec::new(),
+            anonymous: true,
+            name: None,
+        }
+    }
+
+    /// Who a request to a session route is: [`Authenticator::caller`] when it carries
+    /// credentials; without any, an anonymous visitor when `--allow-anonymous` is on
+    /// and `anonymous_welcome` (the route opens a session, or the request presents a
+    /// session key); otherwise `unauthorized`, as every other `/v1` route answers.
+    pub async fn caller_or_anonymous(
+        &self,
+        bearer: Option<&str>,
+        anonymous_welcome: bool,
+    ) -> Result<Caller, ClientError> {
+        if bearer.is_none() && self.allow_anonymous && anonymous_welcome {
+            return Ok(Caller::Token(self.anonymous_principal()));
+        }
+        self.caller(bearer).await
     }
 
     /// Verify a JWT. An expired token is `unauthorized` here; a connection whose token
@@ -159,19 +182,20 @@ impl Authenticator {
 
     /// Who an event-stream request (`GET /v1/sessions/{id}/stream`) is, and until when
     /// (a JWT's `exp`: the stream ends then): an API key or a JWT like every `/v1`
-    /// route, or — without credentials — an anonymous visitor where
-    /// `--allow-anonymous` admits one, exactly as on `/ws`. An anonymous visitor is a
-    /// [`Caller::Token`] of an anonymous principal, as on a WebSocket connection.
+    /// route, or — without credentials — an anonymous visitor exactly as
+    /// [`Authenticator::caller_or_anonymous`] admits one (`anonymous_welcome`: the
+    /// request presents a session key).
     pub async fn stream_caller(
         &self,
         credential: Option<&str>,
+        anonymous_welcome: bool,
     ) -> Result<(Caller, Option<u64>), ClientError> {
         match credential {
             Some(credential) => self.caller_until(credential).await,
-            None => {
-                let anonymous = self.authenticate(None).await?;
-                Ok((Caller::Token(anonymous.access), anonymous.expires_at))
-            }
+            None => Ok((
+                self.caller_or_anonymous(None, anonymous_welcome).await?,
+                None,
+            )),
         }
     }
 

@@ -394,6 +394,104 @@ pub fn read_stream(
     }
 }
 
+/// Whether `caller` may open sessions over HTTP (`POST /v1/sessions`, `POST /v1/chat`
+/// without a session): a session belongs to a principal, so a JWT or an anonymous
+/// visitor (where `--allow-anonymous` lets one in); API keys are a backend's, not a
+/// person's, and open none.
+pub fn open_session(caller: &Caller) -> Result<&AccessContext, Refusal> {
+    match caller {
+        Caller::Token(access) => Ok(access),
+        Caller::PublisherKey { .. } | Caller::AdminKey { .. } => Err(Refusal::Forbid(
+            "API keys do not own sessions: open one with the user's JWT (or anonymously, where allowed)",
+        )),
+    }
+}
+
+/// **May this HTTP caller read and act in `session`** (`None`: no such session), as
+/// a WebSocket connection that joined it could: send, cancel a turn, decide a tool
+/// call, read its turns and its live events. The same rule as [`join`]: its owner,
+/// staff of its org, or for an anonymous session whoever presents its key
+/// (`Switchboard-Session-Key`, compared in constant time); anything else is hidden.
+/// API keys are no session's members (`forbidden`). The principal acting is the
+/// answer.
+pub fn http_member<'a>(
+    caller: &'a Caller,
+    session: Option<&SessionRecord>,
+    key: Option<&str>,
+) -> Result<&'a AccessContext, Refusal> {
+    let Caller::Token(access) = caller else {
+        return Err(Refusal::Forbid(
+            "API keys are no session's members: act in a session with its owner's JWT, an operator's, or its session key",
+        ));
+    };
+    let Some(record) = session else {
+        return Err(Refusal::Hide);
+    };
+    join(access, record, key)?;
+    Ok(access)
+}
+
+/// `POST /v1/chat` into an existing `session`: a member ([`http_member`]) who
+/// speaks as its customer, since only a customer's message starts the turn the chat
+/// waits for; staff post operator messages with `POST /v1/sessions/{id}/messages`.
+pub fn http_chat<'a>(
+    caller: &'a Caller,
+    session: Option<&SessionRecord>,
+    key: Option<&str>,
+) -> Result<&'a AccessContext, Refusal> {
+    let access = http_member(caller, session, key)?;
+    match session.map(|record| voice(access, record)) {
+        Some(Voice::Customer) => Ok(access),
+        _ => Err(Refusal::Forbid(
+            "staff messages start no AI turn, so there is no reply to wait for: post them with POST /v1/sessions/{id}/messages",
+        )),
+    }
+}
+
+/// Who posts `POST /v1/sessions/{id}/messages`, and so what the message is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpSpeaker<'a> {
+    /// The session's customer (its owner; in an anonymous session a key holder): a
+    /// `user` message that queues an AI turn.
+    Customer(&'a AccessContext),
+    /// Staff of its org who may act in it, a publisher key, or a token with role
+    /// `operator` or `publisher` of its org: an `operator` message, and no turn.
+    Operator(Operator),
+}
+
+/// The voice of an HTTP message into `session` (`None`: no such session), as on the
+/// WebSocket ([`voice`]): a member speaks as the customer or as staff. Callers who
+/// are no member may still post operator messages when [`operator`] allows it
+/// (backends, human handoff). An anonymous caller without the session's key is
+/// hidden; a JWT that may do neither is refused as [`operator`] refuses it.
+pub fn http_speaker<'a>(
+    caller: &'a Caller,
+    session: Option<&SessionRecord>,
+    key: Option<&str>,
+) -> Result<HttpSpeaker<'a>, Refusal> {
+    if let (Ok(access), Some(record)) = (http_member(caller, session, key), session) {
+        return Ok(match voice(access, record) {
+            Voice::Customer => HttpSpeaker::Customer(access),
+            Voice::Staff => HttpSpeaker::Operator(Operator {
+                name: access
+                    .name
+                    .clone()
+                    .or_else(|| access.user_id.clone())
+                    .unwrap_or_else(|| "operator".into()),
+                org: Some(access.org_id.clone()),
+            }),
+        });
+    }
+    if let Caller::Token(access) = caller
+        && access.anonymous
+    {
+        return Err(Refusal::Hide);
+    }
+    let operator = operator(caller)?;
+    post_operator_message(&operator, session)?;
+    Ok(HttpSpeaker::Operator(operator))
+}
+
 /// Which orgs a caller may administer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AdminScope {

@@ -140,11 +140,24 @@ impl Intake {
         acknowledge: impl FnOnce(&Accepted),
     ) -> Result<(), ClientError> {
         let author = sender.name.clone().or_else(|| sender.user_id.clone());
+        let accepted = self.post_operator_message(send, author).await?;
+        acknowledge(&accepted);
+        Ok(())
+    }
+
+    /// An `operator` message by `author` into a session the caller may post into
+    /// (`policy::http_speaker` or a staff member's `message.send`): the text checked
+    /// as any message's, appended once per `client_message_id`; no turn answers it.
+    pub async fn post_operator_message(
+        &self,
+        send: MessageSend,
+        author: Option<String>,
+    ) -> Result<Accepted, ClientError> {
+        self.check(&send)?;
         let (accepted, _) = self
             .append_message(&send, new_id("m"), Role::Operator, author)
             .await?;
-        acknowledge(&accepted);
-        Ok(())
+        Ok(accepted)
     }
 
     /// Append `send` as the `message` `message_id` of `role` by `author`, once per

@@ -2,6 +2,9 @@
 //!
 //! - [`intake`]: accepting a message — the one place a `message.send` becomes a
 //!   `message` event and a queued turn.
+//! - [`replies`]: what became of a message's reply or a turn (the synchronous chat
+//!   waits on it).
+//! - [`waiting`]: the bounds on synchronous chats waiting for their reply.
 //! - [`turns`]: agent turns, one at a time per session, owned by the session.
 //! - [`model`]: who writes replies — the `ModelProvider` trait, the offline agent, the
 //!   OpenAI-compatible client — and the prompt.
@@ -22,6 +25,8 @@ pub mod handoff;
 pub mod intake;
 pub mod knowledge;
 pub mod model;
+pub mod replies;
 pub mod settings;
 pub mod tools;
 pub mod turns;
+pub mod waiting;

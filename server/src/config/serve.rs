@@ -177,6 +177,19 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_queued_turns: u64,
 
+    /// Synchronous chats (`POST /v1/chat`) this replica lets wait for their reply at
+    /// once (default 1000). One more: HTTP 503 `unavailable` with `Retry-After`.
+    #[arg(long, env = "SWITCHBOARD_MAX_SYNC_CHATS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_sync_chats: u64,
+
+    /// Synchronous chats one principal (a user, or an anonymous visitor's address)
+    /// may have waiting at once on this replica (default 8). One more: HTTP 503
+    /// `unavailable` with `Retry-After`.
+    #[arg(long, env = "SWITCHBOARD_MAX_SYNC_CHATS_PER_PRINCIPAL", default_value_t = 8,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_sync_chats_per_principal: u64,
+
     /// Longest a turn may run (default 120s); then it ends `failed`.
     #[arg(long, env = "SWITCHBOARD_TURN_DEADLINE", default_value = "120s", value_parser = parse_duration)]
     pub turn_deadline: Duration,

@@ -13,9 +13,6 @@ use crate::fanout::JoinInfo;
 use crate::ids::session_stream;
 use crate::records::sessions::SessionRecord;
 
-/// Largest serialized `session.create.metadata` (docs/protocol.md §3).
-const MAX_METADATA_BYTES: usize = 4096;
-
 impl Connection {
     /// Carry out one frame. Its direct reply (if any) is queued here; an `Err` becomes
     /// the `error` reply.
@@ -169,27 +166,16 @@ impl Connection {
         id: Option<String>,
         create: SessionCreate,
     ) -> Result<(), ClientError> {
-        if self.state.shutdown.is_draining() {
-            return Err(ClientError::draining());
-        }
-        if let Some(metadata) = &create.metadata {
-            let size = serde_json::to_vec(metadata)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
-            if size > MAX_METADATA_BYTES {
-                return Err(ClientError::new(
-                    ErrorCode::TooLarge,
-                    format!(
-                        "metadata is {size} bytes serialized; the limit is {MAX_METADATA_BYTES}"
-                    ),
-                ));
-            }
-        }
         self.check_session_limit(None)?;
         let (record, key) = self
             .state
             .sessions
-            .create(&self.access, self.client, create.metadata)
+            .open(
+                &self.state.shutdown,
+                &self.access,
+                self.client,
+                create.metadata,
+            )
             .await?;
         let who = policy::presence_member(&self.access, &record);
         let session_id = record.session_id;

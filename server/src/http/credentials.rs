@@ -63,6 +63,76 @@ impl FromRequestParts<AppState> for Authed {
     }
 }
 
+/// The header an anonymous session's key travels in over HTTP.
+pub const SESSION_KEY_HEADER: &str = "switchboard-session-key";
+
+/// The caller of a session route, and the session key it presents (the
+/// `Switchboard-Session-Key` header). Without credentials it is an anonymous visitor
+/// when `--allow-anonymous` is on and it presents a key; otherwise as [`Authed`].
+pub struct SessionCaller {
+    pub caller: Caller,
+    pub session_key: Option<String>,
+}
+
+/// Like [`SessionCaller`], for routes that open a session (`POST /v1/sessions`,
+/// `POST /v1/chat`): without credentials, an anonymous visitor whenever
+/// `--allow-anonymous` is on.
+pub struct OpeningCaller(pub SessionCaller);
+
+/// The session key of a request: `None` without the header; `unauthorized` for one
+/// that cannot be a key (several, empty, not text).
+pub fn session_key(headers: &HeaderMap) -> Result<Option<String>, ClientError> {
+    let mut values = headers.get_all(SESSION_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(unusable(
+            "send one Switchboard-Session-Key header, not several",
+        ));
+    }
+    match value.to_str().map(str::trim) {
+        Ok(key) if !key.is_empty() => Ok(Some(key.to_string())),
+        _ => Err(unusable(
+            "the Switchboard-Session-Key header must hold the session_key given when the session was created",
+        )),
+    }
+}
+
+async fn session_caller(
+    parts: &Parts,
+    state: &AppState,
+    opening: bool,
+) -> Result<SessionCaller, ApiError> {
+    let credential = bearer(&parts.headers)?;
+    let session_key = session_key(&parts.headers)?;
+    let welcome = opening || session_key.is_some();
+    let caller = state
+        .auth
+        .caller_or_anonymous(credential.as_deref(), welcome)
+        .await?;
+    Ok(SessionCaller {
+        caller,
+        session_key,
+    })
+}
+
+impl FromRequestParts<AppState> for SessionCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        session_caller(parts, state, false).await
+    }
+}
+
+impl FromRequestParts<AppState> for OpeningCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(OpeningCaller(session_caller(parts, state, true).await?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

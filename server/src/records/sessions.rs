@@ -19,13 +19,17 @@ use subtle::ConstantTimeEq;
 use switchboard_backplane::{Backplane, RecordKey};
 use switchboard_store::{ConversationStore, NewSession, SessionRow};
 
-use switchboard_protocol::Principal;
+use switchboard_protocol::{ErrorCode, Principal};
 
 use crate::error::ClientError;
 use crate::ids::{new_id, session_stream};
 use crate::records::namespace::SESSIONS;
 use crate::records::session_quota::SessionQuota;
+use crate::shutdown::Shutdown;
 use crate::webhooks::{SessionOrgs, WebhookEvent, WebhookEventType, Webhooks};
+
+/// Largest serialized session `metadata` (docs/protocol.md §3).
+pub const MAX_METADATA_BYTES: usize = 4096;
 
 /// A session as every replica sees it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -117,6 +121,35 @@ impl SessionStore {
         } else {
             self.ttl
         }
+    }
+
+    /// `session.create` and `POST /v1/sessions`: refuse during a drain
+    /// (`unavailable`) and metadata over [`MAX_METADATA_BYTES`] serialized
+    /// (`too_large`), then [`SessionStore::create`].
+    pub async fn open(
+        &self,
+        shutdown: &Shutdown,
+        access: &Principal,
+        client: Option<IpAddr>,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<(SessionRecord, Option<String>), ClientError> {
+        if shutdown.is_draining() {
+            return Err(ClientError::draining());
+        }
+        if let Some(metadata) = &metadata {
+            let size = serde_json::to_vec(metadata)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
+            if size > MAX_METADATA_BYTES {
+                return Err(ClientError::new(
+                    ErrorCode::TooLarge,
+                    format!(
+                        "metadata is {size} bytes serialized; the limit is {MAX_METADATA_BYTES}"
+                    ),
+                ));
+            }
+        }
+        self.create(access, client, metadata).await
     }
 
     /// Create a session owned by `access`, connected from `client`, within the session

@@ -322,7 +322,8 @@ async fn access_is_the_joins() {
 }
 
 /// An anonymous session's stream needs its key, as a header or `?session_key=`; a
-/// wrong key or none is `404`, exactly like a missing session.
+/// wrong key is `404`, exactly like a missing session; no key and no credentials is
+/// `401`, as on the other session routes.
 #[tokio::test]
 async fn an_anonymous_session_needs_its_key() {
     let gw = gateway("1ms", &[]);
@@ -340,11 +341,13 @@ async fn an_anonymous_session_needs_its_key() {
         let mut sse = SseStream::open_ok(request).await;
         assert_eq!(sse.next_event().await.event, "session.joined");
     }
-    let missing =
-        match SseStream::open(api.builder(Method::GET, &stream_path(MISSING_SESSION))).await {
-            Ok(_) => panic!("a missing session streamed"),
-            Err(reply) => reply,
-        };
+    let missing = api
+        .builder(Method::GET, &stream_path(MISSING_SESSION))
+        .header("Switchboard-Session-Key", &key);
+    let missing = match SseStream::open(missing).await {
+        Ok(_) => panic!("a missing session streamed"),
+        Err(reply) => reply,
+    };
     for (request, what) in [
         (
             api.builder(Method::GET, &path)
@@ -355,7 +358,6 @@ async fn an_anonymous_session_needs_its_key() {
             api.builder(Method::GET, &format!("{path}?session_key=k_wrong")),
             "a wrong key in the query",
         ),
-        (api.builder(Method::GET, &path), "no key"),
     ] {
         match SseStream::open(request).await {
             Ok(_) => panic!("{what}: the stream opened"),
@@ -365,6 +367,13 @@ async fn an_anonymous_session_needs_its_key() {
             }
         }
     }
+    // Without credentials or a key there is nobody to admit, as on the other routes.
+    assert_refused(
+        SseStream::open(api.builder(Method::GET, &path)).await,
+        401,
+        "unauthorized",
+        "neither credentials nor a key",
+    );
 }
 
 /// On drain the stream gets `goaway`, then `close` 1012, then ends; a stream whose

@@ -329,6 +329,14 @@ impl Turns {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.background.wait()).await;
     }
 
+    /// The turn running in `session_id` now, on any replica, as its lease names it.
+    pub async fn running_turn(&self, session_id: &str) -> Result<Option<String>, ClientError> {
+        Ok(self
+            .lease_of(session_id)
+            .await?
+            .and_then(|lease| lease.running.map(|running| running.turn_id)))
+    }
+
     /// Number of sessions whose queue this replica drains.
     pub fn busy_sessions(&self) -> usize {
         self.lock().len()

@@ -1,5 +1,6 @@
-//! The `/v1` HTTP API (docs/protocol.md §6): publishing into streams, operator
-//! messages (human handoff), session history, conversations (list, rename, delete,
+//! The `/v1` HTTP API (docs/protocol.md §6): publishing into streams, sessions
+//! (open, send, cancel a turn, decide a tool call, read a turn), synchronous chat,
+//! operator messages (human handoff), session history, conversations (list, rename, delete,
 //! export, erase, retention), knowledge-base, model-settings and webhook administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
 //! describes it for machines ([`openapi`]).
 //!
@@ -8,6 +9,7 @@
 //! deployment-wide, JWT roles count within the token's own org, and a session of
 //! another org is `not_found`, exactly like one that does not exist.
 
+pub mod chat;
 pub mod conversations;
 pub mod documents;
 pub mod handoff;
@@ -16,6 +18,7 @@ pub mod openapi;
 pub mod publish;
 pub mod sessions;
 pub mod stream;
+pub mod turns;
 pub mod webhooks;
 
 use axum::Router;
@@ -50,11 +53,30 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
         )
         .route(
             "/v1/sessions/{session_id}/messages",
-            body_limit(post(sessions::operator_message), publish_limit),
+            body_limit(post(sessions::post_message), publish_limit),
         )
         .route("/v1/sessions/{session_id}/events", get(sessions::history))
         .route("/v1/sessions/{session_id}/stream", get(stream::stream))
-        .route("/v1/sessions", get(conversations::list_sessions))
+        .route(
+            "/v1/sessions",
+            body_limit(
+                get(conversations::list_sessions).post(sessions::create_session),
+                MAX_SMALL_BODY_BYTES,
+            ),
+        )
+        .route("/v1/chat", body_limit(post(chat::chat), publish_limit))
+        .route(
+            "/v1/sessions/{session_id}/turns/{turn_id}",
+            get(turns::get_turn),
+        )
+        .route(
+            "/v1/sessions/{session_id}/turns/{turn_id}/cancel",
+            post(turns::cancel_turn),
+        )
+        .route(
+            "/v1/sessions/{session_id}/tool-calls/{call_id}/decision",
+            body_limit(post(turns::decide_tool_call), MAX_SMALL_BODY_BYTES),
+        )
         .route(
             "/v1/sessions/{session_id}",
             body_limit(
@@ -166,7 +188,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("last-event-id"),
-            header::HeaderName::from_static("switchboard-session-key"),
+            header::HeaderName::from_static(super::credentials::SESSION_KEY_HEADER),
         ])
         .max_age(std::time::Duration::from_secs(600));
     Ok(router.layer(cors))

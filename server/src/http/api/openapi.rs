@@ -5,6 +5,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::chat::{__path_chat, ChatReply, ChatRequest};
 use super::conversations::{
     __path_delete_retention, __path_delete_session, __path_erase_user, __path_export_session,
     __path_get_retention, __path_get_session, __path_list_sessions, __path_put_retention,
@@ -24,13 +25,19 @@ use super::model_settings::{
 };
 use super::publish::{__path_publish, PublishRequest, PublishResponse, PublishTarget};
 use super::sessions::{
-    __path_history, __path_operator_message, HistoryResponse, MessageResponse, OperatorMessage,
+    __path_create_session, __path_history, __path_post_message, CreateSession, HistoryResponse,
+    MessageResponse, PostMessage, SessionCreated,
 };
 use super::stream::__path_stream;
+use super::turns::{
+    __path_cancel_turn, __path_decide_tool_call, __path_get_turn, CancelAccepted, Decision,
+    ToolDecided, ToolDecisionBody, TurnState,
+};
 use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
 };
+use crate::assistant::replies::TurnEnded;
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -64,15 +71,18 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
-    paths(publish, operator_message, history, list_sessions, get_session, update_session,
+    info(title = "Switchboard HTTP API", description = "Open sessions, send messages, chat synchronously, cancel turns and decide tool calls; publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
+    paths(publish, create_session, post_message, chat, get_turn, cancel_turn,
+        decide_tool_call, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
         delete_webhook, webhook_deliveries, stream),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
-        OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
+        PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
+        ChatRequest, ChatReply, TurnEnded, TurnState, CancelAccepted, Decision,
+        ToolDecisionBody, ToolDecided, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
         DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,

@@ -18,7 +18,7 @@ use super::{refused, session_record};
 use crate::access::policy;
 use crate::error::ClientError;
 use crate::http::client_ip::ClientIp;
-use crate::http::credentials::bearer;
+use crate::http::credentials::{bearer, session_key};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::sse::member::{self, Opening};
 use crate::http::sse::{KEEP_ALIVE, body::Feed};
@@ -88,18 +88,20 @@ pub async fn stream(
     };
     // As on `/ws`: an unusable `Authorization` header is refused even beside `?token=`.
     let credential = bearer(&headers)?.or(query.token);
+    let key = session_key(&headers)?.or(query.session_key);
     let patience = state.config.http_timeouts.ws_handshake_timeout;
-    let (caller, expires_at) =
-        tokio::time::timeout(patience, state.auth.stream_caller(credential.as_deref()))
-            .await
-            .map_err(|_| {
-                ClientError::new(
-                    ErrorCode::Unavailable,
-                    "checking this request's credentials took too long; retry later",
-                )
-            })??;
+    let checking = state
+        .auth
+        .stream_caller(credential.as_deref(), key.is_some());
+    let (caller, expires_at) = tokio::time::timeout(patience, checking)
+        .await
+        .map_err(|_| {
+            ClientError::new(
+                ErrorCode::Unavailable,
+                "checking this request's credentials took too long; retry later",
+            )
+        })??;
     let after = last_event_id(&headers)?.or(query.after_seq);
-    let key = session_key(&headers, query.session_key)?;
     let record = session_record(&state, &session_id).await?;
     policy::read_stream(&caller, record.as_ref(), key.as_deref()).map_err(refused)?;
     let stream = session_stream(&session_id).map_err(|e| ApiError(e.into()))?;
@@ -120,23 +122,6 @@ pub async fn stream(
         HeaderValue::from_static("no"),
     );
     Ok(response)
-}
-
-/// The header an anonymous session's key travels in over HTTP.
-const SESSION_KEY_HEADER: &str = "switchboard-session-key";
-
-/// An anonymous session's key: the `Switchboard-Session-Key` header, else `query`
-/// (`?session_key=`, for a browser's `EventSource`, which cannot set headers).
-fn session_key(headers: &HeaderMap, query: Option<String>) -> Result<Option<String>, ClientError> {
-    match headers.get(SESSION_KEY_HEADER) {
-        None => Ok(query),
-        Some(value) => value
-            .to_str()
-            .map(|key| Some(key.trim().to_string()))
-            .map_err(|_| {
-                ClientError::bad_request("the Switchboard-Session-Key header is not plain text")
-            }),
-    }
 }
 
 /// `Last-Event-ID`: the `seq` to resume after (absent or empty: none).
