@@ -1,7 +1,7 @@
 // The HTTP transport: what the client uses when WebSockets cannot reach the gateway (a
 // proxy that breaks upgrades). It looks like a WebSocket to the client — `send` takes
 // client frames, `onmessage` hands back server frames, `onclose` reports a close code —
-// and speaks the gateway's HTTP API underneath (docs/protocol.md §6.13, docs/widget.md):
+// and speaks the gateway's HTTP API underneath (docs/protocol.md §6.16, docs/widget.md):
 //
 // - receiving: `GET /v1/sessions/{id}/stream`, Server-Sent Events read with `fetch`
 //   (so the token and the session key travel in headers, and a refusal's status and

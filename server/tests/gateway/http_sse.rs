@@ -1,4 +1,4 @@
-//! `GET /v1/sessions/{id}/stream` (docs/protocol.md §6.13): a session's events as
+//! `GET /v1/sessions/{id}/stream` (docs/protocol.md §6.16): a session's events as
 //! Server-Sent Events — the same frames, the same `seq`, the same access checks as a
 //! WebSocket member; resumable with `Last-Event-ID` with each event delivered once;
 //! bounded like a WebSocket; ended cleanly on drain and token expiry.

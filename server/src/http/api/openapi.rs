@@ -242,11 +242,14 @@ mod tests {
                     let name = parameter["name"].as_str().unwrap();
                     let placed = parameter["in"].as_str().unwrap();
                     let in_path = path.contains(&format!("{{{name}}}"));
-                    assert_eq!(
-                        placed,
-                        if in_path { "path" } else { "query" },
-                        "{method} {path}: {name}"
-                    );
+                    // Headers are named as headers (`Last-Event-ID`), never like a field.
+                    let header = name.starts_with(|c: char| c.is_ascii_uppercase());
+                    let expected = match (in_path, header) {
+                        (true, _) => "path",
+                        (false, true) => "header",
+                        (false, false) => "query",
+                    };
+                    assert_eq!(placed, expected, "{method} {path}: {name}");
                 }
                 for status in ["400", "401"] {
                     assert!(

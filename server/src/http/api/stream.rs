@@ -1,5 +1,5 @@
 //! `GET /v1/sessions/{id}/stream`: a session's events as `text/event-stream`
-//! (docs/protocol.md §6.13). Everything HTTP can tell is checked here — limits,
+//! (docs/protocol.md §6.16). Everything HTTP can tell is checked here — limits,
 //! credentials, `Last-Event-ID`, who may read the session — then the stream is a
 //! member of the session like a WebSocket that joined it (`http::sse`).
 

@@ -1,5 +1,5 @@
 //! The response body of an SSE stream: the member's outbound queue, written out as
-//! SSE events, then a final `close` event (docs/protocol.md §6.13).
+//! SSE events, then a final `close` event (docs/protocol.md §6.16).
 //!
 //! Each queued frame is one event: `data:` is the frame exactly as a WebSocket member
 //! receives it, `event:` its `type`, and `id:` its `seq` for session events (replies

@@ -1,5 +1,5 @@
 //! `GET /v1/sessions/{id}/stream`: a session's events as `text/event-stream` (docs/
-//! protocol.md §6.13), for clients that cannot hold a WebSocket — a proxy that breaks
+//! protocol.md §6.16), for clients that cannot hold a WebSocket — a proxy that breaks
 //! upgrades, a server that only speaks HTTP.
 //!
 //! An SSE stream is a member of the session's stream like a WebSocket connection that
