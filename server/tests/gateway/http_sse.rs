@@ -388,7 +388,7 @@ async fn the_stream_ends_cleanly_on_drain_and_on_token_expiry() {
 
     let short = Claims::user("u1", "acme").exp_in(2).hs256();
     let mut expiring = SseStream::open_ok(stream_request(&api, &s.id, &short)).await;
-    let ending = expiring.to_end().await;
+    let ending = expiring.until_end().await;
     let tail: Vec<(&str, Value)> = ending
         .iter()
         .skip(1)
@@ -403,7 +403,7 @@ async fn the_stream_ends_cleanly_on_drain_and_on_token_expiry() {
     let mut sse = SseStream::open_ok(stream_request(&api, &s.id, &owner)).await;
     assert_eq!(sse.next_event().await.event, "session.joined");
     gw.sigterm();
-    let ending = sse.to_end().await;
+    let ending = sse.until_end().await;
     let names: Vec<&str> = ending.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names, ["goaway", "close"], "{ending:?}");
     assert_eq!(ending[1].data["code"], 1012);
@@ -449,7 +449,7 @@ async fn a_slow_reader_is_closed_and_resumes_without_loss() {
         },
     )
     .await;
-    let read = stalled.to_end().await;
+    let read = stalled.until_end().await;
     let seen: Vec<Value> = sse_events(&read);
     assert!(
         seen.len() < 120,

@@ -7,8 +7,7 @@ use std::net::SocketAddr;
 
 use axum::Extension;
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::sse::{KeepAlive, Sse};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use switchboard_backplane::Seq;
@@ -20,8 +19,8 @@ use crate::error::ClientError;
 use crate::http::client_ip::ClientIp;
 use crate::http::credentials::{bearer, session_key};
 use crate::http::error::{ApiError, ErrorBody};
+use crate::http::sse::body::Feed;
 use crate::http::sse::member::{self, Opening};
-use crate::http::sse::{KEEP_ALIVE, body::Feed};
 use crate::http::visitors::{Refusal, WebSocketGate};
 use crate::ids::session_stream;
 use crate::state::AppState;
@@ -113,15 +112,7 @@ pub async fn stream(
         client_permit,
     };
     let feed: Feed = member::open(state, opening).await?;
-    let mut response = Sse::new(feed.events())
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text(" ping"))
-        .into_response();
-    // nginx buffers responses unless told not to; an event stream must not wait.
-    response.headers_mut().insert(
-        HeaderName::from_static("x-accel-buffering"),
-        HeaderValue::from_static("no"),
-    );
-    Ok(response)
+    Ok(feed.into_response())
 }
 
 /// `Last-Event-ID`: the `seq` to resume after (absent or empty: none).

@@ -12,13 +12,15 @@ use std::borrow::Cow;
 use std::convert::Infallible;
 
 use axum::extract::ws::Utf8Bytes;
-use axum::response::sse::Event;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::json;
 use switchboard_protocol::CloseCode;
 
-use super::RETRY;
+use super::{KEEP_ALIVE, RETRY};
 use crate::fanout::outbound::{OutboundReceiver, Outgoing};
 
 /// The member's queue, read by the response body. Dropping it (the client went away)
@@ -88,6 +90,22 @@ impl Feed {
     }
 }
 
+/// The response: `text/event-stream`, `Cache-Control: no-cache`, a `: ping` comment
+/// after [`KEEP_ALIVE`] without an event, and `X-Accel-Buffering: no` (nginx buffers
+/// responses unless told not to; an event stream must not wait).
+impl IntoResponse for Feed {
+    fn into_response(self) -> Response {
+        let mut response = Sse::new(self.events())
+            .keep_alive(KeepAlive::new().interval(KEEP_ALIVE).text("ping"))
+            .into_response();
+        response.headers_mut().insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
+        response
+    }
+}
+
 /// What the SSE fields need of a frame.
 #[derive(Deserialize)]
 struct Head<'a> {
@@ -120,6 +138,8 @@ fn close_event(code: CloseCode) -> Event {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::fanout::Outbound;
     use futures_util::StreamExt;
@@ -182,6 +202,33 @@ mod tests {
         let text = collect(feed).await;
         assert!(text.starts_with("event: close\n"), "{text}");
         assert!(text.contains("\"code\":4008"), "{text}");
+    }
+
+    /// An idle stream says `: ping` every 15 s, and only when idle; the response is
+    /// an unbuffered, uncached event stream.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_stream_pings_every_15_seconds() {
+        let (outbound, receiver) = Outbound::new(1 << 20);
+        let response = Feed::new(receiver).into_response();
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        let mut body = response.into_body().into_data_stream();
+        let mut next =
+            async || String::from_utf8(body.next().await.unwrap().unwrap().to_vec()).unwrap();
+        let started = tokio::time::Instant::now();
+        assert_eq!(next().await, ": ping\n\n");
+        assert_eq!(started.elapsed(), KEEP_ALIVE);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        outbound.enqueue(r#"{"type":"x","seq":1}"#.into()).unwrap();
+        assert!(next().await.contains("id: 1"));
+        let event_at = tokio::time::Instant::now();
+        assert_eq!(next().await, ": ping\n\n");
+        assert_eq!(
+            event_at.elapsed(),
+            KEEP_ALIVE,
+            "counted from the last event"
+        );
     }
 
     /// Dropping the feed (the client went away) closes the member's queue.

@@ -106,7 +106,7 @@ impl SseStream {
     }
 
     /// Every event until the stream ends.
-    pub async fn to_end(&mut self) -> Vec<SseEvent> {
+    pub async fn until_end(&mut self) -> Vec<SseEvent> {
         let mut events = Vec::new();
         while let Some(event) = self.next().await {
             events.push(event);
