@@ -16,7 +16,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use switchboard_backplane::{Backplane, StreamName};
 use switchboard_protocol::{Event, EventBody, Seq, Source, TurnEndCode, TurnStatus, Usage};
 use tokio::time::Instant;
@@ -36,27 +35,18 @@ const MAX_TRANSCRIPT_PAGES: usize = 32;
 const POLL: Duration = Duration::from_millis(200);
 
 /// A turn's `turn.end`, with its position: the same fields members received.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TurnEnded {
     /// The `seq` of the `turn.end` event.
     pub seq: Seq,
     pub turn_id: String,
-    #[schema(value_type = String, example = "completed")]
     pub status: TurnStatus,
     /// The whole reply (partial when not completed).
     pub text: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub usage: Option<Usage>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
     pub sources: Option<Vec<Source>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
     pub code: Option<TurnEndCode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retrying: Option<bool>,
 }
 
@@ -88,6 +78,8 @@ struct Follow {
     target: Target,
     turn_id: Option<String>,
     ended: Option<TurnEnded>,
+    /// The followed message was seen (its `message` event).
+    message_seen: bool,
     /// The newest `seq` observed.
     cursor: Seq,
 }
@@ -98,6 +90,7 @@ impl Follow {
             target,
             turn_id: None,
             ended: None,
+            message_seen: false,
             cursor: after,
         }
     }
@@ -108,6 +101,11 @@ impl Follow {
         }
         self.cursor = event.seq;
         match &event.body {
+            EventBody::Message { message_id, .. } => {
+                if matches!(&self.target, Target::Message(wanted) if wanted == message_id) {
+                    self.message_seen = true;
+                }
+            }
             EventBody::TurnStart { turn_id, reply_to } => {
                 let ours = match &self.target {
                     Target::Message(message_id) => reply_to == message_id,
@@ -277,6 +275,18 @@ impl Drop for ReplyWatch {
         self.receiver.rx.close();
         self.registry.leave(&self.stream, self.member);
     }
+}
+
+/// Where the reply to `message_id` of `stream` stands: `None` when the retained
+/// history does not hold that message (it never was, or retention dropped it).
+pub async fn reply_progress(
+    backplane: &dyn Backplane,
+    stream: &StreamName,
+    message_id: &str,
+) -> Result<Option<Progress>, ClientError> {
+    let mut follow = Follow::new(Target::Message(message_id.to_string()), 0);
+    follow.read_history(backplane, stream).await?;
+    Ok(follow.message_seen.then(|| follow.progress()))
 }
 
 /// Where the turn `turn_id` of `stream` stands: `None` when neither the retained

@@ -25,6 +25,7 @@ mod handoff;
 mod http_console;
 mod http_json_errors;
 mod http_ops;
+mod http_sessions;
 mod http_sse;
 mod http_visitors;
 mod layers;

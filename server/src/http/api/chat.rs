@@ -1,4 +1,4 @@
-//! `POST /v1/chat` (docs/protocol.md §6.14): send a customer's message and answer
+//! `POST /v1/chat` (docs/protocol.md §6.15): send a customer's message and answer
 //! with its completed reply, in one request. Without `session_id` a session is opened
 //! first (as `POST /v1/sessions`); the message is accepted as `message.send` accepts
 //! it (`assistant::intake`); the request then waits for its turn's `turn.end`
@@ -19,10 +19,11 @@ use switchboard_protocol::client::MessageSend;
 use utoipa::ToSchema;
 
 use super::sessions::{CreateSession, open};
+use super::turns::TurnEndFields;
 use super::{refused, session_record};
 use crate::access::policy;
 use crate::assistant::cost::principal_key;
-use crate::assistant::replies::{Progress, ReplyWatch, TurnEnded};
+use crate::assistant::replies::{Progress, ReplyWatch};
 use crate::assistant::waiting::WaitLimit;
 use crate::error::ClientError;
 use crate::http::client_ip::ClientIp;
@@ -82,13 +83,13 @@ pub struct ChatReply {
     /// `completed`, `cancelled` or `failed` (200); `running` or `queued` (202).
     pub status: String,
     /// 202 only: where to ask again — the turn (`GET /v1/sessions/{id}/turns/{turn_id}`),
-    /// or while queued the session's events after the message.
+    /// or while queued the message's reply (`GET /v1/sessions/{id}/messages/{message_id}/reply`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
-    /// 200: the `turn.end` event's fields — its `seq`, the reply `text`, `usage`,
+    /// 200: the rest of the `turn.end` event — its `seq`, the reply `text`, `usage`,
     /// `sources`, `error`, `code`, `retrying`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub end: Option<TurnEnded>,
+    #[serde(flatten)]
+    pub end: TurnEndFields,
 }
 
 /// Send a message and wait for its reply. 200 with the reply when the turn ends in
@@ -186,13 +187,13 @@ pub async fn chat(
         turn_id: None,
         status: String::new(),
         poll: None,
-        end: None,
+        end: TurnEndFields::default(),
     };
     let status = match progress {
         Progress::Ended(end) => {
             reply.turn_id = Some(end.turn_id.clone());
             reply.status = end.status.as_str().to_string();
-            reply.end = Some(end);
+            reply.end = end.into();
             StatusCode::OK
         }
         Progress::Running { turn_id } => {
@@ -203,8 +204,8 @@ pub async fn chat(
         }
         Progress::Queued => {
             reply.poll = Some(format!(
-                "/v1/sessions/{session_id}/events?after_seq={}",
-                reply.message_seq
+                "/v1/sessions/{session_id}/messages/{}/reply",
+                reply.message_id
             ));
             reply.status = "queued".into();
             StatusCode::ACCEPTED

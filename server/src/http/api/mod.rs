@@ -70,6 +70,10 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             get(turns::get_turn),
         )
         .route(
+            "/v1/sessions/{session_id}/messages/{message_id}/reply",
+            get(turns::get_reply),
+        )
+        .route(
             "/v1/sessions/{session_id}/turns/{turn_id}/cancel",
             post(turns::cancel_turn),
         )

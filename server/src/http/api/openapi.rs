@@ -30,14 +30,13 @@ use super::sessions::{
 };
 use super::stream::__path_stream;
 use super::turns::{
-    __path_cancel_turn, __path_decide_tool_call, __path_get_turn, CancelAccepted, Decision,
-    ToolDecided, ToolDecisionBody, TurnState,
+    __path_cancel_turn, __path_decide_tool_call, __path_get_reply, __path_get_turn, CancelAccepted,
+    Decision, ReplyState, ToolDecided, ToolDecisionBody, TurnEndFields, TurnState,
 };
 use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
 };
-use crate::assistant::replies::TurnEnded;
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -72,7 +71,7 @@ impl utoipa::Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Switchboard HTTP API", description = "Open sessions, send messages, chat synchronously, cancel turns and decide tool calls; publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
-    paths(publish, create_session, post_message, chat, get_turn, cancel_turn,
+    paths(publish, create_session, post_message, chat, get_reply, get_turn, cancel_turn,
         decide_tool_call, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
@@ -81,7 +80,7 @@ impl utoipa::Modify for BearerAuth {
         delete_webhook, webhook_deliveries, stream),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
-        ChatRequest, ChatReply, TurnEnded, TurnState, CancelAccepted, Decision,
+        ChatRequest, ChatReply, ReplyState, TurnEndFields, TurnState, CancelAccepted, Decision,
         ToolDecisionBody, ToolDecided, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
@@ -182,7 +181,6 @@ fn tighten_schemas(doc: &mut Value) {
             }
         }
     }
-    schemas["OperatorMessage"]["properties"]["text"]["minLength"] = json!(1);
     // A change must change something.
     schemas["SessionChangeBody"]["minProperties"] = json!(1);
     let waiting = &mut schemas["HandoffSettings"]["properties"]["waiting_message"];
@@ -231,7 +229,7 @@ mod tests {
     }
 
     /// Query parameters are documented in the query (an `IntoParams` struct without
-    /// `parameter_in` would put them in the path), and every operation lists the
+    /// `parameter_in` would put them in the path), the session key in its header, and every operation lists the
     /// statuses every route may answer.
     #[test]
     fn parameters_sit_where_the_server_reads_them_and_shared_errors_are_listed() {
@@ -242,12 +240,10 @@ mod tests {
                     let name = parameter["name"].as_str().unwrap();
                     let placed = parameter["in"].as_str().unwrap();
                     let in_path = path.contains(&format!("{{{name}}}"));
-                    // Headers are named as headers (`Last-Event-ID`), never like a field.
-                    let header = name.starts_with(|c: char| c.is_ascii_uppercase());
-                    let expected = match (in_path, header) {
+                    let expected = match (in_path, name) {
                         (true, _) => "path",
-                        (false, true) => "header",
-                        (false, false) => "query",
+                        (false, "Switchboard-Session-Key" | "Last-Event-ID") => "header",
+                        (false, _) => "query",
                     };
                     assert_eq!(placed, expected, "{method} {path}: {name}");
                 }

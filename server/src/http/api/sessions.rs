@@ -1,4 +1,4 @@
-//! A session over HTTP (docs/protocol.md §6.13): `POST /v1/sessions` (open one, as
+//! A session over HTTP (docs/protocol.md §6.5, §6.15): `POST /v1/sessions` (open one, as
 //! `session.create`), `POST /v1/sessions/{id}/messages` (a customer's message, which
 //! queues a turn as `message.send` does, or an operator's) and
 //! `GET /v1/sessions/{id}/events` (its retained history).
@@ -54,8 +54,8 @@ pub struct MessageResponse {
     pub message_id: String,
     /// The `seq` of the `message` event.
     pub seq: u64,
-    /// `user` (the session's customer: an AI turn is queued; its `turn.start` has
-    /// `reply_to` = `message_id`) or `operator` (no turn).
+    /// `user` (the session's customer: an AI turn is queued; follow it with
+    /// `GET /v1/sessions/{id}/messages/{message_id}/reply`) or `operator` (no turn).
     pub role: String,
 }
 

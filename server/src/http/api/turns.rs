@@ -1,5 +1,5 @@
-//! A session's turns and tool calls over HTTP (docs/protocol.md §6.13): read a
-//! turn, cancel it (`turn.cancel`), decide a tool call (`tool.decide`). The caller
+//! A session's turns and tool calls over HTTP (docs/protocol.md §6.15): read a
+//! turn or a message's reply, cancel a turn (`turn.cancel`), decide a tool call (`tool.decide`). The caller
 //! must be one who may join the session (`policy::http_member`); the rest is decided
 //! exactly as for the frames.
 
@@ -7,13 +7,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use switchboard_protocol::ErrorCode;
+use switchboard_protocol::{ErrorCode, Source, TurnEndCode, Usage};
 use utoipa::ToSchema;
 
 use super::{refused, session_record};
 use crate::access::AccessContext;
 use crate::access::policy;
-use crate::assistant::replies::{Progress, TurnEnded, turn_progress};
+use crate::assistant::replies::{Progress, TurnEnded, reply_progress, turn_progress};
 use crate::conversations::TranscriptReader;
 use crate::error::ClientError;
 use crate::http::credentials::SessionCaller;
@@ -37,6 +37,54 @@ async fn member(
     Ok(access.clone())
 }
 
+/// The fields of a `turn.end` event besides `turn_id` and `status`: present once the
+/// turn ended.
+#[derive(Debug, Default, Serialize, ToSchema)]
+pub struct TurnEndFields {
+    /// The `seq` of the `turn.end` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub seq: Option<u64>,
+    /// The whole reply (partial when not completed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub text: Option<String>,
+    /// Token counts, as the model reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Object>)]
+    pub usage: Option<Usage>,
+    /// The documents the reply drew on (`doc_id`, `title`, `uri`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<Vec<Object>>)]
+    pub sources: Option<Vec<Source>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub error: Option<String>,
+    /// Why a `failed` turn failed, where it matters (`replica_lost`,
+    /// `rate_limited`, `budget_exhausted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, value_type = Option<String>)]
+    pub code: Option<TurnEndCode>,
+    /// With `replica_lost`: whether a new turn answers the same message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retrying: Option<bool>,
+}
+
+impl From<TurnEnded> for TurnEndFields {
+    fn from(end: TurnEnded) -> TurnEndFields {
+        TurnEndFields {
+            seq: Some(end.seq),
+            text: Some(end.text),
+            usage: end.usage,
+            sources: end.sources,
+            error: end.error,
+            code: end.code,
+            retrying: end.retrying,
+        }
+    }
+}
+
 /// Where a turn stands: `running`, or its `turn.end`'s fields.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TurnState {
@@ -44,10 +92,9 @@ pub struct TurnState {
     pub turn_id: String,
     /// `running`, `completed`, `cancelled` or `failed`.
     pub status: String,
-    /// The rest of the `turn.end` event (absent while running): its `seq`, the reply
-    /// `text`, `usage`, `sources`, `error`, `code`, `retrying`.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub end: Option<TurnEnded>,
+    /// Once ended, the rest of the `turn.end` event.
+    #[serde(flatten)]
+    pub end: TurnEndFields,
 }
 
 impl TurnState {
@@ -57,13 +104,13 @@ impl TurnState {
                 session_id,
                 turn_id,
                 status: end.status.as_str().to_string(),
-                end: Some(end),
+                end: end.into(),
             },
             Progress::Running { .. } | Progress::Queued => TurnState {
                 session_id,
                 turn_id,
                 status: "running".into(),
-                end: None,
+                end: TurnEndFields::default(),
             },
         }
     }
@@ -108,6 +155,72 @@ pub async fn get_turn(
     .await?
     .ok_or_else(|| no_turn(&session_id, &turn_id))?;
     Ok(Json(TurnState::of(session_id, turn_id, progress)))
+}
+
+/// Where the reply to a message stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplyState {
+    pub session_id: String,
+    pub message_id: String,
+    /// The turn answering it (absent while `queued`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub turn_id: Option<String>,
+    /// `queued` (no turn answers it yet), `running`, `completed`, `cancelled` or
+    /// `failed`.
+    pub status: String,
+    /// Once ended, the rest of the `turn.end` event.
+    #[serde(flatten)]
+    pub end: TurnEndFields,
+}
+
+/// The reply to a message: `queued` (waiting for its turn), `running` with the
+/// turn's id, or how the turn ended. Read from the session's retained history: a
+/// message it no longer holds is `404`.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/messages/{message_id}/reply",
+    params(("session_id" = String, Path, description = "the session"),
+           ("message_id" = String, Path, description = "the message (`message_id` of its 202)"),
+           ("Switchboard-Session-Key" = Option<String>, Header, description = "an anonymous session's key")),
+    responses((status = 200, body = ReplyState), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = []), ()))]
+pub async fn get_reply(
+    State(state): State<AppState>,
+    caller: SessionCaller,
+    Path((session_id, message_id)): Path<(String, String)>,
+) -> Result<Json<ReplyState>, ApiError> {
+    member(&state, &caller, &session_id).await?;
+    let stream = session_stream(&session_id).map_err(|e| ApiError(e.into()))?;
+    let progress = reply_progress(state.backplane.as_ref(), &stream, &message_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError(ClientError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "no message {message_id} is in the retained history of session {session_id}"
+                ),
+            ))
+        })?;
+    let (turn_id, status, end) = match progress {
+        Progress::Queued => (None, "queued".to_string(), TurnEndFields::default()),
+        Progress::Running { turn_id } => (
+            Some(turn_id),
+            "running".to_string(),
+            TurnEndFields::default(),
+        ),
+        Progress::Ended(end) => (
+            Some(end.turn_id.clone()),
+            end.status.as_str().to_string(),
+            end.into(),
+        ),
+    };
+    Ok(Json(ReplyState {
+        session_id,
+        message_id,
+        turn_id,
+        status,
+        end,
+    }))
 }
 
 /// The cancel that was asked for.
