@@ -106,6 +106,11 @@ pub struct Metrics {
     /// Connections closed, or upgrades refused, for taking too long, by `phase`
     /// (`header`, `idle`, `ws_handshake`).
     pub http_timeouts: IntCounterVec,
+    /// Open SSE event streams (`GET /v1/sessions/{id}/stream`).
+    pub sse_streams: IntGauge,
+    /// SSE event streams ended, by `reason` (`client`, `slow_consumer`, `draining`,
+    /// `token_expired`, `error`).
+    pub sse_closes: IntCounterVec,
 }
 
 impl Metrics {
@@ -402,6 +407,19 @@ impl Metrics {
         registry.register(Box::new(connections_refused.clone()))?;
         registry.register(Box::new(refusals_unanswered.clone()))?;
         registry.register(Box::new(http_timeouts.clone()))?;
+        let sse_streams = IntGauge::new(
+            "switchboard_sse_streams",
+            "Open SSE event streams (GET /v1/sessions/{id}/stream)",
+        )?;
+        let sse_closes = IntCounterVec::new(
+            Opts::new(
+                "switchboard_sse_closes_total",
+                "SSE event streams ended, by reason (client, slow_consumer, draining, token_expired, error)",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(sse_streams.clone()))?;
+        registry.register(Box::new(sse_closes.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -448,6 +466,8 @@ impl Metrics {
             connections_refused,
             refusals_unanswered,
             http_timeouts,
+            sse_streams,
+            sse_closes,
         })
     }
 

@@ -7,6 +7,14 @@
 //
 // The contract is docs/protocol.md; close codes and what they mean for reconnecting are
 // in its §5.4 and in protocol/src/close.rs.
+//
+// When WebSockets cannot reach the gateway although HTTP can (a proxy that breaks
+// upgrades), the client carries on over HTTP — Server-Sent Events to receive, REST to
+// send (`fallback.js`) — with the same resume and the same idempotent sends, and goes
+// back to a WebSocket as soon as one connects again (docs/widget.md, "When WebSockets
+// are blocked").
+
+import { httpBaseUrl, httpFallbackSocket, reachable, websocketOpens } from './fallback.js';
 
 /** Session event types (docs/protocol.md §4): they carry `seq` and are deduplicated. */
 const SESSION_EVENT_TYPES = new Set([
@@ -38,6 +46,15 @@ export const DEFAULT_BACKOFF = Object.freeze({ initialMs: 500, maxMs: 15000, fac
 
 /** Consecutive 4401 closes (with fresh tokens) before the client gives up. */
 const MAX_UNAUTHORIZED_IN_A_ROW = 3;
+
+/**
+ * WebSockets that failed to open in a row, while the gateway answered HTTP, before
+ * the client switches to the HTTP transport.
+ */
+export const FALLBACK_AFTER_FAILURES = 2;
+
+/** How often a client on the HTTP transport tries a WebSocket again. */
+export const DEFAULT_WEBSOCKET_PROBE_MS = 60_000;
 
 /**
  * How long to wait before reconnect attempt `attempt` (0-based): exponential, capped,
@@ -154,6 +171,13 @@ export class SwitchboardClient extends EventTarget {
   #backoff;
   #WebSocketImpl;
   #metadata;
+  #fallback;
+  #fetch;
+  #websocketProbeMs;
+
+  #transport = 'websocket';
+  #websocketFailures = 0;
+  #probeTimer = null;
 
   #socket = null;
   #connectionNumber = 0;
@@ -200,6 +224,11 @@ export class SwitchboardClient extends EventTarget {
    * @param {{initialMs:number,maxMs:number,factor:number}} [options.backoff]
    * @param {object} [options.metadata] sent with `session.create`
    * @param {typeof WebSocket} [options.WebSocket] a WebSocket implementation
+   * @param {boolean} [options.fallback] carry on over HTTP (SSE and REST) when
+   *   WebSockets cannot connect but HTTP can (default true)
+   * @param {number} [options.websocketProbeMs] on HTTP, how often to try a WebSocket
+   *   again (default 60 s)
+   * @param {typeof fetch} [options.fetch] a fetch implementation (the HTTP transport)
    */
   constructor(options = {}) {
     super();
@@ -213,6 +242,9 @@ export class SwitchboardClient extends EventTarget {
     this.#backoff = { ...DEFAULT_BACKOFF, ...(options.backoff || {}) };
     this.#WebSocketImpl = options.WebSocket || globalThis.WebSocket;
     this.#metadata = options.metadata;
+    this.#fetch = options.fetch || (globalThis.fetch ? globalThis.fetch.bind(globalThis) : null);
+    this.#fallback = options.fallback !== false && Boolean(this.#fetch);
+    this.#websocketProbeMs = options.websocketProbeMs ?? DEFAULT_WEBSOCKET_PROBE_MS;
     this.#restore();
   }
 
@@ -223,6 +255,11 @@ export class SwitchboardClient extends EventTarget {
 
   get sessionId() {
     return this.#sessionId;
+  }
+
+  /** `websocket`, or `http` while WebSockets cannot connect (SSE and REST). */
+  get transport() {
+    return this.#transport;
   }
 
   /** The `seq` of the last session event delivered. */
@@ -480,9 +517,12 @@ export class SwitchboardClient extends EventTarget {
     }
     if (connectionNumber !== this.#connectionNumber || this.#stopped) return;
     this.#token = token;
+    const overHttp = this.#transport === 'http';
     let socket;
     try {
-      socket = new this.#WebSocketImpl(websocketUrl(this.#gateway, token), 'switchboard.v1');
+      socket = overHttp
+        ? httpFallbackSocket(httpBaseUrl(websocketUrl(this.#gateway)), { token, fetch: this.#fetch })
+        : new this.#WebSocketImpl(websocketUrl(this.#gateway, token), 'switchboard.v1');
     } catch (error) {
       this.#emit('error', { code: 'connect', message: String(error?.message || error) });
       this.#scheduleReconnect('cannot open a WebSocket');
@@ -492,15 +532,66 @@ export class SwitchboardClient extends EventTarget {
     this.#joined = false;
     this.#creating = false;
     this.#goaway = false;
+    let opened = false;
+    socket.onopen = () => {
+      opened = true;
+      if (!overHttp) this.#websocketFailures = 0;
+    };
     socket.onmessage = (message) => {
+      opened = true;
       if (this.#socket === socket) this.#onFrame(message.data);
     };
     socket.onclose = (close) => {
-      if (this.#socket === socket) this.#onClosed(close.code, close.reason);
+      if (this.#socket !== socket) return;
+      if (!overHttp && !opened) this.#websocketFailed();
+      this.#onClosed(close.code, close.reason);
     };
     socket.onerror = () => {
       // A failed handshake reports `error` then `close`; `close` decides what to do.
     };
+  }
+
+  // ---- the HTTP transport: used while WebSockets fail to open but HTTP works ----
+
+  /** A WebSocket closed before it opened: is something breaking upgrades? */
+  async #websocketFailed() {
+    if (!this.#fallback) return;
+    const failures = ++this.#websocketFailures;
+    if (failures < FALLBACK_AFTER_FAILURES) return;
+    // A gateway that is down fails HTTP too: then there is nothing to fall back to.
+    if (!(await reachable(httpBaseUrl(websocketUrl(this.#gateway)), this.#fetch))) {
+      this.#websocketFailures = 0;
+      return;
+    }
+    if (this.#stopped || this.#transport === 'http' || this.#websocketFailures < failures) return;
+    this.#useTransport('http');
+    // Switch now rather than after the backoff: the gateway is there.
+    if (this.#retryTimer) this.reconnectNow();
+  }
+
+  #useTransport(transport) {
+    if (this.#transport === transport) return;
+    this.#transport = transport;
+    this.#websocketFailures = 0;
+    this.#scheduleProbe();
+  }
+
+  /** On HTTP, try a WebSocket now and then; once one opens, reconnect over it. */
+  #scheduleProbe() {
+    clearTimeout(this.#probeTimer);
+    if (this.#transport !== 'http' || !(this.#websocketProbeMs > 0)) return;
+    this.#probeTimer = setTimeout(async () => {
+      const opens = await websocketOpens(websocketUrl(this.#gateway, this.#token), this.#WebSocketImpl);
+      if (this.#stopped || this.#transport !== 'http') return;
+      if (!opens) return this.#scheduleProbe();
+      this.#useTransport('websocket');
+      // Leave the HTTP transport; the reconnect resumes after the last `seq`.
+      const socket = this.#socket;
+      if (!socket) return this.reconnectNow();
+      this.#socket = null;
+      this.#detach(socket, CloseCodes.NORMAL);
+      this.#onClosed(CloseCodes.DRAINING);
+    }, this.#websocketProbeMs);
   }
 
   async #freshToken() {
@@ -576,6 +667,7 @@ export class SwitchboardClient extends EventTarget {
 
   /** Drop a socket whose handlers should no longer run, closing it if it can. */
   #detach(socket, code) {
+    socket.onopen = null;
     socket.onmessage = null;
     socket.onclose = null;
     socket.onerror = null;
@@ -587,6 +679,7 @@ export class SwitchboardClient extends EventTarget {
   }
 
   #clearTimers() {
+    clearTimeout(this.#probeTimer);
     clearTimeout(this.#retryTimer);
     clearTimeout(this.#refreshTimer);
     clearTimeout(this.#flushTimer);

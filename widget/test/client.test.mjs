@@ -150,3 +150,74 @@ test('a session the gateway no longer knows is forgotten and a new one is create
   await until(() => socket.frames('session.create')[0], 'a create');
   c.stop();
 });
+
+/** A WebSocket that fails before it opens (a proxy refusing the upgrade) until `works`. */
+class BlockedSocket extends ScriptedSocket {
+  static works = false;
+  static attempts = 0;
+  constructor(url, protocol) {
+    super(url, protocol);
+    BlockedSocket.attempts += 1;
+    if (!BlockedSocket.works) {
+      this.receive = () => {}; // no welcome: the upgrade never happens
+      setTimeout(() => this.drop(1006), 0);
+    } else {
+      setTimeout(() => this.onopen?.({}), 0);
+    }
+  }
+}
+
+/** A fetch whose `/health` answers while `up`; every other request stays pending. */
+function fakeFetch(state) {
+  return (url) => {
+    state.requests.push(String(url));
+    if (String(url).endsWith('/health')) return state.up ? Promise.resolve({ ok: true }) : Promise.reject(new TypeError('network'));
+    return new Promise(() => {});
+  };
+}
+
+test('upgrades that fail while HTTP answers move the client to HTTP; an outage (HTTP down too) does not', async () => {
+  BlockedSocket.works = false;
+  BlockedSocket.attempts = 0;
+  const net = { up: false, requests: [] };
+  const { c } = client({ WebSocket: BlockedSocket, fetch: fakeFetch(net), websocketProbeMs: 0 });
+  c.start();
+  await until(() => BlockedSocket.attempts >= 4, 'four failed upgrades');
+  assert.equal(c.transport, 'websocket', 'the gateway is down: nothing to fall back to');
+
+  net.up = true;
+  await until(() => c.transport === 'http', 'the HTTP transport', 3000);
+  await until(() => c.state === 'online', 'online over HTTP', 3000);
+  assert.equal(c.principal, null);
+  c.stop();
+});
+
+test('on HTTP the client tries a WebSocket now and then, and goes back to one once it opens', async () => {
+  BlockedSocket.works = false;
+  BlockedSocket.attempts = 0;
+  const net = { up: true, requests: [] };
+  const { c } = client({ WebSocket: BlockedSocket, fetch: fakeFetch(net), websocketProbeMs: 30 });
+  c.start();
+  await until(() => c.transport === 'http' && c.state === 'online', 'online over HTTP', 3000);
+  const attempts = BlockedSocket.attempts;
+  await until(() => BlockedSocket.attempts > attempts, 'a probe', 3000);
+  assert.equal(c.transport, 'http', 'a probe that fails changes nothing');
+
+  BlockedSocket.works = true;
+  await until(() => c.transport === 'websocket', 'back to WebSocket', 3000);
+  await until(() => c.state === 'online', 'online over a WebSocket', 3000);
+  assert.deepEqual(c.principal, ScriptedSocket.principal, 'welcomed by a real WebSocket');
+  c.stop();
+});
+
+test('fallback: false never leaves the WebSocket', async () => {
+  BlockedSocket.works = false;
+  BlockedSocket.attempts = 0;
+  const net = { up: true, requests: [] };
+  const { c } = client({ WebSocket: BlockedSocket, fetch: fakeFetch(net), fallback: false });
+  c.start();
+  await until(() => BlockedSocket.attempts >= 4, 'four failed upgrades');
+  assert.equal(c.transport, 'websocket');
+  assert.deepEqual(net.requests, []);
+  c.stop();
+});

@@ -177,11 +177,35 @@ impl Authenticator {
                 "missing credentials: send Authorization: Bearer <API key or JWT>",
             ));
         };
+        Ok(self.caller_until(credential).await?.0)
+    }
+
+    /// Who an event-stream request (`GET /v1/sessions/{id}/stream`) is, and until when
+    /// (a JWT's `exp`: the stream ends then): an API key or a JWT like every `/v1`
+    /// route, or — without credentials — an anonymous visitor exactly as
+    /// [`Authenticator::caller_or_anonymous`] admits one (`anonymous_welcome`: the
+    /// request presents a session key).
+    pub async fn stream_caller(
+        &self,
+        credential: Option<&str>,
+        anonymous_welcome: bool,
+    ) -> Result<(Caller, Option<u64>), ClientError> {
+        match credential {
+            Some(credential) => self.caller_until(credential).await,
+            None => Ok((
+                self.caller_or_anonymous(None, anonymous_welcome).await?,
+                None,
+            )),
+        }
+    }
+
+    /// An API key (no expiry) or a verified JWT and its `exp`.
+    async fn caller_until(&self, credential: &str) -> Result<(Caller, Option<u64>), ClientError> {
         if let Some(name) = matching_key(&self.publisher_keys, credential) {
-            return Ok(Caller::PublisherKey { name });
+            return Ok((Caller::PublisherKey { name }, None));
         }
         if let Some(name) = matching_key(&self.admin_keys, credential) {
-            return Ok(Caller::AdminKey { name });
+            return Ok((Caller::AdminKey { name }, None));
         }
         if self.verifier.is_none() || !looks_like_jwt(credential) {
             return Err(ClientError::new(
@@ -190,7 +214,7 @@ impl Authenticator {
             ));
         }
         let verified = self.verify(credential).await?;
-        Ok(Caller::Token(verified.access))
+        Ok((Caller::Token(verified.access), verified.expires_at))
     }
 }
 

@@ -16,6 +16,7 @@
 //! | publish | a publisher key (anywhere); a token with role `publisher` (its own org) | `forbidden`; another org's session: `not_found` |
 //! | post an operator message | a publisher key; a token with role `operator` or `publisher` (own org) | `forbidden`; another org's session: `not_found` |
 //! | read a session's history over HTTP | publisher and admin keys; the owner's token; an `admin` token of its org | `not_found` |
+//! | read a session's event stream over HTTP (SSE) | a token or an anonymous visitor as for joining it; publisher and admin keys as for its history | `not_found` |
 //! | administer an org (documents, model settings) | an admin key (any org); a token with role `admin` (its own org) | `forbidden` |
 //! | read a document (prompt, reply, `sources`) | its org's members: all of them if `public` (anonymous visitors too), the users and groups its ACL names, or every authenticated member if it names none | never seen |
 //!
@@ -373,6 +374,24 @@ pub fn read_history(caller: &Caller, session: Option<&SessionRecord>) -> Decisio
         }
     };
     allow_if(allowed, Refusal::Hide)
+}
+
+/// `GET /v1/sessions/{id}/stream` of `session` (`None`: no such session). The stream is
+/// a member's view of the session: a token (or an anonymous visitor, with the
+/// session's key) may read it exactly when it may join it over the WebSocket; an API
+/// key exactly when it may read the session's history.
+pub fn read_stream(
+    caller: &Caller,
+    session: Option<&SessionRecord>,
+    key: Option<&str>,
+) -> Decision {
+    let Some(record) = session else {
+        return Err(Refusal::Hide);
+    };
+    match caller {
+        Caller::Token(access) => join(access, record, key),
+        Caller::PublisherKey { .. } | Caller::AdminKey { .. } => read_history(caller, Some(record)),
+    }
 }
 
 /// Whether `caller` may open sessions over HTTP (`POST /v1/sessions`, `POST /v1/chat`

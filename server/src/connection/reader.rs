@@ -53,7 +53,7 @@ pub(super) struct Connection {
 /// The instant a token with `exp` = `expires_at` (seconds since the epoch) expires.
 /// `exp` is the client's: one too far ahead for the clock to represent (a validly
 /// signed `exp` near `u64::MAX`) never expires the connection, rather than overflow.
-pub(super) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
+pub(crate) fn token_deadline(expires_at: Option<u64>) -> Option<tokio::time::Instant> {
     let expires_at = expires_at?;
     let now = switchboard_backplane::now_ms() / 1000;
     let left = Duration::from_secs(expires_at.saturating_sub(now));

@@ -84,7 +84,7 @@ pub struct OpeningCaller(pub SessionCaller);
 
 /// The session key of a request: `None` without the header; `unauthorized` for one
 /// that cannot be a key (several, empty, not text).
-fn session_key(headers: &HeaderMap) -> Result<Option<String>, ClientError> {
+pub fn session_key(headers: &HeaderMap) -> Result<Option<String>, ClientError> {
     let mut values = headers.get_all(SESSION_KEY_HEADER).iter();
     let Some(value) = values.next() else {
         return Ok(None);

@@ -2,6 +2,7 @@
 //! for tests alike.
 //!
 //! - [`ws`]: `GET /ws`, the WebSocket upgrade;
+//! - [`sse`]: `GET /v1/sessions/{id}/stream`, a session's events as Server-Sent Events;
 //! - [`ops`]: `/health`, `/ready`, `/metrics`;
 //! - [`api`]: the `/v1` API for backends, operators and admins, and `/openapi.json`;
 //! - [`widget`]: `/widget.js` and the demo page `/`;
@@ -26,6 +27,7 @@ pub mod json_errors;
 pub mod lingering_close;
 pub mod listener;
 pub mod ops;
+pub mod sse;
 pub mod visitors;
 pub mod widget;
 pub mod ws;

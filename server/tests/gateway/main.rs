@@ -26,6 +26,7 @@ mod http_console;
 mod http_json_errors;
 mod http_ops;
 mod http_sessions;
+mod http_sse;
 mod http_visitors;
 mod layers;
 mod model_openai;

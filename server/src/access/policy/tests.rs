@@ -355,6 +355,16 @@ fn the_permission_matrix() {
             Box::new(|w| http(w, |c| read_history(c, None))),
         ),
         (
+            "read the owned session's event stream",
+            "- A H A A H H A A",
+            Box::new(|w| http(w, |c| read_stream(c, Some(&owned), None))),
+        ),
+        (
+            "read the event stream of a session that does not exist",
+            "- H H H H H H H H",
+            Box::new(|w| http(w, |c| read_stream(c, None, None))),
+        ),
+        (
             "administer org acme",
             "- F F F A F F F A",
             Box::new(|w| http(w, |c| administer(c, Some("acme")))),
@@ -415,6 +425,25 @@ fn anonymous_sessions_need_their_key() {
     assert_eq!(join(&visitor, &s, None), Err(Refusal::Hide));
     let elsewhere = principal("anon", None, "other", &[]).access.unwrap();
     assert_eq!(join(&elsewhere, &s, Some("k_right")), Err(Refusal::Hide));
+}
+
+/// An anonymous visitor reads an anonymous session's event stream with its key only,
+/// exactly as it joins it.
+#[test]
+fn an_anonymous_sessions_stream_needs_its_key() {
+    let s = anonymous_session();
+    let visitor = Caller::Token(principal("anon", None, "acme", &[]).access.unwrap());
+    assert_eq!(read_stream(&visitor, Some(&s), Some("k_right")), Ok(()));
+    assert_eq!(
+        read_stream(&visitor, Some(&s), Some("k_wrong")),
+        Err(Refusal::Hide)
+    );
+    assert_eq!(read_stream(&visitor, Some(&s), None), Err(Refusal::Hide));
+    let elsewhere = Caller::Token(principal("anon", None, "other", &[]).access.unwrap());
+    assert_eq!(
+        read_stream(&elsewhere, Some(&s), Some("k_right")),
+        Err(Refusal::Hide)
+    );
 }
 
 /// An owned session admits its owner, and operators and admins of its org.

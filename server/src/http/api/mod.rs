@@ -17,6 +17,7 @@ pub mod model_settings;
 pub mod openapi;
 pub mod publish;
 pub mod sessions;
+pub mod stream;
 pub mod turns;
 pub mod webhooks;
 
@@ -55,6 +56,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             body_limit(post(sessions::post_message), publish_limit),
         )
         .route("/v1/sessions/{session_id}/events", get(sessions::history))
+        .route("/v1/sessions/{session_id}/stream", get(stream::stream))
         .route(
             "/v1/sessions",
             body_limit(
@@ -189,6 +191,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
             header::HeaderName::from_static(super::credentials::SESSION_KEY_HEADER),
         ])
         .max_age(std::time::Duration::from_secs(600));

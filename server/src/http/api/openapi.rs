@@ -28,6 +28,7 @@ use super::sessions::{
     __path_create_session, __path_history, __path_post_message, CreateSession, HistoryResponse,
     MessageResponse, PostMessage, SessionCreated,
 };
+use super::stream::__path_stream;
 use super::turns::{
     __path_cancel_turn, __path_decide_tool_call, __path_get_reply, __path_get_turn, CancelAccepted,
     Decision, ReplyState, ToolDecided, ToolDecisionBody, TurnEndFields, TurnState,
@@ -76,7 +77,7 @@ impl utoipa::Modify for BearerAuth {
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
-        delete_webhook, webhook_deliveries),
+        delete_webhook, webhook_deliveries, stream),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
         ChatRequest, ChatReply, ReplyState, TurnEndFields, TurnState, CancelAccepted, Decision,
@@ -243,7 +244,7 @@ mod tests {
                     let in_path = path.contains(&format!("{{{name}}}"));
                     let expected = match (in_path, name) {
                         (true, _) => "path",
-                        (false, "Switchboard-Session-Key") => "header",
+                        (false, "Switchboard-Session-Key" | "Last-Event-ID") => "header",
                         (false, _) => "query",
                     };
                     assert_eq!(placed, expected, "{method} {path}: {name}");

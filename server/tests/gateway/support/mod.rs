@@ -7,7 +7,8 @@
 //! - [`Client`]: a WebSocket client that speaks JSON frames; every wait is bounded by
 //!   `tokio::time::timeout` and panics with a clear message when it runs out.
 //!   [`RawClient`]: a hand-written one that can misbehave.
-//! - [`http`], [`jwt`]: the `/v1` API with its keys, and tokens.
+//! - [`http`], [`jwt`]: the `/v1` API with its keys, and tokens; [`sse`]: a session's
+//!   event stream over Server-Sent Events.
 //! - [`knowledge`]: knowledge files for the offline agent.
 //! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
 //!   backend, scripted per request; [`webhook_receiver`]: a webhook endpoint that
@@ -28,6 +29,7 @@ pub mod knowledge;
 pub mod link;
 pub mod raw;
 pub mod replicas;
+pub mod sse;
 pub mod stores;
 pub mod tool_backend;
 pub mod turns;
