@@ -59,7 +59,9 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(&parts.headers)?;
-        Ok(Authed(state.auth.caller(credential.as_deref()).await?))
+        Ok(Authed(
+            state.auth.load_full().caller(credential.as_deref()).await?,
+        ))
     }
 }
 

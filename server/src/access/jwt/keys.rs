@@ -100,6 +100,14 @@ impl Keys {
         }
     }
 
+    /// The JWKS URL's check for `/health/deep`; `None` for keys read at boot.
+    pub(super) async fn probe(&self) -> Option<crate::health::Probe> {
+        match self {
+            Keys::JwksUrl(remote) => Some(remote.probe().await),
+            _ => None,
+        }
+    }
+
     /// The algorithms this gateway accepts, for messages.
     pub(super) fn accepted(&self) -> String {
         let names = |set: &KeySet| {

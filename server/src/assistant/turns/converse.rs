@@ -40,7 +40,7 @@ impl Turns {
         if handoff.is_some() {
             definitions.push(handoff_definition());
         }
-        for _round in 0..self.limits.max_rounds {
+        for _round in 0..self.limits.load().max_rounds {
             let mut reply = self.provider.reply(TurnRequest {
                 session_id: job.session_id.clone(),
                 turn_id: turn_id.to_string(),
@@ -111,7 +111,7 @@ impl Turns {
             TurnStatus::Failed,
             Some(format!(
                 "the model kept calling tools; stopped after {} rounds (--tool-max-rounds)",
-                self.limits.max_rounds
+                self.limits.load().max_rounds
             )),
         )
     }

@@ -49,7 +49,11 @@ impl Turns {
         // can reach the prompt, the reply or `sources`.
         let documents: Vec<_> = match self
             .knowledge
-            .search(&job.question, &job.access, self.limits.prompt_documents)
+            .search(
+                &job.question,
+                &job.access,
+                self.limits.load().prompt_documents,
+            )
             .await
         {
             Ok(hits) => hits.into_iter().map(|h| h.document).collect(),
@@ -71,7 +75,7 @@ impl Turns {
             &settings.system_prompt,
             &documents,
             &transcript,
-            self.limits.transcript_budget,
+            self.limits.load().transcript_budget,
             &job.question,
         );
         let mut progress = Progress::default();
@@ -85,7 +89,8 @@ impl Turns {
                 &mut progress,
             );
             tokio::pin!(conversation);
-            let deadline = tokio::time::sleep(self.limits.deadline);
+            let turn_deadline = self.limits.load().deadline;
+            let deadline = tokio::time::sleep(turn_deadline);
             tokio::pin!(deadline);
             let cancelled_elsewhere = self.cancelled_elsewhere(&turn_id, &watch.hint);
             tokio::pin!(cancelled_elsewhere);
@@ -104,7 +109,7 @@ impl Turns {
                     TurnStatus::Failed,
                     Some(format!(
                         "the reply took longer than the turn deadline of {}",
-                        humantime::format_duration(self.limits.deadline)
+                        humantime::format_duration(turn_deadline)
                     )),
                 )),
                 outcome = &mut conversation => Some(outcome),

@@ -55,7 +55,7 @@ pub async fn operator_message(
     let operator = policy::operator(&caller).map_err(refused)?;
     let record = session_record(&state, &session_id).await?;
     policy::post_operator_message(&operator, record.as_ref()).map_err(refused)?;
-    check_len("text", &request.text, state.config.max_text_chars as usize)?;
+    check_len("text", &request.text, state.intake.max_text_chars())?;
     if let Some(author) = &request.author {
         check_len("author", author, 128)?;
     }
