@@ -2,7 +2,8 @@
 //! for tests alike.
 //!
 //! - [`ws`]: `GET /ws`, the WebSocket upgrade;
-//! - [`ops`]: `/health`, `/ready`, `/metrics`;
+//! - [`ops`]: `/health`, `/ready`, `/metrics`; [`health_deep`]: `/health/deep`;
+//! - [`request_metrics`]: HTTP requests counted and timed by route template;
 //! - [`api`]: the `/v1` API for backends, operators and admins, and `/openapi.json`;
 //! - [`widget`]: `/widget.js` and the demo page `/`;
 //! - [`console`]: the operator console `/console`;
@@ -22,10 +23,12 @@ pub mod client_ip;
 pub mod console;
 pub mod credentials;
 pub mod error;
+pub mod health_deep;
 pub mod json_errors;
 pub mod lingering_close;
 pub mod listener;
 pub mod ops;
+pub mod request_metrics;
 pub mod visitors;
 pub mod widget;
 pub mod ws;
@@ -42,6 +45,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
     Ok(Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/health", get(ops::health))
+        .route("/health/deep", get(health_deep::deep))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(api::openapi::serve))
@@ -50,6 +54,10 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .merge(console::router())
         .layer(Extension(websockets))
         .layer(axum::middleware::from_fn(json_errors::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

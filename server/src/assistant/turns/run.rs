@@ -44,6 +44,7 @@ impl Turns {
             self.metrics.turns.with_label_values(&["failed"]).inc();
             return;
         }
+        let started = std::time::Instant::now();
         let settings = self.services.settings.resolve(&job.access.org_id).await;
         // Retrieval takes the asker's access context: only documents they may read
         // can reach the prompt, the reply or `sources`.
@@ -78,7 +79,10 @@ impl Turns {
             self.limits.load().transcript_budget,
             &job.question,
         );
-        let mut progress = Progress::default();
+        let mut progress = Progress {
+            awaiting_first_token: Some(started),
+            ..Progress::default()
+        };
         let outcome = {
             let conversation = self.converse(
                 &job,
@@ -190,6 +194,8 @@ impl Turns {
 pub(super) struct Progress {
     pub(super) text: String,
     usage: Option<Usage>,
+    /// When `turn.start` was recorded, until the first delta is timed against it.
+    pub(super) awaiting_first_token: Option<std::time::Instant>,
 }
 
 impl Progress {
