@@ -42,7 +42,7 @@ pub(super) enum Keys {
     /// A JWKS read at boot.
     JwksFile(KeySet),
     /// A JWKS URL, cached.
-    JwksUrl(RemoteJwks),
+    JwksUrl(Box<RemoteJwks>),
 }
 
 impl Keys {
@@ -73,9 +73,9 @@ impl Keys {
                 url,
                 min_refresh_interval,
                 insecure_http_for_tests,
-            } => Keys::JwksUrl(
+            } => Keys::JwksUrl(Box::new(
                 RemoteJwks::boot(&url, min_refresh_interval, insecure_http_for_tests).await?,
-            ),
+            )),
         })
     }
 
