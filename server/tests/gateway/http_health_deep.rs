@@ -6,6 +6,7 @@ use serde_json::Value;
 use switchboard_testkit::{RedisServer, free_port};
 
 use crate::support::Gateway;
+use crate::support::jwt::{self, JwksServer, RSA_PUBLIC};
 use crate::support::upstream::{Reply as UpstreamReply, Upstream};
 
 const MODEL_KEY: &str = "sk-model-secret-0123456789abcdef";
@@ -136,5 +137,28 @@ async fn a_reachable_model_endpoint_is_checked_once_per_interval() {
     assert_eq!(
         requests[0].header("authorization"),
         Some(format!("Bearer {MODEL_KEY}").as_str())
+    );
+}
+
+/// With `--jwks-url` the URL is checked too (fetched again, cached like the model
+/// check), and shown by kind only.
+#[tokio::test]
+async fn a_jwks_url_is_checked_and_cached() {
+    let server = JwksServer::start(jwt::jwks(vec![jwt::rsa_jwk(RSA_PUBLIC, "k1")]));
+    let gw = Gateway::start(&["--jwks-url", &server.url, "--insecure-jwks-http-for-tests"]);
+    let fetched_at_boot = server.fetches();
+    let (status, body, text) = deep(&gw).await;
+    assert_eq!(status, 200, "{body}");
+    let jwks = &body["checks"]["jwks"];
+    assert_eq!(jwks["kind"], "jwks_url", "{body}");
+    assert_eq!(jwks["status"], "ok", "{body}");
+    assert_eq!(jwks["cached"], false, "{body}");
+    assert_eq!(server.fetches(), fetched_at_boot + 1);
+    let (_, again, _) = deep(&gw).await;
+    assert_eq!(again["checks"]["jwks"]["cached"], true, "{again}");
+    assert_eq!(server.fetches(), fetched_at_boot + 1, "cached for 10 s");
+    assert!(
+        !text.contains("jwks.json") && !text.contains("127.0.0.1"),
+        "{text}"
     );
 }

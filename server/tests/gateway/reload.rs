@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use switchboard_testkit::{eventually, temp_path};
 
 use crate::support::http::{Api, publish_body};
+use crate::support::jwt;
 use crate::support::upstream::{Reply as UpstreamReply, Upstream};
 use crate::support::{Client, Gateway, events_of, metric_sum, seq, ty};
 
@@ -302,4 +303,31 @@ async fn sighup_under_load_drops_nothing() {
         0.0,
         "the server closed nothing"
     );
+}
+
+/// A new HS256 secret in the settings file, then SIGHUP: a connection verified with the
+/// old secret stays open (it keeps its access context), a new handshake with an old
+/// token is refused with 4401, and a token signed with the new secret is welcomed.
+#[tokio::test]
+async fn sighup_swaps_the_jwt_secret_and_verified_connections_stay() {
+    const OLD_SECRET: &str = "reload-old-hs256-secret-0123456789abcdefgh";
+    const NEW_SECRET: &str = "reload-new-hs256-secret-0123456789abcdefgh";
+    let secret = |s: &str| vec![format!("SWITCHBOARD_JWT_HS256_SECRET={s}")];
+    let file = SettingsFile::new(&secret(OLD_SECRET));
+    let settings = file.path().to_str().unwrap();
+    let gw = Gateway::start(&["--settings-file", settings, "--allow-anonymous", "false"]);
+    let claims = jwt::Claims::user("u-reload", "acme");
+    let old_token = claims.hs256_with(OLD_SECRET.as_bytes());
+    let mut verified = jwt::connect(&gw, &old_token).await;
+
+    file.write(&secret(NEW_SECRET));
+    gw.sighup();
+    reloads_counted(&gw, "ok", 1.0).await;
+
+    jwt::assert_token_refused(&gw, &old_token, "a token signed with the old secret").await;
+    let mut renewed = jwt::connect(&gw, &claims.hs256_with(NEW_SECRET.as_bytes())).await;
+    renewed.ping_pong().await;
+    verified.ping_pong().await;
+    let session = verified.create_session().await;
+    assert!(!session.id.is_empty(), "the old connection still works");
 }
