@@ -92,6 +92,7 @@ pub enum Trigger {
 /// Concurrent reloads run one after the other.
 pub async fn reload(state: &AppState, trigger: Trigger) -> Result<Reloaded, Rejected> {
     let mut applied = state.reloading.begin().await;
+    let started = std::time::Instant::now();
     match prepare(state).await {
         Ok(next) => {
             let changed = applied.changed(&next.fingerprint);
@@ -106,6 +107,7 @@ pub async fn reload(state: &AppState, trigger: Trigger) -> Result<Reloaded, Reje
                 .inc();
             tracing::info!(
                 ?trigger,
+                elapsed_ms = started.elapsed().as_millis() as u64,
                 applied = ?live,
                 restart_required = ?restart_required,
                 "configuration reloaded"
