@@ -53,6 +53,21 @@ impl Fingerprint {
         names
     }
 
+    /// What runs after applying `self` over `running`: `self`'s values for the settings
+    /// `live` says were applied, `running`'s for the others (they wait for a restart,
+    /// and keep being reported until then).
+    pub fn applied_over(&self, running: &Fingerprint, live: impl Fn(&str) -> bool) -> Fingerprint {
+        let names = self.0.keys().chain(running.0.keys());
+        let mut applied = BTreeMap::new();
+        for name in names {
+            let source = if live(name) { &self.0 } else { &running.0 };
+            if let Some(digest) = source.get(name) {
+                applied.insert(name.clone(), *digest);
+            }
+        }
+        Fingerprint(applied)
+    }
+
     /// Record the contents of a file a setting names, under `--flag (contents)`, so
     /// an edited file counts as a change of that setting.
     pub fn add_file(&mut self, flag: &str, contents: &[u8]) {

@@ -99,7 +99,10 @@ pub async fn reload(state: &AppState, trigger: Trigger) -> Result<Reloaded, Reje
             let (live, restart_required): (Vec<String>, Vec<String>) = changed
                 .into_iter()
                 .partition(|name| LIVE_SETTINGS.contains(&name.as_str()));
-            *applied = next.install(state);
+            let now_running = next
+                .install(state)
+                .applied_over(&applied, |name| LIVE_SETTINGS.contains(&name));
+            *applied = now_running;
             state
                 .metrics
                 .config_reloads

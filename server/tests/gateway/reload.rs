@@ -173,6 +173,14 @@ async fn a_bad_configuration_is_rejected_and_the_running_one_stays() {
         "{body}"
     );
     assert_eq!(publish_status(&api, NEW_PUBLISHER).await, 202);
+    let again = api.post(RELOAD, Some(ADMIN), &json!({})).await;
+    let again = again.expect(200, "the same configuration again");
+    assert_eq!(again["applied"], json!([]), "{again}");
+    assert_eq!(
+        again["restart_required"],
+        json!(["--history-max-events"]),
+        "still waiting for a restart: {again}"
+    );
 
     // The new limit applies to the next message and to the next welcome.
     let mut client = Client::connect(&gw.ws_url()).await;
