@@ -339,3 +339,69 @@ async fn sighup_swaps_the_jwt_secret_and_verified_connections_stay() {
     let session = verified.create_session().await;
     assert!(!session.id.is_empty(), "the old connection still works");
 }
+
+/// The system prompt (in the settings file) and the tools file are read again by a
+/// reload: the next turn's model request carries the new prompt and the new tool.
+#[tokio::test]
+async fn sighup_applies_a_new_system_prompt_and_tools_file_to_the_next_turn() {
+    const TOOL_KEY: &str = "reload-tool-signing-key-0123456789abcdefgh";
+    let tools = |name: &str| {
+        json!([{
+            "name": name,
+            "description": format!("The {name} tool"),
+            "parameters": {"type": "object", "properties": {}},
+            "endpoint": "http://127.0.0.1:9/tool",
+        }])
+        .to_string()
+    };
+    let tools_file = SettingsFile(temp_path("tools", "json"));
+    std::fs::write(tools_file.path(), tools("lookup_order")).unwrap();
+    let prompt = |p: &str| vec![format!("SWITCHBOARD_SYSTEM_PROMPT=\"{p}\"")];
+    let file = SettingsFile::new(&prompt("You are the first assistant."));
+    let upstream = Upstream::start().await;
+    upstream.push(UpstreamReply::text(&["one"]));
+    upstream.push(UpstreamReply::text(&["two"]));
+    let base_url = upstream.base_url();
+    let gw = Gateway::start(&[
+        "--settings-file",
+        file.path().to_str().unwrap(),
+        "--model-provider",
+        "openai",
+        "--model-base-url",
+        &base_url,
+        "--tools-file",
+        tools_file.path().to_str().unwrap(),
+        "--tool-signing-key",
+        TOOL_KEY,
+    ]);
+    let mut client = Client::connect(&gw.ws_url()).await;
+    let session = client.create_session().await;
+    client.send_message(&session.id, "first").await;
+    client.collect_turns(1).await;
+
+    file.write(&prompt("You are the second assistant."));
+    std::fs::write(tools_file.path(), tools("cancel_order")).unwrap();
+    gw.sighup();
+    reloads_counted(&gw, "ok", 1.0).await;
+    client.send_message(&session.id, "second").await;
+    client.collect_turns(1).await;
+
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2);
+    let seen = |i: usize| {
+        let body = &requests[i].body;
+        (
+            body["messages"][0]["content"].as_str().unwrap().to_string(),
+            body["tools"][0]["function"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        )
+    };
+    let (prompt_1, tool_1) = seen(0);
+    let (prompt_2, tool_2) = seen(1);
+    assert!(prompt_1.contains("first assistant"), "{prompt_1}");
+    assert_eq!(tool_1, "lookup_order");
+    assert!(prompt_2.contains("second assistant"), "{prompt_2}");
+    assert_eq!(tool_2, "cancel_order");
+}
