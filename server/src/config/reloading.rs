@@ -81,9 +81,19 @@ fn clap_reason(command: &Command, error: &clap::Error) -> String {
         ErrorKind::InvalidValue | ErrorKind::ValueValidation
     );
     if secret && shows_value {
+        // The parser's own reason, unless it repeats the value (or its secret part).
+        let value = match error.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(value)) => value.clone(),
+            _ => String::new(),
+        };
+        let secret_part = value.split_once(':').map_or(value.as_str(), |(_, s)| s);
+        let cause = std::error::Error::source(error)
+            .map(|e| e.to_string())
+            .filter(|cause| secret_part.is_empty() || !cause.contains(secret_part));
         return format!(
-            "invalid value for {}: see `switchboard serve --help`",
-            arg.unwrap_or_default()
+            "invalid value for {}: {}",
+            arg.unwrap_or_default(),
+            cause.unwrap_or_else(|| "see `switchboard serve --help`".into())
         );
     }
     let text = error.to_string();
@@ -92,4 +102,49 @@ fn clap_reason(command: &Command, error: &clap::Error) -> String {
         .unwrap_or("invalid command line")
         .trim_start_matches("error: ")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        serve: ServeConfig,
+    }
+
+    fn command() -> Command {
+        <Flags as clap::CommandFactory>::command()
+    }
+
+    fn reading(args: &[&str]) -> Reloading {
+        let reloading = Reloading::default();
+        let args = std::iter::once("switchboard")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        reloading.install(command, args, Fingerprint::default());
+        reloading
+    }
+
+    #[test]
+    fn a_bad_secret_is_named_but_never_shown() {
+        let e = reading(&["--admin-keys", "ops:short-hunter2"])
+            .read()
+            .unwrap_err();
+        assert!(e.contains("--admin-keys"), "{e}");
+        assert!(e.contains("shorter than 16 characters"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = reading(&["--max-text-chars", "lots"]).read().unwrap_err();
+        assert!(e.contains("lots") && e.contains("--max-text-chars"), "{e}");
+    }
+
+    #[test]
+    fn without_a_source_there_is_nothing_to_read() {
+        let e = Reloading::default().read().unwrap_err();
+        assert!(e.contains("not started from a command line"), "{e}");
+        let (config, _) = reading(&["--max-text-chars", "9"]).read().unwrap();
+        assert_eq!(config.max_text_chars, 9);
+    }
 }
