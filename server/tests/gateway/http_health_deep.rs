@@ -27,9 +27,12 @@ async fn deep(gw: &Gateway) -> (u16, Value, String) {
 /// and the offline model stay `ok`.
 #[tokio::test]
 async fn every_dependency_ok_then_the_backplane_down() {
-    let mut redis = RedisServer::start();
-    let gw = Gateway::start(&["--backplane", &redis.url()]);
-    let (status, body, _) = deep(&gw).await;
+    const REDIS_PASSWORD: &str = "redis-password-0123456789";
+    let mut redis = RedisServer::start_with_args(&["--requirepass", REDIS_PASSWORD]);
+    let url = format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{}", redis.port());
+    let gw = Gateway::start(&["--backplane", &url]);
+    let (status, body, text) = deep(&gw).await;
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok", "{body}");
     let checks = &body["checks"];
@@ -47,7 +50,8 @@ async fn every_dependency_ok_then_the_backplane_down() {
     assert_eq!(gw.get("/ready").await.status(), 200);
 
     redis.stop();
-    let (status, body, _) = deep(&gw).await;
+    let (status, body, text) = deep(&gw).await;
+    assert!(!text.contains(REDIS_PASSWORD), "{text}");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "down", "{body}");
     assert_eq!(body["checks"]["backplane"]["status"], "down", "{body}");
