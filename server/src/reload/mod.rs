@@ -82,10 +82,13 @@ pub struct Rejected {
 }
 
 /// What triggered a reload, for the log.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub enum Trigger {
     Signal,
-    Admin,
+    /// `POST /v1/admin/reload`, by an admin key's name or a token's `org/user`.
+    Admin {
+        by: String,
+    },
 }
 
 /// Reload now: read, validate, then apply or keep the running configuration.

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 
-use crate::access::policy;
+use crate::access::{Caller, policy};
 use crate::error::ClientError;
 use crate::http::credentials::Authed;
 use crate::http::error::{ApiError, ErrorBody};
@@ -27,7 +27,16 @@ pub async fn reload_configuration(
 ) -> Result<Json<Reloaded>, ApiError> {
     policy::reload_configuration(&caller)
         .map_err(|r| ApiError(r.into_error(ClientError::session_not_found)))?;
-    match reload(&state, Trigger::Admin).await {
+    let by = match &caller {
+        Caller::AdminKey { name } => format!("admin key {name}"),
+        Caller::Token(access) => format!(
+            "token {}/{}",
+            access.org_id,
+            access.user_id.as_deref().unwrap_or("-")
+        ),
+        Caller::PublisherKey { name } => format!("publisher key {name}"),
+    };
+    match reload(&state, Trigger::Admin { by }).await {
         Ok(reloaded) => Ok(Json(reloaded)),
         Err(rejected) => Err(ApiError(ClientError::bad_request(format!(
             "the configuration was not reloaded: {}",
