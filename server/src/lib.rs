@@ -36,9 +36,9 @@
 //! Lower layers never import higher ones, and no file outgrows 600 lines
 //! (`server/tests/gateway/layers.rs` checks both):
 //!
-//! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`]: what everything
-//!   shares — client errors with protocol codes, ids, Prometheus metrics, the
-//!   replica's lifecycle, and every flag with its limit;
+//! - [`error`], [`ids`], [`metrics`], [`shutdown`], [`config`], [`health`]: what
+//!   everything shares — client errors with protocol codes, ids, Prometheus metrics,
+//!   the replica's lifecycle, every flag with its limit, and dependency checks;
 //! - [`backplane`], [`store`]: connect the configured backplane and open the
 //!   conversation store;
 //! - [`webhooks`]: outgoing webhooks — registration, signed deliveries with retries,
@@ -59,6 +59,7 @@
 //!   settings;
 //! - [`state`]: everything above, wired together once;
 //! - [`connection`]: one WebSocket — reader, commands, writer, heartbeats;
+//! - [`reload`]: live configuration reload (SIGHUP, `POST /v1/admin/reload`);
 //! - [`http`]: the router — `/ws`, the `/v1` API, operations, the widget;
 //! - [`cli`]: the command line — `serve`, `publish`.
 
@@ -71,11 +72,13 @@ pub mod connection;
 pub mod conversations;
 pub mod error;
 pub mod fanout;
+pub mod health;
 pub mod http;
 pub mod ids;
 pub mod metrics;
 pub mod presence;
 pub mod records;
+pub mod reload;
 pub mod shutdown;
 pub mod state;
 pub mod store;

@@ -1,12 +1,15 @@
 //! The `switchboard` binary.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use switchboard::cli::{Cli, Command};
-use switchboard::config::{BackplaneChoice, ServeConfig};
+use switchboard::config::{
+    BackplaneChoice, CommandLineError, Fingerprint, ServeConfig, parse_command_line,
+};
 use switchboard::http::lingering_close::LingeringListener;
 use switchboard::shutdown::termination_signal;
 use switchboard::{AppState, app};
@@ -27,8 +30,24 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run_command() -> anyhow::Result<()> {
-    match Cli::parse().into_command() {
-        Command::Serve(config) => serve(*config),
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let line = match parse_command_line(Cli::command(), &args) {
+        Ok(line) => line,
+        Err(CommandLineError::Clap(e)) => e.exit(),
+        Err(CommandLineError::SettingsFile(e)) => {
+            eprintln!("switchboard: {e}");
+            std::process::exit(2);
+        }
+    };
+    let cli = Cli::from_arg_matches(&line.matches).unwrap_or_else(|e| e.exit());
+    match cli.into_command() {
+        Command::Serve(config) => {
+            let fingerprint = match line.serve() {
+                Some(Ok((_, fingerprint))) => fingerprint,
+                _ => Fingerprint::default(),
+            };
+            serve(*config, Booted { args, fingerprint })
+        }
         Command::Publish(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -49,7 +68,14 @@ fn init_logging(format: &str) {
     }
 }
 
-fn serve(config: ServeConfig) -> anyhow::Result<()> {
+/// What a reload re-reads: the argv the gateway booted from, and the fingerprint of
+/// the configuration it runs.
+struct Booted {
+    args: Vec<OsString>,
+    fingerprint: Fingerprint,
+}
+
+fn serve(config: ServeConfig, booted: Booted) -> anyhow::Result<()> {
     let backplane = match config.validate() {
         Ok(choice) => choice,
         Err(e) => {
@@ -62,13 +88,23 @@ fn serve(config: ServeConfig) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, backplane))
+    runtime.block_on(run(config, backplane, booted))
 }
 
-async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<()> {
+async fn run(
+    config: ServeConfig,
+    backplane: BackplaneChoice,
+    booted: Booted,
+) -> anyhow::Result<()> {
     let bind = config.bind;
     let drain_grace = config.drain_grace;
+    let mut fingerprint = booted.fingerprint;
+    switchboard::reload::add_file_contents(&config, &mut fingerprint);
     let state = AppState::build(config, backplane).await?;
+    state
+        .reloading
+        .install(Cli::command, booted.args, fingerprint);
+    let reloads = switchboard::reload::signal::spawn_reload_on_sighup(state.clone());
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("--bind (SWITCHBOARD_BIND): cannot listen on {bind}"))?;
@@ -124,6 +160,7 @@ async fn run(config: ServeConfig, backplane: BackplaneChoice) -> anyhow::Result<
         tracing::warn!("some sockets did not close in time");
     }
     sweeper.abort();
+    reloads.abort();
     // The others stop counting this replica's members at their next beat.
     state.presence.stop().await;
     match tokio::time::timeout(Duration::from_secs(5), server).await {

@@ -5,6 +5,11 @@ use prometheus::{
     TextEncoder,
 };
 
+/// Buckets of model latencies, in seconds: first tokens and whole calls.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0,
+];
+
 /// Every metric the gateway exports. Names start with `switchboard_`.
 pub struct Metrics {
     registry: Registry,
@@ -111,6 +116,23 @@ pub struct Metrics {
     /// SSE event streams ended, by `reason` (`client`, `slow_consumer`, `draining`,
     /// `token_expired`, `error`).
     pub sse_closes: IntCounterVec,
+    /// Configuration reloads, by `result` (`ok`, `rejected`).
+    pub config_reloads: IntCounterVec,
+    /// From a turn's start to its first `turn.delta`.
+    pub time_to_first_token: prometheus::Histogram,
+    /// Model requests (one per round of a turn), by `provider` and `outcome` (`ok`,
+    /// `error`, `cancelled`), from the request to its stream's end.
+    pub model_call_seconds: HistogramVec,
+    /// HTTP requests answered, by `method`, `route` (the route template, e.g.
+    /// `/v1/sessions/{session_id}`; `unmatched` for no route) and `status` class.
+    pub http_requests: IntCounterVec,
+    /// HTTP request latency to the response head, by `method` and `route`.
+    pub http_request_seconds: HistogramVec,
+    /// When this process started, seconds since the Unix epoch.
+    pub start_time: prometheus::Gauge,
+    /// Seconds since this process started, read at each render.
+    pub uptime: prometheus::Gauge,
+    started: std::time::Instant,
 }
 
 impl Metrics {
@@ -420,6 +442,66 @@ impl Metrics {
         )?;
         registry.register(Box::new(sse_streams.clone()))?;
         registry.register(Box::new(sse_closes.clone()))?;
+        let config_reloads = IntCounterVec::new(
+            Opts::new(
+                "switchboard_config_reloads_total",
+                "Configuration reloads (SIGHUP, POST /v1/admin/reload), by result (ok, rejected)",
+            ),
+            &["result"],
+        )?;
+        let time_to_first_token = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "switchboard_time_to_first_token_seconds",
+                "From a turn's start to its first turn.delta",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )?;
+        let model_call_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_model_call_seconds",
+                "Model requests from the request to the end of their stream, by provider and outcome (ok, error, cancelled)",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["provider", "outcome"],
+        )?;
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "switchboard_http_requests_total",
+                "HTTP requests answered, by method, route template and status class",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_request_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "switchboard_http_request_seconds",
+                "HTTP request latency to the response head, by method and route template",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+            &["method", "route"],
+        )?;
+        let start_time = prometheus::Gauge::new(
+            "switchboard_start_time_seconds",
+            "When this process started, seconds since the Unix epoch",
+        )?;
+        start_time.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        );
+        let uptime = prometheus::Gauge::new(
+            "switchboard_uptime_seconds",
+            "Seconds since this process started",
+        )?;
+        registry.register(Box::new(config_reloads.clone()))?;
+        registry.register(Box::new(time_to_first_token.clone()))?;
+        registry.register(Box::new(model_call_seconds.clone()))?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_request_seconds.clone()))?;
+        registry.register(Box::new(start_time.clone()))?;
+        registry.register(Box::new(uptime.clone()))?;
         Ok(Metrics {
             registry,
             connections,
@@ -468,6 +550,14 @@ impl Metrics {
             http_timeouts,
             sse_streams,
             sse_closes,
+            config_reloads,
+            time_to_first_token,
+            model_call_seconds,
+            http_requests,
+            http_request_seconds,
+            start_time,
+            uptime,
+            started: std::time::Instant::now(),
         })
     }
 
@@ -478,6 +568,7 @@ impl Metrics {
             self.tasks_alive
                 .set(i64::try_from(alive).unwrap_or(i64::MAX));
         }
+        self.uptime.set(self.started.elapsed().as_secs_f64());
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))

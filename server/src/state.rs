@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use switchboard_backplane::{Backplane, Retention};
 use tokio::sync::Semaphore;
@@ -25,7 +26,7 @@ use crate::assistant::turns::{
     CANCEL_SAFETY_NET, LeaseTiming, Replica, TurnLimits, TurnServices, Turns,
 };
 use crate::assistant::waiting::SyncWaits;
-use crate::config::{BackplaneChoice, ModelProviderChoice, ServeConfig};
+use crate::config::{BackplaneChoice, ModelProviderChoice, Reloading, ServeConfig};
 use crate::conversations::retention::run_sweeps;
 use crate::conversations::{Conversations, TranscriptReader, TranscriptWriter};
 use crate::fanout::{Events, Outbound, Registry};
@@ -77,8 +78,11 @@ pub struct Shared {
     /// Synchronous chats waiting for their reply (`POST /v1/chat`), bounded.
     pub sync_waits: Arc<SyncWaits>,
     pub knowledge: Arc<KnowledgeBase>,
-    /// Verifies tokens and API keys.
-    pub auth: Arc<Authenticator>,
+    /// Verifies tokens and API keys; replaced whole by a configuration reload (open
+    /// connections keep the access context they were verified with).
+    pub auth: ArcSwap<Authenticator>,
+    /// What a configuration reload re-reads, and what it last applied.
+    pub reloading: Reloading,
     pub metrics: Arc<Metrics>,
     pub shutdown: Shutdown,
     /// Open connections' outbound queues, for the heartbeat sweeper.
@@ -157,20 +161,7 @@ impl AppState {
             webhooks.clone(),
             metrics.clone(),
         );
-        let tools = match &config.tools_file {
-            Some(path) => tools::load_file(path)?,
-            None => Vec::new(),
-        };
-        let defaults = ModelDefaults::new(
-            config.system_prompt.clone(),
-            ModelOptions {
-                model: None,
-                temperature: config.model_temperature,
-                max_tokens: config.model_max_tokens,
-            },
-            tools,
-            &config.tool_endpoint_origins,
-        );
+        let defaults = model_defaults(&config)?;
         let model_settings = Arc::new(ModelSettingsStore::new(backplane.clone(), defaults));
         let session_quota = Arc::new(SessionQuota::new(
             backplane.clone(),
@@ -223,14 +214,7 @@ impl AppState {
             provider,
             services,
             metrics.clone(),
-            TurnLimits {
-                max_queued: config.max_queued_turns as usize,
-                deadline: config.turn_deadline,
-                prompt_documents: config.prompt_documents as usize,
-                transcript_budget: config.transcript_token_budget as usize,
-                max_rounds: config.tool_max_rounds as usize,
-                cancel_safety_net: CANCEL_SAFETY_NET,
-            },
+            turn_limits(&config),
             config.history_max_age,
         );
         turns.start_background().await;
@@ -262,13 +246,13 @@ impl AppState {
             shutdown.clone(),
             config.max_text_chars as usize,
         ));
-        let auth = Arc::new(Authenticator::from_config(&config).await?);
         let sync_waits = Arc::new(SyncWaits::new(
             config.max_sync_chats as usize,
             config.max_sync_chats_per_principal as usize,
             metrics.sync_chats_waiting.clone(),
             metrics.sync_chats_refused.clone(),
         ));
+        let auth = ArcSwap::from_pointee(Authenticator::from_config(&config).await?);
         Ok(AppState(Arc::new(Shared {
             auth,
             server_id: Arc::from(config.resolved_server_id()),
@@ -301,6 +285,38 @@ impl AppState {
             shutdown,
             connections: Arc::new(DashMap::new()),
             tracker: TaskTracker::new(),
+            reloading: Reloading::default(),
         })))
+    }
+}
+
+/// The gateway-wide model defaults a configuration sets: the system prompt, sampling
+/// options and the `--tools-file` tools. Fails on a tools file that cannot be used.
+pub fn model_defaults(config: &ServeConfig) -> anyhow::Result<ModelDefaults> {
+    let tools = match &config.tools_file {
+        Some(path) => tools::load_file(path)?,
+        None => Vec::new(),
+    };
+    Ok(ModelDefaults::new(
+        config.system_prompt.clone(),
+        ModelOptions {
+            model: None,
+            temperature: config.model_temperature,
+            max_tokens: config.model_max_tokens,
+        },
+        tools,
+        &config.tool_endpoint_origins,
+    ))
+}
+
+/// The limits on turns a configuration sets.
+pub fn turn_limits(config: &ServeConfig) -> TurnLimits {
+    TurnLimits {
+        max_queued: config.max_queued_turns as usize,
+        deadline: config.turn_deadline,
+        prompt_documents: config.prompt_documents as usize,
+        transcript_budget: config.transcript_token_budget as usize,
+        max_rounds: config.tool_max_rounds as usize,
+        cancel_safety_net: CANCEL_SAFETY_NET,
     }
 }

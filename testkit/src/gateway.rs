@@ -253,6 +253,16 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("SIGTERM to the gateway ({}): {e}", child.id()));
     }
 
+    /// Send SIGHUP (the gateway then reloads its configuration). Panics when the
+    /// signal cannot be sent.
+    pub fn sighup(&self) {
+        let Some(child) = self.child.as_ref() else {
+            panic!("the gateway is gone");
+        };
+        kill_process(Pid::from_child(child), Signal::HUP)
+            .unwrap_or_else(|e| panic!("SIGHUP to the gateway ({}): {e}", child.id()));
+    }
+
     /// Kill the process with SIGKILL (what the OOM killer or a node failure does) and
     /// reap it; the log stays readable. Does nothing when it already exited.
     pub fn kill(&mut self) {

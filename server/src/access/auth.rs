@@ -95,6 +95,14 @@ impl Authenticator {
         })
     }
 
+    /// The JWKS URL's check for `/health/deep`; `None` without a JWKS URL.
+    pub async fn jwks_probe(&self) -> Option<crate::health::Probe> {
+        match &self.verifier {
+            Some(verifier) => verifier.jwks_probe().await,
+            None => None,
+        }
+    }
+
     /// The handshake: a token if one was offered, else anonymous if allowed.
     pub async fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, ClientError> {
         match token {

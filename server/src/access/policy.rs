@@ -18,6 +18,7 @@
 //! | read a session's history over HTTP | publisher and admin keys; the owner's token; an `admin` token of its org | `not_found` |
 //! | read a session's event stream over HTTP (SSE) | a token or an anonymous visitor as for joining it; publisher and admin keys as for its history | `not_found` |
 //! | administer an org (documents, model settings) | an admin key (any org); a token with role `admin` (its own org) | `forbidden` |
+//! | reload the gateway's configuration (`POST /v1/admin/reload`) | an admin key; a token with role `admin` (any org: a reload re-reads only what the operator deployed) | `forbidden` |
 //! | read a document (prompt, reply, `sources`) | its org's members: all of them if `public` (anonymous visitors too), the users and groups its ACL names, or every authenticated member if it names none | never seen |
 //!
 //! Decisions on conversations as records (list, rename, delete, export, erase) are in
@@ -522,6 +523,18 @@ mod presence;
 
 pub use conversations::{ConversationAction, ListScope, list_org, list_own, manage_conversation};
 pub use presence::presence_member;
+
+/// `POST /v1/admin/reload`: re-read the configuration the operator deployed. A caller
+/// chooses nothing in it, so any admin may ask; nobody else.
+pub fn reload_configuration(caller: &Caller) -> Decision {
+    match caller {
+        Caller::AdminKey { .. } => Ok(()),
+        Caller::Token(access) if has_role(access, ROLE_ADMIN) => Ok(()),
+        _ => Err(Refusal::Forbid(
+            "these credentials may not reload the configuration (needs an admin key or role admin)",
+        )),
+    }
+}
 
 /// The org an admin request acts on: the one an admin key names (`requested` is
 /// required), or a JWT admin's own. `forbidden` for callers who administer nothing

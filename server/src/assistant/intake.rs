@@ -46,8 +46,8 @@ pub struct Intake {
     events: Events,
     turns: Arc<Turns>,
     shutdown: Shutdown,
-    /// Longest text, in characters (`--max-text-chars`).
-    max_text_chars: usize,
+    /// Longest text, in characters (`--max-text-chars`; a reload may change it).
+    max_text_chars: std::sync::atomic::AtomicUsize,
 }
 
 impl Intake {
@@ -61,8 +61,20 @@ impl Intake {
             events,
             turns,
             shutdown,
-            max_text_chars,
+            max_text_chars: std::sync::atomic::AtomicUsize::new(max_text_chars),
         }
+    }
+
+    /// The longest text a message may have now, in characters.
+    pub fn max_text_chars(&self) -> usize {
+        self.max_text_chars
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Change the longest text (a configuration reload).
+    pub fn set_max_text_chars(&self, max: usize) {
+        self.max_text_chars
+            .store(max, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Accept `send` from `sender` (connected from `client`, when known); `joined` is the session's record when the
@@ -211,7 +223,7 @@ impl Intake {
         if send.text.trim().is_empty() {
             return Err(ClientError::bad_request("message.send: \"text\" is empty"));
         }
-        let max = self.max_text_chars;
+        let max = self.max_text_chars();
         let chars = send.text.chars().count();
         if chars > max {
             return Err(ClientError::new(

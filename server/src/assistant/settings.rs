@@ -89,7 +89,8 @@ pub struct ResolvedSettings {
 
 pub struct ModelSettingsStore {
     backplane: Arc<dyn Backplane>,
-    defaults: ModelDefaults,
+    /// Replaced whole by a configuration reload; a turn reads them once.
+    defaults: arc_swap::ArcSwap<ModelDefaults>,
 }
 
 impl ModelDefaults {
@@ -117,8 +118,14 @@ impl ModelSettingsStore {
     pub fn new(backplane: Arc<dyn Backplane>, defaults: ModelDefaults) -> ModelSettingsStore {
         ModelSettingsStore {
             backplane,
-            defaults,
+            defaults: arc_swap::ArcSwap::from_pointee(defaults),
         }
+    }
+
+    /// Replace the gateway-wide defaults (a configuration reload): turns that start
+    /// afterwards use them.
+    pub fn set_defaults(&self, defaults: ModelDefaults) {
+        self.defaults.store(Arc::new(defaults));
     }
 
     /// The org's own settings, if it has any.
@@ -191,7 +198,7 @@ impl ModelSettingsStore {
             }
             tools::validate(tools)?;
             for tool in tools {
-                if let Some(refusal) = tools::shadows(tool, &self.defaults.tools) {
+                if let Some(refusal) = tools::shadows(tool, &self.defaults.load().tools) {
                     return Err(refusal);
                 }
             }
@@ -203,7 +210,7 @@ impl ModelSettingsStore {
     /// off the allowed origins.
     fn forbidden(&self, settings: &OrgModelSettings) -> Option<String> {
         let tools = settings.tools.as_deref()?;
-        tools::origin_refused(tools, &self.defaults.allowed_tool_origins)
+        tools::origin_refused(tools, &self.defaults.load().allowed_tool_origins)
     }
 
     /// The settings a turn in `org_id` runs with. A backplane error falls back to the
@@ -216,7 +223,8 @@ impl ModelSettingsStore {
                 OrgModelSettings::default()
             }
         };
-        let defaults = &self.defaults;
+        let defaults = self.defaults.load_full();
+        let defaults = &*defaults;
         ResolvedSettings {
             system_prompt: org
                 .system_prompt

@@ -6,25 +6,34 @@
 //! message naming the flag and its environment variable.
 //!
 //! - [`serve`]: the flags ([`ServeConfig`]).
+//! - [`command_line`]: argv, the environment and `--settings-file`, read at boot and
+//!   on every reload.
 //! - [`visitors`], [`session_quotas`], [`http_timeouts`], [`cost`],
 //!   [`document_quota`]: limits for a gateway on the public internet, each group
 //!   flattened into [`ServeConfig`].
+//! - [`reloading`]: what a configuration reload re-reads.
+//! - [`settings_file`]: `--settings-file`, the settings a reload can change.
 //! - [`validate`]: what clap cannot check: relations between settings, the backplane URL.
 //! - [`values`]: the types of flag values (secrets, API keys, the backplane choice,
 //!   durations).
 
+mod command_line;
 mod cost;
 mod document_quota;
 mod http_timeouts;
+mod reloading;
 mod serve;
 mod session_quotas;
+pub mod settings_file;
 mod validate;
 mod values;
 mod visitors;
 
+pub use command_line::{CommandLine, CommandLineError, Fingerprint, parse_command_line};
 pub use cost::CostLimits;
 pub use document_quota::DocumentQuota;
 pub use http_timeouts::HttpTimeouts;
+pub use reloading::Reloading;
 pub use serve::ServeConfig;
 pub use session_quotas::SessionQuotas;
 pub use validate::{ConfigError, parse_backplane, parse_store};

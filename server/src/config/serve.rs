@@ -33,6 +33,13 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub document_quota: DocumentQuota,
 
+    /// A file of `SWITCHBOARD_NAME=value` lines, read at boot and on every reload
+    /// (SIGHUP, `POST /v1/admin/reload`). A setting there counts below the same one on
+    /// the command line or in the environment, above the default; docs/operations.md
+    /// lists which settings a reload applies to a running gateway.
+    #[arg(long, env = "SWITCHBOARD_SETTINGS_FILE")]
+    pub settings_file: Option<PathBuf>,
+
     /// This replica's name in `welcome.server_id`, logs and metrics. Default: a
     /// random `replica-…` name.
     #[arg(long, env = "SWITCHBOARD_SERVER_ID")]

@@ -106,7 +106,7 @@ impl ServeConfig {
                     env: "SWITCHBOARD_MODEL_BASE_URL",
                     reason: format!(
                         "'{}' is not an http(s) URL; write e.g. https://api.openai.com/v1",
-                        self.model_base_url
+                        redact_url(&self.model_base_url)
                     ),
                 });
             }

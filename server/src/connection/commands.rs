@@ -114,7 +114,7 @@ impl Connection {
 
     /// Replace the token: same `sub` and org only; groups and roles may change.
     async fn refresh(&mut self, id: Option<String>, token: &str) -> Result<(), ClientError> {
-        let renewed = self.state.auth.verify(token).await?;
+        let renewed = self.state.auth.load_full().verify(token).await?;
         policy::refresh(&self.access, &renewed.access)
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
         let expires_at = renewed.expires_at.unwrap_or(0);

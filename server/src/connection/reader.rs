@@ -175,7 +175,7 @@ impl Connection {
                 heartbeat_ms: state.config.heartbeat.as_millis() as u64,
                 limits: Limits {
                     max_frame_bytes: state.config.max_frame_bytes as usize,
-                    max_text_chars: state.config.max_text_chars as usize,
+                    max_text_chars: state.intake.max_text_chars(),
                     max_frames_per_second: state.config.max_frames_per_second,
                     max_sessions_per_connection: state.config.max_sessions_per_connection as usize,
                 },

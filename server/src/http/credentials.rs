@@ -62,7 +62,9 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let credential = bearer(&parts.headers)?;
-        Ok(Authed(state.auth.caller(credential.as_deref()).await?))
+        Ok(Authed(
+            state.auth.load_full().caller(credential.as_deref()).await?,
+        ))
     }
 }
 
@@ -112,6 +114,7 @@ async fn session_caller(
     let welcome = opening || session_key.is_some();
     let caller = state
         .auth
+        .load_full()
         .caller_or_anonymous(credential.as_deref(), welcome)
         .await?;
     Ok(SessionCaller {

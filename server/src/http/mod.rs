@@ -4,6 +4,8 @@
 //! - [`ws`]: `GET /ws`, the WebSocket upgrade;
 //! - [`sse`]: `GET /v1/sessions/{id}/stream`, a session's events as Server-Sent Events;
 //! - [`ops`]: `/health`, `/ready`, `/metrics`;
+//! - [`ops`]: `/health`, `/ready`, `/metrics`; [`health_deep`]: `/health/deep`;
+//! - [`request_metrics`]: HTTP requests counted and timed by route template;
 //! - [`api`]: the `/v1` API for backends, operators and admins, and `/openapi.json`;
 //! - [`widget`]: `/widget.js` and the demo page `/`;
 //! - [`console`]: the operator console `/console`;
@@ -23,11 +25,13 @@ pub mod client_ip;
 pub mod console;
 pub mod credentials;
 pub mod error;
+pub mod health_deep;
 pub mod json_errors;
 pub mod lingering_close;
 pub mod listener;
 pub mod ops;
 pub mod sse;
+pub mod request_metrics;
 pub mod visitors;
 pub mod widget;
 pub mod ws;
@@ -44,6 +48,7 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
     Ok(Router::new()
         .route("/ws", get(ws::upgrade))
         .route("/health", get(ops::health))
+        .route("/health/deep", get(health_deep::deep))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(api::openapi::serve))
@@ -52,6 +57,10 @@ pub fn app(state: AppState) -> anyhow::Result<Router> {
         .merge(console::router())
         .layer(Extension(websockets))
         .layer(axum::middleware::from_fn(json_errors::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_metrics::record,
+        ))
         // The span names the path only: the query may hold `?token=`, which must never
         // reach a log line, at any level.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::extract::Request| {

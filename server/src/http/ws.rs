@@ -81,7 +81,7 @@ pub async fn upgrade(
     let handshake_timeout = state.config.http_timeouts.ws_handshake_timeout;
     let checked = tokio::time::timeout(handshake_timeout, async {
         match token {
-            Ok(token) => state.auth.authenticate(token.as_deref()).await,
+            Ok(token) => state.auth.load_full().authenticate(token.as_deref()).await,
             Err(refused) => Err(refused),
         }
     })

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules of the crate, lowest layer first. A module may use modules
 /// of lower layers only; modules of one layer do not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "metrics", "shutdown", "config"],
+    &["error", "metrics", "shutdown", "config", "health"],
     &["ids", "backplane", "store", "test_backplane"],
     &["webhooks"],
     &["records"],
@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["presence"],
     &["assistant"],
     &["state"],
-    &["connection"],
+    &["connection", "reload"],
     &["http"],
     &["cli"],
 ];

@@ -20,9 +20,14 @@ use super::keys::TrustedKey;
 use super::settings::{JwtConfigError, SETTING_JWKS_INSECURE_HTTP, SETTING_JWKS_URL};
 use super::text::redact_url;
 use super::verify::TokenError;
+use crate::health::{Probe, ProbeCache, ProbeStatus};
 
 /// A JWKS document larger than this is refused.
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// How long `/health/deep`'s check of the URL may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a check's result is reused.
+const PROBE_TTL: Duration = Duration::from_secs(10);
 /// How long one JWKS fetch may take.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -35,6 +40,8 @@ pub(super) struct RemoteJwks {
     /// Held for the whole of a refresh, so concurrent verifications wait for one fetch
     /// instead of each starting their own. Holds the last refresh after boot.
     refresh: tokio::sync::Mutex<Option<LastRefresh>>,
+    /// `/health/deep`'s checks of the URL, at most one per [`PROBE_TTL`].
+    probes: ProbeCache,
 }
 
 #[derive(Clone, Copy)]
@@ -103,7 +110,36 @@ impl RemoteJwks {
             min_refresh_interval,
             current: RwLock::new(Arc::new(set)),
             refresh: tokio::sync::Mutex::new(None),
+            probes: ProbeCache::new(PROBE_TTL),
         })
+    }
+
+    /// Whether the URL still serves a usable JWKS (for `/health/deep`; the keys in
+    /// use are not replaced by it). Cached for [`PROBE_TTL`].
+    pub(super) async fn probe(&self) -> Probe {
+        self.probes
+            .get_or_check(|| {
+                Probe::timed(PROBE_TIMEOUT, async {
+                    let loaded = self.current().keys.len();
+                    match fetch_jwks(&self.client, &self.url).await {
+                        Ok(set) => (
+                            ProbeStatus::Ok,
+                            format!(
+                                "the JWKS URL serves {} keys; {loaded} in use",
+                                set.keys.len()
+                            ),
+                        ),
+                        // Tokens with known keys still verify; a rotation would not.
+                        Err(problem) => (
+                            ProbeStatus::Degraded,
+                            format!(
+                                "the JWKS URL could not be fetched ({problem}); the {loaded} keys loaded earlier still verify tokens"
+                            ),
+                        ),
+                    }
+                })
+            })
+            .await
     }
 
     /// The URL (without credentials) and how many keys it gave, for a boot log line.

@@ -42,7 +42,7 @@ pub(super) enum Keys {
     /// A JWKS read at boot.
     JwksFile(KeySet),
     /// A JWKS URL, cached.
-    JwksUrl(RemoteJwks),
+    JwksUrl(Box<RemoteJwks>),
 }
 
 impl Keys {
@@ -73,9 +73,9 @@ impl Keys {
                 url,
                 min_refresh_interval,
                 insecure_http_for_tests,
-            } => Keys::JwksUrl(
+            } => Keys::JwksUrl(Box::new(
                 RemoteJwks::boot(&url, min_refresh_interval, insecure_http_for_tests).await?,
-            ),
+            )),
         })
     }
 
@@ -97,6 +97,14 @@ impl Keys {
             Keys::Single(key) => format!("{} public key", alg_name(key.alg)),
             Keys::JwksFile(set) => format!("JWKS file ({} keys)", set.keys.len()),
             Keys::JwksUrl(remote) => remote.describe(),
+        }
+    }
+
+    /// The JWKS URL's check for `/health/deep`; `None` for keys read at boot.
+    pub(super) async fn probe(&self) -> Option<crate::health::Probe> {
+        match self {
+            Keys::JwksUrl(remote) => Some(remote.probe().await),
+            _ => None,
         }
     }
 

@@ -100,6 +100,11 @@ impl JwtVerifier {
         self.keys.describe()
     }
 
+    /// The JWKS URL's check for `/health/deep`; `None` without a JWKS URL.
+    pub async fn jwks_probe(&self) -> Option<crate::health::Probe> {
+        self.keys.probe().await
+    }
+
     /// Verify a token and derive the principal it names.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         if token.is_empty() {

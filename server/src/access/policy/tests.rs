@@ -374,6 +374,11 @@ fn the_permission_matrix() {
             "- F F F A F A F A",
             Box::new(|w| http(w, |c| administer(c, None))),
         ),
+        (
+            "reload the gateway's configuration",
+            "- F F F A F A F A",
+            Box::new(|w| http(w, reload_configuration)),
+        ),
     ];
     let actors = actors();
     let mut wrong = Vec::new();

@@ -147,6 +147,18 @@ pub trait ModelProvider: Send + Sync {
         self.supports_tools()
     }
 
+    /// Check the model endpoint for `/health/deep`: cheaply, and at most once per
+    /// interval however often it is asked. A provider with nothing to reach is `ok`.
+    fn probe(&self) -> futures_util::future::BoxFuture<'_, crate::health::Probe> {
+        Box::pin(async {
+            crate::health::Probe::new(
+                crate::health::ProbeStatus::Ok,
+                "nothing to reach: replies are written in process",
+                std::time::Duration::ZERO,
+            )
+        })
+    }
+
     /// Stream the reply to `request`. The stream ends when the reply (or this round
     /// of it, after [`ModelChunk::ToolCalls`]) is complete.
     fn reply(&self, request: TurnRequest) -> BoxStream<'static, Result<ModelChunk, ModelError>>;

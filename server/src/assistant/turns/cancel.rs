@@ -61,7 +61,7 @@ impl Turns {
         loop {
             tokio::select! {
                 () = hint.notified() => {}
-                () = tokio::time::sleep(self.limits.cancel_safety_net) => {}
+                () = tokio::time::sleep(self.limits.load().cancel_safety_net) => {}
             }
             if let Ok(Some(_)) = self.backplane.record_get(&key).await {
                 return;
@@ -112,7 +112,7 @@ impl Turns {
             .record_put(
                 &RecordKey::new(TURN_CANCELS, turn_id),
                 Bytes::from_static(b"1"),
-                Some(self.limits.deadline + CANCEL_MARGIN),
+                Some(self.limits.load().deadline + CANCEL_MARGIN),
             )
             .await?;
         let hint = Hint::Cancel {

@@ -40,7 +40,7 @@ impl Turns {
         if handoff.is_some() {
             definitions.push(handoff_definition());
         }
-        for _round in 0..self.limits.max_rounds {
+        for _round in 0..self.limits.load().max_rounds {
             let mut reply = self.provider.reply(TurnRequest {
                 session_id: job.session_id.clone(),
                 turn_id: turn_id.to_string(),
@@ -52,6 +52,7 @@ impl Turns {
                 options: settings.options.clone(),
                 access: job.access.clone(),
             });
+            let mut call = ModelCallTimer::start(&self.metrics, self.provider.name());
             let mut round_text = String::new();
             let mut calls = Vec::new();
             while let Some(chunk) = reply.next().await {
@@ -73,14 +74,24 @@ impl Turns {
                                 Some(format!("the reply could not be recorded: {}", e.kind)),
                             );
                         }
+                        if let Some(started) = progress.awaiting_first_token.take() {
+                            self.metrics
+                                .time_to_first_token
+                                .observe(started.elapsed().as_secs_f64());
+                        }
                         progress.text.push_str(&delta);
                         round_text.push_str(&delta);
                     }
                     Ok(ModelChunk::Usage(usage)) => progress.add_usage(usage),
                     Ok(ModelChunk::ToolCalls(more)) => calls.extend(more),
-                    Err(e) => return (TurnStatus::Failed, Some(e.0)),
+                    Err(e) => {
+                        call.outcome = "error";
+                        return (TurnStatus::Failed, Some(e.0));
+                    }
                 }
             }
+            call.outcome = "ok";
+            drop(call);
             drop(reply);
             if calls.is_empty() {
                 return (TurnStatus::Completed, None);
@@ -111,7 +122,7 @@ impl Turns {
             TurnStatus::Failed,
             Some(format!(
                 "the model kept calling tools; stopped after {} rounds (--tool-max-rounds)",
-                self.limits.max_rounds
+                self.limits.load().max_rounds
             )),
         )
     }
@@ -267,5 +278,35 @@ impl Turns {
             },
             Err(e) => ToolOutcome::failed(format!("could not ask for a person: {}", e.message)),
         }
+    }
+}
+
+/// Times one model request, from the request to the end of its stream, observed
+/// when dropped: `cancelled` unless the round set another outcome (a turn cancelled,
+/// timed out or fenced drops it mid-stream).
+struct ModelCallTimer<'a> {
+    metrics: &'a crate::metrics::Metrics,
+    provider: &'static str,
+    started: std::time::Instant,
+    outcome: &'static str,
+}
+
+impl<'a> ModelCallTimer<'a> {
+    fn start(metrics: &'a crate::metrics::Metrics, provider: &'static str) -> ModelCallTimer<'a> {
+        ModelCallTimer {
+            metrics,
+            provider,
+            started: std::time::Instant::now(),
+            outcome: "cancelled",
+        }
+    }
+}
+
+impl Drop for ModelCallTimer<'_> {
+    fn drop(&mut self) {
+        self.metrics
+            .model_call_seconds
+            .with_label_values(&[self.provider, self.outcome])
+            .observe(self.started.elapsed().as_secs_f64());
     }
 }

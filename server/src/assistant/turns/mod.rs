@@ -132,7 +132,8 @@ pub struct Turns {
     provider: Arc<dyn ModelProvider>,
     services: TurnServices,
     metrics: Arc<Metrics>,
-    limits: TurnLimits,
+    /// Replaced by a configuration reload; a turn reads them as it starts.
+    limits: arc_swap::ArcSwap<TurnLimits>,
     /// How long a message's asker is remembered (`--history-max-age`).
     jobs_ttl: Duration,
     workers: TaskTracker,
@@ -170,7 +171,7 @@ impl Turns {
             provider,
             services,
             metrics,
-            limits,
+            limits: arc_swap::ArcSwap::from_pointee(limits),
             jobs_ttl,
             workers: TaskTracker::new(),
             background: TaskTracker::new(),
@@ -213,13 +214,15 @@ impl Turns {
     /// Whether `session_id` can queue one more turn, as its lease counts them.
     pub async fn has_room(&self, session_id: &str) -> Result<(), ClientError> {
         match self.lease_of(session_id).await? {
-            Some(lease) if lease.waiting.len() >= self.limits.max_queued => Err(ClientError::new(
-                ErrorCode::RateLimited,
-                format!(
-                    "{} messages are already waiting for a reply in this session; wait for a turn to end",
-                    lease.waiting.len()
-                ),
-            )),
+            Some(lease) if lease.waiting.len() >= self.limits.load().max_queued => {
+                Err(ClientError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "{} messages are already waiting for a reply in this session; wait for a turn to end",
+                        lease.waiting.len()
+                    ),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -335,6 +338,22 @@ impl Turns {
             .lease_of(session_id)
             .await?
             .and_then(|lease| lease.running.map(|running| running.turn_id)))
+    }
+
+    /// The provider that writes replies (for its name and `/health/deep`).
+    pub fn provider(&self) -> &Arc<dyn ModelProvider> {
+        &self.provider
+    }
+
+    /// The limits turns start with now.
+    pub fn limits(&self) -> TurnLimits {
+        **self.limits.load()
+    }
+
+    /// Replace the limits (a configuration reload): turns that start afterwards, and
+    /// messages queued afterwards, use them; a running turn keeps its deadline.
+    pub fn set_limits(&self, limits: TurnLimits) {
+        self.limits.store(std::sync::Arc::new(limits));
     }
 
     /// Number of sessions whose queue this replica drains.

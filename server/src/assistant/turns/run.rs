@@ -44,12 +44,17 @@ impl Turns {
             self.metrics.turns.with_label_values(&["failed"]).inc();
             return;
         }
+        let started = std::time::Instant::now();
         let settings = self.services.settings.resolve(&job.access.org_id).await;
         // Retrieval takes the asker's access context: only documents they may read
         // can reach the prompt, the reply or `sources`.
         let documents: Vec<_> = match self
             .knowledge
-            .search(&job.question, &job.access, self.limits.prompt_documents)
+            .search(
+                &job.question,
+                &job.access,
+                self.limits.load().prompt_documents,
+            )
             .await
         {
             Ok(hits) => hits.into_iter().map(|h| h.document).collect(),
@@ -71,10 +76,13 @@ impl Turns {
             &settings.system_prompt,
             &documents,
             &transcript,
-            self.limits.transcript_budget,
+            self.limits.load().transcript_budget,
             &job.question,
         );
-        let mut progress = Progress::default();
+        let mut progress = Progress {
+            awaiting_first_token: Some(started),
+            ..Progress::default()
+        };
         let outcome = {
             let conversation = self.converse(
                 &job,
@@ -85,7 +93,8 @@ impl Turns {
                 &mut progress,
             );
             tokio::pin!(conversation);
-            let deadline = tokio::time::sleep(self.limits.deadline);
+            let turn_deadline = self.limits.load().deadline;
+            let deadline = tokio::time::sleep(turn_deadline);
             tokio::pin!(deadline);
             let cancelled_elsewhere = self.cancelled_elsewhere(&turn_id, &watch.hint);
             tokio::pin!(cancelled_elsewhere);
@@ -104,7 +113,7 @@ impl Turns {
                     TurnStatus::Failed,
                     Some(format!(
                         "the reply took longer than the turn deadline of {}",
-                        humantime::format_duration(self.limits.deadline)
+                        humantime::format_duration(turn_deadline)
                     )),
                 )),
                 outcome = &mut conversation => Some(outcome),
@@ -185,6 +194,8 @@ impl Turns {
 pub(super) struct Progress {
     pub(super) text: String,
     usage: Option<Usage>,
+    /// When `turn.start` was recorded, until the first delta is timed against it.
+    pub(super) awaiting_first_token: Option<std::time::Instant>,
 }
 
 impl Progress {

@@ -16,6 +16,7 @@ pub mod handoff;
 pub mod model_settings;
 pub mod openapi;
 pub mod publish;
+pub mod reload;
 pub mod sessions;
 pub mod stream;
 pub mod turns;
@@ -155,6 +156,7 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             "/v1/admin/webhooks/{webhook_id}/deliveries",
             get(webhooks::webhook_deliveries),
         )
+        .route("/v1/admin/reload", post(reload::reload_configuration))
         .route(
             "/v1/admin/model-settings",
             body_limit(

@@ -24,6 +24,7 @@ use super::model_settings::{
     ModelSettingsBody,
 };
 use super::publish::{__path_publish, PublishRequest, PublishResponse, PublishTarget};
+use super::reload::__path_reload_configuration;
 use super::sessions::{
     __path_create_session, __path_history, __path_post_message, CreateSession, HistoryResponse,
     MessageResponse, PostMessage, SessionCreated,
@@ -40,6 +41,7 @@ use super::webhooks::{
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
+use crate::reload::Reloaded;
 use switchboard_protocol::conversation::{
     ErasureReport, ExportFormat, ListScope, SessionListing, SessionState, SessionSummary,
 };
@@ -77,7 +79,7 @@ impl utoipa::Modify for BearerAuth {
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
-        delete_webhook, webhook_deliveries, stream),
+        delete_webhook, webhook_deliveries, stream, reload_configuration),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
         ChatRequest, ChatReply, ReplyState, TurnEndFields, TurnState, CancelAccepted, Decision,
@@ -86,7 +88,7 @@ impl utoipa::Modify for BearerAuth {
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
         DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,
         InboxEntry, HandoffSettings, HandoffRequestBody, WebhookRequest, WebhookCreated,
-        WebhookBody, WebhookList, DeliveryBody, DeliveryLog)),
+        WebhookBody, WebhookList, DeliveryBody, DeliveryLog, Reloaded)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;

@@ -89,9 +89,8 @@ pub async fn stream(
     let credential = bearer(&headers)?.or(query.token);
     let key = session_key(&headers)?.or(query.session_key);
     let patience = state.config.http_timeouts.ws_handshake_timeout;
-    let checking = state
-        .auth
-        .stream_caller(credential.as_deref(), key.is_some());
+    let auth = state.auth.load_full();
+    let checking = auth.stream_caller(credential.as_deref(), key.is_some());
     let (caller, expires_at) = tokio::time::timeout(patience, checking)
         .await
         .map_err(|_| {

@@ -23,10 +23,12 @@
 //! - `reader`: the SSE body read into model chunks, with coalescing and the idle
 //!   timeout.
 //! - `errors`: the text of the errors a reply can end with.
+//! - `probe`: the endpoint's check for `/health/deep`, cached.
 
 mod chunk;
 mod config;
 mod errors;
+mod probe;
 mod provider;
 mod reader;
 mod request;

@@ -14,9 +14,12 @@ use super::config::OpenAiConfig;
 use super::errors::{
     error_body_message, idle_error, innermost_cause, malformed, send_failure_reason,
 };
+use super::probe::{PROBE_TTL, check_models};
 use super::reader::ReplyReader;
 use super::request::request_body;
 use crate::assistant::model::{ModelChunk, ModelError, ModelProvider, TurnRequest};
+use crate::health::{Probe, ProbeCache};
+use futures_util::future::BoxFuture;
 
 /// The longest pause between two attempts, before jitter.
 const RETRY_BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -33,11 +36,15 @@ struct Shared {
     endpoint: String,
     /// Built once: it holds the connection pool.
     client: reqwest::Client,
+    /// `{base_url}/models`, checked by `/health/deep`.
+    models_url: String,
+    probes: ProbeCache,
 }
 
 impl OpenAiProvider {
     pub fn new(config: OpenAiConfig) -> anyhow::Result<OpenAiProvider> {
         let endpoint = format!("{}/chat/completions", config.base_url.trim_end_matches('/'));
+        let models_url = format!("{}/models", config.base_url.trim_end_matches('/'));
         reqwest::Url::parse(&endpoint)
             .map_err(|e| anyhow::anyhow!("--model-base-url {:?}: {e}", config.base_url))?;
         // No total timeout: a long reply is fine as long as it keeps coming; silence is
@@ -52,6 +59,8 @@ impl OpenAiProvider {
                 config,
                 endpoint,
                 client,
+                models_url,
+                probes: ProbeCache::new(PROBE_TTL),
             }),
         })
     }
@@ -64,6 +73,17 @@ impl ModelProvider for OpenAiProvider {
 
     fn supports_tools(&self) -> bool {
         true
+    }
+
+    fn probe(&self) -> BoxFuture<'_, Probe> {
+        let shared = &self.shared;
+        Box::pin(shared.probes.get_or_check(|| {
+            check_models(
+                &shared.client,
+                &shared.models_url,
+                shared.config.api_key.as_ref().map(|k| k.expose()),
+            )
+        }))
     }
 
     fn reply(&self, request: TurnRequest) -> BoxStream<'static, Result<ModelChunk, ModelError>> {
