@@ -812,3 +812,54 @@ async fn sessions_over_http_span_replicas_body(backing: crate::support::replicas
     assert_eq!(polled["status"], "cancelled");
     assert_eq!(polled["seq"], end["seq"]);
 }
+
+/// On SIGTERM a waiting chat still gets an answer — here its turn, ended `failed`
+/// when `--drain-grace` ran out — and new sessions are refused `503` meanwhile.
+#[tokio::test]
+async fn a_waiting_chat_is_answered_through_a_drain() {
+    use crate::support::knowledge::{REFUND_QUESTION, standard_file};
+    let kb = standard_file();
+    let mut gw = crate::support::Gateway::start(&[
+        crate::support::jwt::HS_ARGS[0],
+        crate::support::jwt::HS_ARGS[1],
+        "--knowledge-file",
+        kb.as_str(),
+        "--offline-agent-delay",
+        "300ms",
+        "--drain-grace",
+        "1500ms",
+    ]);
+    let api = Api::new(&gw);
+    let owner = token("u1", "default", &[]);
+    let (sid, _) = open(&api, Some(&owner), &json!({})).await;
+    let mut ws = member(&gw, &owner, &sid).await;
+    let chat = tokio::spawn({
+        let api = Api::new(&gw);
+        let owner = owner.clone();
+        let sid = sid.clone();
+        async move {
+            api.post(
+                "/v1/chat",
+                Some(&owner),
+                &json!({"session_id": sid, "text": REFUND_QUESTION, "timeout_ms": 60000}),
+            )
+            .await
+        }
+    });
+    ws.next_of_type("turn.start").await;
+    gw.sigterm();
+    crate::support::replicas::wait_ready(&gw, 503, Duration::from_secs(5)).await;
+    let refused = api.post("/v1/sessions", Some(&owner), &json!({})).await;
+    refused.assert_error(503, "unavailable", "a new session while draining");
+    let answered = chat.await.unwrap();
+    let answered = answered.expect(200, "the waiting chat").clone();
+    assert_eq!(answered["status"], "failed", "{answered}");
+    assert!(
+        answered["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("shut down")),
+        "{answered}"
+    );
+    let status = gw.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "exit status after a drain: {status}");
+}
