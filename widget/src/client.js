@@ -154,6 +154,7 @@ export class SwitchboardClient extends EventTarget {
   #backoff;
   #WebSocketImpl;
   #metadata;
+  #assistant;
 
   #socket = null;
   #connectionNumber = 0;
@@ -199,6 +200,8 @@ export class SwitchboardClient extends EventTarget {
    * @param {string} [options.storageKey] which conversation this is, per gateway
    * @param {{initialMs:number,maxMs:number,factor:number}} [options.backoff]
    * @param {object} [options.metadata] sent with `session.create`
+   * @param {string} [options.assistant] the org's named assistant new conversations
+   *   talk to (`session.create`'s `assistant`); absent: the default assistant
    * @param {typeof WebSocket} [options.WebSocket] a WebSocket implementation
    */
   constructor(options = {}) {
@@ -213,6 +216,7 @@ export class SwitchboardClient extends EventTarget {
     this.#backoff = { ...DEFAULT_BACKOFF, ...(options.backoff || {}) };
     this.#WebSocketImpl = options.WebSocket || globalThis.WebSocket;
     this.#metadata = options.metadata;
+    this.#assistant = options.assistant || null;
     this.#restore();
   }
 
@@ -766,6 +770,7 @@ export class SwitchboardClient extends EventTarget {
     this.#creating = true;
     const frame = { type: 'session.create' };
     if (this.#metadata) frame.metadata = this.#metadata;
+    if (this.#assistant) frame.assistant = this.#assistant;
     const sent = this.#request(frame, (reply) => {
       this.#creating = false;
       onDone?.(reply);

@@ -186,11 +186,22 @@ impl Connection {
             }
         }
         self.check_session_limit(None)?;
+        let assistant = match &create.assistant {
+            Some(name) => Some(
+                self.state
+                    .assistants
+                    .for_new_session(&self.access.org_id, name)
+                    .await?
+                    .name,
+            ),
+            None => None,
+        };
         let (record, key) = self
             .state
             .sessions
-            .create(&self.access, self.client, create.metadata)
+            .create(&self.access, self.client, create.metadata, assistant)
             .await?;
+        let assistant = record.assistant.clone();
         let who = policy::presence_member(&self.access, &record);
         let session_id = record.session_id;
         let reply_to = session_id.clone();
@@ -201,6 +212,7 @@ impl Connection {
                     session_id: reply_to,
                     session_key: key,
                     seq: info.last_seq,
+                    assistant,
                 },
             )
             .to_json()
@@ -223,6 +235,7 @@ impl Connection {
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
         let who = policy::presence_member(&self.access, &record);
         let reply_to = join.session_id.clone();
+        let assistant = record.assistant;
         self.join_stream(&join.session_id, join.after_seq, who, move |info| {
             ServerReply::new(
                 id,
@@ -230,6 +243,7 @@ impl Connection {
                     session_id: reply_to,
                     last_seq: info.last_seq,
                     recovered: !info.trimmed,
+                    assistant,
                 },
             )
             .to_json()

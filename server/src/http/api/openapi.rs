@@ -5,6 +5,10 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::assistants::{
+    __path_delete_assistant, __path_get_assistant, __path_list_assistants, __path_put_assistant,
+    AssistantList,
+};
 use super::conversations::{
     __path_delete_retention, __path_delete_session, __path_erase_user, __path_export_session,
     __path_get_retention, __path_get_session, __path_list_sessions, __path_put_retention,
@@ -30,6 +34,7 @@ use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
 };
+use crate::assistant::named::{AssistantSpec, NamedAssistant};
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -63,20 +68,22 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
+    info(title = "Switchboard HTTP API", description = "Publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings, named assistants and webhooks. See docs/http-api.md."),
     paths(publish, operator_message, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
-        delete_webhook, webhook_deliveries),
+        delete_webhook, webhook_deliveries, list_assistants, get_assistant, put_assistant,
+        delete_assistant),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         OperatorMessage, MessageResponse, HistoryResponse, DocumentRequest, AclBody,
         DocumentRef, DocumentBody, DocumentList, ModelSettingsBody, OrgModelSettings, ToolSpec,
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
         DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,
         InboxEntry, HandoffSettings, HandoffRequestBody, WebhookRequest, WebhookCreated,
-        WebhookBody, WebhookList, DeliveryBody, DeliveryLog)),
+        WebhookBody, WebhookList, DeliveryBody, DeliveryLog, AssistantSpec, NamedAssistant,
+        AssistantList)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
