@@ -14,6 +14,10 @@ use crate::{ErrorCode, MAX_FRAME_ID_CHARS, Seq};
 pub struct SessionCreate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Map<String, Value>>,
+    /// The name of one of the org's named assistants to talk to; absent: the default
+    /// assistant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

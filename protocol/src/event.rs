@@ -94,7 +94,13 @@ pub enum EventBody {
     },
     /// An agent turn began, replying to `reply_to` (a `message_id`).
     #[serde(rename = "turn.start")]
-    TurnStart { turn_id: String, reply_to: String },
+    TurnStart {
+        turn_id: String,
+        reply_to: String,
+        /// The org's named assistant answering (its name); absent: the default assistant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assistant: Option<String>,
+    },
     /// More reply text, appended in order.
     #[serde(rename = "turn.delta")]
     TurnDelta { turn_id: String, text: String },
@@ -143,6 +149,9 @@ pub enum EventBody {
         /// called a tool, or the message was interrupted too often).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retrying: Option<bool>,
+        /// The org's named assistant answering (its name); absent: the default assistant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assistant: Option<String>,
     },
     /// An event pushed by a backend.
     #[serde(rename = "event")]

@@ -62,6 +62,9 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_key: Option<String>,
         seq: Seq,
+        /// The session's named assistant; absent: the default assistant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assistant: Option<String>,
     },
     /// Sent before the replay; `last_seq` is the stream's newest `seq` at join time.
     #[serde(rename = "session.joined")]
@@ -69,6 +72,9 @@ pub enum ServerFrame {
         session_id: String,
         last_seq: Seq,
         recovered: bool,
+        /// The session's named assistant; absent: the default assistant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assistant: Option<String>,
     },
     /// The reply to `session.leave`.
     #[serde(rename = "session.left")]

@@ -20,6 +20,7 @@ use crate::assistant::knowledge::{self, KnowledgeBase, demo_documents};
 use crate::assistant::model::{
     ModelOptions, ModelProvider, OfflineAgent, OpenAiConfig, OpenAiProvider,
 };
+use crate::assistant::named::NamedAssistants;
 use crate::assistant::settings::{ModelDefaults, ModelSettingsStore};
 use crate::assistant::tools::{self, ToolRunner};
 use crate::assistant::turns::{
@@ -68,6 +69,8 @@ pub struct Shared {
     pub webhooks: Webhooks,
     /// Per-org model settings (admin API).
     pub model_settings: Arc<ModelSettingsStore>,
+    /// The orgs' named assistants (admin API; chosen at `session.create`).
+    pub assistants: Arc<NamedAssistants>,
     /// Tool calls waiting for a decision (`tool.decide`).
     pub approvals: Arc<Approvals>,
     /// Who holds each conversation (human handoff), and the operator inbox.
@@ -163,6 +166,7 @@ impl AppState {
         );
         let defaults = model_defaults(&config)?;
         let model_settings = Arc::new(ModelSettingsStore::new(backplane.clone(), defaults));
+        let assistants = Arc::new(NamedAssistants::new(store.clone(), model_settings.clone()));
         let session_quota = Arc::new(SessionQuota::new(
             backplane.clone(),
             config.session_quotas.clone(),
@@ -184,6 +188,7 @@ impl AppState {
         ));
         let services = TurnServices {
             settings: model_settings.clone(),
+            assistants: assistants.clone(),
             handoff: handoff.clone(),
             tools: Arc::new(ToolRunner::new(
                 config.tool_signing_key.clone(),
@@ -271,6 +276,7 @@ impl AppState {
             transcripts,
             webhooks,
             model_settings,
+            assistants,
             approvals,
             handoff,
             connection_limit: Arc::new(Semaphore::new(config.max_connections as usize)),

@@ -178,6 +178,7 @@ export class SwitchboardClient extends EventTarget {
   #transport = 'websocket';
   #websocketFailures = 0;
   #probeTimer = null;
+  #assistant;
 
   #socket = null;
   #connectionNumber = 0;
@@ -223,6 +224,8 @@ export class SwitchboardClient extends EventTarget {
    * @param {string} [options.storageKey] which conversation this is, per gateway
    * @param {{initialMs:number,maxMs:number,factor:number}} [options.backoff]
    * @param {object} [options.metadata] sent with `session.create`
+   * @param {string} [options.assistant] the org's named assistant new conversations
+   *   talk to (`session.create`'s `assistant`); absent: the default assistant
    * @param {typeof WebSocket} [options.WebSocket] a WebSocket implementation
    * @param {boolean} [options.fallback] carry on over HTTP (SSE and REST) when
    *   WebSockets cannot connect but HTTP can (default true)
@@ -245,6 +248,7 @@ export class SwitchboardClient extends EventTarget {
     this.#fetch = options.fetch || (globalThis.fetch ? globalThis.fetch.bind(globalThis) : null);
     this.#fallback = options.fallback !== false && Boolean(this.#fetch);
     this.#websocketProbeMs = options.websocketProbeMs ?? DEFAULT_WEBSOCKET_PROBE_MS;
+    this.#assistant = options.assistant || null;
     this.#restore();
   }
 
@@ -859,6 +863,7 @@ export class SwitchboardClient extends EventTarget {
     this.#creating = true;
     const frame = { type: 'session.create' };
     if (this.#metadata) frame.metadata = this.#metadata;
+    if (this.#assistant) frame.assistant = this.#assistant;
     const sent = this.#request(frame, (reply) => {
       this.#creating = false;
       onDone?.(reply);

@@ -14,6 +14,7 @@ import { STYLES } from './styles.js';
 
 const OBSERVED = [
   'gateway',
+  'assistant',
   'token',
   'token-provider',
   'storage-key',
@@ -25,7 +26,7 @@ const OBSERVED = [
   'open',
 ];
 /** Attributes whose change means another connection or conversation. */
-const RECONNECTING_ATTRIBUTES = new Set(['gateway', 'token', 'token-provider', 'storage-key']);
+const RECONNECTING_ATTRIBUTES = new Set(['gateway', 'token', 'token-provider', 'storage-key', 'assistant']);
 
 const STATUS_TEXT = {
   idle: 'Starting…',
@@ -105,6 +106,13 @@ export class SwitchboardChat extends HTMLElement {
   set gateway(value) {
     this.setAttribute('gateway', value);
   }
+  /** The org's named assistant new conversations talk to (absent: the default one). */
+  get assistant() {
+    return this.getAttribute('assistant');
+  }
+  set assistant(value) {
+    this.setAttribute('assistant', value);
+  }
   get token() {
     return this.getAttribute('token');
   }
@@ -124,7 +132,8 @@ export class SwitchboardChat extends HTMLElement {
     this.#restartIfStarted();
   }
   get storageKey() {
-    return this.getAttribute('storage-key') || 'default';
+    const assistant = this.assistant;
+    return this.getAttribute('storage-key') || (assistant ? `assistant:${assistant}` : 'default');
   }
   set storageKey(value) {
     this.setAttribute('storage-key', value);
@@ -439,6 +448,7 @@ export class SwitchboardChat extends HTMLElement {
         tokenProvider: hasProvider ? () => this.#callTokenProvider() : null,
         storage,
         storageKey: this.storageKey,
+        assistant: this.assistant || undefined,
       });
     } catch (error) {
       this.#setStatus('unauthorized', String(error?.message || error));

@@ -802,6 +802,7 @@ fn every_body() -> Vec<EventBody> {
         EventBody::TurnStart {
             turn_id: "t_1".into(),
             reply_to: "m_1".into(),
+            assistant: None,
         },
         EventBody::TurnDelta {
             turn_id: "t_1".into(),
@@ -852,6 +853,7 @@ fn every_body() -> Vec<EventBody> {
             error: None,
             code: None,
             retrying: None,
+            assistant: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_2".into(),
@@ -862,6 +864,7 @@ fn every_body() -> Vec<EventBody> {
             error: None,
             code: None,
             retrying: None,
+            assistant: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_3".into(),
@@ -872,6 +875,7 @@ fn every_body() -> Vec<EventBody> {
             error: Some("model timed out".into()),
             code: None,
             retrying: None,
+            assistant: None,
         },
         EventBody::Custom {
             name: "order.updated".into(),

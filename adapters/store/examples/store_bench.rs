@@ -58,6 +58,7 @@ async fn measure(
             key_sha256: None,
             created_at: now,
             metadata: None,
+            assistant: None,
         };
         store.create_session(&session).await.unwrap();
     }

@@ -88,6 +88,7 @@ where
         last_seq: from_db(column(row, "last_seq")?, "last_seq")?,
         preview: column(row, "preview")?,
         metadata: metadata_from_db(column(row, "metadata")?)?,
+        assistant: column(row, "assistant")?,
     })
 }
 

@@ -12,6 +12,7 @@
 //!
 //! Times are milliseconds since the Unix epoch, as the protocol's `ts`.
 
+mod assistants;
 mod batch;
 #[cfg(feature = "conformance")]
 pub mod conformance;
@@ -32,6 +33,7 @@ mod webhooks;
 
 use async_trait::async_trait;
 
+pub use assistants::AssistantRow;
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use model::{
@@ -189,6 +191,26 @@ pub trait ConversationStore: Send + Sync + 'static {
         webhook_id: &str,
         limit: usize,
     ) -> Result<Option<Vec<WebhookDelivery>>, StoreError>;
+
+    /// Store `assistant`, replacing the org's assistant of that name, unless it is new
+    /// and its org has `max_per_org` assistants already: `false` then, and nothing
+    /// changed. Two calls racing for an org's last place cannot both take it.
+    async fn put_assistant(
+        &self,
+        assistant: &AssistantRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError>;
+
+    /// The assistants of `org_id`, by name.
+    async fn assistants(&self, org_id: &str) -> Result<Vec<AssistantRow>, StoreError>;
+
+    /// `org_id`'s assistant `name`, if it has one.
+    async fn assistant(&self, org_id: &str, name: &str)
+    -> Result<Option<AssistantRow>, StoreError>;
+
+    /// Remove `org_id`'s assistant `name`. Whether it existed. Sessions created with it
+    /// keep its name.
+    async fn delete_assistant(&self, org_id: &str, name: &str) -> Result<bool, StoreError>;
 
     /// Whether the store answers now (for `/ready`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -11,13 +11,14 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::assistants::memory::Assistants;
 use crate::convert::{from_db, to_db};
 use crate::webhooks::memory::Webhooks;
 use crate::{
-    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, HandoffState, MAX_PAGE,
-    MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage, SessionQuery, SessionRow,
-    SessionState, StoreError, TranscriptEntry, TranscriptWrite, WebhookDelivery, WebhookRow, batch,
-    list,
+    AssistantRow, ConversationStore, Erased, HandoffRow, HandoffSettingsRow, HandoffState,
+    MAX_PAGE, MAX_TRANSCRIPT_PAGE, NewSession, SessionChange, SessionPage, SessionQuery,
+    SessionRow, SessionState, StoreError, TranscriptEntry, TranscriptWrite, WebhookDelivery,
+    WebhookRow, batch, list,
 };
 
 /// A day in milliseconds, as retention counts.
@@ -41,6 +42,7 @@ struct State {
     /// Per org that set its own.
     handoff_settings: HashMap<String, HandoffSettingsRow>,
     webhooks: Webhooks,
+    assistants: Assistants,
 }
 
 #[derive(Debug)]
@@ -194,6 +196,7 @@ impl ConversationStore for MemoryStore {
             last_seq: 0,
             preview: None,
             metadata: session.metadata.clone(),
+            assistant: session.assistant.clone(),
         };
         state.sessions.insert(
             session.session_id.clone(),
@@ -457,6 +460,30 @@ impl ConversationStore for MemoryStore {
         self.state().webhooks.create(webhook, max_per_org)
     }
 
+    async fn put_assistant(
+        &self,
+        assistant: &AssistantRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        self.state().assistants.put(assistant, max_per_org)
+    }
+
+    async fn assistants(&self, org_id: &str) -> Result<Vec<AssistantRow>, StoreError> {
+        Ok(self.state().assistants.of_org(org_id))
+    }
+
+    async fn assistant(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<AssistantRow>, StoreError> {
+        Ok(self.state().assistants.get(org_id, name))
+    }
+
+    async fn delete_assistant(&self, org_id: &str, name: &str) -> Result<bool, StoreError> {
+        Ok(self.state().assistants.delete(org_id, name))
+    }
+
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {
         Ok(self.state().webhooks.of_org(org_id))
     }
@@ -501,6 +528,7 @@ mod tests {
             key_sha256: None,
             created_at: 1_000,
             metadata: None,
+            assistant: None,
         }
     }
 

@@ -32,6 +32,11 @@ const SQLITE: &Files = &[
         "transcript rowid",
         include_str!("../migrations/sqlite/0004_transcript_rowid.sql"),
     ),
+    (
+        5,
+        "assistants",
+        include_str!("../migrations/sqlite/0005_assistants.sql"),
+    ),
 ];
 
 const POSTGRES: &Files = &[
@@ -49,6 +54,11 @@ const POSTGRES: &Files = &[
         3,
         "handoff",
         include_str!("../migrations/postgres/0003_handoff.sql"),
+    ),
+    (
+        4,
+        "assistants",
+        include_str!("../migrations/postgres/0004_assistants.sql"),
     ),
 ];
 

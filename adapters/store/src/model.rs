@@ -42,6 +42,8 @@ pub struct NewSession {
     pub key_sha256: Option<String>,
     pub created_at: u64,
     pub metadata: Option<Map<String, Value>>,
+    /// The org's named assistant it talks to; `None`: the default assistant.
+    pub assistant: Option<String>,
 }
 
 /// A stored session.
@@ -62,6 +64,8 @@ pub struct SessionRow {
     /// The newest entry's `preview` (the last message's text, shortened).
     pub preview: Option<String>,
     pub metadata: Option<Map<String, Value>>,
+    /// The org's named assistant it talks to; `None`: the default assistant.
+    pub assistant: Option<String>,
 }
 
 /// A change to a session; `None` fields stay as they are.

@@ -20,9 +20,9 @@ use crate::db_error::store_error;
 use crate::engine::Engine;
 use crate::redact::redact;
 use crate::{
-    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_TRANSCRIPT_PAGE, NewSession,
-    SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
-    TranscriptWrite, WebhookDelivery, WebhookRow, list, migrations, sql, webhooks,
+    AssistantRow, ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_TRANSCRIPT_PAGE,
+    NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
+    TranscriptWrite, WebhookDelivery, WebhookRow, assistants, list, migrations, sql, webhooks,
 };
 
 /// How long [`PostgresStore::connect`] tries before giving up.
@@ -215,6 +215,7 @@ impl ConversationStore for PostgresStore {
             .bind(&session.key_sha256)
             .bind(to_db(session.created_at, "created_at")?)
             .bind(metadata_to_db(session.metadata.as_ref()))
+            .bind(&session.assistant)
             .execute(&self.pool)
             .await
             .map_err(db)?;
@@ -444,6 +445,30 @@ impl ConversationStore for PostgresStore {
         max_per_org: usize,
     ) -> Result<bool, StoreError> {
         webhooks::postgres::create(&self.pool, webhook, max_per_org).await
+    }
+
+    async fn put_assistant(
+        &self,
+        assistant: &AssistantRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        assistants::postgres::put(&self.pool, assistant, max_per_org).await
+    }
+
+    async fn assistants(&self, org_id: &str) -> Result<Vec<AssistantRow>, StoreError> {
+        self.engine().assistants(org_id).await
+    }
+
+    async fn assistant(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<AssistantRow>, StoreError> {
+        self.engine().assistant(org_id, name).await
+    }
+
+    async fn delete_assistant(&self, org_id: &str, name: &str) -> Result<bool, StoreError> {
+        self.engine().delete_assistant(org_id, name).await
     }
 
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {

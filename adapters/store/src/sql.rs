@@ -5,17 +5,17 @@
 macro_rules! session_columns {
     () => {
         "session_id, org_id, owner, key_sha256, title, state, created_at, \
-         last_activity_at, last_seq, preview, metadata"
+         last_activity_at, last_seq, preview, metadata, assistant"
     };
 }
 pub(crate) use session_columns;
 
 /// `$1..$7`: session_id, org_id, owner, key_sha256, created_at (also the first
-/// activity), metadata; a new session is active, untitled, without entries.
+/// activity), metadata, assistant; a new session is active, untitled, without entries.
 pub(crate) const CREATE_SESSION: &str = "INSERT INTO sessions \
      (session_id, org_id, owner, key_sha256, title, state, created_at, last_activity_at, \
-      last_seq, preview, metadata) \
-     VALUES ($1, $2, $3, $4, NULL, 'active', $5, $5, 0, NULL, $6) \
+      last_seq, preview, metadata, assistant) \
+     VALUES ($1, $2, $3, $4, NULL, 'active', $5, $5, 0, NULL, $6, $7) \
      ON CONFLICT (session_id) DO NOTHING";
 
 /// `$1`: session_id.

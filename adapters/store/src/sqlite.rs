@@ -17,9 +17,10 @@ use crate::convert::{column, from_db, limit, metadata_to_db, session_row, to_db,
 use crate::db_error::store_error;
 use crate::engine::Engine;
 use crate::{
-    ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_TRANSCRIPT_PAGE, NewSession,
-    SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
-    TranscriptWrite, WebhookDelivery, WebhookRow, batch, list, migrations, sql, webhooks,
+    AssistantRow, ConversationStore, Erased, HandoffRow, HandoffSettingsRow, MAX_TRANSCRIPT_PAGE,
+    NewSession, SessionChange, SessionPage, SessionQuery, SessionRow, StoreError, TranscriptEntry,
+    TranscriptWrite, WebhookDelivery, WebhookRow, assistants, batch, list, migrations, sql,
+    webhooks,
 };
 
 /// How long a statement waits for another connection's write lock before failing.
@@ -205,6 +206,7 @@ impl ConversationStore for SqliteStore {
             .bind(&session.key_sha256)
             .bind(to_db(session.created_at, "created_at")?)
             .bind(metadata_to_db(session.metadata.as_ref()))
+            .bind(&session.assistant)
             .execute(&self.pool)
             .await
             .map_err(db)?;
@@ -441,6 +443,30 @@ impl ConversationStore for SqliteStore {
         max_per_org: usize,
     ) -> Result<bool, StoreError> {
         webhooks::sqlite::create(&self.pool, webhook, max_per_org).await
+    }
+
+    async fn put_assistant(
+        &self,
+        assistant: &AssistantRow,
+        max_per_org: usize,
+    ) -> Result<bool, StoreError> {
+        assistants::sqlite::put(&self.pool, assistant, max_per_org).await
+    }
+
+    async fn assistants(&self, org_id: &str) -> Result<Vec<AssistantRow>, StoreError> {
+        self.engine().assistants(org_id).await
+    }
+
+    async fn assistant(
+        &self,
+        org_id: &str,
+        name: &str,
+    ) -> Result<Option<AssistantRow>, StoreError> {
+        self.engine().assistant(org_id, name).await
+    }
+
+    async fn delete_assistant(&self, org_id: &str, name: &str) -> Result<bool, StoreError> {
+        self.engine().delete_assistant(org_id, name).await
     }
 
     async fn webhooks(&self, org_id: &str) -> Result<Vec<WebhookRow>, StoreError> {

@@ -24,9 +24,13 @@ pub fn every_client_frame() -> Vec<ClientFrame> {
     metadata.insert("page".into(), json!("/pricing"));
     vec![
         ClientFrame::Ping {},
-        ClientFrame::SessionCreate(SessionCreate { metadata: None }),
+        ClientFrame::SessionCreate(SessionCreate {
+            metadata: None,
+            assistant: None,
+        }),
         ClientFrame::SessionCreate(SessionCreate {
             metadata: Some(metadata),
+            assistant: None,
         }),
         ClientFrame::SessionJoin(SessionJoin {
             session_id: "s_1".into(),
@@ -139,6 +143,7 @@ fn summary() -> SessionSummary {
         last_seq: 42,
         preview: Some("Within 30 days of purchase…".into()),
         metadata: Some(metadata),
+        assistant: None,
     }
 }
 
@@ -189,16 +194,19 @@ pub fn every_server_frame() -> Vec<ServerFrame> {
             session_id: "s_1".into(),
             session_key: Some("k_1".into()),
             seq: 0,
+            assistant: None,
         },
         ServerFrame::SessionCreated {
             session_id: "s_1".into(),
             session_key: None,
             seq: 3,
+            assistant: None,
         },
         ServerFrame::SessionJoined {
             session_id: "s_1".into(),
             last_seq: 9,
             recovered: false,
+            assistant: None,
         },
         ServerFrame::SessionLeft {
             session_id: "s_1".into(),
@@ -334,6 +342,7 @@ pub fn every_event_body() -> Vec<EventBody> {
         EventBody::TurnStart {
             turn_id: "t_1".into(),
             reply_to: "m_1".into(),
+            assistant: None,
         },
         EventBody::TurnDelta {
             turn_id: "t_1".into(),
@@ -377,6 +386,7 @@ pub fn every_event_body() -> Vec<EventBody> {
             error: None,
             code: None,
             retrying: None,
+            assistant: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_2".into(),
@@ -387,6 +397,7 @@ pub fn every_event_body() -> Vec<EventBody> {
             error: Some("upstream closed early".into()),
             code: None,
             retrying: None,
+            assistant: None,
         },
         EventBody::TurnEnd {
             turn_id: "t_3".into(),
@@ -397,6 +408,7 @@ pub fn every_event_body() -> Vec<EventBody> {
             error: Some("the replica answering stopped; answering again".into()),
             code: Some(TurnEndCode::ReplicaLost),
             retrying: Some(true),
+            assistant: None,
         },
         EventBody::Custom {
             name: "order.shipped".into(),

@@ -14,6 +14,7 @@
 //! - [`approvals`]: tool calls waiting for a member's decision, across replicas.
 //! - [`control`]: the hints a replica sends another to act on a record at once.
 //! - [`settings`]: per-org model, system prompt and tools.
+//! - [`named`]: an org's named assistants, one of which a session may talk to.
 //! - [`cost`]: caps on concurrent turns and each org's daily token budget.
 //!
 //! The model providers and the prompt are `crate::assistant::model`.
@@ -25,6 +26,7 @@ pub mod handoff;
 pub mod intake;
 pub mod knowledge;
 pub mod model;
+pub mod named;
 pub mod replies;
 pub mod settings;
 pub mod tools;

@@ -48,6 +48,8 @@ pub struct TurnEnded {
     pub error: Option<String>,
     pub code: Option<TurnEndCode>,
     pub retrying: Option<bool>,
+    /// The named assistant that answered.
+    pub assistant: Option<String>,
 }
 
 /// Where a reply (or a turn) stands.
@@ -106,7 +108,9 @@ impl Follow {
                     self.message_seen = true;
                 }
             }
-            EventBody::TurnStart { turn_id, reply_to } => {
+            EventBody::TurnStart {
+                turn_id, reply_to, ..
+            } => {
                 let ours = match &self.target {
                     Target::Message(message_id) => reply_to == message_id,
                     Target::Turn(wanted) => turn_id == wanted,
@@ -124,6 +128,7 @@ impl Follow {
                 error,
                 code,
                 retrying,
+                assistant,
             } => {
                 let ours = match &self.target {
                     Target::Message(_) => self.turn_id.as_ref() == Some(turn_id),
@@ -147,6 +152,7 @@ impl Follow {
                     error: error.clone(),
                     code: *code,
                     retrying: *retrying,
+                    assistant: assistant.clone(),
                 });
             }
             _ => {}
@@ -349,6 +355,7 @@ mod tests {
             EventBody::TurnStart {
                 turn_id: turn.into(),
                 reply_to: message.into(),
+                assistant: None,
             },
         )
     }
@@ -365,6 +372,7 @@ mod tests {
                 error: None,
                 code: retrying.map(|_| TurnEndCode::ReplicaLost),
                 retrying,
+                assistant: None,
             },
         )
     }

@@ -69,6 +69,19 @@ fn tools_schema() -> utoipa::openapi::schema::Array {
         .build()
 }
 
+impl OrgModelSettings {
+    /// These settings, with what they leave unset taken from `under`.
+    pub fn over(self, under: OrgModelSettings) -> OrgModelSettings {
+        OrgModelSettings {
+            model: self.model.or(under.model),
+            system_prompt: self.system_prompt.or(under.system_prompt),
+            temperature: self.temperature.or(under.temperature),
+            max_tokens: self.max_tokens.or(under.max_tokens),
+            tools: self.tools.or(under.tools),
+        }
+    }
+}
+
 /// The gateway-wide defaults.
 #[derive(Debug, Clone)]
 pub struct ModelDefaults {
@@ -145,10 +158,7 @@ impl ModelSettingsStore {
 
     /// Check and store an org's settings, replacing what it had.
     pub async fn put(&self, org_id: &str, settings: &OrgModelSettings) -> Result<(), ClientError> {
-        self.validate(settings).map_err(ClientError::bad_request)?;
-        if let Some(refusal) = self.forbidden(settings) {
-            return Err(ClientError::forbidden(refusal));
-        }
+        self.check(settings)?;
         let value = serde_json::to_vec(settings)
             .map_err(|e| ClientError::bad_request(format!("settings: {e}")))?;
         self.backplane
@@ -167,6 +177,16 @@ impl ModelSettingsStore {
             .backplane
             .record_delete(&RecordKey::new(MODEL_SETTINGS, org_id))
             .await?)
+    }
+
+    /// Whether `settings` may be stored (an org's, or a named assistant's): `bad_request`
+    /// for their shape, `forbidden` for what the operator forbids.
+    pub fn check(&self, settings: &OrgModelSettings) -> Result<(), ClientError> {
+        self.validate(settings).map_err(ClientError::bad_request)?;
+        match self.forbidden(settings) {
+            Some(refusal) => Err(ClientError::forbidden(refusal)),
+            None => Ok(()),
+        }
     }
 
     fn validate(&self, settings: &OrgModelSettings) -> Result<(), String> {
@@ -213,15 +233,24 @@ impl ModelSettingsStore {
         tools::origin_refused(tools, &self.defaults.load().allowed_tool_origins)
     }
 
-    /// The settings a turn in `org_id` runs with. A backplane error falls back to the
+    /// The settings a turn in `org_id` runs with: a named assistant's (`assistant`),
+    /// over the org's, over the gateway's. A backplane error falls back to the
     /// defaults: a turn should not fail because its org's settings are unreadable.
-    pub async fn resolve(&self, org_id: &str) -> ResolvedSettings {
+    pub async fn resolve(
+        &self,
+        org_id: &str,
+        assistant: Option<&OrgModelSettings>,
+    ) -> ResolvedSettings {
         let org = match self.get(org_id).await {
             Ok(org) => org.unwrap_or_default(),
             Err(e) => {
                 tracing::warn!(org_id, error = %e.message, "model settings unavailable; using the defaults");
                 OrgModelSettings::default()
             }
+        };
+        let org = match assistant {
+            Some(named) => named.clone().over(org),
+            None => org,
         };
         let defaults = self.defaults.load_full();
         let defaults = &*defaults;

@@ -167,6 +167,11 @@ impl Connection {
         create: SessionCreate,
     ) -> Result<(), ClientError> {
         self.check_session_limit(None)?;
+        let assistant = self
+            .state
+            .assistants
+            .for_new_session(&self.access.org_id, create.assistant.as_deref())
+            .await?;
         let (record, key) = self
             .state
             .sessions
@@ -175,8 +180,10 @@ impl Connection {
                 &self.access,
                 self.client,
                 create.metadata,
+                assistant,
             )
             .await?;
+        let assistant = record.assistant.clone();
         let who = policy::presence_member(&self.access, &record);
         let session_id = record.session_id;
         let reply_to = session_id.clone();
@@ -187,6 +194,7 @@ impl Connection {
                     session_id: reply_to,
                     session_key: key,
                     seq: info.last_seq,
+                    assistant,
                 },
             )
             .to_json()
@@ -209,6 +217,7 @@ impl Connection {
             .map_err(|refused| refused.into_error(ClientError::session_not_found))?;
         let who = policy::presence_member(&self.access, &record);
         let reply_to = join.session_id.clone();
+        let assistant = record.assistant;
         self.join_stream(&join.session_id, join.after_seq, who, move |info| {
             ServerReply::new(
                 id,
@@ -216,6 +225,7 @@ impl Connection {
                     session_id: reply_to,
                     last_seq: info.last_seq,
                     recovered: !info.trimmed,
+                    assistant,
                 },
             )
             .to_json()

@@ -135,6 +135,7 @@ mod tests {
             last_seq: 2,
             preview: None,
             metadata: None,
+            assistant: None,
         }
     }
 

@@ -331,6 +331,7 @@ pub fn summary(row: SessionRow) -> SessionSummary {
         last_seq: row.last_seq,
         preview: row.preview,
         metadata: row.metadata,
+        assistant: row.assistant,
     }
 }
 

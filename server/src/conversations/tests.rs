@@ -123,8 +123,8 @@ async fn a_conversation_active_every_day_stays_and_an_idle_one_goes_after_its_re
         .await
         .unwrap();
     let owner = user("u1", "acme", &[]);
-    let (active, _) = w.sessions.create(&owner, None, None).await.unwrap();
-    let (quiet, _) = w.sessions.create(&owner, None, None).await.unwrap();
+    let (active, _) = w.sessions.create(&owner, None, None, None).await.unwrap();
+    let (quiet, _) = w.sessions.create(&owner, None, None, None).await.unwrap();
     let start = active.created_at;
     w.say(&quiet.session_id, 1, start + 1000).await;
     let quiet_stream = StreamName::session(&quiet.session_id).unwrap();

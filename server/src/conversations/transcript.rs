@@ -102,6 +102,7 @@ mod tests {
         let start = event(EventBody::TurnStart {
             turn_id: "t_1".into(),
             reply_to: "m_1".into(),
+            assistant: None,
         });
         assert!(write_for(&stream, &start).is_none());
         let custom = |durable| {

@@ -43,6 +43,9 @@ pub struct SessionRecord {
     pub created_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The org's named assistant the session talks to; `None`: the default assistant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
 }
 
 impl SessionRecord {
@@ -64,6 +67,7 @@ impl From<SessionRow> for SessionRecord {
             key_sha256: row.key_sha256,
             created_at: row.created_at,
             metadata: row.metadata,
+            assistant: row.assistant,
         }
     }
 }
@@ -132,6 +136,7 @@ impl SessionStore {
         access: &Principal,
         client: Option<IpAddr>,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        assistant: Option<String>,
     ) -> Result<(SessionRecord, Option<String>), ClientError> {
         if shutdown.is_draining() {
             return Err(ClientError::draining());
@@ -149,20 +154,22 @@ impl SessionStore {
                 ));
             }
         }
-        self.create(access, client, metadata).await
+        self.create(access, client, metadata, assistant).await
     }
 
     /// Create a session owned by `access`, connected from `client`, within the session
-    /// quotas. Returns the record and, for anonymous creators, the session key (shown
+    /// quotas, talking to the named `assistant` (checked by the caller) or the default
+    /// one. Returns the record and, for anonymous creators, the session key (shown
     /// once, never stored in clear).
     pub async fn create(
         &self,
         access: &Principal,
         client: Option<IpAddr>,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        assistant: Option<String>,
     ) -> Result<(SessionRecord, Option<String>), ClientError> {
         let admission = self.quota.admit(access, client).await?;
-        let created = self.create_admitted(access, metadata).await;
+        let created = self.create_admitted(access, metadata, assistant).await;
         if created.is_err() {
             self.quota.cancel(admission);
         }
@@ -173,6 +180,7 @@ impl SessionStore {
         &self,
         access: &Principal,
         metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        assistant: Option<String>,
     ) -> Result<(SessionRecord, Option<String>), ClientError> {
         let key = access.anonymous.then(new_session_key);
         let record = SessionRecord {
@@ -186,6 +194,7 @@ impl SessionStore {
             key_sha256: key.as_deref().map(hash_key),
             created_at: switchboard_backplane::now_ms(),
             metadata,
+            assistant,
         };
         let created = self
             .store
@@ -196,6 +205,7 @@ impl SessionStore {
                 key_sha256: record.key_sha256.clone(),
                 created_at: record.created_at,
                 metadata: record.metadata.clone(),
+                assistant: record.assistant.clone(),
             })
             .await?;
         if created {
@@ -379,7 +389,7 @@ mod tests {
         let backplane = Arc::new(Watched::new(TtlWitness::default()));
         let store: Arc<dyn ConversationStore> = Arc::new(MemoryStore::new());
         let sessions = sessions_with(backplane.clone(), store.clone(), SessionQuotas::default());
-        let (record, _) = sessions.create(&visitor(), None, None).await.unwrap();
+        let (record, _) = sessions.create(&visitor(), None, None, None).await.unwrap();
         assert_eq!(backplane.last_session_ttl(), Some(UNUSED), "created");
 
         // Read again from the store while still unused: the short life again.
@@ -421,9 +431,12 @@ mod tests {
         };
         let sessions = sessions_with(backplane.clone(), store.clone(), quotas);
         for _ in 0..2 {
-            sessions.create(&visitor(), None, None).await.unwrap();
+            sessions.create(&visitor(), None, None, None).await.unwrap();
         }
-        let refused = sessions.create(&visitor(), None, None).await.unwrap_err();
+        let refused = sessions
+            .create(&visitor(), None, None, None)
+            .await
+            .unwrap_err();
         assert_eq!(refused.code, ErrorCode::RateLimited);
         assert_eq!(
             backplane.session_ttls.lock().unwrap().len(),
@@ -441,6 +454,7 @@ mod tests {
             key_sha256: Some(hash_key("k_right")),
             created_at: 0,
             metadata: None,
+            assistant: None,
         };
         assert!(with_key.key_matches("k_right"));
         assert!(!with_key.key_matches("k_wrong"));

@@ -161,6 +161,7 @@ mod tests {
             error: Some("upstream".into()),
             code: None,
             retrying: None,
+            assistant: None,
         };
         assert_eq!(
             kind_of(&end(TurnStatus::Failed)),

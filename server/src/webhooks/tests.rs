@@ -371,6 +371,7 @@ async fn session_events_reach_only_endpoints_subscribed_to_their_type() {
         error: Some("the model failed".into()),
         code: None,
         retrying: None,
+        assistant: None,
     };
     s.webhooks.observe(&stream, &appended(1, message));
     s.webhooks

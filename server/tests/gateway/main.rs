@@ -14,6 +14,7 @@ mod access_jwt;
 mod access_retrieval;
 mod access_shared_sessions;
 mod access_tenancy;
+mod assistants;
 mod chaos_turns;
 mod conversations_durable;
 mod conversations_erase;

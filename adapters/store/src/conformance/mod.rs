@@ -39,6 +39,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod assistants;
 mod handoff;
 mod lifecycle;
 mod limits;
@@ -54,6 +55,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 
+pub use assistants::*;
 pub use handoff::*;
 pub use lifecycle::*;
 pub use limits::*;
@@ -141,6 +143,8 @@ macro_rules! conformance_tests {
             delivery_pages_are_clamped
             deliveries_go_with_their_endpoint
             webhook_values_past_i64_are_errors
+            assistants_round_trip_per_org
+            assistants_are_capped_per_org_under_races
         );
     };
 }
@@ -167,6 +171,7 @@ fn new_session(id: &str, org: &str, owner: Option<&str>, at: u64) -> NewSession 
         key_sha256: None,
         created_at: at,
         metadata: None,
+        assistant: None,
     }
 }
 

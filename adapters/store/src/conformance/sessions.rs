@@ -37,6 +37,7 @@ pub async fn session_round_trips(factory: &dyn StoreFactory) {
         key_sha256: None,
         created_at: NOW,
         metadata: Some(rich_metadata()),
+        assistant: Some("billing_bot".into()),
     };
     let anonymous = NewSession {
         session_id: "s_anon".into(),
@@ -45,6 +46,7 @@ pub async fn session_round_trips(factory: &dyn StoreFactory) {
         key_sha256: Some("ab".repeat(32)),
         created_at: NOW + 1,
         metadata: None,
+        assistant: None,
     };
     create(&*store, &owned).await;
     create(&*store, &anonymous).await;
@@ -61,6 +63,7 @@ pub async fn session_round_trips(factory: &dyn StoreFactory) {
             last_seq: 0,
             preview: None,
             metadata: created.metadata.clone(),
+            assistant: created.assistant.clone(),
         };
         assert_eq!(row(&*store, &created.session_id).await, expected);
     }

@@ -50,6 +50,7 @@ pub fn session(id: &str, org: &str, at: u64) -> NewSession {
         key_sha256: None,
         created_at: at,
         metadata: None,
+        assistant: None,
     }
 }
 

@@ -56,6 +56,7 @@ mod tests {
             key_sha256: owner.is_none().then(|| "00".into()),
             created_at: 0,
             metadata: None,
+            assistant: None,
         }
     }
 

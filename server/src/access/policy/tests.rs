@@ -78,6 +78,7 @@ fn owned_session() -> SessionRecord {
         key_sha256: None,
         created_at: 0,
         metadata: None,
+        assistant: None,
     }
 }
 
@@ -91,6 +92,7 @@ fn anonymous_session() -> SessionRecord {
         key_sha256: Some(digest.iter().map(|b| format!("{b:02x}")).collect()),
         created_at: 0,
         metadata: None,
+        assistant: None,
     }
 }
 

@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
 use tantivy::query::{
-    Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, TermQuery,
+    Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RegexQuery,
+    TermQuery,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
@@ -354,6 +355,7 @@ impl Snapshot {
         &self,
         terms: &[String],
         access: &AccessContext,
+        scope: Option<&[String]>,
         limit: usize,
     ) -> Result<Vec<(String, f64)>, KnowledgeError> {
         let Some(parts) = &self.built else {
@@ -364,7 +366,7 @@ impl Snapshot {
         }
         let fields = parts.fields;
         let searcher = &parts.searcher;
-        let filter = visibility_filter(fields, access);
+        let filter = visibility_filter(fields, access, scope)?;
         let visible = searcher.search(&filter, &DocSetCollector)?;
         if visible.is_empty() {
             return Ok(Vec::new());
@@ -412,7 +414,11 @@ impl Snapshot {
 }
 
 /// Documents of the asker's org whose ACL terms include one the asker holds.
-fn visibility_filter(fields: Fields, access: &AccessContext) -> BooleanQuery {
+fn visibility_filter(
+    fields: Fields,
+    access: &AccessContext,
+    scope: Option<&[String]>,
+) -> Result<BooleanQuery, KnowledgeError> {
     let org = TermQuery::new(
         Term::from_field_text(fields.org_id, &access.org_id),
         IndexRecordOption::Basic,
@@ -427,10 +433,46 @@ fn visibility_filter(fields: Fields, access: &AccessContext) -> BooleanQuery {
             (Occur::Should, q)
         })
         .collect();
-    BooleanQuery::new(vec![
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
         (Occur::Must, Box::new(org)),
         (Occur::Must, Box::new(BooleanQuery::new(any_acl))),
-    ])
+    ];
+    if let Some(prefixes) = scope {
+        clauses.push((Occur::Must, Box::new(scope_query(fields, prefixes)?)));
+    }
+    Ok(BooleanQuery::new(clauses))
+}
+
+/// Documents whose `doc_id` starts with one of `prefixes` (an empty list matches
+/// none). A prefix outside the `doc_id` alphabet matches nothing rather than being
+/// read as a pattern.
+fn scope_query(fields: Fields, prefixes: &[String]) -> Result<BooleanQuery, KnowledgeError> {
+    let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        let literal = !prefix.is_empty()
+            && prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if !literal {
+            continue;
+        }
+        // '.' is the only character of the alphabet a pattern reads as more than itself.
+        let pattern = format!("{}.*", prefix.replace('.', "\\."));
+        let query = RegexQuery::from_pattern(&pattern, fields.doc_id)
+            .map_err(|e| KnowledgeError::Index(format!("document scope {prefix:?}: {e}")))?;
+        any.push((Occur::Should, Box::new(query)));
+    }
+    if any.is_empty() {
+        // Nothing may match: a clause no document satisfies.
+        any.push((
+            Occur::Must,
+            Box::new(TermQuery::new(
+                Term::from_field_text(fields.doc_id, ""),
+                IndexRecordOption::Basic,
+            )),
+        ));
+    }
+    Ok(BooleanQuery::new(any))
 }
 
 /// BM25 statistics over the documents the asker may read, and nothing else.

@@ -295,7 +295,24 @@ impl KnowledgeBase {
         access: &AccessContext,
         limit: usize,
     ) -> Result<Vec<Hit>, KnowledgeError> {
+        self.search_within(query, access, None, limit).await
+    }
+
+    /// [`search`](Self::search), among the documents whose `doc_id` starts with one of
+    /// `scope` (a named assistant's documents) when it is given; `Some(&[])` finds
+    /// nothing. The scope only narrows what `access` may read.
+    pub async fn search_within(
+        &self,
+        query: &str,
+        access: &AccessContext,
+        scope: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<Hit>, KnowledgeError> {
         let limit = limit.min(index::MAX_HITS);
+        if scope.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
+        }
+        let scope = scope.map(<[String]>::to_vec);
         if limit == 0 || validate::org_id(&access.org_id).is_err() {
             return Ok(Vec::new());
         }
@@ -305,10 +322,11 @@ impl KnowledgeBase {
         }
         let snapshot = self.fresh_snapshot(&access.org_id).await?;
         let owned_access = access.clone();
-        let found =
-            tokio::task::spawn_blocking(move || snapshot.search(&terms, &owned_access, limit))
-                .await
-                .map_err(|e| KnowledgeError::Index(format!("search task failed: {e}")))??;
+        let found = tokio::task::spawn_blocking(move || {
+            snapshot.search(&terms, &owned_access, scope.as_deref(), limit)
+        })
+        .await
+        .map_err(|e| KnowledgeError::Index(format!("search task failed: {e}")))??;
         let mut hits = Vec::with_capacity(found.len());
         for (doc_id, score) in found {
             // Read now: a document changed or deleted since the index was built is

@@ -127,6 +127,7 @@ mod tests {
         EventBody::TurnStart {
             turn_id: turn.into(),
             reply_to: message.into(),
+            assistant: None,
         }
     }
 
@@ -152,6 +153,7 @@ mod tests {
                     error: None,
                     code: None,
                     retrying: None,
+                    assistant: None,
                 },
             ],
             false,
@@ -188,6 +190,7 @@ mod tests {
             error: None,
             code: None,
             retrying: None,
+            assistant: None,
         };
         let owed = |bodies| started(&replay(bodies, false), "t1").and_then(|t| t.owed_answer);
         assert_eq!(

@@ -50,6 +50,7 @@ use crate::assistant::cost::CostControl;
 use crate::assistant::handoff::Handoffs;
 use crate::assistant::knowledge::KnowledgeBase;
 use crate::assistant::model::ModelProvider;
+use crate::assistant::named::NamedAssistants;
 use crate::assistant::settings::ModelSettingsStore;
 use crate::assistant::tools::ToolRunner;
 use crate::error::ClientError;
@@ -108,6 +109,8 @@ pub struct TurnLimits {
 /// session records (for who may approve).
 pub struct TurnServices {
     pub settings: Arc<ModelSettingsStore>,
+    /// The org's named assistants, one of which a session may talk to.
+    pub assistants: Arc<NamedAssistants>,
     /// Who holds each conversation: no turn runs while a person is asked for or holds it.
     pub handoff: Arc<Handoffs>,
     pub tools: Arc<ToolRunner>,

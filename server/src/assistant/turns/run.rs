@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{TurnJob, Turns};
 use crate::assistant::model::prompt;
+use crate::assistant::named::NamedAssistant;
 use crate::ids::new_id;
 
 /// How long a turn keeps retrying to record its end through a backplane outage.
@@ -31,9 +32,12 @@ impl Turns {
         fence: CancellationToken,
     ) {
         let watch = self.watch_cancel(&turn_id);
+        let named = self.named_assistant(&job.session_id).await;
+        let assistant_name = named.as_ref().map(|a| a.name.clone());
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
             reply_to: job.message_id.clone(),
+            assistant: assistant_name.clone(),
         };
         if let Err(e) = self
             .events
@@ -45,14 +49,19 @@ impl Turns {
             return;
         }
         let started = std::time::Instant::now();
-        let settings = self.services.settings.resolve(&job.access.org_id).await;
+        let settings = self
+            .services
+            .settings
+            .resolve(&job.access.org_id, named.as_ref().map(|a| &a.spec.settings))
+            .await;
         // Retrieval takes the asker's access context: only documents they may read
         // can reach the prompt, the reply or `sources`.
         let documents: Vec<_> = match self
             .knowledge
-            .search(
+            .search_within(
                 &job.question,
                 &job.access,
+                named.as_ref().and_then(|a| a.spec.documents.as_deref()),
                 self.limits.load().prompt_documents,
             )
             .await
@@ -146,6 +155,7 @@ impl Turns {
             error,
             code: None,
             retrying: None,
+            assistant: assistant_name,
         };
         if let Err(e) = self
             .events
@@ -159,7 +169,7 @@ impl Turns {
                 // The replica that takes the session over writes the answer (see
                 // `worker::settle_interrupted`).
                 tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed after the turn's end; leaving its answer to the new owner");
-            } else if let Err(e) = self.answer(&job.stream, text).await {
+            } else if let Err(e) = self.answer(&job.stream, text, author(named.as_ref())).await {
                 tracing::error!(session_id = %job.session_id, %turn_id, error = %e, "could not record the assistant message");
             }
         }
@@ -171,21 +181,56 @@ impl Turns {
 }
 
 impl Turns {
-    /// The assistant `message` of a completed turn, whose text is the turn's.
+    /// The assistant `message` of a completed turn, whose text is the turn's, under
+    /// `author` (see [`author`]).
     pub(super) async fn answer(
         &self,
         stream: &switchboard_backplane::StreamName,
         text: String,
+        author: String,
     ) -> Result<Arc<Event>, switchboard_backplane::AppendError> {
         let message = EventBody::Message {
             message_id: new_id("m"),
             role: Role::Assistant,
             text,
-            author: Some("assistant".into()),
+            author: Some(author),
         };
         self.events
             .append_patiently(stream, message, END_PATIENCE)
             .await
+    }
+}
+
+/// The author of the assistant's messages: a named assistant's display name, or
+/// `assistant` for the default one.
+pub(super) fn author(named: Option<&NamedAssistant>) -> String {
+    named.map_or_else(|| "assistant".to_string(), |a| a.spec.author(&a.name))
+}
+
+impl Turns {
+    /// The named assistant of `session_id`, when it has one that still exists. One
+    /// deleted since the session began, or unreadable now, leaves the session to the
+    /// default assistant (logged).
+    pub(super) async fn named_assistant(&self, session_id: &str) -> Option<NamedAssistant> {
+        let record = match self.services.sessions.get(session_id).await {
+            Ok(record) => record?,
+            Err(e) => {
+                tracing::warn!(session_id, error = %e.message, "session record unavailable; the default assistant answers");
+                return None;
+            }
+        };
+        let name = record.assistant?;
+        match self.services.assistants.get(&record.org_id, &name).await {
+            Ok(Some(named)) => Some(named),
+            Ok(None) => {
+                tracing::warn!(session_id, assistant = %name, "the session's assistant was deleted; the default assistant answers");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(session_id, assistant = %name, error = %e.message, "assistant unavailable; the default assistant answers");
+                None
+            }
+        }
     }
 }
 

@@ -32,7 +32,15 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
         crate::webhooks::testing::inert(store.clone(), metrics.clone()),
         metrics.clone(),
     );
+    let settings = Arc::new(ModelSettingsStore::new(
+        backplane.clone(),
+        ModelDefaults::new(None, Default::default(), vec![], &[]),
+    ));
     let services = TurnServices {
+        assistants: Arc::new(crate::assistant::named::NamedAssistants::new(
+            store.clone(),
+            settings.clone(),
+        )),
         handoff: Arc::new(crate::assistant::handoff::Handoffs::new(
             store.clone(),
             events.clone(),
@@ -41,10 +49,7 @@ async fn replica(backplane: &Arc<dyn Backplane>, delay: Duration) -> Arc<Turns> 
                 Duration::from_secs(60),
             ),
         )),
-        settings: Arc::new(ModelSettingsStore::new(
-            backplane.clone(),
-            ModelDefaults::new(None, Default::default(), vec![], &[]),
-        )),
+        settings,
         tools: Arc::new(ToolRunner::new(None, Duration::from_secs(1)).unwrap()),
         approvals: Arc::new(Approvals::new(
             backplane.clone(),
@@ -152,7 +157,9 @@ fn turns_of(
     let mut turns: Vec<(String, String, Option<EventBody>)> = Vec::new();
     for event in history {
         match &event.body {
-            EventBody::TurnStart { turn_id, reply_to } => {
+            EventBody::TurnStart {
+                turn_id, reply_to, ..
+            } => {
                 turns.push((turn_id.clone(), reply_to.clone(), None));
             }
             EventBody::TurnEnd { turn_id, .. } => {
@@ -535,6 +542,7 @@ async fn an_interrupted_turn_is_retried_only_when_it_called_no_tool() {
             EventBody::TurnStart {
                 turn_id: "t_dead".into(),
                 reply_to: message_id.clone(),
+                assistant: None,
             },
         ];
         if called_tool {

@@ -239,8 +239,11 @@ impl Turns {
             // It ended after all (its replica stopped between the end and the mark),
             // perhaps before its answer was written: write that first.
             Some(started) if started.ended => {
+                let named = self.named_assistant(stream.id()).await;
                 if let Some(text) = started.owed_answer
-                    && let Err(e) = self.answer(stream, text).await
+                    && let Err(e) = self
+                        .answer(stream, text, super::run::author(named.as_ref()))
+                        .await
                 {
                     tracing::warn!(%stream, error = %e, "could not write an interrupted turn's answer yet");
                     return None;
@@ -316,6 +319,7 @@ impl Turns {
             error: Some(error),
             code: Some(TurnEndCode::ReplicaLost),
             retrying: Some(retrying),
+            assistant: None,
         };
         if fence.is_cancelled() {
             return false;
@@ -356,6 +360,7 @@ impl Turns {
         let start = EventBody::TurnStart {
             turn_id: turn_id.clone(),
             reply_to: message_id.to_string(),
+            assistant: None,
         };
         let end = EventBody::TurnEnd {
             turn_id,
@@ -366,6 +371,7 @@ impl Turns {
             error: Some(why.to_string()),
             code,
             retrying: None,
+            assistant: None,
         };
         for body in [start, end] {
             if let Err(e) = self

@@ -60,6 +60,11 @@ pub struct ChatRequest {
     #[serde(default)]
     #[schema(nullable = false, value_type = Option<Object>)]
     pub metadata: Option<serde_json::Map<String, Value>>,
+    /// For a new session only: one of the org's named assistants to talk to
+    /// (docs/protocol.md §6.19); absent: the default assistant.
+    #[serde(default)]
+    #[schema(nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    pub assistant: Option<String>,
     /// How long to wait for the reply, in ms: 1 to 120000 (default 30000).
     #[serde(
         default,
@@ -90,7 +95,7 @@ pub struct ChatReply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll: Option<String>,
     /// 200: the rest of the `turn.end` event — its `seq`, the reply `text`, `usage`,
-    /// `sources`, `error`, `code`, `retrying`.
+    /// `sources`, `error`, `code`, `retrying`, `assistant`.
     #[serde(flatten)]
     pub end: TurnEndFields,
 }
@@ -123,9 +128,9 @@ pub async fn chat(
     let caller = &opening.caller;
     let (access, existing) = match &request.session_id {
         Some(session_id) => {
-            if request.metadata.is_some() {
+            if request.metadata.is_some() || request.assistant.is_some() {
                 return Err(ApiError(ClientError::bad_request(
-                    "\"metadata\" belongs to a new session: leave out \"session_id\", or the metadata",
+                    "\"metadata\" and \"assistant\" belong to a new session: leave out \"session_id\", or them",
                 )));
             }
             let record = session_record(&state, session_id).await?;
@@ -147,6 +152,7 @@ pub async fn chat(
             let create = CreateSession {
                 metadata: request.metadata,
                 title: None,
+                assistant: request.assistant,
             };
             open(&state, caller, client, create).await?
         }

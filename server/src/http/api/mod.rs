@@ -1,7 +1,8 @@
 //! The `/v1` HTTP API (docs/protocol.md §6): publishing into streams, sessions
 //! (open, send, cancel a turn, decide a tool call, read a turn), synchronous chat,
 //! operator messages (human handoff), session history, conversations (list, rename, delete,
-//! export, erase, retention), knowledge-base, model-settings and webhook administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
+//! export, erase, retention), knowledge-base, model-settings, named-assistant and webhook
+//! administration. `docs/http-api.md` is the guide for backends; `/openapi.json`
 //! describes it for machines ([`openapi`]).
 //!
 //! Handlers authenticate with [`Authed`](super::credentials::Authed) (before the body
@@ -9,6 +10,7 @@
 //! deployment-wide, JWT roles count within the token's own org, and a session of
 //! another org is `not_found`, exactly like one that does not exist.
 
+pub mod assistants;
 pub mod chat;
 pub mod conversations;
 pub mod documents;
@@ -157,6 +159,16 @@ pub fn router(state: &AppState) -> anyhow::Result<Router<AppState>> {
             get(webhooks::webhook_deliveries),
         )
         .route("/v1/admin/reload", post(reload::reload_configuration))
+        .route("/v1/admin/assistants", get(assistants::list_assistants))
+        .route(
+            "/v1/admin/assistants/{name}",
+            body_limit(
+                get(assistants::get_assistant)
+                    .put(assistants::put_assistant)
+                    .delete(assistants::delete_assistant),
+                MAX_SETTINGS_BODY_BYTES,
+            ),
+        )
         .route(
             "/v1/admin/model-settings",
             body_limit(

@@ -5,6 +5,10 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 
+use super::assistants::{
+    __path_delete_assistant, __path_get_assistant, __path_list_assistants, __path_put_assistant,
+    AssistantList,
+};
 use super::chat::{__path_chat, ChatReply, ChatRequest};
 use super::conversations::{
     __path_delete_retention, __path_delete_session, __path_erase_user, __path_export_session,
@@ -38,6 +42,7 @@ use super::webhooks::{
     __path_create_webhook, __path_delete_webhook, __path_list_webhooks, __path_webhook_deliveries,
     DeliveryBody, DeliveryLog, WebhookBody, WebhookCreated, WebhookList, WebhookRequest,
 };
+use crate::assistant::named::{AssistantSpec, NamedAssistant};
 use crate::assistant::settings::OrgModelSettings;
 use crate::assistant::tools::ToolSpec;
 use crate::http::error::{ErrorBody, ErrorDetail};
@@ -72,14 +77,15 @@ impl utoipa::Modify for BearerAuth {
 /// The OpenAPI description of the `/v1` API, served at `/openapi.json`.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Switchboard HTTP API", description = "Open sessions, send messages, chat synchronously, cancel turns and decide tool calls; publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings and webhooks. See docs/http-api.md."),
+    info(title = "Switchboard HTTP API", description = "Open sessions, send messages, chat synchronously, cancel turns and decide tool calls; publish into sessions, users and orgs; hand off to operators; read history; list, rename, archive, delete and export conversations, erase a user, set retention; manage the knowledge base, per-org model settings, named assistants and webhooks. See docs/http-api.md."),
     paths(publish, create_session, post_message, chat, get_reply, get_turn, cancel_turn,
         decide_tool_call, history, list_sessions, get_session, update_session,
         delete_session, export_session, erase_user, get_retention, put_retention,
         delete_retention, put_document, list_documents, delete_document,
         get_model_settings, put_model_settings, delete_model_settings, inbox, request, claim,
         release, get_settings, put_settings, delete_settings, create_webhook, list_webhooks,
-        delete_webhook, webhook_deliveries, stream, reload_configuration),
+        delete_webhook, webhook_deliveries, stream, reload_configuration, list_assistants,
+        get_assistant, put_assistant, delete_assistant),
     components(schemas(ErrorBody, ErrorDetail, PublishTarget, PublishRequest, PublishResponse,
         PostMessage, MessageResponse, HistoryResponse, CreateSession, SessionCreated,
         ChatRequest, ChatReply, ReplyState, TurnEndFields, TurnState, CancelAccepted, Decision,
@@ -88,7 +94,8 @@ impl utoipa::Modify for BearerAuth {
         SessionListing, SessionSummary, SessionState, ListScope, ExportFormat, SessionChangeBody,
         DeletedSession, ErasureReport, RetentionBody, Handoff, HandoffState, Staffer, Inbox,
         InboxEntry, HandoffSettings, HandoffRequestBody, WebhookRequest, WebhookCreated,
-        WebhookBody, WebhookList, DeliveryBody, DeliveryLog, Reloaded)),
+        WebhookBody, WebhookList, DeliveryBody, DeliveryLog, Reloaded, AssistantSpec,
+        NamedAssistant, AssistantList)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -183,8 +190,11 @@ fn tighten_schemas(doc: &mut Value) {
             }
         }
     }
-    // `metadata` belongs to a new session: not with `session_id`.
-    schemas["ChatRequest"]["not"] = json!({"required": ["session_id", "metadata"]});
+    // `metadata` and `assistant` belong to a new session: not with `session_id`.
+    schemas["ChatRequest"]["not"] = json!({"anyOf": [
+        {"required": ["session_id", "metadata"]},
+        {"required": ["session_id", "assistant"]},
+    ]});
     // A change must change something.
     schemas["SessionChangeBody"]["minProperties"] = json!(1);
     let waiting = &mut schemas["HandoffSettings"]["properties"]["waiting_message"];

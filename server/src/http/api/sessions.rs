@@ -155,6 +155,11 @@ pub struct CreateSession {
     #[serde(default)]
     #[schema(nullable = false, min_length = 1, max_length = 200, pattern = r"\S")]
     pub title: Option<String>,
+    /// One of the org's named assistants to talk to (docs/protocol.md §6.19); absent:
+    /// the default assistant.
+    #[serde(default)]
+    #[schema(nullable = false, pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    pub assistant: Option<String>,
 }
 
 /// The created session: the `session.created` frame's fields.
@@ -167,6 +172,9 @@ pub struct SessionCreated {
     /// header, `session_key` of `session.join`). Shown once, never stored in clear.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_key: Option<String>,
+    /// The session's named assistant; absent: the default assistant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assistant: Option<String>,
 }
 
 /// Open a session, owned by the caller (a JWT's user; without credentials, where
@@ -197,6 +205,7 @@ pub async fn create_session(
             session_id: record.session_id,
             seq: head.last_seq,
             session_key,
+            assistant: record.assistant,
         }),
     ))
 }
@@ -218,9 +227,19 @@ pub(super) async fn open(
             )));
         }
     }
+    let assistant = state
+        .assistants
+        .for_new_session(&access.org_id, request.assistant.as_deref())
+        .await?;
     let (record, key) = state
         .sessions
-        .open(&state.shutdown, access, Some(client), request.metadata)
+        .open(
+            &state.shutdown,
+            access,
+            Some(client),
+            request.metadata,
+            assistant,
+        )
         .await?;
     if let Some(title) = request.title {
         let update = SessionUpdate {

@@ -104,6 +104,7 @@ pub async fn stream(
     policy::read_stream(&caller, record.as_ref(), key.as_deref()).map_err(refused)?;
     let stream = session_stream(&session_id).map_err(|e| ApiError(e.into()))?;
     let opening = Opening {
+        assistant: record.as_ref().and_then(|r| r.assistant.clone()),
         stream,
         after,
         expires_at,

@@ -69,6 +69,10 @@ pub struct TurnEndFields {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub retrying: Option<bool>,
+    /// The named assistant that answered (docs/protocol.md §6.19).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub assistant: Option<String>,
 }
 
 impl From<TurnEnded> for TurnEndFields {
@@ -81,6 +85,7 @@ impl From<TurnEnded> for TurnEndFields {
             error: end.error,
             code: end.code,
             retrying: end.retrying,
+            assistant: end.assistant,
         }
     }
 }

@@ -27,6 +27,8 @@ use crate::state::AppState;
 /// What the handler learned and holds for the stream's whole life.
 pub struct Opening {
     pub stream: StreamName,
+    /// The session's named assistant, for `session.joined`.
+    pub assistant: Option<String>,
     /// Events after this `seq` are replayed first (`Last-Event-ID`, `after_seq`).
     pub after: Option<Seq>,
     /// The token's `exp` (seconds since the epoch): the stream ends then.
@@ -69,6 +71,7 @@ pub async fn open(state: AppState, opening: Opening) -> Result<Feed, ClientError
 async fn run(state: AppState, opening: Opening, outbound: Arc<Outbound>, ready: Ready) {
     let Opening {
         stream,
+        assistant,
         after,
         expires_at,
         process_permit,
@@ -87,6 +90,7 @@ async fn run(state: AppState, opening: Opening, outbound: Arc<Outbound>, ready: 
                 session_id,
                 last_seq: info.last_seq,
                 recovered: !info.trimmed,
+                assistant,
             },
         )
         .to_json()
