@@ -145,9 +145,47 @@ async fn a_session_talks_to_the_assistant_it_was_created_with() {
     assert_eq!(upstream.requests()[1].body["model"], "test-model");
 
     // Another connection of the owner joins: the session still names its assistant.
-    let mut again = connect(&gw, &token("cora", "acme", &["support"], &[])).await;
+    let cora = token("cora", "acme", &["support"], &[]);
+    let mut again = connect(&gw, &cora).await;
     let joined = again.join_reply(&session, None, None).await;
     assert_eq!(joined["assistant"], "billing", "{joined}");
+
+    // Over HTTP: a session opened with the assistant, and a synchronous chat in a new
+    // session with it, answered as on the WebSocket.
+    let opened = api
+        .post(
+            "/v1/sessions",
+            Some(&cora),
+            &json!({"assistant": "billing"}),
+        )
+        .await;
+    assert_eq!(
+        opened.expect(201, "open with an assistant")["assistant"],
+        "billing"
+    );
+    api.post("/v1/sessions", Some(&cora), &json!({"assistant": "nope"}))
+        .await
+        .assert_error(404, "not_found", "an assistant the org does not have");
+    upstream.push(Reply::text(&["Monthly."]));
+    let chat = api
+        .post(
+            "/v1/chat",
+            Some(&cora),
+            &json!({"text": "How often are zebracorn invoices sent?", "assistant": "billing"}),
+        )
+        .await;
+    let chat = chat.expect(200, "chat with an assistant");
+    assert_eq!(chat["status"], "completed", "{chat}");
+    assert_eq!(chat["assistant"], "billing", "{chat}");
+    assert_eq!(chat["text"], "Monthly.");
+    assert_eq!(upstream.requests()[2].body["model"], "billing-model");
+    api.post(
+        "/v1/chat",
+        Some(&cora),
+        &json!({"text": "Hi", "session_id": session, "assistant": "billing"}),
+    )
+    .await
+    .assert_error(400, "bad_request", "assistant with an existing session");
 }
 
 /// Assistants are an org's own: unknown names and bad definitions are refused with
