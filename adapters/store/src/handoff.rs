@@ -34,7 +34,7 @@ const UPDATE_HANDOFF: &str = "UPDATE session_handoff SET \
 /// `$1, $2`: org_id, limit.
 const INBOX: &str = "SELECT s.session_id, s.org_id, s.owner, s.key_sha256, \
      s.title, s.state, s.created_at, s.last_activity_at, s.last_seq, s.preview, \
-     s.metadata, h.state AS handoff_state, h.operator, h.operator_name, h.reason, \
+     s.metadata, s.assistant, h.state AS handoff_state, h.operator, h.operator_name, h.reason, \
      h.since, h.version \
      FROM session_handoff h JOIN sessions s ON s.session_id = h.session_id \
      WHERE h.org_id = $1 AND h.state <> 'assistant' \
