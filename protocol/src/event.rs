@@ -208,8 +208,41 @@ pub struct Event {
     pub seq: Seq,
     /// Milliseconds since the Unix epoch, assigned by the backplane on append.
     pub ts: u64,
+    /// The W3C trace context (`traceparent`) of the span that appended the event, so a
+    /// replica delivering it can record its delivery in the same trace
+    /// (docs/protocol.md §8.1). Internal: [`EventFrame`] leaves it out, so no client
+    /// ever sees it, and it is not written when serializing an `Event` (exports,
+    /// transcripts); a backplane stores it through [`StoredBody`].
+    #[serde(default, skip_serializing)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"))
+    )]
+    pub traceparent: Option<String>,
     #[serde(flatten)]
     pub body: EventBody,
+}
+
+impl Event {
+    /// An event at `seq`, `ts` with no trace context.
+    pub fn new(seq: Seq, ts: u64, body: EventBody) -> Event {
+        Event {
+            seq,
+            ts,
+            traceparent: None,
+            body,
+        }
+    }
+}
+
+/// An event body as a backplane stores it before adding `seq` and `ts`: the body's
+/// fields and, when the append was traced, its `traceparent` (docs/protocol.md §8.1).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StoredBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<&'a str>,
+    #[serde(flatten)]
+    pub body: &'a EventBody,
 }
 
 /// An event as it travels on a socket: session events carry `session_id`, events of

@@ -273,6 +273,7 @@ fn every_event_validates_as_stored_and_as_sent() {
         let event = Event {
             seq: i as u64 + 1,
             ts: 1_700_000_000_000,
+            traceparent: None,
             body,
         };
         let as_stored = serde_json::to_value(&event).unwrap();

@@ -9,6 +9,7 @@
 //! - [`visitors`], [`session_quotas`], [`http_timeouts`], [`cost`],
 //!   [`document_quota`]: limits for a gateway on the public internet, each group
 //!   flattened into [`ServeConfig`].
+//! - [`traces`]: OpenTelemetry trace export ([`TraceExport`]).
 //! - [`validate`]: what clap cannot check: relations between settings, the backplane URL.
 //! - [`values`]: the types of flag values (secrets, API keys, the backplane choice,
 //!   durations).
@@ -18,6 +19,7 @@ mod document_quota;
 mod http_timeouts;
 mod serve;
 mod session_quotas;
+mod traces;
 mod validate;
 mod values;
 mod visitors;
@@ -27,6 +29,7 @@ pub use document_quota::DocumentQuota;
 pub use http_timeouts::HttpTimeouts;
 pub use serve::ServeConfig;
 pub use session_quotas::SessionQuotas;
+pub use traces::TraceExport;
 pub use validate::{ConfigError, parse_backplane, parse_store};
 pub use values::{
     ApiKey, BackplaneChoice, ModelProviderChoice, Secret, StoreChoice, parse_duration, redact_url,

@@ -26,6 +26,7 @@ use crate::error::ClientError;
 use crate::fanout::Outbound;
 use crate::ids::new_id;
 use crate::state::AppState;
+use crate::telemetry::spans;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
@@ -138,6 +139,7 @@ impl Connection {
         let access = authenticated.access;
         state.connections.insert(id, outbound.clone());
         state.metrics.connections.inc();
+        spans::connection_opened(id, &access.org_id, access.anonymous, &state.server_id);
         tracing::debug!(connection_id = %public_id, peer = ?peer, "connected");
         let mut connection = Connection {
             id,
@@ -288,6 +290,7 @@ impl Connection {
         self.leave_everything();
         self.state.connections.remove(&self.id);
         self.state.metrics.connections.dec();
+        spans::connection_closed(self.id, self.outbound.close_code().map(|c| c.code()));
     }
 
     fn leave_everything(&mut self) {

@@ -142,6 +142,7 @@ mod tests {
         Arc::new(Event {
             seq,
             ts: seq * 1000,
+            traceparent: None,
             body: EventBody::Message {
                 message_id: format!("m_{seq}"),
                 role,
@@ -193,6 +194,7 @@ mod tests {
             Arc::new(Event {
                 seq,
                 ts: seq * 1000,
+                traceparent: None,
                 body: EventBody::Handoff {
                     state,
                     by: HandoffBy::Operator,
