@@ -208,11 +208,12 @@ pub struct Event {
     pub seq: Seq,
     /// Milliseconds since the Unix epoch, assigned by the backplane on append.
     pub ts: u64,
-    /// The W3C trace context (`traceparent`) of the span that appended the event, so a
-    /// replica delivering it can record its delivery in the same trace
-    /// (docs/protocol.md §8.1). Internal: [`EventFrame`] leaves it out, so no client
-    /// ever sees it, and it is not written when serializing an `Event` (exports,
-    /// transcripts); a backplane stores it through [`StoredBody`].
+    /// The W3C trace context (`traceparent`: `00-<trace id>-<span id>-<flags>`) of the
+    /// span that appended the event: a gateway delivering it records its delivery as a
+    /// child of that span (docs/protocol.md §8.1). Internal to the backplane: no event
+    /// frame, replay, export or webhook carries it.
+    // `EventFrame` has no such field, and serializing an `Event` skips it; a backplane
+    // writes it through `StoredBody`.
     #[serde(default, skip_serializing)]
     #[cfg_attr(
         feature = "schema",
