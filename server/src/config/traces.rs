@@ -88,3 +88,46 @@ impl TraceExport {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_serve;
+
+    fn refusal(args: &[&str]) -> String {
+        let config = parse_serve(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        match config.traces.validate() {
+            Ok(()) => panic!("{args:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn traces_are_off_by_default_and_on_with_an_endpoint() {
+        let config = parse_serve(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(config.traces.otlp_endpoint, None);
+        assert_eq!(config.traces.traces_url(), None);
+        assert_eq!(config.traces.otlp_sample_ratio, 1.0);
+        let config = parse_serve(&["--otlp-endpoint", "http://collector:4318/"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.traces.enabled());
+        assert!(config.traces.validate().is_ok());
+        assert_eq!(
+            config.traces.traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+    }
+
+    #[test]
+    fn bad_trace_settings_name_their_flag() {
+        let e = refusal(&["--otlp-sample-ratio", "1.5"]);
+        assert!(e.contains("--otlp-sample-ratio"), "{e}");
+        let e = refusal(&["--otlp-batch-delay", "0s"]);
+        assert!(e.contains("--otlp-batch-delay"), "{e}");
+        for bad in ["collector:4318", "ftp://collector", "http://"] {
+            let e = refusal(&["--otlp-endpoint", bad]);
+            assert!(e.contains("--otlp-endpoint"), "{bad}: {e}");
+        }
+        let e = refusal(&["--otlp-endpoint", "grpc://user:secret@collector"]);
+        assert!(!e.contains("secret"), "the password is not repeated: {e}");
+    }
+}

@@ -314,3 +314,17 @@ async fn publish_parents_delivery(backing: Backing) {
     assert_eq!(publish.parent_span_id, "b7ad6b7169203331");
     assert_eq!(deliver.parent_span_id, publish.span_id);
 }
+
+/// A trace setting that cannot work stops the gateway at boot, naming the flag.
+#[tokio::test]
+async fn a_bad_trace_setting_stops_the_gateway_at_boot() {
+    for (args, flag) in [
+        (["--otlp-endpoint", "collector:4318"], "--otlp-endpoint"),
+        (["--otlp-sample-ratio", "2"], "--otlp-sample-ratio"),
+    ] {
+        let out = crate::support::run_to_exit(&args, &[]).await;
+        assert!(!out.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+}
