@@ -224,18 +224,6 @@ pub struct Event {
     pub body: EventBody,
 }
 
-impl Event {
-    /// An event at `seq`, `ts` with no trace context.
-    pub fn new(seq: Seq, ts: u64, body: EventBody) -> Event {
-        Event {
-            seq,
-            ts,
-            traceparent: None,
-            body,
-        }
-    }
-}
-
 /// An event body as a backplane stores it before adding `seq` and `ts`: the body's
 /// fields and, when the append was traced, its `traceparent` (docs/protocol.md §8.1).
 #[derive(Debug, Clone, Copy, Serialize)]

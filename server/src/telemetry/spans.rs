@@ -1,6 +1,8 @@
 //! Every exported span: its name, its attributes, where it starts and ends. Each maker
 //! returns `Span::none()` when traces are off, so the paths that call them make no span
-//! and record nothing then.
+//! and record nothing then. `turn`, `connection`, `publish` and `deliver` never take
+//! the span current where they are made as their parent: a turn starts its own trace,
+//! and a publish or a delivery continues only the trace context it was given.
 //!
 //! | span | from → to | attributes |
 //! |---|---|---|
@@ -27,7 +29,7 @@ pub fn turn(session_id: &str, turn_id: &str, org_id: &str) -> Span {
     if !enabled() {
         return Span::none();
     }
-    tracing::info_span!(target: TARGET, "turn",
+    tracing::info_span!(target: TARGET, parent: None, "turn",
         otel.kind = "internal", session_id, turn_id, org_id,
         status = Empty, otel.status_code = Empty)
 }
@@ -96,7 +98,7 @@ pub fn publish(stream_kind: &str, replica: &str, headers: &axum::http::HeaderMap
     if !enabled() {
         return Span::none();
     }
-    let span = tracing::info_span!(target: TARGET, "publish",
+    let span = tracing::info_span!(target: TARGET, parent: None, "publish",
         otel.kind = "server", stream_kind, replica, seq = Empty);
     super::context::set_parent_from_headers(&span, headers);
     span
@@ -117,7 +119,7 @@ pub fn deliver(
     seq: u64,
 ) -> Option<Span> {
     let traceparent = traceparent.filter(|_| enabled())?;
-    let span = tracing::info_span!(target: TARGET, "deliver",
+    let span = tracing::info_span!(target: TARGET, parent: None, "deliver",
         otel.kind = "consumer", stream_kind, event_type, seq, members = Empty);
     super::context::set_parent(&span, traceparent);
     Some(span)
@@ -138,7 +140,7 @@ pub fn connection_opened(id: u64, org_id: &str, anonymous: bool, replica: &str) 
     if !enabled() {
         return;
     }
-    let span = tracing::info_span!(target: TARGET, "connection",
+    let span = tracing::info_span!(target: TARGET, parent: None, "connection",
         otel.kind = "server", org_id, anonymous, replica, close_code = Empty);
     CONNECTIONS.insert(id, span);
 }
