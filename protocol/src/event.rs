@@ -217,8 +217,30 @@ pub struct Event {
     pub seq: Seq,
     /// Milliseconds since the Unix epoch, assigned by the backplane on append.
     pub ts: u64,
+    /// The W3C trace context (`traceparent`: `00-<trace id>-<span id>-<flags>`) of the
+    /// span that appended the event: a gateway delivering it records its delivery as a
+    /// child of that span (docs/protocol.md §8.1). Internal to the backplane: no event
+    /// frame, replay, export or webhook carries it.
+    // `EventFrame` has no such field, and serializing an `Event` skips it; a backplane
+    // writes it through `StoredBody`.
+    #[serde(default, skip_serializing)]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(pattern(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"))
+    )]
+    pub traceparent: Option<String>,
     #[serde(flatten)]
     pub body: EventBody,
+}
+
+/// An event body as a backplane stores it before adding `seq` and `ts`: the body's
+/// fields and, when the append was traced, its `traceparent` (docs/protocol.md §8.1).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StoredBody<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<&'a str>,
+    #[serde(flatten)]
+    pub body: &'a EventBody,
 }
 
 /// An event as it travels on a socket: session events carry `session_id`, events of

@@ -34,7 +34,9 @@ pub mod whole_number;
 
 pub use client::{ClientFrame, FrameError, ParsedFrame};
 pub use close::{CloseCode, ErrorCode};
-pub use event::{Event, EventBody, EventFrame, Role, Source, TurnEndCode, TurnStatus, Usage};
+pub use event::{
+    Event, EventBody, EventFrame, Role, Source, StoredBody, TurnEndCode, TurnStatus, Usage,
+};
 pub use presence::{PresenceMember, PresenceRole};
 pub use server::{Limits, Principal, ServerFrame, ServerReply};
 pub use stream::{StreamKind, StreamName, StreamNameError};

@@ -186,6 +186,7 @@ fn every_event_round_trips_as_stored_and_as_sent() {
         let event = Event {
             seq: i as u64 + 1,
             ts: 1_700_000_000_000,
+            traceparent: None,
             body: body.clone(),
         };
         // As a backplane stores it.

@@ -273,6 +273,7 @@ fn every_event_validates_as_stored_and_as_sent() {
         let event = Event {
             seq: i as u64 + 1,
             ts: 1_700_000_000_000,
+            traceparent: None,
             body,
         };
         let as_stored = serde_json::to_value(&event).unwrap();
@@ -303,6 +304,23 @@ fn every_event_validates_as_stored_and_as_sent() {
     };
     assert_valid(&frames, frame_name, &message(json!({"session_id": "s_1"})));
     assert_valid(&stored, stored_name, &message(json!({})));
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = message(json!({ "traceparent": traceparent }));
+    assert_valid(&stored, stored_name, &traced);
+    let event: Event = serde_json::from_value(traced).unwrap();
+    assert_eq!(event.traceparent.as_deref(), Some(traceparent));
+    let frame = EventFrame::new(&session, &event).to_json();
+    assert!(
+        !frame.contains("traceparent"),
+        "a frame carries no trace context: {frame}"
+    );
+    let exported = serde_json::to_string(&event).unwrap();
+    assert!(!exported.contains("traceparent"), "{exported}");
+    assert_invalid(
+        &stored,
+        stored_name,
+        &message(json!({ "traceparent": "not a trace context" })),
+    );
     for bad in [
         // Neither `session_id` nor `stream`, or both.
         message(json!({})),

@@ -40,7 +40,7 @@
 //!   everything shares — client errors with protocol codes, ids, Prometheus metrics,
 //!   the replica's lifecycle, every flag with its limit, and dependency checks;
 //! - [`backplane`], [`store`]: connect the configured backplane and open the
-//!   conversation store;
+//!   conversation store; [`telemetry`]: OpenTelemetry spans and their export;
 //! - [`webhooks`]: outgoing webhooks — registration, signed deliveries with retries,
 //!   bounded queues, the delivery log;
 //! - [`records`]: shared records — sessions, idempotency keys, and the list of every
@@ -82,6 +82,7 @@ pub mod reload;
 pub mod shutdown;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod webhooks;
 
 #[cfg(test)]

@@ -12,8 +12,10 @@ use switchboard::config::{
 };
 use switchboard::http::lingering_close::LingeringListener;
 use switchboard::shutdown::termination_signal;
-use switchboard::{AppState, app};
-use tracing_subscriber::EnvFilter;
+use switchboard::{AppState, app, telemetry};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 /// How long `main` waits for sockets to send their close frames after closing.
 const SOCKETS_EXIT_PATIENCE: Duration = Duration::from_secs(10);
@@ -56,10 +58,13 @@ fn run_command() -> anyhow::Result<()> {
     }
 }
 
+fn log_filter() -> EnvFilter {
+    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -75,6 +80,29 @@ struct Booted {
     fingerprint: Fingerprint,
 }
 
+/// Logs as [`init_logging`], plus the layer that exports spans; the spans meant for
+/// export stay out of the logs.
+fn init_logging_and_traces(
+    format: &str,
+    traces: impl Layer<Registry> + Send + Sync + 'static,
+) -> anyhow::Result<()> {
+    let filter = log_filter().add_directive(
+        format!("{}=off", telemetry::TARGET)
+            .parse()
+            .context("cannot build the log filter")?,
+    );
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if format == "json" {
+        logs.json().with_filter(filter).boxed()
+    } else {
+        logs.with_filter(filter).boxed()
+    };
+    tracing_subscriber::registry()
+        .with(vec![logs, traces.boxed()])
+        .try_init()
+        .context("cannot install the log and trace subscriber")
+}
+
 fn serve(config: ServeConfig, booted: Booted) -> anyhow::Result<()> {
     let backplane = match config.validate() {
         Ok(choice) => choice,
@@ -83,12 +111,30 @@ fn serve(config: ServeConfig, booted: Booted) -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    init_logging(&config.log_format);
+    let mut config = config;
+    // One name for the replica in its spans' resource and everywhere else.
+    let server_id = config.resolved_server_id();
+    config.server_id = Some(server_id.clone());
+    let exporter = match telemetry::install::<Registry>(&config.traces, &server_id)? {
+        Some((layer, exporter)) => {
+            init_logging_and_traces(&config.log_format, layer)?;
+            Some(exporter)
+        }
+        None => {
+            init_logging(&config.log_format);
+            None
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, backplane, booted))
+    let outcome = runtime.block_on(run(config, backplane, booted));
+    // After the drain: the spans of the last turns and connections go out too.
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    outcome
 }
 
 async fn run(

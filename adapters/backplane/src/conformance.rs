@@ -173,6 +173,7 @@ macro_rules! conformance_tests {
             dropped_subscription_is_forgotten
             slow_subscriber_ends_as_lagged
             event_bodies_survive_the_round_trip
+            trace_context_travels_with_the_event
             replicas_share_streams_and_records
             records_put_get_delete_list
             record_create_is_exclusive
@@ -920,6 +921,34 @@ pub async fn event_bodies_survive_the_round_trip(factory: &dyn BackplaneFactory)
     assert_eq!(live, appended, "subscribers get the same events");
     let replay = bp.read(&s, None, READ_ALL).await.unwrap();
     assert_eq!(replay.events, appended, "history holds the same events");
+}
+
+/// The trace context given to `append_traced` comes back with the event from `append`,
+/// from another replica's subscription and from its `read`; an event appended without
+/// one has none.
+pub async fn trace_context_travels_with_the_event(factory: &dyn BackplaneFactory) {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let replicas = factory.make_replicas(roomy(), 2).await;
+    let (a, b) = (&replicas[0], &replicas[1]);
+    let s = stream("traced");
+    let mut sub = b.subscribe(&s).await.unwrap();
+    let traced = a
+        .append_traced(&s, tagged("traced", 0), Some(TRACEPARENT.into()))
+        .await
+        .unwrap();
+    let plain = a.append(&s, tagged("plain", 1)).await.unwrap();
+    assert_eq!(traced.traceparent.as_deref(), Some(TRACEPARENT));
+    assert_eq!(traced.body, tagged("traced", 0));
+    assert_eq!(plain.traceparent, None);
+    let appended = vec![traced, plain];
+
+    let live = take_live(&mut sub, 2, "traced").await;
+    assert_eq!(
+        live, appended,
+        "the other replica's subscriber gets the context"
+    );
+    let replay = b.read(&s, None, READ_ALL).await.unwrap();
+    assert_eq!(replay.events, appended, "history keeps the context");
 }
 
 /// Replicas of one backplane share it: appends through any replica are ordered into

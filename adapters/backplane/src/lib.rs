@@ -8,6 +8,8 @@
 //!   stream (not promised contiguous). Appends to one stream are totally ordered: the
 //!   order of `seq` is the order of history and the order of live delivery. An append
 //!   that returned `Ok` is durable for as long as retention keeps it.
+//!   [`Backplane::append_traced`] is the same with a trace context (a W3C
+//!   `traceparent`) that travels with the event to every reader.
 //! - [`Backplane::subscribe`] returns a live [`Subscription`] that yields every event
 //!   appended to the stream **after** `subscribe` returned, in `seq` order, with no
 //!   duplicate. When the backplane cannot keep that promise (the subscriber fell behind,
@@ -65,7 +67,7 @@ use tokio::sync::mpsc;
 pub use backoff::Backoff;
 pub use error::{AppendError, ErrorKind, ReadError, RecordError, StreamError, SubscribeError};
 pub use memory::MemoryBackplane;
-pub use switchboard_protocol::{Event, EventBody, Seq, StreamName};
+pub use switchboard_protocol::{Event, EventBody, Seq, StoredBody, StreamName};
 
 /// How much history a backplane keeps per stream. An event is dropped when it is more
 /// than `max_events` behind the newest or older than `max_age`, whichever comes first.
@@ -229,6 +231,20 @@ pub trait Backplane: Send + Sync + 'static {
     /// stream with live delivery. On error nothing was stored.
     async fn append(&self, stream: &StreamName, body: EventBody)
     -> Result<Arc<Event>, AppendError>;
+
+    /// [`Backplane::append`], carrying the W3C `traceparent` of the span that appended
+    /// with the event: live deliveries and reads of it have it in
+    /// [`Event::traceparent`], on every replica. The default drops it (for backplanes
+    /// that cannot carry it); the memory, Redis and NATS backplanes carry it.
+    async fn append_traced(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        traceparent: Option<String>,
+    ) -> Result<Arc<Event>, AppendError> {
+        let _ = traceparent;
+        self.append(stream, body).await
+    }
 
     /// Live events appended after this call returns, in order, until the subscription
     /// ends with a reason. One subscription per stream per replica is the intended use.

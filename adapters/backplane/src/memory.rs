@@ -244,6 +244,15 @@ impl Backplane for MemoryBackplane {
         stream: &StreamName,
         body: EventBody,
     ) -> Result<Arc<Event>, AppendError> {
+        self.append_traced(stream, body, None).await
+    }
+
+    async fn append_traced(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        traceparent: Option<String>,
+    ) -> Result<Arc<Event>, AppendError> {
         let now = Instant::now();
         self.sweep_if_due(now);
         let state = self.stream_state(stream);
@@ -252,7 +261,12 @@ impl Backplane for MemoryBackplane {
         // makes live order equal seq order equal history order.
         let seq = state.last_seq + 1;
         let ts = crate::now_ms().max(state.last_ts);
-        let event = Arc::new(Event { seq, ts, body });
+        let event = Arc::new(Event {
+            seq,
+            ts,
+            traceparent,
+            body,
+        });
         state.last_seq = seq;
         state.last_ts = ts;
         state.history.push_back((now, event.clone()));

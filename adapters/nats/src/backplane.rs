@@ -24,7 +24,17 @@ impl Backplane for NatsBackplane {
         stream: &StreamName,
         body: EventBody,
     ) -> Result<Arc<Event>, AppendError> {
-        history::append(&self.shared, stream, body).await
+        history::append(&self.shared, stream, body, None).await
+    }
+
+    /// The same, with `traceparent` in the message's `traceparent` header.
+    async fn append_traced(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        traceparent: Option<String>,
+    ) -> Result<Arc<Event>, AppendError> {
+        history::append(&self.shared, stream, body, traceparent).await
     }
 
     async fn subscribe(&self, stream: &StreamName) -> Result<Subscription, SubscribeError> {

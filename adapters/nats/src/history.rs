@@ -36,7 +36,7 @@ use switchboard_backplane::{
     AppendError, ErrorKind, Event, EventBody, ReadError, Replay, Retention, Seq, StreamName,
 };
 
-use crate::layout::TS_HEADER;
+use crate::layout::{TRACEPARENT_HEADER, TS_HEADER};
 use crate::shared::{OpResult, Shared};
 
 /// JetStream's error code for "no message found".
@@ -83,9 +83,27 @@ fn ts_of(headers: Option<&HeaderMap>, stored_ms: u64) -> u64 {
         .unwrap_or(stored_ms)
 }
 
-fn decode(subject: &str, seq: Seq, ts: u64, payload: &[u8]) -> Option<Arc<Event>> {
+/// The `traceparent` header of a message, if it has one.
+pub(crate) fn traceparent_of(headers: Option<&HeaderMap>) -> Option<String> {
+    headers
+        .and_then(|headers| headers.get(TRACEPARENT_HEADER))
+        .map(|value| value.as_str().to_string())
+}
+
+fn decode(
+    subject: &str,
+    seq: Seq,
+    ts: u64,
+    traceparent: Option<String>,
+    payload: &[u8],
+) -> Option<Arc<Event>> {
     match serde_json::from_slice::<EventBody>(payload) {
-        Ok(body) => Some(Arc::new(Event { seq, ts, body })),
+        Ok(body) => Some(Arc::new(Event {
+            seq,
+            ts,
+            traceparent,
+            body,
+        })),
         Err(err) => {
             tracing::warn!(subject, seq, error = %err, "nats backplane: message that is not an event body skipped");
             None
@@ -248,12 +266,16 @@ pub(crate) async fn append(
     shared: &Shared,
     stream: &StreamName,
     body: EventBody,
+    traceparent: Option<String>,
 ) -> Result<Arc<Event>, AppendError> {
     let payload = serde_json::to_vec(&body)
         .map_err(|err| AppendError::new(ErrorKind::InvalidData, err.to_string()))?;
     let ts = switchboard_backplane::now_ms();
     let mut headers = HeaderMap::new();
     headers.insert(TS_HEADER, ts.to_string().as_str());
+    if let Some(traceparent) = &traceparent {
+        headers.insert(TRACEPARENT_HEADER, traceparent.as_str());
+    }
     let subject = shared.layout.event_subject(stream);
     // One publish, one ack: the ack carries the stream sequence, which is the seq.
     let ack = shared
@@ -269,6 +291,7 @@ pub(crate) async fn append(
     Ok(Arc::new(Event {
         seq: ack.sequence,
         ts,
+        traceparent,
         body,
     }))
 }
@@ -408,7 +431,8 @@ async fn scan(
             }
             if events.len() < limit {
                 let ts = ts_of(message.headers.as_ref(), stored_ms);
-                if let Some(event) = decode(subject, seq, ts, &message.payload) {
+                let traceparent = traceparent_of(message.headers.as_ref());
+                if let Some(event) = decode(subject, seq, ts, traceparent, &message.payload) {
                     events.push(event);
                 }
             }

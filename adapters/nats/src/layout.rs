@@ -14,6 +14,10 @@ pub const MAX_PREFIX_CHARS: usize = 32;
 /// stored it at on `read`, and the time it arrived on live delivery.
 pub const TS_HEADER: &str = "Switchboard-Ts";
 
+/// Header carrying an event's W3C trace context (`Event::traceparent`), the header
+/// name W3C Trace Context gives it. Absent: the append was not traced.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+
 /// Header carrying when a record expires (ms since the Unix epoch). Absent: never.
 /// The KV value itself stays the caller's bytes, so `nats kv get` shows them as they are.
 pub const EXPIRES_HEADER: &str = "Switchboard-Expires-At";

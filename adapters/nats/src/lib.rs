@@ -53,7 +53,7 @@ use std::sync::Arc;
 use switchboard_backplane::RecordError;
 
 pub use error::{ConnectError, ConnectErrorKind};
-pub use layout::{EXPIRES_HEADER, Layout, TS_HEADER, valid_prefix};
+pub use layout::{EXPIRES_HEADER, Layout, TRACEPARENT_HEADER, TS_HEADER, valid_prefix};
 pub use options::{
     DEFAULT_SUBSCRIPTION_CAPACITY, NatsOptions, Storage, default_history_grace, redact_url,
 };

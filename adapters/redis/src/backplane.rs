@@ -25,7 +25,17 @@ impl Backplane for RedisBackplane {
         stream: &StreamName,
         body: EventBody,
     ) -> Result<Arc<Event>, AppendError> {
-        self.append_event(stream, body).await
+        self.append_event(stream, body, None).await
+    }
+
+    /// The same, with `traceparent` stored in the event's JSON (docs/protocol.md §8.1).
+    async fn append_traced(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        traceparent: Option<String>,
+    ) -> Result<Arc<Event>, AppendError> {
+        self.append_event(stream, body, traceparent).await
     }
 
     /// Registers locally, SUBSCRIBEs the stream's channel if this replica is not yet

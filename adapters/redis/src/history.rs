@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_backplane::{
-    AppendError, ErrorKind, Event, EventBody, ReadError, Replay, Seq, StreamName, SubscribeError,
+    AppendError, ErrorKind, Event, EventBody, ReadError, Replay, Seq, StoredBody, StreamName,
+    SubscribeError,
 };
 
 use crate::command::{LONGEST, millis, number};
@@ -32,9 +33,17 @@ impl RedisBackplane {
         &self,
         stream: &StreamName,
         body: EventBody,
+        traceparent: Option<String>,
     ) -> Result<Arc<Event>, AppendError> {
         let keys = self.stream_keys(stream);
-        let json = serde_json::to_string(&body).map_err(|error| {
+        let json = match &traceparent {
+            None => serde_json::to_string(&body),
+            Some(traceparent) => serde_json::to_string(&StoredBody {
+                traceparent: Some(traceparent),
+                body: &body,
+            }),
+        }
+        .map_err(|error| {
             AppendError::new(
                 ErrorKind::InvalidData,
                 format!("event body is not JSON: {error}"),
@@ -57,7 +66,12 @@ impl RedisBackplane {
             .map_err(|(kind, detail)| AppendError::new(kind, detail))?;
         let seq = number(&seq, "seq").map_err(|(kind, detail)| AppendError::new(kind, detail))?;
         let ts = number(&ts, "ts").map_err(|(kind, detail)| AppendError::new(kind, detail))?;
-        Ok(Arc::new(Event { seq, ts, body }))
+        Ok(Arc::new(Event {
+            seq,
+            ts,
+            traceparent,
+            body,
+        }))
     }
 
     /// One round trip: `EVALSHA` of the read script.

@@ -346,7 +346,12 @@ mod tests {
     use super::*;
 
     fn event(seq: Seq, body: EventBody) -> Event {
-        Event { seq, ts: 0, body }
+        Event {
+            seq,
+            ts: 0,
+            body,
+            traceparent: None,
+        }
     }
 
     fn start(seq: Seq, turn: &str, message: &str) -> Event {

@@ -13,6 +13,7 @@
 //!   flattened into [`ServeConfig`].
 //! - [`reloading`]: what a configuration reload re-reads.
 //! - [`settings_file`]: `--settings-file`, the settings a reload can change.
+//! - [`traces`]: OpenTelemetry trace export ([`TraceExport`]).
 //! - [`validate`]: what clap cannot check: relations between settings, the backplane URL.
 //! - [`values`]: the types of flag values (secrets, API keys, the backplane choice,
 //!   durations).
@@ -25,6 +26,7 @@ mod reloading;
 mod serve;
 mod session_quotas;
 pub mod settings_file;
+mod traces;
 mod validate;
 mod values;
 mod visitors;
@@ -36,6 +38,7 @@ pub use http_timeouts::HttpTimeouts;
 pub use reloading::Reloading;
 pub use serve::ServeConfig;
 pub use session_quotas::SessionQuotas;
+pub use traces::TraceExport;
 pub use validate::{ConfigError, parse_backplane, parse_store};
 pub use values::{
     ApiKey, BackplaneChoice, ModelProviderChoice, Secret, StoreChoice, parse_duration, redact_url,

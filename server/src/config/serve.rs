@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::values::{ApiKey, ModelProviderChoice, Secret, parse_duration};
-use super::{CostLimits, DocumentQuota, HttpTimeouts, SessionQuotas, VisitorLimits};
+use super::{CostLimits, DocumentQuota, HttpTimeouts, SessionQuotas, TraceExport, VisitorLimits};
 
 /// Configuration of `switchboard serve`. Every flag can also be set through the
 /// environment variable named in its help.
@@ -39,6 +39,8 @@ pub struct ServeConfig {
     /// lists which settings a reload applies to a running gateway.
     #[arg(long, env = "SWITCHBOARD_SETTINGS_FILE")]
     pub settings_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub traces: TraceExport,
 
     /// This replica's name in `welcome.server_id`, logs and metrics. Default: a
     /// random `replica-…` name.

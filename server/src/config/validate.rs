@@ -165,6 +165,7 @@ impl ServeConfig {
             });
         }
         self.http_timeouts.validate()?;
+        self.traces.validate()?;
         parse_store(&self.store)?;
         parse_backplane(&self.backplane)
     }

@@ -25,6 +25,7 @@ use crate::error::ClientError;
 use crate::fanout::Outbound;
 use crate::ids::new_id;
 use crate::state::AppState;
+use crate::telemetry::spans;
 
 /// The reader side's state for one connection.
 pub(super) struct Connection {
@@ -135,6 +136,7 @@ impl Connection {
         let access = authenticated.access;
         state.connections.insert(id, outbound.clone());
         state.metrics.connections.inc();
+        spans::connection_opened(id, &access.org_id, access.anonymous, &state.server_id);
         tracing::debug!(connection_id = %public_id, peer = ?peer, "connected");
         let mut connection = Connection {
             id,
@@ -285,6 +287,7 @@ impl Connection {
         self.leave_everything();
         self.state.connections.remove(&self.id);
         self.state.metrics.connections.dec();
+        spans::connection_closed(self.id, self.outbound.close_code().map(|c| c.code()));
     }
 
     fn leave_everything(&mut self) {

@@ -143,6 +143,7 @@ mod tests {
         Arc::new(Event {
             seq,
             ts: seq * 1000,
+            traceparent: None,
             body: EventBody::Message {
                 message_id: format!("m_{seq}"),
                 role,
@@ -194,6 +195,7 @@ mod tests {
             Arc::new(Event {
                 seq,
                 ts: seq * 1000,
+                traceparent: None,
                 body: EventBody::Handoff {
                     state,
                     by: HandoffBy::Operator,

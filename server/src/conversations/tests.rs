@@ -98,6 +98,7 @@ impl World {
         let event = Arc::new(Event {
             seq,
             ts,
+            traceparent: None,
             body: EventBody::Message {
                 message_id: format!("m_{seq}"),
                 role: Role::User,

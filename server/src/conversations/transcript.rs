@@ -87,6 +87,7 @@ mod tests {
         Arc::new(Event {
             seq: 7,
             ts: 1000,
+            traceparent: None,
             body,
         })
     }

@@ -17,6 +17,7 @@ use crate::conversations::TranscriptWriter;
 use crate::error::ClientError;
 use crate::metrics::Metrics;
 use crate::records::idempotency::{self, Reserved};
+use crate::telemetry;
 use crate::webhooks::Webhooks;
 
 /// What [`Events::append_once`] did.
@@ -58,9 +59,27 @@ impl Events {
         stream: &StreamName,
         body: EventBody,
     ) -> Result<Arc<Event>, AppendError> {
+        self.append_traced(stream, body, None).await
+    }
+
+    /// [`Events::append`] with the W3C `traceparent` of the span appending it, which
+    /// the event carries to every replica (`telemetry::spans::deliver`).
+    pub async fn append_traced(
+        &self,
+        stream: &StreamName,
+        body: EventBody,
+        traceparent: Option<String>,
+    ) -> Result<Arc<Event>, AppendError> {
         let type_name = body.type_name();
         let started = Instant::now();
-        let result = self.backplane.append(stream, body).await;
+        let result = match traceparent {
+            None => self.backplane.append(stream, body).await,
+            Some(traceparent) => {
+                self.backplane
+                    .append_traced(stream, body, Some(traceparent))
+                    .await
+            }
+        };
         self.metrics.observe_backplane("append", started, &result);
         if let Ok(event) = &result {
             self.metrics
@@ -84,6 +103,9 @@ impl Events {
     /// died between the append and the settle) is resolved by the retry: the earlier
     /// event found in history is that attempt's answer, and with none the retry appends
     /// its own. Without it such a key answers `conflict` until it expires.
+    ///
+    /// The event carries the trace context of the current span (the request's), when
+    /// traces are exported and it is sampled.
     pub async fn append_once(
         &self,
         stream: &StreamName,
@@ -92,8 +114,11 @@ impl Events {
         id: &str,
         carries: Option<fn(&EventBody, &str) -> bool>,
     ) -> Result<Once, ClientError> {
+        let traceparent = telemetry::context::traceparent(&tracing::Span::current());
         let Some(key) = key else {
-            return Ok(Once::Appended(self.append(stream, body).await?));
+            return Ok(Once::Appended(
+                self.append_traced(stream, body, traceparent).await?,
+            ));
         };
         let backplane = self.backplane.as_ref();
         let ttl = if carries.is_some() {
@@ -127,7 +152,7 @@ impl Events {
                 tracing::info!(%stream, id = %earlier.id, "took over a key whose attempt stopped before its append");
             }
         }
-        let appended = self.append(stream, body).await;
+        let appended = self.append_traced(stream, body, traceparent).await;
         match (&appended, carries) {
             (Ok(event), _) => idempotency::settle(backplane, key, id, Some(event.seq)).await?,
             // Maybe stored anyway (a timed-out append): the retry checks history.

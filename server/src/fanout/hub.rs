@@ -24,6 +24,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::outbound::Outbound;
 use crate::metrics::Metrics;
+use crate::telemetry::spans;
 
 /// A connection's identity inside this replica.
 pub type ConnectionId = u64;
@@ -146,6 +147,20 @@ impl HubShared {
         let Some((newest, _)) = frames.last() else {
             return;
         };
+        // A `deliver` span for each event that carries a trace context (none when
+        // traces are off), as long as handing it to the members takes.
+        let traced: Vec<tracing::Span> = events[fresh..]
+            .iter()
+            .filter_map(|event| {
+                let event = event.borrow();
+                spans::deliver(
+                    event.traceparent.as_deref(),
+                    self.stream.kind().prefix(),
+                    event.body.type_name(),
+                    event.seq,
+                )
+            })
+            .collect();
         state.last_delivered = Some(*newest);
         state.covered = state.covered.max(*newest);
         let mut delivered = 0;
@@ -168,6 +183,9 @@ impl HubShared {
             }
         }
         self.metrics.events_delivered.inc_by(delivered);
+        for span in &traced {
+            spans::delivered(span, state.members.len() as u64);
+        }
     }
 }
 

@@ -181,6 +181,7 @@ mod tests {
         let event = Arc::new(Event {
             seq: 7,
             ts: 1_000,
+            traceparent: None,
             body: EventBody::Message {
                 message_id: "m_1".into(),
                 role: Role::User,

@@ -353,6 +353,7 @@ async fn session_events_reach_only_endpoints_subscribed_to_their_type() {
         Arc::new(Event {
             seq,
             ts: 1_000,
+            traceparent: None,
             body,
         })
     };

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// of lower layers only; modules of one layer do not use each other.
 const LAYERS: &[&[&str]] = &[
     &["error", "metrics", "shutdown", "config", "health"],
-    &["ids", "backplane", "store", "test_backplane"],
+    &["ids", "backplane", "store", "telemetry", "test_backplane"],
     &["webhooks"],
     &["records"],
     &["access"],

@@ -42,6 +42,7 @@ mod replicas_fanout;
 mod replicas_faults;
 mod replicas_shared_state;
 mod replicas_turn_control;
+mod traces;
 mod webhooks;
 mod ws_bad_input;
 mod ws_heartbeat;

@@ -212,6 +212,7 @@ mod tests {
         Some(Arc::new(Event {
             seq,
             ts: 1,
+            traceparent: None,
             body: EventBody::TurnDelta {
                 turn_id: "t".into(),
                 text: seq.to_string(),

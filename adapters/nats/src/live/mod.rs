@@ -255,7 +255,12 @@ impl Topic {
             header_u64(&message, async_nats::header::NATS_LAST_SEQUENCE.as_ref()).unwrap_or(0);
         let ts = header_u64(&message, TS_HEADER).unwrap_or_else(switchboard_backplane::now_ms);
         let event = match serde_json::from_slice::<EventBody>(&message.payload) {
-            Ok(body) => Some(Arc::new(Event { seq, ts, body })),
+            Ok(body) => Some(Arc::new(Event {
+                seq,
+                ts,
+                traceparent: crate::history::traceparent_of(message.headers.as_ref()),
+                body,
+            })),
             Err(err) => {
                 // `read` skips it too, so live and history stay the same sequence.
                 tracing::warn!(subject = %message.subject, seq, error = %err, "nats backplane: message that is not an event body ignored");

@@ -137,6 +137,11 @@ pub trait ModelProvider: Send + Sync {
     /// A short name for logs and metrics.
     fn name(&self) -> &'static str;
 
+    /// The model a request asks for when its options name none, for traces.
+    fn default_model(&self) -> &str {
+        self.name()
+    }
+
     /// Whether the provider can call tools; tools are offered only when it can.
     fn supports_tools(&self) -> bool {
         false

@@ -205,6 +205,7 @@ mod tests {
         let message = |seq, id: &str, text: &str| Event {
             seq,
             ts: 0,
+            traceparent: None,
             body: EventBody::Message {
                 message_id: id.into(),
                 role: Role::User,

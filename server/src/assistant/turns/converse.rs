@@ -4,7 +4,8 @@
 use futures_util::StreamExt;
 use serde_json::Value;
 use switchboard_protocol::handoff::HandoffBy;
-use switchboard_protocol::{EventBody, TurnStatus};
+use switchboard_protocol::{EventBody, TurnStatus, Usage};
+use tracing::Instrument;
 
 use super::run::Progress;
 use super::{TurnJob, Turns};
@@ -16,6 +17,7 @@ use crate::assistant::model::{
 use crate::assistant::settings::ResolvedSettings;
 use crate::assistant::tools::{CallContext, ToolOutcome, ToolSpec};
 use crate::ids::new_id;
+use crate::telemetry::spans;
 
 impl Turns {
     /// The model's rounds: stream a reply; when it asks for tools, run them (after
@@ -40,8 +42,14 @@ impl Turns {
         if handoff.is_some() {
             definitions.push(handoff_definition());
         }
-        for _round in 0..self.limits.load().max_rounds {
-            let mut reply = self.provider.reply(TurnRequest {
+        let model = settings
+            .options
+            .model
+            .as_deref()
+            .unwrap_or(self.provider.default_model());
+        for round in 0..self.limits.load().max_rounds {
+            let span = spans::model_call(self.provider.name(), model, round);
+            let request = TurnRequest {
                 session_id: job.session_id.clone(),
                 turn_id: turn_id.to_string(),
                 question: job.question.clone(),
@@ -51,51 +59,26 @@ impl Turns {
                 handoff_when_unanswered: handoff.is_some_and(|h| h.when_unanswered),
                 options: settings.options.clone(),
                 access: job.access.clone(),
-            });
-            let mut call = ModelCallTimer::start(&self.metrics, self.provider.name());
-            let mut round_text = String::new();
-            let mut calls = Vec::new();
-            while let Some(chunk) = reply.next().await {
-                match chunk {
-                    Ok(ModelChunk::Delta(delta)) if delta.is_empty() => {}
-                    Ok(ModelChunk::Delta(delta)) => {
-                        if self.replica.give_up_if_lapsed() {
-                            // Another replica may own the session now: write nothing.
-                            // (The fence is cancelled: `run` writes no end either.)
-                            return (TurnStatus::Failed, Some("replica lapsed".into()));
-                        }
-                        let event = EventBody::TurnDelta {
-                            turn_id: turn_id.to_string(),
-                            text: delta.clone(),
-                        };
-                        if let Err(e) = self.events.append(&job.stream, event).await {
-                            return (
-                                TurnStatus::Failed,
-                                Some(format!("the reply could not be recorded: {}", e.kind)),
-                            );
-                        }
-                        if let Some(started) = progress.awaiting_first_token.take() {
-                            self.metrics
-                                .time_to_first_token
-                                .observe(started.elapsed().as_secs_f64());
-                        }
-                        progress.text.push_str(&delta);
-                        round_text.push_str(&delta);
-                    }
-                    Ok(ModelChunk::Usage(usage)) => progress.add_usage(usage),
-                    Ok(ModelChunk::ToolCalls(more)) => calls.extend(more),
-                    Err(e) => {
-                        call.outcome = "error";
-                        return (TurnStatus::Failed, Some(e.0));
-                    }
+            };
+            let mut round_usage = None;
+            let streamed = self
+                .stream_round(job, turn_id, request, progress, &mut round_usage)
+                .instrument(span.clone())
+                .await;
+            let tokens = round_usage.map(|u: Usage| (u.prompt_tokens, u.completion_tokens));
+            let (round_text, calls) = match streamed {
+                Ok(round) => round,
+                Err(end) => {
+                    spans::end_model_call(&span, "failed", tokens);
+                    return end;
                 }
-            }
-            call.outcome = "ok";
-            drop(call);
-            drop(reply);
+            };
             if calls.is_empty() {
+                spans::end_model_call(&span, "text", tokens);
                 return (TurnStatus::Completed, None);
             }
+            spans::end_model_call(&span, "tool_calls", tokens);
+            drop(span);
             messages.push(ChatMessage {
                 role: ChatRole::Assistant,
                 content: round_text,
@@ -105,6 +88,7 @@ impl Turns {
             for call in calls {
                 let outcome = match self
                     .call_tool(job, turn_id, tools, handoff.is_some(), &call)
+                    .instrument(spans::tool_call(&call.name))
                     .await
                 {
                     Ok(outcome) => outcome,
@@ -125,6 +109,62 @@ impl Turns {
                 self.limits.load().max_rounds
             )),
         )
+    }
+
+    /// One round of the model's reply: its deltas appended as they come, its usage
+    /// added up; the round's text and the tools it asks for, or how the turn ends.
+    async fn stream_round(
+        &self,
+        job: &TurnJob,
+        turn_id: &str,
+        request: TurnRequest,
+        progress: &mut Progress,
+        round_usage: &mut Option<Usage>,
+    ) -> Result<(String, Vec<ToolCall>), (TurnStatus, Option<String>)> {
+        let mut reply = self.provider.reply(request);
+        let mut call = ModelCallTimer::start(&self.metrics, self.provider.name());
+        let mut round_text = String::new();
+        let mut calls = Vec::new();
+        while let Some(chunk) = reply.next().await {
+            match chunk {
+                Ok(ModelChunk::Delta(delta)) if delta.is_empty() => {}
+                Ok(ModelChunk::Delta(delta)) => {
+                    if self.replica.give_up_if_lapsed() {
+                        // Another replica may own the session now: write nothing.
+                        // (The fence is cancelled: `run` writes no end either.)
+                        return Err((TurnStatus::Failed, Some("replica lapsed".into())));
+                    }
+                    let event = EventBody::TurnDelta {
+                        turn_id: turn_id.to_string(),
+                        text: delta.clone(),
+                    };
+                    if let Err(e) = self.events.append(&job.stream, event).await {
+                        return Err((
+                            TurnStatus::Failed,
+                            Some(format!("the reply could not be recorded: {}", e.kind)),
+                        ));
+                    }
+                    if let Some(started) = progress.awaiting_first_token.take() {
+                        self.metrics
+                            .time_to_first_token
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    progress.text.push_str(&delta);
+                    round_text.push_str(&delta);
+                }
+                Ok(ModelChunk::Usage(usage)) => {
+                    *round_usage = Some(usage);
+                    progress.add_usage(usage);
+                }
+                Ok(ModelChunk::ToolCalls(more)) => calls.extend(more),
+                Err(e) => {
+                    call.outcome = "error";
+                    return Err((TurnStatus::Failed, Some(e.0)));
+                }
+            }
+        }
+        call.outcome = "ok";
+        Ok((round_text, calls))
     }
 
     /// One tool call: `tool.request`, the decision when the tool needs approval, the
@@ -181,10 +221,21 @@ impl Turns {
             return Err(format!("the tool call could not be recorded: {}", e.kind));
         }
         let mut decided_by = None;
+        // This call's span (`.instrument`ed by the caller).
+        let span = tracing::Span::current();
         let outcome = match (spec, &arguments) {
-            _ if builtin_handoff => self.hand_off(job, arguments.as_ref()).await,
-            (None, _) => ToolOutcome::failed(format!("there is no tool named {}", call.name)),
-            (Some(_), None) => ToolOutcome::failed("the arguments are not a JSON object"),
+            _ if builtin_handoff => {
+                spans::tool_decision(&span, "handoff");
+                self.hand_off(job, arguments.as_ref()).await
+            }
+            (None, _) => {
+                spans::tool_decision(&span, "refused");
+                ToolOutcome::failed(format!("there is no tool named {}", call.name))
+            }
+            (Some(_), None) => {
+                spans::tool_decision(&span, "refused");
+                ToolOutcome::failed("the arguments are not a JSON object")
+            }
             (Some(spec), Some(arguments)) => {
                 let decision = if requires_approval {
                     let (decision, by) = self.services.approvals.wait(&call_id).await;
@@ -193,6 +244,15 @@ impl Turns {
                 } else {
                     Decision::Approved
                 };
+                spans::tool_decision(
+                    &span,
+                    match decision {
+                        Decision::Approved if requires_approval => "approved",
+                        Decision::Approved => "automatic",
+                        Decision::Denied => "denied",
+                        Decision::TimedOut => "timed_out",
+                    },
+                );
                 match decision {
                     Decision::Approved => {
                         let ctx = CallContext {
@@ -212,6 +272,7 @@ impl Turns {
                 }
             }
         };
+        spans::end_tool_call(&span, outcome.ok);
         self.metrics
             .tool_calls
             .with_label_values(&[if outcome.ok { "ok" } else { "failed" }])

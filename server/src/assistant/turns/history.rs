@@ -112,6 +112,7 @@ mod tests {
                 Arc::new(Event {
                     seq: i as u64 + 1,
                     ts: 0,
+                    traceparent: None,
                     body,
                 })
             })

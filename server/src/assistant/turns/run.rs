@@ -8,11 +8,13 @@ use switchboard_backplane::Event;
 
 use switchboard_protocol::{EventBody, Role, Source, TurnStatus, Usage};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{TurnJob, Turns};
 use crate::assistant::model::prompt;
 use crate::assistant::named::NamedAssistant;
 use crate::ids::new_id;
+use crate::telemetry::spans;
 
 /// How long a turn keeps retrying to record its end through a backplane outage.
 const END_PATIENCE: Duration = Duration::from_secs(30);
@@ -31,6 +33,26 @@ impl Turns {
         cancel: CancellationToken,
         fence: CancellationToken,
     ) {
+        let span = spans::turn(&job.session_id, &turn_id, &job.access.org_id);
+        let ended = self
+            .run_turn(job, history, turn_id, cancel, fence)
+            .instrument(span.clone())
+            .await;
+        if let Some(status) = ended {
+            spans::end_turn(&span, status.as_str());
+        }
+    }
+
+    /// [`Turns::run`] inside the turn's span; how the turn ended, `None` when this
+    /// replica left its end to another.
+    async fn run_turn(
+        &self,
+        job: TurnJob,
+        history: &[Arc<Event>],
+        turn_id: String,
+        cancel: CancellationToken,
+        fence: CancellationToken,
+    ) -> Option<TurnStatus> {
         let watch = self.watch_cancel(&turn_id);
         let named = self.named_assistant(&job.session_id).await;
         let assistant_name = named.as_ref().map(|a| a.name.clone());
@@ -46,7 +68,7 @@ impl Turns {
         {
             tracing::error!(session_id = %job.session_id, error = %e, "could not start a turn");
             self.metrics.turns.with_label_values(&["failed"]).inc();
-            return;
+            return Some(TurnStatus::Failed);
         }
         let started = std::time::Instant::now();
         let settings = self
@@ -128,15 +150,13 @@ impl Turns {
                 outcome = &mut conversation => Some(outcome),
             }
         };
-        let Some((status, error)) = outcome else {
-            return;
-        };
+        let (status, error) = outcome?;
         if fence.is_cancelled() || self.replica.give_up_if_lapsed() {
             // Another replica may own the session now, or will once this identity's
             // heartbeat expires, and end this turn itself. Giving the identity up
             // cancels the fence, so the worker leaves the turn marked running for it.
             tracing::warn!(session_id = %job.session_id, %turn_id, "replica lapsed during the turn; leaving its end to the new owner");
-            return;
+            return None;
         }
         if let Some(usage) = &progress.usage {
             self.services
@@ -177,6 +197,7 @@ impl Turns {
             .turns
             .with_label_values(&[status.as_str()])
             .inc();
+        Some(status)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_backplane::StreamName;
@@ -19,6 +19,8 @@ use crate::http::error::{ApiError, ApiJson, ErrorBody};
 use crate::ids::new_id;
 use crate::records::idempotency;
 use crate::state::AppState;
+use crate::telemetry::spans;
+use tracing::Instrument;
 
 /// Which stream an event goes to.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,8 +79,30 @@ fn bad_target(e: impl std::fmt::Display) -> ApiError {
     security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Authed(caller): Authed,
     ApiJson(request): ApiJson<PublishRequest>,
+) -> Result<(StatusCode, Json<PublishResponse>), ApiError> {
+    let kind = match request.target {
+        PublishTarget::Session(_) => "session",
+        PublishTarget::User(_) => "user",
+        PublishTarget::Org(_) => "org",
+    };
+    let span = spans::publish(kind, &state.server_id, &headers);
+    let published = publish_event(state, caller, request)
+        .instrument(span.clone())
+        .await;
+    if let Ok((_, Json(PublishResponse { seq }))) = &published {
+        spans::published(&span, *seq);
+    }
+    published
+}
+
+/// [`publish`] inside its span.
+async fn publish_event(
+    state: AppState,
+    caller: crate::access::Caller,
+    request: PublishRequest,
 ) -> Result<(StatusCode, Json<PublishResponse>), ApiError> {
     let publisher = policy::publisher(&caller).map_err(refused)?;
     check_len("name", &request.name, 128)?;

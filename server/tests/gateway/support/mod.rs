@@ -12,7 +12,8 @@
 //! - [`knowledge`]: knowledge files for the offline agent.
 //! - [`upstream`], [`tool_backend`]: a fake OpenAI-compatible model server and a tool
 //!   backend, scripted per request; [`webhook_receiver`]: a webhook endpoint that
-//!   checks signatures and answers scripted statuses.
+//!   checks signatures and answers scripted statuses; [`otlp_receiver`]: an OTLP/HTTP
+//!   trace collector that keeps the spans it is sent.
 //! - [`replicas`]: several gateways over one real backplane.
 //! - [`conversations`]: listings, exports and chats of conversations as records;
 //!   [`stores`]: Redis and PostgreSQL read directly, to see what a gateway left there.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod jwt;
 pub mod knowledge;
 pub mod link;
+pub mod otlp_receiver;
 pub mod raw;
 pub mod replicas;
 pub mod sse;

@@ -71,6 +71,10 @@ impl ModelProvider for OpenAiProvider {
         "openai"
     }
 
+    fn default_model(&self) -> &str {
+        &self.shared.config.default_model
+    }
+
     fn supports_tools(&self) -> bool {
         true
     }
