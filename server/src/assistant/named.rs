@@ -35,7 +35,7 @@ pub struct AssistantSpec {
     pub description: Option<String>,
     /// Model, system prompt, sampling and tools, over the org's own settings (what it
     /// leaves unset comes from `/v1/admin/model-settings`, then the gateway's flags).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "settings_object")]
     pub settings: OrgModelSettings,
     /// The documents it may draw on: `doc_id` prefixes (at most 64, each 1 to 128 of
     /// the `doc_id` characters). Absent: every document of the org; `[]`: none. Only
@@ -44,6 +44,14 @@ pub struct AssistantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 64)]
     pub documents: Option<Vec<String>>,
+}
+
+/// `settings` as a JSON object only: serde would also read a struct from an array.
+fn settings_object<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OrgModelSettings, D::Error> {
+    let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+    OrgModelSettings::deserialize(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
 }
 
 impl AssistantSpec {
@@ -287,6 +295,8 @@ mod tests {
     #[test]
     fn unknown_fields_are_refused_and_the_author_defaults_to_the_name() {
         assert!(serde_json::from_str::<AssistantSpec>(r#"{"prompt":"x"}"#).is_err());
+        assert!(serde_json::from_str::<AssistantSpec>(r#"{"settings":[null,null]}"#).is_err());
+        assert!(serde_json::from_str::<AssistantSpec>(r#"{"settings":{"x":1}}"#).is_err());
         let spec: AssistantSpec =
             serde_json::from_str(r#"{"settings":{"system_prompt":"Be brief."}}"#).unwrap();
         assert_eq!(spec.author("sales"), "sales");

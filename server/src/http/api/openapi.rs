@@ -216,10 +216,69 @@ fn tighten_schemas(doc: &mut Value) {
     model["max_tokens"]["minimum"] = json!(1);
     model["model"]["minLength"] = json!(1);
     model["model"]["maxLength"] = json!(200);
+    tighten_assistants(doc);
+    headers_are_never_null(doc);
+}
+
+/// A named assistant's name, its `documents` prefixes and display name as
+/// `assistant::named` checks them; and `NamedAssistant` as one object: the spec's
+/// fields (flattened) and its identity, since the spec alone admits no other property.
+fn tighten_assistants(doc: &mut Value) {
+    for method in ["get", "put", "delete"] {
+        if let Some(parameters) =
+            doc["paths"]["/v1/admin/assistants/{name}"][method]["parameters"].as_array_mut()
+        {
+            for parameter in parameters.iter_mut().filter(|p| p["name"] == "name") {
+                parameter["schema"]["pattern"] = json!(ASSISTANT_NAME_PATTERN);
+            }
+        }
+    }
+    let schemas = &mut doc["components"]["schemas"];
+    let spec = &mut schemas["AssistantSpec"]["properties"];
+    spec["documents"]["items"]["pattern"] = json!(DOC_ID_PATTERN);
+    spec["display_name"]["pattern"] = json!(r"\S");
+    let mut named = schemas["AssistantSpec"].clone();
+    named["description"] = json!("An org's assistant, as stored and listed.");
+    named["properties"]["name"] = json!({"type": "string", "pattern": ASSISTANT_NAME_PATTERN});
+    named["properties"]["org_id"] = json!({"type": "string"});
+    named["properties"]["updated_at"] = json!({
+        "type": "integer", "format": "int64", "minimum": 0,
+        "description": "When it was last written, milliseconds since the epoch."
+    });
+    named["required"] = json!(["name", "org_id", "settings", "updated_at"]);
+    schemas["NamedAssistant"] = named;
+}
+
+/// A header is text or absent, never JSON `null`: an optional header's schema does not
+/// admit `null` (which a client would send as the text "null").
+fn headers_are_never_null(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths.values_mut().filter_map(Value::as_object_mut) {
+        for operation in operation.values_mut().filter_map(Value::as_object_mut) {
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for parameter in parameters.iter_mut().filter(|p| p["in"] == "header") {
+                if let Some(types) = parameter["schema"]["type"].as_array() {
+                    let kept: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                    if let [only] = kept.as_slice() {
+                        parameter["schema"]["type"] = only.clone();
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A document id (`assistant::knowledge::validate::doc_id`).
 const DOC_ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,128}$";
+/// A named assistant's name (`assistant::named::valid_name`).
+const ASSISTANT_NAME_PATTERN: &str = "^[A-Za-z0-9_-]{1,64}$";
 /// An org id, as the document states it.
 const ORG_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,256}$";
 
