@@ -25,6 +25,7 @@ pub mod close;
 pub mod conversation;
 pub mod event;
 pub mod handoff;
+pub mod object_only;
 pub mod presence;
 #[cfg(feature = "schema")]
 pub mod schema;

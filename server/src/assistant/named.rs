@@ -35,7 +35,10 @@ pub struct AssistantSpec {
     pub description: Option<String>,
     /// Model, system prompt, sampling and tools, over the org's own settings (what it
     /// leaves unset comes from `/v1/admin/model-settings`, then the gateway's flags).
-    #[serde(default, deserialize_with = "settings_object")]
+    #[serde(
+        default,
+        deserialize_with = "switchboard_protocol::object_only::object"
+    )]
     pub settings: OrgModelSettings,
     /// The documents it may draw on: `doc_id` prefixes (at most 64, each 1 to 128 of
     /// the `doc_id` characters). Absent: every document of the org; `[]`: none. Only
@@ -44,14 +47,6 @@ pub struct AssistantSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(max_items = 64)]
     pub documents: Option<Vec<String>>,
-}
-
-/// `settings` as a JSON object only: serde would also read a struct from an array.
-fn settings_object<'de, D: serde::Deserializer<'de>>(
-    deserializer: D,
-) -> Result<OrgModelSettings, D::Error> {
-    let map = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-    OrgModelSettings::deserialize(serde_json::Value::Object(map)).map_err(serde::de::Error::custom)
 }
 
 impl AssistantSpec {

@@ -49,7 +49,11 @@ pub struct OrgModelSettings {
     /// The org's tools, replacing the gateway's `--tools-file` tools for this org
     /// (an empty list turns tools off). Endpoints must be on an origin the operator
     /// allowed with `--tool-endpoint-origins`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "switchboard_protocol::object_only::option_vec"
+    )]
     #[schema(schema_with = tools_schema)]
     pub tools: Option<Vec<ToolSpec>>,
 }

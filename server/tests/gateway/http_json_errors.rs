@@ -96,6 +96,40 @@ async fn a_body_that_is_not_an_object_is_refused() {
         )
         .await;
     assert_json_error(&reply, 400, "bad_request", "an array body");
+    // Nor inside one: serde would read a struct from an array of its fields.
+    for (method, path, body, what) in [
+        (
+            Method::POST,
+            "/v1/admin/documents",
+            json!({"doc_id": "d1", "org_id": "acme", "title": "T", "text": "x", "acl": [true, [], []]}),
+            "an ACL as an array",
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/model-settings?org_id=acme",
+            json!({"tools": [["t", "d", {}, "https://tools.example/t", false]]}),
+            "a tool as an array",
+        ),
+        (
+            Method::PUT,
+            "/v1/admin/assistants/a1?org_id=acme",
+            json!({"settings": [null, null]}),
+            "an assistant's settings as an array",
+        ),
+    ] {
+        let reply = api
+            .call(method, path, Some(ADMIN_SECRET), Some(&body))
+            .await;
+        assert_json_error(&reply, 400, "bad_request", what);
+    }
+    let listed = api
+        .get("/v1/admin/documents?org_id=acme", Some(ADMIN_SECRET))
+        .await;
+    assert_eq!(
+        listed.expect(200, "documents")["documents"],
+        json!([]),
+        "nothing stored"
+    );
 }
 
 /// `bearer <key>` (lower case) is the same credential on `/v1` as on `/ws`; another

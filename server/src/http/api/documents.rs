@@ -30,7 +30,10 @@ pub struct DocumentRequest {
     pub text: String,
     #[serde(default)]
     pub uri: Option<String>,
-    #[serde(default)]
+    #[serde(
+        default,
+        deserialize_with = "switchboard_protocol::object_only::object"
+    )]
     pub acl: AclBody,
 }
 
