@@ -221,3 +221,19 @@ test('fallback: false never leaves the WebSocket', async () => {
   assert.deepEqual(net.requests, []);
   c.stop();
 });
+
+test('a client made for a named assistant creates its sessions with it; without one, session.create names none', async () => {
+  const named = client({ assistant: 'billing' });
+  named.c.send('hello');
+  named.c.start();
+  const socket = await until(() => ScriptedSocket.all[0]?.frames('session.create')[0] && ScriptedSocket.all[0], 'a create');
+  assert.equal(socket.frames('session.create')[0].assistant, 'billing');
+  named.c.stop();
+
+  const plain = client();
+  plain.c.send('hello');
+  plain.c.start();
+  const other = await until(() => ScriptedSocket.all[0]?.frames('session.create')[0] && ScriptedSocket.all[0], 'a create');
+  assert.equal('assistant' in other.frames('session.create')[0], false);
+  plain.c.stop();
+});

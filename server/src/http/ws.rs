@@ -51,23 +51,14 @@ pub async fn upgrade(
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
-    let refused = |refusal: Refusal| {
-        state
-            .metrics
-            .connections_refused
-            .with_label_values(&[refusal.limit])
-            .inc();
-        refusal.response()
-    };
-    let client_permit = match websockets.admit(peer.ip(), client) {
-        Ok(permit) => permit,
-        Err(refusal) => return refused(refusal),
-    };
-    let Ok(permit) = state.connection_limit.clone().try_acquire_owned() else {
-        return refused(Refusal::process(
-            "process_websockets",
-            "this replica holds its maximum number of connections; retry another replica or later",
-        ));
+    let (client_permit, permit) = match websockets.admit_member(
+        peer.ip(),
+        client,
+        &state.connection_limit,
+        &state.metrics.connections_refused,
+    ) {
+        Ok(places) => places,
+        Err(refusal) => return refusal.response(),
     };
     if !origin_allowed(&state.config.ws_allowed_origins, &headers) {
         return json_error(

@@ -239,10 +239,13 @@ impl Turns {
             // It ended after all (its replica stopped between the end and the mark),
             // perhaps before its answer was written: write that first.
             Some(started) if started.ended => {
-                let named = self.named_assistant(stream.id()).await;
                 if let Some(text) = started.owed_answer
                     && let Err(e) = self
-                        .answer(stream, text, super::run::author(named.as_ref()))
+                        .answer(
+                            stream,
+                            text,
+                            super::run::author(self.named_assistant(stream.id()).await.as_ref()),
+                        )
                         .await
                 {
                     tracing::warn!(%stream, error = %e, "could not write an interrupted turn's answer yet");

@@ -21,7 +21,7 @@ use crate::http::credentials::{bearer, session_key};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::sse::body::Feed;
 use crate::http::sse::member::{self, Opening};
-use crate::http::visitors::{Refusal, WebSocketGate};
+use crate::http::visitors::WebSocketGate;
 use crate::ids::session_stream;
 use crate::state::AppState;
 
@@ -66,24 +66,15 @@ pub async fn stream(
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let refused_by = |refusal: Refusal| {
-        state
-            .metrics
-            .connections_refused
-            .with_label_values(&[refusal.limit])
-            .inc();
-        refusal.response()
-    };
     // An SSE stream holds a place like a WebSocket: per client and in the process.
-    let client_permit = match gate.admit(peer.ip(), client) {
-        Ok(permit) => permit,
-        Err(refusal) => return Ok(refused_by(refusal)),
-    };
-    let Ok(process_permit) = state.connection_limit.clone().try_acquire_owned() else {
-        return Ok(refused_by(Refusal::process(
-            "process_websockets",
-            "this replica holds its maximum number of connections; retry another replica or later",
-        )));
+    let (client_permit, process_permit) = match gate.admit_member(
+        peer.ip(),
+        client,
+        &state.connection_limit,
+        &state.metrics.connections_refused,
+    ) {
+        Ok(places) => places,
+        Err(refusal) => return Ok(refusal.response()),
     };
     // As on `/ws`: an unusable `Authorization` header is refused even beside `?token=`.
     let credential = bearer(&headers)?.or(query.token);

@@ -4,6 +4,10 @@
 //! counted at accept — new upgrades per minute (`--connections-per-minute-per-ip`).
 
 use std::net::IpAddr;
+use std::sync::Arc;
+
+use prometheus::IntCounterVec;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::address_limits::{AddressLimits, AddressPermit};
 use super::refusal::{PerAddressLabels, Refusal};
@@ -41,5 +45,29 @@ impl WebSocketGate {
         self.per_client
             .admit(client, behind_proxy)
             .map_err(|exceeded| Refusal::per_address(exceeded, WEBSOCKET_LABELS))
+    }
+
+    /// A long-lived member's places — a WebSocket, or an SSE stream, which holds a
+    /// place like one: per client, then in the process (`--max-connections`). A
+    /// refusal is counted in `refused` (`switchboard_connections_refused_total`).
+    pub fn admit_member(
+        &self,
+        peer: IpAddr,
+        client: IpAddr,
+        process: &Arc<Semaphore>,
+        refused: &IntCounterVec,
+    ) -> Result<(AddressPermit, OwnedSemaphorePermit), Refusal> {
+        let counted = |refusal: Refusal| {
+            refused.with_label_values(&[refusal.limit]).inc();
+            refusal
+        };
+        let client_permit = self.admit(peer, client).map_err(counted)?;
+        let process_permit = process.clone().try_acquire_owned().map_err(|_| {
+            counted(Refusal::process(
+                "process_websockets",
+                "this replica holds its maximum number of connections; retry another replica or later",
+            ))
+        })?;
+        Ok((client_permit, process_permit))
     }
 }
