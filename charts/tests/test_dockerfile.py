@@ -5,6 +5,7 @@ chart (port, user, command, the preStop hook's /bin/sleep)."""
 import fnmatch
 import json
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -103,6 +104,26 @@ def test_final_image_has_a_data_directory_its_user_can_write():
     runs = " ".join(instructions(final, "RUN"))
     owner, group = user.split(":")
     assert f"install -d -o {owner} -g {group} -m 0750 {data_dir}" in runs
+
+
+def test_the_image_built_here_is_the_dockerfiles_final_stage():
+    """scripts/test-image builds the final stage on a locally made Debian root; what it
+    builds is this stage with the binary taken from the build context, nothing else."""
+    derived = subprocess.run(
+        [str(chart.REPO / "scripts" / "test-image"), "--containerfile"],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    final = DOCKERFILE.read_text().split("\nFROM ")[-1]
+    expected = ("FROM " + final).replace(
+        "COPY --from=build /out/switchboard /usr/local/bin/switchboard",
+        "COPY switchboard /usr/local/bin/switchboard",
+    )
+    assert derived.rstrip("\n") == expected.rstrip("\n")
+    # The packages it installs and the user it runs as are the Dockerfile's own.
+    assert [r for r in derived.splitlines() if "apt-get install" in r] == [
+        r for r in final.splitlines() if "apt-get install" in r
+    ]
+    assert "USER 10001:10001" in derived
 
 
 def test_build_context_keeps_what_cargo_needs_and_drops_target():
