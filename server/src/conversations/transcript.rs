@@ -70,8 +70,21 @@ pub fn event_of(session_id: &str, entry: &TranscriptEntry) -> Option<Arc<Event>>
 
 /// `text` on one line, cut to `max` characters (with `…` when cut).
 fn shorten(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
+    // Only the words that can show: a long answer is not flattened whole.
+    let mut flat = String::new();
+    let mut chars = 0;
+    for word in text.split_whitespace() {
+        if chars > max {
+            break;
+        }
+        if !flat.is_empty() {
+            flat.push(' ');
+            chars += 1;
+        }
+        flat.push_str(word);
+        chars += word.chars().count();
+    }
+    if chars <= max {
         return flat;
     }
     let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
@@ -151,5 +164,17 @@ mod tests {
         let write = write_for(&stream, &assistant).unwrap();
         assert_eq!(write.title_hint, None);
         assert_eq!(write.preview.as_deref(), Some("Short answer"));
+    }
+
+    #[test]
+    fn shortening_flattens_whitespace_and_cuts_at_the_limit() {
+        assert_eq!(shorten("  a\n\tb  c ", 10), "a b c");
+        assert_eq!(shorten("abcd efgh", 9), "abcd efgh");
+        assert_eq!(shorten("abcd efgh", 8), "abcd ef…");
+        assert_eq!(shorten("abcd  efgh ijkl", 6), "abcd …");
+        let long = "word ".repeat(10_000);
+        let cut = shorten(&long, 20);
+        assert_eq!(cut, "word word word word…");
+        assert_eq!(shorten("éé éé", 4), "éé …");
     }
 }

@@ -32,22 +32,33 @@ pub struct TranscriptLine {
     pub author: Option<String>,
 }
 
-/// The transcript before the message `question_id`: the session's `message` events,
-/// oldest first. Events from that message on are left out (they are the question
-/// itself, or came after it).
-pub fn transcript_before<E: AsRef<Event>>(events: &[E], question_id: &str) -> Vec<TranscriptLine> {
+/// The transcript before the message `question_id`, as much of its end as fits
+/// `budget` tokens (whole messages), oldest first: the session's `message` events.
+/// Events from that message on are left out (they are the question itself, or came
+/// after it). Read from the question backwards, so a long history costs only what
+/// the prompt keeps.
+pub fn transcript_before<E: AsRef<Event>>(
+    events: &[E],
+    question_id: &str,
+    budget: usize,
+) -> Vec<TranscriptLine> {
+    let is_question = |event: &E| matches!(&event.as_ref().body, EventBody::Message { message_id, .. } if message_id == question_id);
+    let before = match events.iter().position(is_question) {
+        Some(at) => &events[..at],
+        None => events,
+    };
     let mut lines = Vec::new();
-    for event in events {
+    let mut used = 0;
+    for event in before.iter().rev() {
         if let EventBody::Message {
-            message_id,
-            role,
-            text,
-            author,
+            role, text, author, ..
         } = &event.as_ref().body
         {
-            if message_id == question_id {
+            let cost = estimate_tokens(text);
+            if used + cost > budget {
                 break;
             }
+            used += cost;
             lines.push(TranscriptLine {
                 role: *role,
                 text: text.clone(),
@@ -55,6 +66,7 @@ pub fn transcript_before<E: AsRef<Event>>(events: &[E], question_id: &str) -> Ve
             });
         }
     }
+    lines.reverse();
     lines
 }
 
@@ -218,7 +230,41 @@ mod tests {
             message(2, "m2", "the question"),
             message(3, "m3", "after"),
         ];
-        let lines = transcript_before(&events.map(std::sync::Arc::new), "m2");
+        let lines = transcript_before(&events.map(std::sync::Arc::new), "m2", 100);
         assert_eq!(lines, vec![line(Role::User, "first")]);
+    }
+
+    #[test]
+    fn the_transcript_keeps_the_latest_messages_that_fit() {
+        let message = |seq, id: &str, text: &str| {
+            std::sync::Arc::new(Event {
+                seq,
+                ts: 0,
+                traceparent: None,
+                body: EventBody::Message {
+                    message_id: id.into(),
+                    role: Role::User,
+                    text: text.into(),
+                    author: None,
+                },
+            })
+        };
+        // 2 tokens each (8 characters); the budget holds two of them.
+        let events = [
+            message(1, "m1", "oldest.."),
+            message(2, "m2", "middle.."),
+            message(3, "m3", "latest.."),
+            message(4, "m4", "the question"),
+        ];
+        let lines = transcript_before(&events, "m4", 5);
+        assert_eq!(
+            lines,
+            vec![line(Role::User, "middle.."), line(Role::User, "latest..")]
+        );
+        // The same lines as the prompt keeps of the whole transcript.
+        let all = transcript_before(&events, "m4", usize::MAX);
+        let prompt = build("system", &[], &all, 5, "the question");
+        assert_eq!(prompt.len(), 4, "system, two lines, the question");
+        assert_eq!(prompt[1].content, "middle..");
     }
 }

@@ -73,7 +73,8 @@ pub(super) fn started(replay: &Replay, turn_id: &str) -> Option<Started> {
 
 /// The text of the user message `message_id`, while it is retained.
 pub(super) fn question(events: &[Arc<Event>], message_id: &str) -> Option<String> {
-    events.iter().find_map(|event| match &event.body {
+    // Read up to the message: it is the last event or near it.
+    events.iter().rev().find_map(|event| match &event.body {
         EventBody::Message {
             message_id: id,
             text,

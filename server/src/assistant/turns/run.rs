@@ -102,12 +102,13 @@ impl Turns {
                 uri: d.uri.clone(),
             })
             .collect();
-        let transcript = prompt::transcript_before(history, &job.message_id);
+        let budget = self.limits.load().transcript_budget;
+        let transcript = prompt::transcript_before(history, &job.message_id, budget);
         let messages = prompt::build(
             &settings.system_prompt,
             &documents,
             &transcript,
-            self.limits.load().transcript_budget,
+            budget,
             &job.question,
         );
         let mut progress = Progress {

@@ -858,6 +858,25 @@ async fn a_cancel_through_another_session_cancels_nothing() {
     );
 }
 
+/// A turn reads the history up to its message, the latest events of it, and nothing
+/// after the message.
+#[test]
+fn a_turn_reads_the_latest_history_up_to_its_message() {
+    use super::worker::{HISTORY_EVENTS, history_window};
+    let window = HISTORY_EVENTS as u64;
+    // Seqs 1..=5: from the oldest, the five events up to the message.
+    assert_eq!(history_window(5), (None, 5));
+    assert_eq!(history_window(window), (None, HISTORY_EVENTS));
+    // Past the window: its last HISTORY_EVENTS events end at the message.
+    assert_eq!(history_window(window + 1), (Some(1), HISTORY_EVENTS));
+    assert_eq!(
+        history_window(3 * window),
+        (Some(2 * window), HISTORY_EVENTS)
+    );
+    // An unknown seq reads from the oldest event.
+    assert_eq!(history_window(0), (None, HISTORY_EVENTS));
+}
+
 /// A long history (more events than one read returns) does not hide a new message
 /// from its turn.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

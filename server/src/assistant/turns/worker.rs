@@ -18,6 +18,19 @@ use crate::ids::{new_id, session_stream};
 
 /// History events read to find a turn (the retention caps it anyway).
 pub(super) const HISTORY_EVENTS: usize = 10_000;
+
+/// The read (`after`, `limit`) of the history a turn answering the message at `seq`
+/// draws on: the [`HISTORY_EVENTS`] events up to and including it, the latest ones
+/// (a prompt keeps the latest messages that fit), never what came after it. An
+/// unknown `seq` (0) reads from the oldest event.
+pub(super) fn history_window(seq: u64) -> (Option<u64>, usize) {
+    if seq == 0 {
+        return (None, HISTORY_EVENTS);
+    }
+    let limit = usize::try_from(seq).map_or(HISTORY_EVENTS, |seq| seq.min(HISTORY_EVENTS));
+    let after = seq.saturating_sub(limit as u64);
+    ((after > 0).then_some(after), limit)
+}
 /// How many times one message is tried when the replicas answering it keep stopping:
 /// a message that brings replicas down is not retried forever.
 const MAX_ATTEMPTS: usize = 3;
@@ -102,7 +115,8 @@ impl Turns {
             }
             let found = async {
                 let job = self.recall_job(&next.message_id).await?;
-                let replay = self.backplane.read(&stream, None, HISTORY_EVENTS).await?;
+                let (after, limit) = history_window(next.seq);
+                let replay = self.backplane.read(&stream, after, limit).await?;
                 let mut question = history::question(&replay.events, &next.message_id);
                 if question.is_none() && next.seq > 0 {
                     // Beyond the oldest events read above: read the message itself.
