@@ -116,18 +116,20 @@ pub fn read_document(who: &AccessContext, org: &str, acl: &Acl) -> Decision {
 // Over the WebSocket
 // ---------------------------------------------------------------------------------
 
-/// `session.join` (and `session.create`'s implicit join is always allowed). The key
-/// is compared in constant time by the record.
+/// `session.join` (and `session.create`'s implicit join is always allowed): the
+/// session's customer — its owner, or for an anonymous session whoever presents its
+/// key — and staff of its org (`operator`, `admin`), who answer anonymous visitors
+/// too. The key is compared in constant time by the record.
 pub fn join(who: &AccessContext, session: &SessionRecord, key: Option<&str>) -> Decision {
     if session.org_id != who.org_id {
         return Err(Refusal::Hide);
     }
-    let allowed = if session.key_sha256.is_some() {
+    let customer = if session.key_sha256.is_some() {
         key.is_some_and(|key| session.key_matches(key))
     } else {
-        (session.owner.is_some() && session.owner == who.user_id) || is_operator_or_admin(who)
+        session.owner.is_some() && session.owner == who.user_id
     };
-    allow_if(allowed, Refusal::Hide)
+    allow_if(customer || is_operator_or_admin(who), Refusal::Hide)
 }
 
 /// `message.send`, `turn.cancel`, `tool.decide`, `typing`: membership is per

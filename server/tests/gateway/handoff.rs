@@ -323,6 +323,72 @@ async fn only_staff_of_the_org_claim_and_read_the_inbox() {
     reply.assert_error(409, "conflict", "a second claim");
 }
 
+/// A visitor without an account (the widget's default) is answered by a person too:
+/// staff of the org see the anonymous conversation in the inbox, join it without its
+/// key, claim it and speak in it, over the WebSocket and over HTTP; everyone else
+/// still needs the key.
+#[tokio::test]
+async fn staff_answer_an_anonymous_visitor_without_the_session_key() {
+    let gw = keyed_gateway(&[]);
+    let api = Api::new(&gw);
+    let mut visitor = Client::connect(&gw.ws_url()).await;
+    let s = visitor.create_session().await;
+    assert!(s.key.is_some(), "an anonymous session has a key");
+    let staff = |sub: &str, name: &str| {
+        Claims::user(sub, "default")
+            .roles(&["operator"])
+            .set("name", json!(name))
+            .hs256()
+    };
+    let mut dana = connect(&gw, &staff("olga", "Dana")).await;
+
+    handoff_request(&mut visitor, &s.id, "a person, please").await;
+    let change = inbox_change(&mut dana, &s.id).await;
+    assert_eq!(change["handoff"]["state"], "waiting", "{change}");
+    dana.join(&s.id, Some(0), None).await;
+    let claimed = handoff_act(&mut dana, "handoff.claim", &s.id).await;
+    assert_eq!(claimed["handoff"]["state"], "human");
+    let joined = visitor
+        .collect_until(|f| ty(f) == "handoff" && f["state"] == "human")
+        .await;
+    assert_eq!(joined.last().unwrap()["operator"]["name"], "Dana");
+    let reply = dana.send_message(&s.id, "Hello, I am Dana.").await;
+    let seen = visitor
+        .collect_until(|f| f["message_id"] == reply["message_id"])
+        .await;
+    let message = seen.last().unwrap();
+    assert_eq!(message["role"], "operator", "{message}");
+    assert_eq!(message["author"], "Dana", "{message}");
+
+    // Over HTTP, with the staff JWT and no key: give it back, and claim it again.
+    let release = format!("/v1/sessions/{}/handoff/release", s.id);
+    let reply = api
+        .call(Method::POST, &release, Some(&staff("olga", "Dana")), None)
+        .await;
+    assert_eq!(reply.expect(200, "release")["state"], "assistant");
+    let claim = format!("/v1/sessions/{}/handoff/claim", s.id);
+    let reply = api
+        .call(Method::POST, &claim, Some(&staff("otto", "Otto")), None)
+        .await;
+    assert_eq!(reply.expect(200, "claim over HTTP")["state"], "human");
+
+    // The key still keeps out other visitors, signed-in users without a staff role,
+    // and staff of another org.
+    let mut other = Client::connect(&gw.ws_url()).await;
+    assert_eq!(
+        other.join_reply(&s.id, None, None).await["code"],
+        "not_found"
+    );
+    let mut user = connect(&gw, &Claims::user("u2", "default").hs256()).await;
+    assert_eq!(
+        user.join_reply(&s.id, None, None).await["code"],
+        "not_found"
+    );
+    let foreign = Claims::user("eve", "globex").roles(&["operator"]).hs256();
+    let reply = api.call(Method::POST, &claim, Some(&foreign), None).await;
+    reply.assert_error(404, "not_found", "another org's operator claims");
+}
+
 /// Two replicas on one Redis and one PostgreSQL: the customer on A asks for a person,
 /// staff on B see it live; two operators (one per replica) claim at once and exactly
 /// one holds it; the customer's next message on A gets no AI answer until the holder

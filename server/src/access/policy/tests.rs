@@ -212,12 +212,12 @@ fn the_permission_matrix() {
         ),
         (
             "join the anonymous session with a wrong key",
-            "H H H H H H H - -",
+            "H H H A A H H - -",
             Box::new(|w| ws(w, |a| join(a, &anonymous, Some("k_wrong")))),
         ),
         (
             "join the anonymous session without a key",
-            "H H H H H H H - -",
+            "H H H A A H H - -",
             Box::new(|w| ws(w, |a| join(a, &anonymous, None))),
         ),
         (
@@ -434,6 +434,39 @@ fn anonymous_sessions_need_their_key() {
     assert_eq!(join(&elsewhere, &s, Some("k_right")), Err(Refusal::Hide));
 }
 
+/// Staff of its org join an anonymous session without its key (to answer the
+/// visitor); nobody else does, and staff of another org never.
+#[test]
+fn staff_of_its_org_join_an_anonymous_session_without_its_key() {
+    let s = anonymous_session();
+    for role in ["operator", "admin"] {
+        let staff = principal("x", Some("dana"), "acme", &[role])
+            .access
+            .unwrap();
+        assert_eq!(join(&staff, &s, None), Ok(()), "{role}");
+        assert_eq!(join(&staff, &s, Some("k_wrong")), Ok(()), "{role}");
+        assert_eq!(voice(&staff, &s), Voice::Staff, "{role}");
+        let foreign = principal("x", Some("dana"), "other", &[role])
+            .access
+            .unwrap();
+        assert_eq!(
+            join(&foreign, &s, Some("k_right")),
+            Err(Refusal::Hide),
+            "{role}"
+        );
+    }
+    let member = principal("x", Some("u2"), "acme", &["support"])
+        .access
+        .unwrap();
+    assert_eq!(join(&member, &s, None), Err(Refusal::Hide));
+    let reader = Caller::Token(
+        principal("x", Some("dana"), "acme", &["operator"])
+            .access
+            .unwrap(),
+    );
+    assert_eq!(read_stream(&reader, Some(&s), None), Ok(()));
+}
+
 /// An anonymous visitor reads an anonymous session's event stream with its key only,
 /// exactly as it joins it.
 #[test]
@@ -507,7 +540,7 @@ fn the_http_session_matrix() {
         ),
         (
             "act in the anonymous session with a wrong key",
-            "H H H H H H H F F",
+            "H H H A A H H F F",
             Box::new(|c| letter(http_member(c, Some(&anonymous), Some("k_wrong")))),
         ),
         (
@@ -527,7 +560,7 @@ fn the_http_session_matrix() {
         ),
         (
             "post into the anonymous session without its key",
-            "H F F O F O H O F",
+            "H F F O O O H O F",
             Box::new(|c| speaker(http_speaker(c, Some(&anonymous), None))),
         ),
         (
