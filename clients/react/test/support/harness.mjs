@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
 import { Gateway } from '../../../../widget/test/support/processes.mjs';
+import { retainedEvents, until } from '../../../../widget/test/support/polling.mjs';
 
 export { Gateway };
 export { UpgradeBreakingProxy } from '../../../../widget/test/support/upgrade-proxy.mjs';
@@ -146,23 +147,10 @@ export function shownAs(page, id) {
   return page.evaluate((key) => window.__messages[key] || [], id);
 }
 
-/** Resolves once `check()` is truthy (polled), with its value; rejects after `ms`. */
-export async function until(check, what, ms = 15_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+export { until };
 
 /** A session's retained events, as the gateway has them (admin key). */
-export async function history(gateway, sessionId) {
-  const response = await fetch(`${gateway.url}/v1/sessions/${sessionId}/events`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
-  if (response.status !== 200) throw new Error(`history of ${sessionId}: ${response.status} ${await response.text()}`);
-  return (await response.json()).events;
-}
+export const history = (gateway, sessionId) => retainedEvents(gateway, sessionId, ADMIN_KEY);
 
 /** An HS256 JWT of the default org (the test plays the customer's auth server). */
 export function signJwt(claims) {

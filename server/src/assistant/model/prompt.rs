@@ -212,9 +212,9 @@ mod tests {
         assert_eq!(prompt[1].content, "(human operator dana) I can help");
     }
 
-    #[test]
-    fn the_transcript_stops_before_the_question() {
-        let message = |seq, id: &str, text: &str| Event {
+    /// A user's `message` event.
+    fn message(seq: u64, id: &str, text: &str) -> std::sync::Arc<Event> {
+        std::sync::Arc::new(Event {
             seq,
             ts: 0,
             traceparent: None,
@@ -224,31 +224,22 @@ mod tests {
                 text: text.into(),
                 author: None,
             },
-        };
+        })
+    }
+
+    #[test]
+    fn the_transcript_stops_before_the_question() {
         let events = [
             message(1, "m1", "first"),
             message(2, "m2", "the question"),
             message(3, "m3", "after"),
         ];
-        let lines = transcript_before(&events.map(std::sync::Arc::new), "m2", 100);
+        let lines = transcript_before(&events, "m2", 100);
         assert_eq!(lines, vec![line(Role::User, "first")]);
     }
 
     #[test]
     fn the_transcript_keeps_the_latest_messages_that_fit() {
-        let message = |seq, id: &str, text: &str| {
-            std::sync::Arc::new(Event {
-                seq,
-                ts: 0,
-                traceparent: None,
-                body: EventBody::Message {
-                    message_id: id.into(),
-                    role: Role::User,
-                    text: text.into(),
-                    author: None,
-                },
-            })
-        };
         // 2 tokens each (8 characters); the budget holds two of them.
         let events = [
             message(1, "m1", "oldest.."),
