@@ -125,11 +125,12 @@ pub struct ServeConfig {
           value_parser = clap::value_parser!(u64).range(4096..=1024 * 1024 * 1024))]
     pub outbound_queue_bytes: u64,
 
-    /// A stream delivers to this replica's members at most once per window (default
-    /// 10ms): events that arrive sooner after a delivery wait for the window's end and
-    /// go out together, so a busy session costs one socket write per window rather
-    /// than per event. Quieter streams (events further apart) are never delayed.
-    /// 0 delivers every event at once.
+    /// While a stream's members fall behind (a quarter of them still had frames
+    /// queued at its last delivery), it delivers to them at most once per window
+    /// (default 10ms): events that arrive sooner wait for the window's end and go out
+    /// together, so a backlogged session costs one socket write per window rather
+    /// than per event. While the writers keep up, every event goes out at once.
+    /// 0 never waits.
     #[arg(long, env = "SWITCHBOARD_FANOUT_WINDOW", default_value = "10ms", value_parser = parse_duration)]
     pub fanout_window: Duration,
 

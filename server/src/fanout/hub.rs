@@ -4,13 +4,14 @@
 //! fell behind, the backplane reconnected) the task subscribes again and fills the gap
 //! from history, so members never miss an event and never see one twice.
 //!
-//! A busy stream is delivered in rounds: at most one per `--fanout-window` (an event
-//! arriving sooner after the last round waits for the window's end), and a round hands
-//! each member every event gathered so far. A member's writer then wakes once and
-//! writes them in one syscall, where one round per event would wake a thousand
-//! writers and make a thousand writes for each. An event further than a window from
-//! the last round (a quiet stream, a token stream at tens of deltas a second) goes out
-//! at once.
+//! A stream whose members fall behind is delivered in rounds: when at least a quarter
+//! of the members still had frames queued as the last round reached them, the next
+//! event waits until a `--fanout-window` after that round, and the round hands each
+//! member every event gathered so far. A member's writer then wakes once and writes
+//! them in one syscall, where one round per event would wake a thousand writers and
+//! make a thousand writes for each. While the writers keep up (a quiet stream, a
+//! token stream at tens of deltas a second, a busy one on a machine with room), every
+//! event goes out at once: the window costs latency only where it saves work.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -46,6 +47,9 @@ const MAX_PENDING_EVENTS: usize = 8192;
 pub(super) const DEFAULT_FANOUT_WINDOW: Duration = Duration::from_millis(10);
 /// Events one delivery round takes at most (more wait for the next round, at once).
 const MAX_ROUND_EVENTS: usize = 256;
+/// A round found the stream's members behind when at least one in this many still
+/// had frames queued: the next round waits for the window.
+const BEHIND_ONE_IN: usize = 4;
 /// Resubscribe backoff bounds.
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -74,7 +78,8 @@ pub(super) struct HubState {
 
 pub(super) struct HubShared {
     pub(super) stream: StreamName,
-    /// At most one delivery round per window (`--fanout-window`; zero: none).
+    /// While members fall behind, at most one delivery round per window
+    /// (`--fanout-window`; zero: never wait).
     window: Duration,
     state: Mutex<HubState>,
     /// True once the first subscription is established.
@@ -128,7 +133,9 @@ impl HubShared {
 
     /// Hand `events` (in seq order) to every member, each serialized once; a member
     /// gets all of them before the next member gets any, so its writer wakes once.
-    fn deliver_round<E: std::borrow::Borrow<Event>>(&self, events: &[E]) {
+    /// Whether the members were behind: at least one in [`BEHIND_ONE_IN`] live members
+    /// still had frames queued when this round reached it.
+    fn deliver_round<E: std::borrow::Borrow<Event>>(&self, events: &[E]) -> bool {
         let frames: Vec<(Seq, Utf8Bytes)> = events
             .iter()
             .map(|event| {
@@ -145,7 +152,7 @@ impl HubShared {
         };
         let frames = &frames[fresh..];
         let Some((newest, _)) = frames.last() else {
-            return;
+            return false;
         };
         // A `deliver` span for each event that carries a trace context (none when
         // traces are off), as long as handing it to the members takes.
@@ -164,7 +171,14 @@ impl HubShared {
         state.last_delivered = Some(*newest);
         state.covered = state.covered.max(*newest);
         let mut delivered = 0;
+        let (mut live, mut backlogged) = (0usize, 0usize);
         for member in state.members.values_mut() {
+            if matches!(member.state, MemberState::Live { .. }) {
+                live += 1;
+                if member.outbound.queued_bytes() > 0 {
+                    backlogged += 1;
+                }
+            }
             for (seq, frame) in frames {
                 match &mut member.state {
                     MemberState::Pending(buffer) => {
@@ -186,19 +200,20 @@ impl HubShared {
         for span in &traced {
             spans::delivered(span, state.members.len() as u64);
         }
+        backlogged > 0 && backlogged.saturating_mul(BEHIND_ONE_IN) >= live
     }
 }
 
-/// The events of the next delivery round: `first`, then — when the last round was
-/// less than a window ago — whatever arrives until the window's end, then whatever
-/// is already queued, up to [`MAX_ROUND_EVENTS`].
+/// The events of the next delivery round: `first`, then — when the last round found
+/// the members behind and was less than a window ago — whatever arrives until the
+/// window's end, then whatever is already queued, up to [`MAX_ROUND_EVENTS`].
 async fn gather_round(
     first: Arc<Event>,
     subscription: &mut Subscription,
-    last_round: Option<tokio::time::Instant>,
+    behind_since: Option<tokio::time::Instant>,
     window: Duration,
 ) -> Vec<Arc<Event>> {
-    if let Some(due) = last_round.map(|last| last + window)
+    if let Some(due) = behind_since.map(|last| last + window)
         && tokio::time::Instant::now() < due
     {
         tokio::time::sleep_until(due).await;
@@ -258,14 +273,15 @@ async fn run_hub(shared: Arc<HubShared>, backplane: Arc<dyn Backplane>) {
         }
         backoff.reset();
         shared.subscribed.send_replace(true);
-        let mut last_round: Option<tokio::time::Instant> = None;
+        // When the last round was, if it found the members behind.
+        let mut behind_since: Option<tokio::time::Instant> = None;
         loop {
             match subscription.next().await {
                 Ok(event) => {
                     let round =
-                        gather_round(event, &mut subscription, last_round, shared.window).await;
-                    shared.deliver_round(&round);
-                    last_round = Some(tokio::time::Instant::now());
+                        gather_round(event, &mut subscription, behind_since, shared.window).await;
+                    let behind = shared.deliver_round(&round);
+                    behind_since = behind.then(tokio::time::Instant::now);
                 }
                 Err(reason) => {
                     tracing::warn!(stream = %shared.stream, ?reason, "subscription ended; resubscribing");

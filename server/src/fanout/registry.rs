@@ -459,49 +459,114 @@ mod tests {
         seqs
     }
 
-    /// A quiet stream's event goes out at once; events arriving within the window of
-    /// the last delivery wait for its end and go out together, in order; after a
-    /// pause longer than the window, delivery is immediate again.
+    /// What a member's writer does: take every queued frame (its bytes leave the
+    /// queue's count). Returns their seqs.
+    fn writer_takes(rx: &mut OutboundReceiver, outbound: &Outbound) -> Vec<u64> {
+        let mut seqs = Vec::new();
+        while let Ok(Outgoing::Text(text)) = rx.rx.try_recv() {
+            outbound.dequeued(text.len());
+            seqs.push(seq_of(&text));
+        }
+        seqs
+    }
+
+    /// While the members' writers keep up, every event of a busy stream goes out at
+    /// once: no window, however close together the events come.
     #[tokio::test(start_paused = true)]
-    async fn a_busy_stream_delivers_once_per_window_and_a_quiet_one_at_once() {
+    async fn a_busy_stream_whose_writers_keep_up_delivers_every_event_at_once() {
         let (backplane, registry) = setup().await;
-        let stream = StreamName::session("s_busy").unwrap();
+        let stream = StreamName::session("s_keeps_up").unwrap();
         let (outbound, mut rx) = Outbound::new(1 << 20);
         registry
             .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
             .await
             .unwrap();
         assert_eq!(next_text(&mut rx).await.as_str(), "joined");
-        let settle = || tokio::task::yield_now();
+        outbound.dequeued("joined".len());
+        for i in 1..=20 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            backplane.append(&stream, delta(i)).await.unwrap();
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(
+                writer_takes(&mut rx, &outbound),
+                vec![i as u64],
+                "event {i}"
+            );
+        }
+        registry.leave(&stream, 1);
+    }
+
+    /// Once a round finds the members behind (frames of earlier rounds still queued),
+    /// events arriving within the window of that round wait for its end and go out
+    /// together, in order; after a pause longer than the window, and once the writers
+    /// have caught up, delivery is immediate again.
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_stream_whose_members_fall_behind_delivers_once_per_window() {
+        let (backplane, registry) = setup().await;
+        let stream = StreamName::session("s_behind").unwrap();
+        let (outbound, mut rx) = Outbound::new(1 << 20);
+        registry
+            .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
+            .await
+            .unwrap();
+        assert_eq!(next_text(&mut rx).await.as_str(), "joined");
+        outbound.dequeued("joined".len());
+        let settle = || async {
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        };
         let step = Duration::from_millis(1);
 
+        // The writer takes nothing from here on: frames stay counted as queued.
         backplane.append(&stream, delta(1)).await.unwrap();
-        for _ in 0..10 {
-            settle().await;
-        }
+        settle().await;
         assert_eq!(queued_seqs(&mut rx), vec![1], "a quiet stream: at once");
+        tokio::time::advance(step).await;
+        backplane.append(&stream, delta(2)).await.unwrap();
+        settle().await;
+        assert_eq!(
+            queued_seqs(&mut rx),
+            vec![2],
+            "the last round found no one behind: at once"
+        );
 
-        for i in 2..=4 {
+        for i in 3..=4 {
             tokio::time::advance(step).await;
             backplane.append(&stream, delta(i)).await.unwrap();
         }
         tokio::time::advance(Duration::from_millis(5)).await;
-        for _ in 0..10 {
-            settle().await;
-        }
-        assert_eq!(queued_seqs(&mut rx), Vec::<u64>::new(), "inside the window");
+        settle().await;
+        assert_eq!(
+            queued_seqs(&mut rx),
+            Vec::<u64>::new(),
+            "behind, inside the window"
+        );
         tokio::time::advance(DEFAULT_FANOUT_WINDOW).await;
-        for _ in 0..10 {
-            settle().await;
-        }
-        assert_eq!(queued_seqs(&mut rx), vec![2, 3, 4], "one round, in order");
+        settle().await;
+        assert_eq!(queued_seqs(&mut rx), vec![3, 4], "one round, in order");
 
         tokio::time::advance(DEFAULT_FANOUT_WINDOW * 3).await;
         backplane.append(&stream, delta(5)).await.unwrap();
-        for _ in 0..10 {
-            settle().await;
-        }
+        settle().await;
         assert_eq!(queued_seqs(&mut rx), vec![5], "quiet again: at once");
+
+        // The writer catches up; the next round finds no one behind.
+        outbound.dequeued(outbound.queued_bytes());
+        tokio::time::advance(DEFAULT_FANOUT_WINDOW * 3).await;
+        backplane.append(&stream, delta(6)).await.unwrap();
+        settle().await;
+        assert_eq!(writer_takes(&mut rx, &outbound), vec![6]);
+        tokio::time::advance(step).await;
+        backplane.append(&stream, delta(7)).await.unwrap();
+        settle().await;
+        assert_eq!(
+            writer_takes(&mut rx, &outbound),
+            vec![7],
+            "caught up: busy, yet at once"
+        );
         registry.leave(&stream, 1);
     }
 
