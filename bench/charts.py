@@ -309,7 +309,7 @@ def peers_chart(results, out):
             if xs:
                 ax.bar(xs, ys, width, yerr=[low, high], capsize=2, label=label, color=colors[i])
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([case for case, _ in rows], fontsize=8)
+        ax.set_xticklabels([case for case, _ in rows], fontsize=7, rotation=25, ha="right")
         ax.set_ylabel(unit)
         if unit == "ms":
             # A saturated case runs hundreds of times the others' latency.
