@@ -450,24 +450,51 @@ mod tests {
         assert_eq!(registry.stream_count(), 0, "the last leave drops the hub");
     }
 
-    /// Frames a member has been handed so far (without waiting).
-    fn queued_seqs(rx: &mut OutboundReceiver) -> Vec<u64> {
+    /// Frames a member has been handed so far (without waiting), taken off its queue.
+    /// `writer`: also as its writer takes them, so their bytes leave the queue's count;
+    /// without it they stay counted, as for a writer that has fallen behind.
+    fn take_seqs(rx: &mut OutboundReceiver, writer: Option<&Outbound>) -> Vec<u64> {
         let mut seqs = Vec::new();
         while let Ok(Outgoing::Text(text)) = rx.rx.try_recv() {
+            if let Some(outbound) = writer {
+                outbound.dequeued(text.len());
+            }
             seqs.push(seq_of(&text));
         }
         seqs
     }
 
-    /// What a member's writer does: take every queued frame (its bytes leave the
-    /// queue's count). Returns their seqs.
+    /// Frames a member has been handed so far, still counted as queued.
+    fn queued_seqs(rx: &mut OutboundReceiver) -> Vec<u64> {
+        take_seqs(rx, None)
+    }
+
+    /// What a member's writer does: take every queued frame. Returns their seqs.
     fn writer_takes(rx: &mut OutboundReceiver, outbound: &Outbound) -> Vec<u64> {
-        let mut seqs = Vec::new();
-        while let Ok(Outgoing::Text(text)) = rx.rx.try_recv() {
-            outbound.dequeued(text.len());
-            seqs.push(seq_of(&text));
+        take_seqs(rx, Some(outbound))
+    }
+
+    /// Connection 1 joined to `stream` on a paused clock, its `joined` frame taken by
+    /// its writer, so its queue starts empty.
+    async fn member_with_empty_queue(
+        registry: &Registry,
+        stream: &StreamName,
+    ) -> (Arc<Outbound>, OutboundReceiver) {
+        let (outbound, mut rx) = Outbound::new(1 << 20);
+        registry
+            .join_with_replay(stream, 1, &outbound, None, |_| "joined".into())
+            .await
+            .unwrap();
+        assert_eq!(next_text(&mut rx).await.as_str(), "joined");
+        outbound.dequeued("joined".len());
+        (outbound, rx)
+    }
+
+    /// Let the hub task run until it waits again (on a paused clock).
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
         }
-        seqs
     }
 
     /// While the members' writers keep up, every event of a busy stream goes out at
@@ -476,19 +503,11 @@ mod tests {
     async fn a_busy_stream_whose_writers_keep_up_delivers_every_event_at_once() {
         let (backplane, registry) = setup().await;
         let stream = StreamName::session("s_keeps_up").unwrap();
-        let (outbound, mut rx) = Outbound::new(1 << 20);
-        registry
-            .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
-            .await
-            .unwrap();
-        assert_eq!(next_text(&mut rx).await.as_str(), "joined");
-        outbound.dequeued("joined".len());
+        let (outbound, mut rx) = member_with_empty_queue(&registry, &stream).await;
         for i in 1..=20 {
             tokio::time::advance(Duration::from_millis(1)).await;
             backplane.append(&stream, delta(i)).await.unwrap();
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
+            settle().await;
             assert_eq!(
                 writer_takes(&mut rx, &outbound),
                 vec![i as u64],
@@ -506,18 +525,7 @@ mod tests {
     async fn a_busy_stream_whose_members_fall_behind_delivers_once_per_window() {
         let (backplane, registry) = setup().await;
         let stream = StreamName::session("s_behind").unwrap();
-        let (outbound, mut rx) = Outbound::new(1 << 20);
-        registry
-            .join_with_replay(&stream, 1, &outbound, None, |_| "joined".into())
-            .await
-            .unwrap();
-        assert_eq!(next_text(&mut rx).await.as_str(), "joined");
-        outbound.dequeued("joined".len());
-        let settle = || async {
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-        };
+        let (outbound, mut rx) = member_with_empty_queue(&registry, &stream).await;
         let step = Duration::from_millis(1);
 
         // The writer takes nothing from here on: frames stay counted as queued.
