@@ -154,9 +154,15 @@ fn pool_options(connections: u32) -> SqlitePoolOptions {
         .test_before_acquire(false)
 }
 
-/// What every connection of either kind sets.
+/// What every connection of either kind sets. Temporary storage stays in memory: a
+/// multi-row statement's rollback journal would otherwise spill to a temporary file
+/// past 64 KiB, which a transcript batch does, and each spill opens, writes and
+/// deletes a file (the statement journal is bounded by [`ROWS_PER_STATEMENT`] rows).
 fn common(options: SqliteConnectOptions) -> SqliteConnectOptions {
-    options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true)
+    options
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true)
+        .pragma("temp_store", "memory")
 }
 
 fn open_error(path: &Path, error: sqlx::Error) -> StoreError {

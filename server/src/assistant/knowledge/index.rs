@@ -13,7 +13,7 @@
 //! of hits, depend on nothing the asker may not read.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use bytes::Bytes;
 use tantivy::collector::{Count, DocSetCollector, TopDocs};
@@ -57,8 +57,13 @@ const SHORT_STOP_WORDS: &[&str] = &[
 ];
 
 /// Lower-cased, ASCII-folded, stop words removed, English stemming: the same for
-/// documents and queries.
+/// documents and queries. Built once: a copy shares the stop-word set.
 fn analyzer() -> TextAnalyzer {
+    static ANALYZER: LazyLock<TextAnalyzer> = LazyLock::new(build_analyzer);
+    ANALYZER.clone()
+}
+
+fn build_analyzer() -> TextAnalyzer {
     let stop_words = STOP_WORDS
         .iter()
         .chain(SHORT_STOP_WORDS)
