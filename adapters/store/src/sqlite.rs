@@ -510,3 +510,27 @@ impl ConversationStore for SqliteStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both pools of a file store keep temporary storage in memory (`temp_store` 2),
+    /// so a transcript batch's statement journal never goes to a temporary file.
+    #[tokio::test]
+    async fn every_connection_keeps_temporary_storage_in_memory() {
+        let dir = switchboard_testkit::temp_path("store-temp", "d");
+        let store = SqliteStore::open(&dir.join("conversations.sqlite"))
+            .await
+            .unwrap();
+        for pool in [&store.pool, &store.transcript] {
+            let (mode,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(mode, 2, "2 is MEMORY");
+        }
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
