@@ -440,8 +440,8 @@ pub fn every_event_body() -> Vec<EventBody> {
             notice: None,
         },
         EventBody::InboxChanged {
-            session: summary(),
-            handoff: held(),
+            session: Box::new(summary()),
+            handoff: Box::new(held()),
         },
     ]
 }

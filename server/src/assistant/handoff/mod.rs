@@ -378,8 +378,8 @@ impl Handoffs {
             }
         };
         let changed = EventBody::InboxChanged {
-            session: summary(row),
-            handoff: handoff.clone(),
+            session: Box::new(summary(row)),
+            handoff: Box::new(handoff.clone()),
         };
         if let Ok(stream) = StreamName::staff(&session.org_id)
             && let Err(e) = self.events.append(&stream, changed).await
