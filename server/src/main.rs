@@ -11,7 +11,7 @@ use switchboard::config::{
     BackplaneChoice, CommandLineError, Fingerprint, ServeConfig, parse_command_line,
 };
 use switchboard::http::lingering_close::LingeringListener;
-use switchboard::shutdown::termination_signal;
+use switchboard::shutdown::TerminationSignal;
 use switchboard::{AppState, app, telemetry};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -151,6 +151,9 @@ async fn run(
         .reloading
         .install(Cli::command, booted.args, fingerprint);
     let reloads = switchboard::reload::signal::spawn_reload_on_sighup(state.clone());
+    // Before the port is announced: from then on SIGTERM means drain.
+    let termination =
+        TerminationSignal::listen().context("cannot listen for SIGTERM and Ctrl-C")?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .with_context(|| format!("--bind (SWITCHBOARD_BIND): cannot listen on {bind}"))?;
@@ -182,7 +185,7 @@ async fn run(
         ))
     };
 
-    termination_signal().await;
+    termination.received().await;
     // Draining: /ready 503, goaway + 1012 to every open socket, no new work.
     shutdown.start_drain();
     tracing::info!(

@@ -156,6 +156,22 @@ async fn drain_grace_running_out_fails_the_turn_and_exits_0() {
     assert!(status.success(), "exit status after a drain: {status}");
 }
 
+/// SIGTERM the moment the gateway prints that it listens, before anyone could ask it
+/// whether it is ready: it drains and exits 0 rather than dying of the signal.
+#[tokio::test]
+async fn sigterm_right_after_the_listening_line_drains() {
+    for round in 0..5 {
+        let mut gw = Gateway::start(&[]);
+        gw.sigterm();
+        let status = gw.wait_exit(Duration::from_secs(10)).await;
+        assert!(
+            status.success(),
+            "round {round}: exit status {status}; log:\n{}",
+            gw.log_tail(20)
+        );
+    }
+}
+
 /// An idle gateway exits 0 promptly on SIGTERM, after sending its idle connection
 /// `goaway` and 1012.
 #[tokio::test]
