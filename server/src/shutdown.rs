@@ -83,11 +83,17 @@ impl TerminationSignal {
     }
 
     /// Resolves on the first SIGTERM or Ctrl-C since [`listen`](Self::listen).
-    pub async fn received(mut self) {
+    pub async fn received(self) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.interrupt.recv() => tracing::info!("Ctrl-C received: draining"),
-            _ = self.terminate.recv() => tracing::info!("SIGTERM received: draining"),
+        {
+            let TerminationSignal {
+                mut terminate,
+                mut interrupt,
+            } = self;
+            tokio::select! {
+                _ = interrupt.recv() => tracing::info!("Ctrl-C received: draining"),
+                _ = terminate.recv() => tracing::info!("SIGTERM received: draining"),
+            }
         }
         #[cfg(not(unix))]
         match tokio::signal::ctrl_c().await {
